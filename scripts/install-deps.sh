@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the Debian packages shardlm needs, only if some are missing (quick when all are there).
+# Runs as root on a fresh Debian 12 machine; `make demo` and `make test` call it first.
+set -euo pipefail
+packages=(
+  build-essential cmake pkg-config
+  libopenmpi-dev openmpi-bin
+  libhdf5-dev hdf5-tools
+  libboost-program-options-dev
+  libgtest-dev libbenchmark-dev
+  libdnnl-dev
+  libsentencepiece-dev sentencepiece
+  python3-torch python3-h5py python3-numpy
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+echo "install-deps: installing ${missing[*]}"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,129 @@
+// The kernel seam. Every op family has forward/backward functions with the same argument
+// order; a backend (CPU now, CUDA next) implements all of them, and the model calls them
+// through this interface without branching on the device. Pointers are backend memory
+// (host memory for the CPU backend, device memory for CUDA).
+//
+// Conventions:
+//  - fp32 everywhere; counts are elements.
+//  - Parameter gradients ACCUMULATE (+=), so gradient accumulation over micro-batches is free.
+//  - Activation gradients are WRITTEN (=), except where noted as residual-stream (+=).
+//  - N = B*T rows (tokens); C = channels; OC = output channels.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace shardlm {
+
+class KernelBackend {
+ public:
+  virtual ~KernelBackend() = default;
+  virtual const char* name() const = 0;
+
+  // ---- memory -------------------------------------------------------------------------
+  virtual float* alloc_floats(size_t n) = 0;  // zero-filled
+  virtual int32_t* alloc_ints(size_t n) = 0;  // zero-filled
+  virtual void free_memory(void* p) = 0;
+  virtual void copy_from_host(void* dst, const void* src_host, size_t bytes) = 0;
+  virtual void copy_to_host(void* dst_host, const void* src, size_t bytes) = 0;
+  virtual void copy(void* dst, const void* src, size_t bytes) = 0;
+  virtual void fill_zero(float* p, size_t n) = 0;
+  virtual void synchronize() = 0;
+
+  // ---- embedding (vocab-parallel) --------------------------------------------------------
+  // out[n,:] = wte[tokens[n] - vocab_start, :] if vocab_start <= tokens[n] < vocab_start+Vl,
+  // else 0 (another TP rank owns that row; the TP all-reduce fills it in).
+  virtual void token_embedding_forward(float* out /*[N,C]*/, const int32_t* tokens /*[N]*/,
+                                       const float* wte /*[Vl,C]*/, int N, int C, int vocab_start,
+                                       int Vl) = 0;
+  // dwte[tokens[n]-vocab_start,:] += dout[n,:] for the tokens in this rank's range.
+  virtual void token_embedding_backward(float* dwte /*[Vl,C]*/, const float* dout /*[N,C]*/,
+                                        const int32_t* tokens /*[N]*/, int N, int C,
+                                        int vocab_start, int Vl) = 0;
+  // out[b,t,:] += wpe[t,:]
+  virtual void position_embedding_forward(float* out /*[B,T,C]*/, const float* wpe /*[>=T,C]*/,
+                                          int B, int T, int C) = 0;
+  // dwpe[t,:] += sum_b dout[b,t,:]
+  virtual void position_embedding_backward(float* dwpe /*[>=T,C]*/, const float* dout /*[B,T,C]*/,
+                                           int B, int T, int C) = 0;
+
+  // ---- layernorm (eps 1e-5) ----------------------------------------------------------------
+  virtual void layernorm_forward(float* out /*[N,C]*/, float* mean /*[N]*/, float* rstd /*[N]*/,
+                                 const float* inp /*[N,C]*/, const float* weight /*[C]*/,
+                                 const float* bias /*[C]*/, int N, int C) = 0;
+  // dinp += (residual stream); dweight += ; dbias +=
+  virtual void layernorm_backward(float* dinp /*[N,C]*/, float* dweight /*[C]*/, float* dbias /*[C]*/,
+                                  const float* dout /*[N,C]*/, const float* inp /*[N,C]*/,
+                                  const float* weight /*[C]*/, const float* mean /*[N]*/,
+                                  const float* rstd /*[N]*/, int N, int C) = 0;
+
+  // ---- matmul: out = inp @ weight^T (+ bias) ---------------------------------------------
+  // bias may be null.
+  virtual void matmul_forward(float* out /*[N,OC]*/, const float* inp /*[N,C]*/,
+                              const float* weight /*[OC,C]*/, const float* bias /*[OC] or null*/,
+                              int N, int C, int OC) = 0;
+  // dinp = dout @ weight (written; skipped if dinp is null); dweight += dout^T @ inp;
+  // dbias += sum_n dout (skipped if dbias is null).
+  virtual void matmul_backward(float* dinp /*[N,C]*/, float* dweight /*[OC,C]*/, float* dbias /*[OC]*/,
+                               const float* dout /*[N,OC]*/, const float* inp /*[N,C]*/,
+                               const float* weight /*[OC,C]*/, int N, int C, int OC) = 0;
+
+  // ---- causal self-attention -------------------------------------------------------------
+  // qkv[b,t,:] = [q(NH heads x hd) | k(NH x hd) | v(NH x hd)], i.e. [B,T,3,NH,hd].
+  // att holds the softmax probabilities (saved for backward); out is [B,T,NH,hd].
+  virtual void attention_forward(float* out /*[B,T,NH*hd]*/, float* att /*[B,NH,T,T]*/,
+                                 const float* qkv /*[B,T,3*NH*hd]*/, int B, int T, int NH,
+                                 int hd) = 0;
+  // dqkv written; scratch is backend-owned workspace of at least B*NH*T*T floats.
+  virtual void attention_backward(float* dqkv /*[B,T,3*NH*hd]*/, float* scratch /*[B,NH,T,T]*/,
+                                  const float* dout /*[B,T,NH*hd]*/, const float* qkv,
+                                  const float* att /*[B,NH,T,T]*/, int B, int T, int NH,
+                                  int hd) = 0;
+
+  // ---- GELU (tanh approximation) -----------------------------------------------------------
+  virtual void gelu_forward(float* out, const float* inp, size_t n) = 0;
+  // dinp written
+  virtual void gelu_backward(float* dinp, const float* inp, const float* dout, size_t n) = 0;
+
+  // ---- elementwise -------------------------------------------------------------------------
+  virtual void add(float* out, const float* a, const float* b, size_t n) = 0;  // out = a + b
+  virtual void add_inplace(float* acc, const float* x, size_t n) = 0;        // acc += x
+  virtual void scale_inplace(float* x, float s, size_t n) = 0;               // x *= s
+
+  // ---- vocab-parallel softmax cross-entropy ------------------------------------------------
+  // The logits of a TP rank cover vocabulary columns [vocab_start, vocab_start+Vl); columns at
+  // or beyond `vocab_size` (padding) are ignored. Between the steps the model all-reduces
+  // row_max (MAX) and sum_exp/target_logit (SUM) over TP; with tp=1 those are no-ops.
+  // 1) row_max[n] = max over this rank's valid columns (-inf if none).
+  virtual void xent_row_max(float* row_max /*[N]*/, const float* logits /*[N,Vl]*/, int N, int Vl,
+                            int vocab_start, int vocab_size) = 0;
+  // 2) sum_exp[n] = sum_j exp(logits[n,j] - row_max[n]); target_logit[n] = logits[n, target-start]
+  //    if this rank owns targets[n], else 0.
+  virtual void xent_partial_sums(float* sum_exp /*[N]*/, float* target_logit /*[N]*/,
+                                 const float* logits /*[N,Vl]*/, const float* row_max /*[N]*/,
+                                 const int32_t* targets /*[N]*/, int N, int Vl, int vocab_start,
+                                 int vocab_size) = 0;
+  // 3) losses[n] = log(sum_exp[n]) + row_max[n] - target_logit[n]
+  virtual void xent_loss(float* losses /*[N]*/, const float* row_max, const float* sum_exp,
+                         const float* target_logit, int N) = 0;
+  // 4) dlogits[n,j] = (softmax[n,j] - [j == target]) * dloss (written in place of logits is
+  //    allowed: dlogits may equal logits). Padded columns get 0.
+  virtual void xent_backward(float* dlogits /*[N,Vl]*/, const float* logits /*[N,Vl]*/,
+                             const float* row_max, const float* sum_exp,
+                             const int32_t* targets /*[N]*/, float dloss, int N, int Vl,
+                             int vocab_start, int vocab_size) = 0;
+
+  // ---- optimizer ----------------------------------------------------------------------------
+  // sum of squares of x[0..n) in double (for the global grad norm).
+  virtual double sum_squares(const float* x, size_t n) = 0;
+  // AdamW with decoupled weight decay on a flat range. grad is multiplied by grad_scale first
+  // (clipping and averaging). step is 1-based (bias correction).
+  virtual void adamw_update(float* param, const float* grad, float* m, float* v, size_t n,
+                            float lr, float beta1, float beta2, float eps, float weight_decay,
+                            float grad_scale, int step) = 0;
+};
+
+// The CPU backend (OpenMP + oneDNN GEMMs). One per process.
+KernelBackend& cpu_backend();
+
+}  // namespace shardlm

@@ -1,0 +1,45 @@
+// Communicator interface used by the model, the pipeline schedule, DP gradient sync and
+// checkpointing. Counts are ELEMENTS, never bytes. Buffers are backend memory (host pointers
+// for the MPI implementation; the NCCL implementation takes device pointers).
+// All calls are blocking and collective over the communicator's group (except send/recv).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace shardlm {
+
+enum class ReduceOp { Sum, Max, Min };
+enum class DType { F32, F64, I32, I64, U8 };
+
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  virtual std::string name() const = 0;  // "tp", "dp", "pp", "world"
+
+  // In place: buf[0..count) reduced over the group, result on every rank.
+  virtual void all_reduce(void* buf, size_t count, DType dtype, ReduceOp op) = 0;
+  // send has size()*recv_count elements: rank r receives the reduction of block r.
+  virtual void reduce_scatter(const void* send, void* recv, size_t recv_count, DType dtype,
+                              ReduceOp op) = 0;
+  // recv has size()*send_count elements: block r comes from rank r.
+  virtual void all_gather(const void* send, void* recv, size_t send_count, DType dtype) = 0;
+  virtual void broadcast(void* buf, size_t count, DType dtype, int root) = 0;
+  virtual void send(const void* buf, size_t count, DType dtype, int dst, int tag) = 0;
+  virtual void recv(void* buf, size_t count, DType dtype, int src, int tag) = 0;
+  virtual void barrier() = 0;
+
+  // Bytes this rank has sent through this communicator (for the bandwidth benchmarks).
+  virtual uint64_t bytes_sent() const = 0;
+
+  // Convenience for the common fp32 case.
+  void all_reduce_sum(float* buf, size_t count) { all_reduce(buf, count, DType::F32, ReduceOp::Sum); }
+};
+
+size_t dtype_size(DType dtype);
+
+}  // namespace shardlm
