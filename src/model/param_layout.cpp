@@ -27,7 +27,9 @@ void ParamLayout::add(const std::string& name, std::vector<int64_t> global_shape
   }
   v.numel = 1;
   for (auto d : v.local_shape) v.numel *= static_cast<size_t>(d);
-  v.weight_decay = global_shape.size() >= 2;
+  // Decay matrices and embeddings, never biases (c_attn.bias is [3, H, hd] but still a bias).
+  const bool is_bias = name.size() >= 5 && name.compare(name.size() - 5, 5, ".bias") == 0;
+  v.weight_decay = global_shape.size() >= 2 && !is_bias;
   v.primary = primary && !(replicated && shard_.tp_rank != 0);
   v.flat_offset = total_;
   total_ += (v.numel + kAlign - 1) / kAlign * kAlign;

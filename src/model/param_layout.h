@@ -53,7 +53,7 @@ struct TensorView {
   size_t flat_offset = 0;             // elements from the start of the flat buffer
   size_t numel = 0;                   // elements of the local block
   bool tp_replicated = false;         // every TP rank holds the whole tensor
-  bool weight_decay = false;          // AdamW decay applies (rank >= 2 tensors)
+  bool weight_decay = false;          // AdamW decay: rank >= 2 tensors that are not biases
   // This rank's copy is the one that counts: in the global grad norm and in checkpoints.
   // False for TP-replicated tensors on tp_rank > 0 and for the last stage's copy of wte.
   bool primary = true;

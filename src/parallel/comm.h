@@ -31,6 +31,10 @@ class Communicator {
   virtual void broadcast(void* buf, size_t count, DType dtype, int root) = 0;
   virtual void send(const void* buf, size_t count, DType dtype, int dst, int tag) = 0;
   virtual void recv(void* buf, size_t count, DType dtype, int src, int tag) = 0;
+  // Send to dst and receive from src at the same time (MPI_Sendrecv): two neighbours that
+  // exchange in opposite directions can never both block in a send (pipeline 1F1B).
+  virtual void send_recv(const void* send_buf, size_t send_count, int dst, int send_tag, void* recv_buf,
+                         size_t recv_count, int src, int recv_tag, DType dtype) = 0;
   virtual void barrier() = 0;
 
   // Bytes this rank has sent through this communicator (for the bandwidth benchmarks).

@@ -1,0 +1,94 @@
+// One optimizer step of data x tensor x pipeline parallel training, and evaluation.
+//
+// A step: every DP rank runs `micro_batches` micro-batches of `micro_batch` sequences through
+// its pipeline (1F1B when pp > 1), accumulating gradients; the tied embedding's two copies
+// (first and last stage) are summed; gradients are averaged over DP (all-reduce, or
+// reduce-scatter with ZeRO-1); the global gradient norm is computed counting every parameter
+// once; AdamW updates (each DP rank only its shard under ZeRO-1, followed by an all-gather).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "kernels/backend.h"
+#include "model/config.h"
+#include "model/gpt2.h"
+#include "optim/adamw.h"
+#include "parallel/mesh.h"
+#include "parallel/pipeline.h"
+
+namespace shardlm {
+
+struct TrainSettings {
+  ModelConfig model;
+  int micro_batch = 1;    // sequences per micro-batch (B)
+  int seq_len = 0;        // T
+  int micro_batches = 1;  // per DP rank per step (gradient accumulation)
+  OptimizerConfig optim;
+  uint64_t seed = 1337;
+  int zero_stage = 0;                // 0 or 1
+  std::vector<int> pipeline_layers;  // layers per stage; empty = even split (see pipeline.h)
+};
+
+// Fills `count` samples starting at global sample index `first`: tokens/targets [count, T].
+using BatchSource = std::function<void(uint64_t first, int count, int32_t* tokens, int32_t* targets)>;
+
+struct StepResult {
+  double loss = 0.0;       // mean over the global batch (same on every rank)
+  double grad_norm = 0.0;  // before clipping
+  float lr = 0.0f;
+  bool clipped = false;
+};
+
+class Trainer {
+ public:
+  Trainer(const TrainSettings& settings, Mesh& mesh, KernelBackend& backend);
+  ~Trainer();
+
+  // One optimizer step at 0-based `step`; reads the samples
+  // [step * samples_per_step(), (step+1) * samples_per_step()) from `data` (each DP rank its part).
+  StepResult train_step(int step, const BatchSource& data);
+  // Mean loss over `batches` micro-batch rounds starting at global sample `first` (no update).
+  double evaluate(uint64_t first, int batches, const BatchSource& data);
+
+  uint64_t samples_per_step() const;
+  GPT2& model() { return *model_; }
+  AdamW& optimizer() { return *optimizer_; }
+  Mesh& mesh() { return mesh_; }
+  Pipeline& pipeline() { return *pipeline_; }
+  const TrainSettings& settings() const { return settings_; }
+  // The flat range of parameters this rank's optimizer updates (all of it without ZeRO).
+  size_t shard_begin() const { return shard_begin_; }
+  size_t shard_end() const { return shard_end_; }
+
+ private:
+  // Forward+backward over all micro-batches (backward skipped when train is false); returns
+  // the summed micro-batch losses on the last stage (0 elsewhere).
+  double run_micro_batches(uint64_t first_sample, const BatchSource& data, bool train);
+  void sync_tied_embedding();
+  void reduce_gradients();
+  double global_grad_norm();
+  double average_loss(double local_loss_sum, int micro_batches);
+
+  TrainSettings settings_;
+  Mesh& mesh_;
+  KernelBackend& be_;
+  std::unique_ptr<GPT2> model_;
+  std::unique_ptr<AdamW> optimizer_;
+  std::unique_ptr<Pipeline> pipeline_;
+  size_t flat_size_ = 0;  // flat buffer size, padded to a multiple of dp * align (ZeRO partitions)
+  size_t shard_begin_ = 0, shard_end_ = 0;
+  float* grad_shard_ = nullptr;  // ZeRO-1: this rank's reduced gradient shard
+};
+
+// Layer range of every pipeline stage: `layers` per stage if given (must sum to n_layer, each
+// >= 1), otherwise an even split with the remainder going to the middle stages first
+// (first and last stages also hold the embedding / head).
+std::vector<std::pair<int, int>> pipeline_stage_ranges(int n_layer, int pp, const std::vector<int>& layers);
+
+// Refuses, with a message naming the values, layouts that do not divide the model or batch.
+void validate_layout(const TrainSettings& settings, const MeshShape& shape);
+
+}  // namespace shardlm
