@@ -1,0 +1,82 @@
+// The CPU implementation of KernelBackend: OpenMP over rows/heads, inner loops the compiler
+// vectorises (-march=native), and oneDNN's sgemm for every matrix product. Each op family
+// lives in its own .cpp in this folder (memory, embedding, layernorm, matmul, attention, gelu,
+// elementwise, cross_entropy, optimizer); shapes and conventions are documented in
+// kernels/backend.h. Results are deterministic for a fixed OMP thread count: cross-row
+// reductions use per-thread partials combined in thread order, never atomics.
+#pragma once
+
+#include "kernels/backend.h"
+
+namespace shardlm {
+
+class CpuBackend final : public KernelBackend {
+ public:
+  const char* name() const override { return "cpu"; }
+
+  // memory (memory.cpp)
+  float* alloc_floats(size_t n) override;
+  int32_t* alloc_ints(size_t n) override;
+  void free_memory(void* p) override;
+  void copy_from_host(void* dst, const void* src_host, size_t bytes) override;
+  void copy_to_host(void* dst_host, const void* src, size_t bytes) override;
+  void copy(void* dst, const void* src, size_t bytes) override;
+  void fill_zero(float* p, size_t n) override;
+  void synchronize() override;
+
+  // embedding (embedding.cpp)
+  void token_embedding_forward(float* out, const int32_t* tokens, const float* wte, int N, int C,
+                               int vocab_start, int Vl) override;
+  void token_embedding_backward(float* dwte, const float* dout, const int32_t* tokens, int N,
+                                int C, int vocab_start, int Vl) override;
+  void position_embedding_forward(float* out, const float* wpe, int B, int T, int C) override;
+  void position_embedding_backward(float* dwpe, const float* dout, int B, int T, int C) override;
+
+  // layernorm (layernorm.cpp)
+  void layernorm_forward(float* out, float* mean, float* rstd, const float* inp,
+                         const float* weight, const float* bias, int N, int C) override;
+  void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout,
+                          const float* inp, const float* weight, const float* mean,
+                          const float* rstd, int N, int C) override;
+
+  // matmul (matmul.cpp)
+  void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int N,
+                      int C, int OC) override;
+  void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout,
+                       const float* inp, const float* weight, int N, int C, int OC) override;
+
+  // attention (attention.cpp)
+  void attention_forward(float* out, float* att, const float* qkv, int B, int T, int NH,
+                         int hd) override;
+  void attention_backward(float* dqkv, float* scratch, const float* dout, const float* qkv,
+                          const float* att, int B, int T, int NH, int hd) override;
+
+  // GELU (gelu.cpp)
+  void gelu_forward(float* out, const float* inp, size_t n) override;
+  void gelu_backward(float* dinp, const float* inp, const float* dout, size_t n) override;
+
+  // elementwise (elementwise.cpp)
+  void add(float* out, const float* a, const float* b, size_t n) override;
+  void add_inplace(float* acc, const float* x, size_t n) override;
+  void scale_inplace(float* x, float s, size_t n) override;
+
+  // vocab-parallel cross-entropy (cross_entropy.cpp)
+  void xent_row_max(float* row_max, const float* logits, int N, int Vl, int vocab_start,
+                    int vocab_size) override;
+  void xent_partial_sums(float* sum_exp, float* target_logit, const float* logits,
+                         const float* row_max, const int32_t* targets, int N, int Vl,
+                         int vocab_start, int vocab_size) override;
+  void xent_loss(float* losses, const float* row_max, const float* sum_exp,
+                 const float* target_logit, int N) override;
+  void xent_backward(float* dlogits, const float* logits, const float* row_max,
+                     const float* sum_exp, const int32_t* targets, float dloss, int N, int Vl,
+                     int vocab_start, int vocab_size) override;
+
+  // optimizer (optimizer.cpp)
+  double sum_squares(const float* x, size_t n) override;
+  void adamw_update(float* param, const float* grad, float* m, float* v, size_t n, float lr,
+                    float beta1, float beta2, float eps, float weight_decay, float grad_scale,
+                    int step) override;
+};
+
+}  // namespace shardlm
