@@ -129,8 +129,8 @@ start_munged() {
   env "$marker_var=$S" runuser -u munge -- /usr/sbin/munged \
     --socket="$MUNGE_SOCKET" --pid-file="$MUNGE_PID" --log-file="$MUNGE_DIR/munged.log" \
     --seed-file="$MUNGE_DIR/munged.seed" --key-file=/etc/munge/munge.key
-  local i
-  for i in $(seq 1 100); do
+  local _
+  for _ in $(seq 1 100); do
     if munge --socket="$MUNGE_SOCKET" -n 2>/dev/null | unmunge --socket="$MUNGE_SOCKET" >/dev/null 2>&1; then
       return
     fi

@@ -142,10 +142,11 @@ TEST(GPT2Reference, TenAdamWStepsMatchPyTorch) {
     std::vector<float> got = tensor(model, model.params(), v.name, want.size());
     if (v.name.find("attn.c_attn.bias") != std::string::npos) {
       // The k part of the qkv bias has an exactly-zero true gradient (softmax is invariant to
-      // it); in fp32 Adam turns rounding noise into steps of up to ~lr. Compared separately.
+      // it); in fp32 Adam can turn rounding noise into visible steps. Compared separately, absolute
+      // (measured: 8e-6 after 10 steps at lr 1e-2).
       const size_t third = want.size() / 3;
       std::vector<double> want_k(want.begin() + static_cast<long>(third), want.begin() + static_cast<long>(2 * third));
-      for (size_t i = 0; i < third; ++i) EXPECT_NEAR(got[third + i], want_k[i], 10 * st.optim.lr) << v.name;
+      for (size_t i = 0; i < third; ++i) EXPECT_NEAR(got[third + i], want_k[i], 1e-4) << v.name;
       want.erase(want.begin() + static_cast<long>(third), want.begin() + static_cast<long>(2 * third));
       got.erase(got.begin() + static_cast<long>(third), got.begin() + static_cast<long>(2 * third));
     }
