@@ -1,0 +1,103 @@
+#include "io/checkpoint_slice_io.h"
+
+#include "core/error.h"
+#include "io/checkpoint_manifest.h"
+#include "io/checksum.h"
+
+namespace shardlm {
+
+namespace fs = std::filesystem;
+
+std::string slice_dataset_path(const std::string& role, const std::string& name) {
+  return "/" + role + "/" + name;
+}
+
+h5::Handle create_tensor_dataset(hid_t file, const std::string& role, const std::string& name,
+                                 const std::vector<int64_t>& dims) {
+  if (!h5::link_exists(file, role)) h5::create_group(file, role);
+  h5::Handle dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
+  H5_CHECK(dcpl.get());
+  // Contiguous: hyperslab reads and whole-slice writes go straight between file and memory.
+  // No fill values: every element is written once.
+  H5_CHECK(H5Pset_layout(dcpl, H5D_CONTIGUOUS));
+  H5_CHECK(H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER));
+  h5::Handle space = h5::make_space(dims);
+  const std::string path = slice_dataset_path(role, name);
+  h5::Handle d(H5Dcreate2(file, path.c_str(), H5T_IEEE_F32LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT),
+               H5Dclose);
+  if (d.get() < 0) fail("HDF5: cannot create dataset " + path + ": " + hdf5_error_string());
+  return d;
+}
+
+void write_slice_attributes(hid_t dataset, const std::vector<int64_t>& global_shape,
+                            const std::vector<int64_t>& offset, uint32_t checksum) {
+  h5::write_attr_i64_array(dataset, "global_shape", global_shape);
+  h5::write_attr_i64_array(dataset, "offset", offset);
+  h5::write_attr_u32(dataset, "checksum", checksum);
+}
+
+void check_slice_attributes(hid_t dataset, const StoredSlice& slice) {
+  const auto dims = h5::dataset_dims(dataset);
+  if (dims != slice.count)
+    fail("dataset extent " + shape_string(dims) + " differs from the manifest's " + shape_string(slice.count));
+  const auto global_shape = h5::read_attr_i64_array(dataset, "global_shape");
+  if (global_shape != slice.global_shape)
+    fail("attribute global_shape " + shape_string(global_shape) + " differs from the manifest's " +
+         shape_string(slice.global_shape));
+  const auto offset = h5::read_attr_i64_array(dataset, "offset");
+  if (offset != slice.offset)
+    fail("attribute offset " + shape_string(offset) + " differs from the manifest's " + shape_string(slice.offset));
+  const uint32_t checksum = h5::read_attr_u32(dataset, "checksum");
+  if (checksum != slice.checksum)
+    fail("attribute checksum " + std::to_string(checksum) + " differs from the manifest's " +
+         std::to_string(slice.checksum));
+}
+
+void stream_slice(hid_t dataset, const StoredSlice& slice, std::vector<float>& buffer,
+                  const std::function<void(const Rect& block, const float* data)>& on_block) {
+  h5::Handle file_space(H5Dget_space(dataset), H5Sclose);
+  H5_CHECK(file_space.get());
+  const Rect whole{slice.offset, slice.count};
+  uint32_t crc = 0;
+  for_each_block(whole, kStreamBlockElements, [&](const Rect& block) {
+    std::vector<int64_t> local(block.offset.size());
+    for (size_t d = 0; d < local.size(); ++d) local[d] = block.offset[d] - slice.offset[d];
+    h5::select_hyperslab(file_space, local, block.count);
+    h5::Handle mem_space = h5::make_space({block.numel()});
+    buffer.resize(static_cast<size_t>(block.numel()));
+    H5_CHECK(H5Dread(dataset, H5T_NATIVE_FLOAT, mem_space, file_space, H5P_DEFAULT, buffer.data()));
+    crc = crc32c_update(crc, buffer.data(), buffer.size() * sizeof(float));
+    on_block(block, buffer.data());
+  });
+  if (crc != slice.checksum)
+    fail("checksum mismatch: the data's CRC32C is " + std::to_string(crc) + ", the manifest records " +
+         std::to_string(slice.checksum) + " (corrupted data)");
+}
+
+std::string slice_context(const fs::path& dir, const StoredSlice& slice) {
+  return (dir / rank_file_name(slice.rank)).string() + ": tensor " + tensor_label(slice.role, slice.name) + ": ";
+}
+
+std::string rank_file_problem(const fs::path& dir, const std::vector<StoredSlice>& slices, int rank,
+                              int64_t expected_bytes) {
+  const fs::path path = dir / rank_file_name(rank);
+  std::string held;
+  int n_held = 0;
+  for (const auto& s : slices) {
+    if (s.rank != rank) continue;
+    if (n_held < 3) held += (n_held ? ", " : "") + tensor_label(s.role, s.name);
+    ++n_held;
+  }
+  if (n_held > 3) held += " and " + std::to_string(n_held - 3) + " more";
+  const std::string holds = n_held ? " (it holds tensors " + held + ")" : "";
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) return path.string() + ": rank file is missing" + holds;
+  const auto bytes = static_cast<int64_t>(fs::file_size(path, ec));
+  if (ec) return path.string() + ": cannot stat: " + ec.message() + holds;
+  if (bytes != expected_bytes)
+    return path.string() + ": file is " + std::to_string(bytes) + " bytes, the manifest records " +
+           std::to_string(expected_bytes) + (bytes < expected_bytes ? " (truncated)" : " (overwritten)") + holds;
+  return "";
+}
+
+}  // namespace shardlm

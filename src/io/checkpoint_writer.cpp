@@ -1,0 +1,210 @@
+// save_checkpoint: each rank writes its rectangles into step_X.tmp/rank_R.h5 straight from its
+// own memory, rank 0 writes the manifest and commits by renames (docs/checkpoint-format.md).
+#include <algorithm>
+#include <bit>
+#include <functional>
+#include <set>
+
+#include "core/error.h"
+#include "io/checkpoint.h"
+#include "io/checkpoint_fs.h"
+#include "io/checkpoint_h5.h"
+#include "io/checkpoint_manifest.h"
+#include "io/checkpoint_slice_io.h"
+#include "io/checksum.h"
+#include "parallel/comm.h"
+
+namespace shardlm {
+
+namespace fs = std::filesystem;
+
+// Checksums are defined over little-endian bytes and data is written from memory as is.
+static_assert(std::endian::native == std::endian::little, "checkpoint I/O assumes a little-endian host");
+
+namespace {
+
+bool valid_key(const std::string& key) {
+  return !key.empty() && key != "." && key != ".." && key.find('/') == std::string::npos;
+}
+
+void validate_slices(const std::vector<CheckpointSlice>& slices) {
+  std::set<std::pair<std::string, std::string>> seen;
+  for (const auto& s : slices) {
+    const std::string label = "checkpoint slice " + tensor_label(s.role, s.name) + ": ";
+    if (s.role != kRoleParam && s.role != kRoleExpAvg && s.role != kRoleExpAvgSq)
+      fail(label + "role must be param, exp_avg or exp_avg_sq");
+    if (!valid_key(s.name)) fail(label + "the tensor name must be non-empty and contain no '/'");
+    const size_t ndim = s.global_shape.size();
+    if (ndim == 0 || s.offset.size() != ndim || s.count.size() != ndim)
+      fail(label + "global_shape " + shape_string(s.global_shape) + ", offset " + shape_string(s.offset) +
+           " and count " + shape_string(s.count) + " must have the same number (>= 1) of dimensions");
+    for (size_t d = 0; d < ndim; ++d)
+      if (s.global_shape[d] < 1 || s.offset[d] < 0 || s.count[d] < 0 ||
+          s.offset[d] + s.count[d] > s.global_shape[d])
+        fail(label + "rectangle at " + shape_string(s.offset) + " of extent " + shape_string(s.count) +
+             " does not fit in " + shape_string(s.global_shape));
+    if (Rect{s.offset, s.count}.numel() == 0) continue;
+    if (!s.data) fail(label + "data is null");
+    if (!seen.insert({s.role, s.name}).second)
+      fail(label + "this rank passes two rectangles of the same tensor and role (at most one each)");
+  }
+}
+
+void validate_metadata(const Metadata& metadata, const char* which) {
+  for (const auto& entry : metadata)
+    if (!valid_key(entry.first))
+      fail(std::string(which) + " key '" + entry.first + "' must be non-empty and contain no '/'");
+}
+
+// Runs `step` on every rank, then agrees over `world` whether it worked everywhere, so that a
+// failure on one rank makes every rank throw instead of leaving the others in a collective.
+void run_on_all_ranks(Communicator& world, int64_t step, const char* phase,
+                      const std::function<void()>& work) {
+  std::string error;
+  try {
+    work();
+  } catch (const std::exception& e) {
+    error = e.what();
+  }
+  int32_t first_failed = error.empty() ? world.size() : world.rank();
+  world.all_reduce(&first_failed, 1, DType::I32, ReduceOp::Min);
+  if (!error.empty()) throw Error("saving checkpoint step " + std::to_string(step) + " (" + phase + "): " + error);
+  if (first_failed < world.size())
+    fail("saving checkpoint step " + std::to_string(step) + " failed on rank " + std::to_string(first_failed) +
+         " (" + phase + "); its message says why");
+}
+
+// Writes and fsyncs this rank's file; returns what the manifest lists for it.
+std::vector<StoredSlice> write_rank_file(const fs::path& path, int rank, int world_size, int64_t step,
+                                         const std::vector<CheckpointSlice>& slices,
+                                         const Metadata& rank_metadata) {
+  h5::Handle file = h5::create_file(path);
+  h5::write_attr_string(file, "format", kCheckpointFormatName);
+  h5::write_attr_i64(file, "format_version", kCheckpointFormatVersion);
+  h5::write_attr_i64(file, "step", step);
+  h5::write_attr_i64(file, "rank", rank);
+  h5::write_attr_i64(file, "world_size", world_size);
+  h5::write_attr_string(file, "checksum_algorithm", "crc32c");
+  h5::write_metadata(file, "metadata", rank_metadata);
+  std::vector<StoredSlice> stored;
+  for (const auto& s : slices) {
+    const int64_t numel = Rect{s.offset, s.count}.numel();
+    if (numel == 0) continue;
+    const uint32_t checksum = crc32c(s.data, static_cast<size_t>(numel) * sizeof(float));
+    h5::Handle dataset = create_tensor_dataset(file, s.role, s.name, s.count);
+    H5_CHECK(H5Dwrite(dataset, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, s.data));
+    write_slice_attributes(dataset, s.global_shape, s.offset, checksum);
+    stored.push_back({rank, s.role, s.name, s.global_shape, s.offset, s.count, checksum});
+  }
+  file.close_checked();
+  fsync_path(path);
+  return stored;
+}
+
+struct GatheredFiles {
+  std::vector<int64_t> file_bytes;  // per rank
+  std::vector<StoredSlice> slices;  // rank 0's, then rank 1's, ...
+};
+
+// Collective: every rank's slice records and file size (all ranks get all; only rank 0 uses them).
+GatheredFiles gather_rank_files(Communicator& world, const std::vector<StoredSlice>& mine, int64_t file_bytes) {
+  const auto p = static_cast<size_t>(world.size());
+  const std::vector<uint8_t> encoded = encode_slices(mine);
+  const int64_t sizes_mine[2] = {static_cast<int64_t>(encoded.size()), file_bytes};
+  std::vector<int64_t> sizes(2 * p);
+  world.all_gather(sizes_mine, sizes.data(), 2, DType::I64);
+  int64_t longest = 0;
+  for (size_t r = 0; r < p; ++r) longest = std::max(longest, sizes[2 * r]);
+  std::vector<uint8_t> padded(static_cast<size_t>(longest), 0);
+  std::copy(encoded.begin(), encoded.end(), padded.begin());
+  std::vector<uint8_t> all(p * static_cast<size_t>(longest));
+  world.all_gather(padded.data(), all.data(), static_cast<size_t>(longest), DType::U8);
+  GatheredFiles out;
+  for (size_t r = 0; r < p; ++r) {
+    out.file_bytes.push_back(sizes[2 * r + 1]);
+    const auto begin = all.begin() + static_cast<ptrdiff_t>(r * static_cast<size_t>(longest));
+    auto slices = decode_slices(std::vector<uint8_t>(begin, begin + sizes[2 * r]));
+    for (auto& s : slices) {
+      if (s.rank != static_cast<int>(r)) fail("gathered slice records of rank " + std::to_string(r) + " name rank " + std::to_string(s.rank));
+      out.slices.push_back(std::move(s));
+    }
+  }
+  return out;
+}
+
+// Rank 0: manifest, rename into place, `latest`, cleanup. Each step is durable before the next.
+void commit(const fs::path& root, const fs::path& tmp_dir, const fs::path& final_dir, int64_t step,
+            const GatheredFiles& gathered, const CheckpointInfo& info) {
+  Manifest manifest;
+  manifest.step = step;
+  for (size_t r = 0; r < gathered.file_bytes.size(); ++r)
+    manifest.files.push_back({rank_file_name(static_cast<int>(r)), gathered.file_bytes[r]});
+  manifest.slices = gathered.slices;
+  manifest.config_text = info.config_text;
+  manifest.tokenizer_model = info.tokenizer_model;
+  manifest.metadata = info.metadata;
+  const auto problems = check_slice_coverage(manifest.slices);
+  if (!problems.empty()) {
+    std::string text = "the ranks' rectangles do not describe complete tensors:";
+    for (const auto& p : problems) text += "\n  " + p;
+    fail(text);
+  }
+  write_manifest(tmp_dir / kManifestFileName, manifest);
+  fsync_path(tmp_dir);  // the rank files' and the manifest's directory entries
+  std::error_code ec;
+  if (fs::exists(final_dir)) {
+    // Saving a step that is already committed (e.g. right after resuming from it): move the old
+    // one aside; until the rename below, discovery falls back to the previous checkpoint.
+    fs::path replaced = final_dir;
+    replaced += ".replaced.tmp";
+    fs::remove_all(replaced, ec);
+    fs::rename(final_dir, replaced, ec);
+    if (ec) fail("cannot move the existing " + final_dir.string() + " aside: " + ec.message());
+  }
+  fs::rename(tmp_dir, final_dir, ec);
+  if (ec) fail("cannot rename " + tmp_dir.string() + " to " + final_dir.string() + ": " + ec.message());
+  fsync_path(root);
+  write_file_atomically(root / kLatestFileName, final_dir.filename().string() + "\n");
+  remove_tmp_entries(root);
+}
+
+}  // namespace
+
+std::filesystem::path save_checkpoint(Communicator& world, const fs::path& root, int64_t step,
+                                      const std::vector<CheckpointSlice>& slices,
+                                      const CheckpointInfo& info) {
+  const std::string name = checkpoint_dir_name(step);
+  const fs::path final_dir = root / name;
+  const fs::path tmp_dir = root / (name + ".tmp");
+  const bool leader = world.rank() == 0;
+
+  run_on_all_ranks(world, step, "preparing", [&] {
+    validate_slices(slices);
+    validate_metadata(info.rank_metadata, "rank metadata");
+    if (!leader) return;
+    validate_metadata(info.metadata, "metadata");
+    std::error_code ec;
+    fs::create_directories(root, ec);
+    if (ec) fail("cannot create checkpoint root " + root.string() + ": " + ec.message());
+    fs::remove_all(tmp_dir, ec);  // left by an interrupted save of the same step
+    if (!fs::create_directory(tmp_dir, ec) || ec)
+      fail("cannot create " + tmp_dir.string() + ": " + (ec ? ec.message() : "it already exists"));
+    fsync_path(root);
+  });
+
+  std::vector<StoredSlice> mine;
+  int64_t file_bytes = 0;
+  run_on_all_ranks(world, step, "writing rank files", [&] {
+    const fs::path path = tmp_dir / rank_file_name(world.rank());
+    mine = write_rank_file(path, world.rank(), world.size(), step, slices, info.rank_metadata);
+    file_bytes = static_cast<int64_t>(fs::file_size(path));
+  });
+
+  const GatheredFiles gathered = gather_rank_files(world, mine, file_bytes);
+  run_on_all_ranks(world, step, "committing", [&] {
+    if (leader) commit(root, tmp_dir, final_dir, step, gathered, info);
+  });
+  return final_dir;
+}
+
+}  // namespace shardlm
