@@ -1,0 +1,121 @@
+#include "io/dataset_index.h"
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "core/error.h"
+
+namespace shardlm {
+
+namespace {
+constexpr int kIndexFormat = 1;
+}
+
+std::vector<DatasetShardEntry> DatasetIndex::split_shards(const std::string& split) const {
+  std::vector<DatasetShardEntry> out;
+  for (const auto& s : shards)
+    if (s.split == split) out.push_back(s);
+  return out;
+}
+
+void write_dataset_index(const std::string& dir, const DatasetIndex& index) {
+  const auto path = std::filesystem::path(dir) / kDatasetIndexFile;
+  const auto tmp = path.string() + ".tmp";
+  std::ofstream out(tmp, std::ios::trunc);
+  if (!out) fail("cannot create '" + tmp + "'");
+  char fingerprint[19];
+  std::snprintf(fingerprint, sizeof fingerprint, "0x%016llx",
+                static_cast<unsigned long long>(index.tokenizer_fingerprint));
+  out << "# shardlm token dataset; format: docs/data-format.md\n";
+  for (const char* split : {"train", "val"}) {
+    uint64_t tokens = 0, bytes = 0;
+    const auto shards = index.split_shards(split);
+    for (const auto& s : shards) tokens += s.tokens, bytes += s.text_bytes;
+    out << "# " << split << ": " << shards.size() << " shards, " << tokens << " tokens, " << bytes << " text bytes";
+    if (tokens > 0) out << ", " << static_cast<double>(bytes) / static_cast<double>(tokens) << " bytes/token";
+    out << "\n";
+  }
+  out.precision(17);
+  out << "format " << kIndexFormat << "\n"
+      << "tokenizer " << kDatasetTokenizerFile << "\n"
+      << "tokenizer_fingerprint " << fingerprint << "\n"
+      << "vocab_size " << index.vocab_size << "\n"
+      << "val_fraction " << index.val_fraction << "\n"
+      << "block_bytes " << index.block_bytes << "\n"
+      << "shard_tokens " << index.shard_tokens << "\n"
+      << "# shard <split> <file> <tokens> <text_bytes> <documents>\n";
+  for (const auto& s : index.shards)
+    out << "shard " << s.split << " " << s.file << " " << s.tokens << " " << s.text_bytes << " " << s.documents << "\n";
+  out.close();
+  if (!out) fail("cannot write '" + tmp + "'");
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) fail("cannot rename '" + tmp + "' to '" + path.string() + "': " + ec.message());
+}
+
+DatasetIndex read_dataset_index(const std::string& dir) {
+  const auto path = (std::filesystem::path(dir) / kDatasetIndexFile).string();
+  std::ifstream in(path);
+  if (!in)
+    fail("cannot open dataset index '" + path + "': not a prepared dataset directory (run `shardlm data prepare`), "
+         "or preparation did not finish");
+  DatasetIndex index;
+  bool seen_format = false, seen_fingerprint = false, seen_vocab = false;
+  std::string line;
+  for (int line_no = 1; std::getline(in, line); ++line_no) {
+    if (line.empty() || line[0] == '#') continue;
+    std::istringstream fields(line);
+    std::string key;
+    fields >> key;
+    const auto bad = [&](const std::string& why) {
+      fail("dataset index '" + path + "' line " + std::to_string(line_no) + ": " + why + ": '" + line + "'");
+    };
+    if (key == "format") {
+      int format = 0;
+      if (!(fields >> format)) bad("malformed format line");
+      if (format != kIndexFormat)
+        bad("unsupported index format " + std::to_string(format) + " (this build reads " + std::to_string(kIndexFormat) + ")");
+      seen_format = true;
+    } else if (key == "tokenizer") {
+      std::string file;
+      if (!(fields >> file) || file != kDatasetTokenizerFile) bad("expected 'tokenizer " + std::string(kDatasetTokenizerFile) + "'");
+    } else if (key == "tokenizer_fingerprint") {
+      std::string hex;
+      if (!(fields >> hex)) bad("missing fingerprint");
+      try {
+        size_t used = 0;
+        index.tokenizer_fingerprint = std::stoull(hex, &used, 16);
+        if (used != hex.size()) bad("malformed fingerprint");
+      } catch (const std::logic_error&) {
+        bad("malformed fingerprint");
+      }
+      seen_fingerprint = true;
+    } else if (key == "vocab_size") {
+      if (!(fields >> index.vocab_size) || index.vocab_size == 0) bad("malformed vocab size");
+      seen_vocab = true;
+    } else if (key == "val_fraction") {
+      if (!(fields >> index.val_fraction)) bad("malformed val fraction");
+    } else if (key == "block_bytes") {
+      if (!(fields >> index.block_bytes)) bad("malformed block bytes");
+    } else if (key == "shard_tokens") {
+      if (!(fields >> index.shard_tokens)) bad("malformed shard tokens");
+    } else if (key == "shard") {
+      DatasetShardEntry e;
+      if (!(fields >> e.split >> e.file >> e.tokens >> e.text_bytes >> e.documents)) bad("malformed shard line");
+      if (e.split != "train" && e.split != "val") bad("unknown split '" + e.split + "'");
+      if (e.file.find('/') != std::string::npos) bad("shard file names must be plain names inside the directory");
+      index.shards.push_back(std::move(e));
+    } else {
+      bad("unknown key '" + key + "'");
+    }
+    std::string extra;
+    if (fields >> extra) bad("unexpected trailing field '" + extra + "'");
+  }
+  if (!seen_format || !seen_fingerprint || !seen_vocab)
+    fail("dataset index '" + path + "' is incomplete: it needs 'format', 'tokenizer_fingerprint' and 'vocab_size' lines");
+  return index;
+}
+
+}  // namespace shardlm
