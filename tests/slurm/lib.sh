@@ -1,0 +1,99 @@
+# shellcheck shell=bash
+# Helpers for the SLURM tests (sourced): a private cluster per test in the test's scratch
+# folder, stopped on every exit; job state polling; failure reports with the logs that explain.
+#
+#   setup_scratch DIR      stop a cluster an earlier killed run left in DIR, then empty DIR
+#   start_cluster          start it (exit 77 = skip when SLURM cannot run here), export SLURM_CONF,
+#                          stop it again when the test exits, failing the test if that fails
+#   job_field JOB FIELD    one field of `scontrol show job` (JobState, Restarts, ExitCode, ...)
+#   wait_job_done JOB SEC  wait for a final state, print it
+#   wait_job_state JOB STATE SEC
+#   fail MESSAGE           print, dump logs, exit 1
+set -euo pipefail
+
+SLURM_TESTS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_DIR=$(cd "$SLURM_TESTS_DIR/../.." && pwd)
+export SLURM_TESTS_DIR REPO_DIR
+: "${MPIRUN_ARGS:=}"  # extra mpirun flags (CTest passes the ones the MPI tests use)
+scratch=""
+
+test_log() { echo "[$(date +%T)] $*"; }
+
+dump_logs() {
+  [ -n "$scratch" ] || return 0
+  local f
+  for f in "$scratch"/*.out "$scratch"/*/slurm_job.log "$scratch"/cluster/log/slurmctld.log "$scratch"/cluster/log/slurmd.log; do
+    [ -f "$f" ] || continue
+    echo "----- tail of $f" >&2
+    tail -n 40 "$f" >&2
+  done
+}
+
+fail() {
+  echo "FAIL: $*" >&2
+  dump_logs
+  exit 1
+}
+
+setup_scratch() {
+  scratch=$1
+  if [ -f "$scratch/cluster/slurm.conf" ]; then
+    "$SLURM_TESTS_DIR/slurm_cluster.sh" stop "$scratch/cluster" || fail "could not stop the cluster left in $scratch"
+  fi
+  rm -rf "$scratch"
+  mkdir -p "$scratch"
+  scratch=$(cd "$scratch" && pwd -P)
+}
+
+stop_cluster_on_exit() {
+  local rc=$?
+  trap - EXIT
+  if ! "$SLURM_TESTS_DIR/slurm_cluster.sh" stop "$scratch/cluster"; then
+    echo "FAIL: the cluster did not stop cleanly" >&2
+    [ $rc -ne 0 ] || rc=1
+  fi
+  exit $rc
+}
+
+start_cluster() {
+  local rc=0
+  "$SLURM_TESTS_DIR/slurm_cluster.sh" start "$scratch/cluster" || rc=$?
+  [ $rc -ne 77 ] || exit 77
+  trap stop_cluster_on_exit EXIT
+  [ $rc -eq 0 ] || fail "the cluster did not start"
+  export SLURM_CONF=$scratch/cluster/slurm.conf
+}
+
+job_field() {  # job field
+  scontrol show job -o "$1" 2>/dev/null | tr ' ' '\n' | sed -n "s/^$2=//p" | head -n1
+}
+
+readonly FINAL_STATES=" COMPLETED FAILED CANCELLED TIMEOUT NODE_FAIL OUT_OF_MEMORY BOOT_FAIL DEADLINE PREEMPTED "
+
+wait_job_done() {  # job seconds
+  local deadline=$((SECONDS + $2)) state=""
+  while [ $SECONDS -lt $deadline ]; do
+    state=$(job_field "$1" JobState)
+    case "$FINAL_STATES" in *" $state "*) echo "$state"; return 0 ;; esac
+    sleep 1
+  done
+  fail "job $1 not finished after $2 s (state ${state:-unknown})"
+}
+
+wait_job_state() {  # job state seconds
+  local deadline=$((SECONDS + $3)) state=""
+  while [ $SECONDS -lt $deadline ]; do
+    state=$(job_field "$1" JobState)
+    [ "$state" = "$2" ] && return 0
+    case "$FINAL_STATES" in *" $state "*) fail "job $1 ended ($state) while waiting for $2" ;; esac
+    sleep 0.5
+  done
+  fail "job $1 not $2 after $3 s (state ${state:-unknown})"
+}
+
+# mpirun flags for this machine: root needs --allow-run-as-root.
+mpirun_flags() {
+  local flags=()
+  [ "$(id -u)" -ne 0 ] || flags+=(--allow-run-as-root)
+  echo "${flags[*]} $MPIRUN_ARGS"
+}
