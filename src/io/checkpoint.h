@@ -56,6 +56,9 @@ struct CheckpointInfo {
 struct StoredSlice {
   int rank = 0;  // which rank_<rank>.h5 holds it
   std::string role, name;
+  // Its dataset in that file: "/<role>/<name>", and "/<role>/<name>@<k>" for the k-th (k >= 1)
+  // further rectangle of the same tensor and role that one rank stores.
+  std::string dataset;
   std::vector<int64_t> global_shape, offset, count;
   uint32_t checksum = 0;  // CRC32C of the little-endian fp32 bytes, row-major
   int64_t numel() const;
@@ -71,8 +74,9 @@ struct StoredTensor {
 // "step_00000100"
 std::string checkpoint_dir_name(int64_t step);
 
-// Collective over `world`: every rank passes the rectangles it owns (primary copies only; at
-// most one rectangle per role and tensor per rank; empty rectangles are skipped). Each slice
+// Collective over `world`: every rank passes the rectangles it owns (primary copies only; any
+// number per tensor and role; empty rectangles are skipped; names contain no '/' or '@'),
+// which together must cover every tensor they name. Each slice
 // is written from the caller's memory; the checkpoint is committed atomically and `latest`
 // updated. Leftover *.tmp directories of earlier attempts are removed. Returns the committed
 // directory on every rank. Throws on every rank if any rank fails (never hangs on one).

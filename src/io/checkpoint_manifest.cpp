@@ -78,6 +78,7 @@ void put_slices(ByteWriter& w, const std::vector<StoredSlice>& slices) {
     w.put<int64_t>(s.rank);
     w.put_string(s.role);
     w.put_string(s.name);
+    w.put_string(s.dataset);
     w.put_dims(s.global_shape);
     w.put_dims(s.offset);
     w.put_dims(s.count);
@@ -154,10 +155,12 @@ Manifest read_manifest_contents(const std::filesystem::path& path) {
   const auto ranks = h5::read_i64s(file, "slices/rank");
   const auto roles = h5::read_strings(file, "slices/role");
   const auto tensor_names = h5::read_strings(file, "slices/name");
+  const auto datasets = h5::read_strings(file, "slices/dataset");
   const auto ndims = h5::read_i64s(file, "slices/ndim");
   const auto checksums = h5::read_u32s(file, "slices/checksum");
   const size_t n = ranks.size();
-  if (roles.size() != n || tensor_names.size() != n || ndims.size() != n || checksums.size() != n)
+  if (roles.size() != n || tensor_names.size() != n || datasets.size() != n || ndims.size() != n ||
+      checksums.size() != n)
     fail("the slices/ columns have different lengths");
   h5::Handle shape_set = h5::open_dataset(file, "slices/global_shape");
   const auto table_dims = h5::dataset_dims(shape_set);
@@ -175,6 +178,7 @@ Manifest read_manifest_contents(const std::filesystem::path& path) {
     s.rank = static_cast<int>(ranks[i]);
     s.role = roles[i];
     s.name = tensor_names[i];
+    s.dataset = datasets[i];
     const auto row = static_cast<ptrdiff_t>(i * width), end = row + ndims[i];
     s.global_shape.assign(shapes.begin() + row, shapes.begin() + end);
     s.offset.assign(offsets.begin() + row, offsets.begin() + end);
@@ -234,7 +238,7 @@ void write_manifest(const std::filesystem::path& path, const Manifest& m) {
   const auto n = static_cast<int64_t>(m.slices.size());
   size_t width = 1;
   std::vector<int64_t> ranks, ndims;
-  std::vector<std::string> roles, tensor_names;
+  std::vector<std::string> roles, tensor_names, datasets;
   std::vector<uint32_t> checksums;
   for (const auto& s : m.slices) {
     width = std::max(width, s.global_shape.size());
@@ -242,12 +246,14 @@ void write_manifest(const std::filesystem::path& path, const Manifest& m) {
     ndims.push_back(static_cast<int64_t>(s.global_shape.size()));
     roles.push_back(s.role);
     tensor_names.push_back(s.name);
+    datasets.push_back(s.dataset);
     checksums.push_back(s.checksum);
   }
   const std::vector<int64_t> table{n, static_cast<int64_t>(width)};
   h5::write_i64s(slices, "rank", {n}, ranks);
   h5::write_strings(slices, "role", roles);
   h5::write_strings(slices, "name", tensor_names);
+  h5::write_strings(slices, "dataset", datasets);
   h5::write_i64s(slices, "ndim", {n}, ndims);
   h5::write_i64s(slices, "global_shape", table, dims_table(m.slices, width, &StoredSlice::global_shape));
   h5::write_i64s(slices, "offset", table, dims_table(m.slices, width, &StoredSlice::offset));
@@ -281,6 +287,7 @@ std::vector<StoredSlice> decode_slices(const std::vector<uint8_t>& bytes) {
     s.rank = static_cast<int>(r.get<int64_t>());
     s.role = r.get_string();
     s.name = r.get_string();
+    s.dataset = r.get_string();
     s.global_shape = r.get_dims();
     s.offset = r.get_dims();
     s.count = r.get_dims();

@@ -43,7 +43,7 @@ struct CheckpointReader::State {
   void fill(size_t index, const Rect& request, const std::vector<Rect>& pieces, float* dest) {
     const StoredSlice& slice = manifest.slices[index];
     try {
-      h5::Handle dataset = h5::open_dataset(file(slice.rank), slice_dataset_path(slice.role, slice.name));
+      h5::Handle dataset = h5::open_dataset(file(slice.rank), slice.dataset);
       if (!verified[index]) {
         // One pass does both: checksum every block of the slice, keep the requested parts.
         check_slice_attributes(dataset, slice);

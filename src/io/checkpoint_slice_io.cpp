@@ -12,7 +12,7 @@ std::string slice_dataset_path(const std::string& role, const std::string& name)
   return "/" + role + "/" + name;
 }
 
-h5::Handle create_tensor_dataset(hid_t file, const std::string& role, const std::string& name,
+h5::Handle create_tensor_dataset(hid_t file, const std::string& role, const std::string& path,
                                  const std::vector<int64_t>& dims) {
   if (!h5::link_exists(file, role)) h5::create_group(file, role);
   h5::Handle dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
@@ -22,7 +22,6 @@ h5::Handle create_tensor_dataset(hid_t file, const std::string& role, const std:
   H5_CHECK(H5Pset_layout(dcpl, H5D_CONTIGUOUS));
   H5_CHECK(H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER));
   h5::Handle space = h5::make_space(dims);
-  const std::string path = slice_dataset_path(role, name);
   h5::Handle d(H5Dcreate2(file, path.c_str(), H5T_IEEE_F32LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT),
                H5Dclose);
   if (d.get() < 0) fail("HDF5: cannot create dataset " + path + ": " + hdf5_error_string());
@@ -75,7 +74,9 @@ void stream_slice(hid_t dataset, const StoredSlice& slice, std::vector<float>& b
 }
 
 std::string slice_context(const fs::path& dir, const StoredSlice& slice) {
-  return (dir / rank_file_name(slice.rank)).string() + ": tensor " + tensor_label(slice.role, slice.name) + ": ";
+  const bool first = slice.dataset == slice_dataset_path(slice.role, slice.name);
+  return (dir / rank_file_name(slice.rank)).string() + ": tensor " + tensor_label(slice.role, slice.name) +
+         (first ? "" : " (dataset " + slice.dataset + ")") + ": ";
 }
 
 std::string rank_file_problem(const fs::path& dir, const std::vector<StoredSlice>& slices, int rank,

@@ -23,8 +23,9 @@ inline constexpr int64_t kStreamBlockElements = int64_t{1} << 20;
 // "/param/h.0.ln_1.weight"
 std::string slice_dataset_path(const std::string& role, const std::string& name);
 
-// Creates /<role>/<name> (and the role group if needed) as a contiguous fp32 dataset of `dims`.
-h5::Handle create_tensor_dataset(hid_t file, const std::string& role, const std::string& name,
+// Creates the dataset `path` (under the group /<role>, created if needed) as a contiguous fp32
+// dataset of `dims`.
+h5::Handle create_tensor_dataset(hid_t file, const std::string& role, const std::string& path,
                                  const std::vector<int64_t>& dims);
 // The attributes that make a dataset self-describing: global_shape, offset, checksum.
 void write_slice_attributes(hid_t dataset, const std::vector<int64_t>& global_shape,
@@ -39,7 +40,8 @@ void check_slice_attributes(hid_t dataset, const StoredSlice& slice);
 void stream_slice(hid_t dataset, const StoredSlice& slice, std::vector<float>& buffer,
                   const std::function<void(const Rect& block, const float* data)>& on_block);
 
-// "<dir>/rank_00002.h5: tensor param/wte: " — the prefix of every per-slice error.
+// "<dir>/rank_00002.h5: tensor param/wte: " (plus the dataset when it is not the tensor's
+// first) — the prefix of every per-slice error.
 std::string slice_context(const std::filesystem::path& dir, const StoredSlice& slice);
 
 // Empty if the rank file of `rank` exists with the size the manifest records, else what is wrong

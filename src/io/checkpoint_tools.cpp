@@ -38,7 +38,7 @@ void verify_rank_file(const fs::path& dir, const Manifest& m, int rank, VerifyRe
   for (const StoredSlice& slice : m.slices) {
     if (slice.rank != rank) continue;
     try {
-      h5::Handle dataset = h5::open_dataset(file, slice_dataset_path(slice.role, slice.name));
+      h5::Handle dataset = h5::open_dataset(file, slice.dataset);
       check_slice_attributes(dataset, slice);
       stream_slice(dataset, slice, buffer, [](const Rect&, const float*) {});
       ++report.slices;
@@ -111,7 +111,7 @@ void consolidate_checkpoint(const fs::path& dir, const fs::path& out_h5) {
     h5::write_attr_string(file, "consolidated_from", fs::absolute(dir).string());
     std::vector<float> buffer;
     for (const StoredTensor& t : reader.tensors()) {
-      h5::Handle dataset = create_tensor_dataset(file, t.role, t.name, t.global_shape);
+      h5::Handle dataset = create_tensor_dataset(file, t.role, slice_dataset_path(t.role, t.name), t.global_shape);
       h5::Handle file_space(H5Dget_space(dataset), H5Sclose);
       H5_CHECK(file_space.get());
       uint32_t crc = 0;

@@ -1,9 +1,14 @@
 // save_checkpoint: each rank writes its rectangles into step_X.tmp/rank_R.h5 straight from its
 // own memory, rank 0 writes the manifest and commits by renames (docs/checkpoint-format.md).
+#include <fcntl.h>
+#include <stdio.h>
+
 #include <algorithm>
 #include <bit>
+#include <cerrno>
+#include <cstring>
 #include <functional>
-#include <set>
+#include <map>
 
 #include "core/error.h"
 #include "io/checkpoint.h"
@@ -27,13 +32,15 @@ bool valid_key(const std::string& key) {
   return !key.empty() && key != "." && key != ".." && key.find('/') == std::string::npos;
 }
 
+// '@' separates a tensor's name from the index of a rank's further rectangles of it.
+bool valid_tensor_name(const std::string& name) { return valid_key(name) && name.find('@') == std::string::npos; }
+
 void validate_slices(const std::vector<CheckpointSlice>& slices) {
-  std::set<std::pair<std::string, std::string>> seen;
   for (const auto& s : slices) {
     const std::string label = "checkpoint slice " + tensor_label(s.role, s.name) + ": ";
     if (s.role != kRoleParam && s.role != kRoleExpAvg && s.role != kRoleExpAvgSq)
       fail(label + "role must be param, exp_avg or exp_avg_sq");
-    if (!valid_key(s.name)) fail(label + "the tensor name must be non-empty and contain no '/'");
+    if (!valid_tensor_name(s.name)) fail(label + "the tensor name must be non-empty and contain no '/' or '@'");
     const size_t ndim = s.global_shape.size();
     if (ndim == 0 || s.offset.size() != ndim || s.count.size() != ndim)
       fail(label + "global_shape " + shape_string(s.global_shape) + ", offset " + shape_string(s.offset) +
@@ -45,8 +52,6 @@ void validate_slices(const std::vector<CheckpointSlice>& slices) {
              " does not fit in " + shape_string(s.global_shape));
     if (Rect{s.offset, s.count}.numel() == 0) continue;
     if (!s.data) fail(label + "data is null");
-    if (!seen.insert({s.role, s.name}).second)
-      fail(label + "this rank passes two rectangles of the same tensor and role (at most one each)");
   }
 }
 
@@ -87,14 +92,17 @@ std::vector<StoredSlice> write_rank_file(const fs::path& path, int rank, int wor
   h5::write_attr_string(file, "checksum_algorithm", "crc32c");
   h5::write_metadata(file, "metadata", rank_metadata);
   std::vector<StoredSlice> stored;
+  std::map<std::pair<std::string, std::string>, int> rectangles_so_far;
   for (const auto& s : slices) {
     const int64_t numel = Rect{s.offset, s.count}.numel();
     if (numel == 0) continue;
+    const int k = rectangles_so_far[{s.role, s.name}]++;
+    const std::string path = slice_dataset_path(s.role, s.name) + (k ? "@" + std::to_string(k) : "");
     const uint32_t checksum = crc32c(s.data, static_cast<size_t>(numel) * sizeof(float));
-    h5::Handle dataset = create_tensor_dataset(file, s.role, s.name, s.count);
+    h5::Handle dataset = create_tensor_dataset(file, s.role, path, s.count);
     H5_CHECK(H5Dwrite(dataset, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, s.data));
     write_slice_attributes(dataset, s.global_shape, s.offset, checksum);
-    stored.push_back({rank, s.role, s.name, s.global_shape, s.offset, s.count, checksum});
+    stored.push_back({rank, s.role, s.name, path, s.global_shape, s.offset, s.count, checksum});
   }
   file.close_checked();
   fsync_path(path);
@@ -132,6 +140,27 @@ GatheredFiles gather_rank_files(Communicator& world, const std::vector<StoredSli
   return out;
 }
 
+// Renames tmp_dir to final_dir. When final_dir is already a committed checkpoint (saving the
+// step just resumed from), the two are swapped atomically where the file system can (Linux
+// renameat2 RENAME_EXCHANGE), so step_X exists at every moment; the old one ends up in tmp_dir
+// and goes with the *.tmp cleanup. Elsewhere the old one is moved aside first, and until the
+// second rename discovery falls back to the newest other checkpoint.
+void install_directory(const fs::path& tmp_dir, const fs::path& final_dir) {
+  std::error_code ec;
+  if (fs::exists(final_dir)) {
+    if (::renameat2(AT_FDCWD, tmp_dir.c_str(), AT_FDCWD, final_dir.c_str(), RENAME_EXCHANGE) == 0) return;
+    if (errno != EINVAL && errno != ENOSYS)
+      fail("cannot exchange " + tmp_dir.string() + " with " + final_dir.string() + ": " + std::strerror(errno));
+    fs::path replaced = final_dir;
+    replaced += ".replaced.tmp";
+    fs::remove_all(replaced, ec);
+    fs::rename(final_dir, replaced, ec);
+    if (ec) fail("cannot move the existing " + final_dir.string() + " aside: " + ec.message());
+  }
+  fs::rename(tmp_dir, final_dir, ec);
+  if (ec) fail("cannot rename " + tmp_dir.string() + " to " + final_dir.string() + ": " + ec.message());
+}
+
 // Rank 0: manifest, rename into place, `latest`, cleanup. Each step is durable before the next.
 void commit(const fs::path& root, const fs::path& tmp_dir, const fs::path& final_dir, int64_t step,
             const GatheredFiles& gathered, const CheckpointInfo& info) {
@@ -151,18 +180,7 @@ void commit(const fs::path& root, const fs::path& tmp_dir, const fs::path& final
   }
   write_manifest(tmp_dir / kManifestFileName, manifest);
   fsync_path(tmp_dir);  // the rank files' and the manifest's directory entries
-  std::error_code ec;
-  if (fs::exists(final_dir)) {
-    // Saving a step that is already committed (e.g. right after resuming from it): move the old
-    // one aside; until the rename below, discovery falls back to the previous checkpoint.
-    fs::path replaced = final_dir;
-    replaced += ".replaced.tmp";
-    fs::remove_all(replaced, ec);
-    fs::rename(final_dir, replaced, ec);
-    if (ec) fail("cannot move the existing " + final_dir.string() + " aside: " + ec.message());
-  }
-  fs::rename(tmp_dir, final_dir, ec);
-  if (ec) fail("cannot rename " + tmp_dir.string() + " to " + final_dir.string() + ": " + ec.message());
+  install_directory(tmp_dir, final_dir);
   fsync_path(root);
   write_file_atomically(root / kLatestFileName, final_dir.filename().string() + "\n");
   remove_tmp_entries(root);
