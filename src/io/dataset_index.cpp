@@ -1,5 +1,6 @@
 #include "io/dataset_index.h"
 
+#include <charconv>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -37,12 +38,14 @@ void write_dataset_index(const std::string& dir, const DatasetIndex& index) {
     if (tokens > 0) out << ", " << static_cast<double>(bytes) / static_cast<double>(tokens) << " bytes/token";
     out << "\n";
   }
-  out.precision(17);
+  // Shortest text that reads back as the same double.
+  char fraction[32];
+  const auto fraction_end = std::to_chars(fraction, fraction + sizeof fraction, index.val_fraction).ptr;
   out << "format " << kIndexFormat << "\n"
       << "tokenizer " << kDatasetTokenizerFile << "\n"
       << "tokenizer_fingerprint " << fingerprint << "\n"
       << "vocab_size " << index.vocab_size << "\n"
-      << "val_fraction " << index.val_fraction << "\n"
+      << "val_fraction " << std::string_view(fraction, static_cast<size_t>(fraction_end - fraction)) << "\n"
       << "block_bytes " << index.block_bytes << "\n"
       << "shard_tokens " << index.shard_tokens << "\n"
       << "# shard <split> <file> <tokens> <text_bytes> <documents>\n";
