@@ -1,96 +1,276 @@
 // Causal multi-head self-attention, scale 1/sqrt(hd).
 //
-// Per (batch, head) the four products (Q K^T, P V and, backward, dO V^T, P^T dO, dS K, dS^T Q)
-// are oneDNN GEMMs reading the heads in place from the interleaved qkv/out tensors (row
-// stride 3C or C). The causal mask is exploited in blocks of kCausalBlock query rows: block
-// [r0, r1) only needs keys [0, r1), which skips most of the masked upper triangle (5/8 of
-// the full T x T work at T = 4 blocks) without making the GEMMs too small. The row-wise
-// softmax and its backward run in one OpenMP region over all B*NH*T rows.
+// One OpenMP region over the B*NH (batch, head) pairs; each thread packs its head's operands
+// into padded, contiguous buffers and runs register-blocked micro-kernels (16-float vectors,
+// AVX-512 with -march=native) that skip the masked upper triangle tile by tile. Measured on
+// the mini model's shapes (T=256, hd=64, 48 heads) this is several times faster than one
+// oneDNN sgemm call per head and causal block: those GEMMs are small (256 x 256 x 64 and
+// less), and each call opens and joins its own parallel region (see docs/performance.md).
+//
+// Two micro-kernels cover all six products:
+//  - scores_tile:  S[t, j] = sum_d A[t, d] * Bt[d, j]  (Q K^T forward, dO V^T backward), with
+//                  the right operand packed transposed so that j runs along a vector;
+//  - weighted_rows: Y[i, :] = sum_k P(i, k) * X[k, :]  (P V, dS K, and with P read transposed
+//                  P^T dO and dS^T Q), X rows padded to whole vectors.
 #include <omp.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <memory>
 
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/fast_math.h"
-#include "kernels/cpu/gemm.h"
 
 namespace shardlm {
 
-using cpu::Transpose;
-
 namespace {
-constexpr int kCausalBlock = 64;
 
-// Where one (b, h) pair's operands live.
-struct HeadView {
-  size_t qkv_offset;  // q of row 0 in qkv (k at +C, v at +2C), row stride 3C
-  size_t out_offset;  // row 0 in out/dout, row stride C
-  size_t att_offset;  // the T x T probability matrix, row stride T
+using cpu::kLanes;
+using cpu::Vec16;
+constexpr int kScoreRows = 8;      // query rows per scores tile (8 x 32 = 16 accumulators)
+constexpr int kScoreCols = 2 * kLanes;
+constexpr int kWeightedRows = 4;   // rows per weighted_rows tile (4 x 64 = 16 accumulators)
+constexpr int kWeightedVecs = 4;   // vectors per weighted_rows column chunk
+
+inline Vec16 load(const float* p) { return cpu::load16(p); }
+inline void store(float* p, Vec16 v) { cpu::store16(p, v); }
+inline Vec16 broadcast(float x) { return cpu::splat16(x); }
+inline int round_up(int x, int m) { return (x + m - 1) / m * m; }
+
+// out[r, j] = sum_{d < K} a[r*lda + d] * bt[d*ldb + j] for r < kScoreRows, j < ncols
+// (ncols a multiple of kScoreCols).
+void scores_tile(const float* a, int lda, const float* bt, int ldb, int K, int ncols, float* out,
+                 int ldo) {
+  for (int j = 0; j < ncols; j += kScoreCols) {
+    Vec16 acc[kScoreRows][2] = {};
+    for (int d = 0; d < K; ++d) {
+      const Vec16 b0 = load(bt + static_cast<size_t>(d) * ldb + j);
+      const Vec16 b1 = load(bt + static_cast<size_t>(d) * ldb + j + kLanes);
+#pragma GCC unroll 8
+      for (int r = 0; r < kScoreRows; ++r) {
+        const Vec16 x = broadcast(a[r * lda + d]);
+        acc[r][0] += x * b0;
+        acc[r][1] += x * b1;
+      }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < kScoreRows; ++r) {
+      store(out + r * ldo + j, acc[r][0]);
+      store(out + r * ldo + j + kLanes, acc[r][1]);
+    }
+  }
+}
+
+// out[r, 0..16*NV) = sum_{k0 <= k < k1} prow[r][k*sk] * x[k*ldx + 0..16*NV) for r < kWeightedRows.
+template <int NV>
+void weighted_rows_chunk(const float* const* prow, int sk, int k0, int k1, const float* x, int ldx,
+                         float* out, int ldo) {
+  Vec16 acc[kWeightedRows][NV] = {};
+  for (int k = k0; k < k1; ++k) {
+    Vec16 xv[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) xv[v] = load(x + static_cast<size_t>(k) * ldx + v * kLanes);
+#pragma GCC unroll 4
+    for (int r = 0; r < kWeightedRows; ++r) {
+      const Vec16 w = broadcast(prow[r][static_cast<size_t>(k) * sk]);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[r][v] += w * xv[v];
+    }
+  }
+#pragma GCC unroll 4
+  for (int r = 0; r < kWeightedRows; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) store(out + r * ldo + v * kLanes, acc[r][v]);
+}
+
+// All hdp (= padded head size) columns of a weighted_rows tile, in chunks of <= 4 vectors.
+void weighted_rows(const float* const* prow, int sk, int k0, int k1, const float* x, int ldx,
+                   int hdp, float* out, int ldo) {
+  for (int c = 0; c < hdp; c += kWeightedVecs * kLanes) {
+    switch (std::min(kWeightedVecs, (hdp - c) / kLanes)) {
+      case 4: weighted_rows_chunk<4>(prow, sk, k0, k1, x + c, ldx, out + c, ldo); break;
+      case 3: weighted_rows_chunk<3>(prow, sk, k0, k1, x + c, ldx, out + c, ldo); break;
+      case 2: weighted_rows_chunk<2>(prow, sk, k0, k1, x + c, ldx, out + c, ldo); break;
+      default: weighted_rows_chunk<1>(prow, sk, k0, k1, x + c, ldx, out + c, ldo); break;
+    }
+  }
+}
+
+// Which P entries a weighted_rows product reads: P[i, k] (row-major, k <= i: P @ X) or
+// P[k, i] (the transpose, k >= i: P^T @ X).
+enum class Side { Lower, LowerTransposed };
+
+// y[i, 0..hd) = scale * sum_k P(i, k) x[k, :] for all T rows i; P is T x T row-major.
+void weighted_product(const float* p, Side side, const float* x, int ldx, int T, int hd, int hdp,
+                      float scale, float* y, int ldy, float* tile) {
+  const int sk = side == Side::Lower ? 1 : T;
+  for (int i0 = 0; i0 < T; i0 += kWeightedRows) {
+    const int rows = std::min(kWeightedRows, T - i0);
+    // Rows past T repeat row T-1 (computed, not stored) so the kernel has one shape.
+    const float* prow[kWeightedRows];
+    for (int r = 0; r < kWeightedRows; ++r) {
+      const int i = std::min(i0 + r, T - 1);
+      prow[r] = side == Side::Lower ? p + static_cast<size_t>(i) * T : p + i;
+    }
+    // Causal: row i of P has k <= i; row i of P^T has k >= i.
+    const int k0 = side == Side::Lower ? 0 : i0;
+    const int k1 = side == Side::Lower ? std::min(T, i0 + kWeightedRows) : T;
+    weighted_rows(prow, sk, k0, k1, x, ldx, hdp, tile, hdp);
+    for (int r = 0; r < rows; ++r) {
+      float* dst = y + static_cast<size_t>(i0 + r) * ldy;
+      const float* src = tile + r * hdp;
+#pragma omp simd
+      for (int d = 0; d < hd; ++d) dst[d] = scale * src[d];
+    }
+  }
+}
+
+// Copies rows x[t*ldx + 0..hd) for t < T into dst [rows_padded, hdp], zero elsewhere.
+void pack_rows(float* dst, const float* x, size_t ldx, int T, int rows_padded, int hd, int hdp) {
+  std::memset(dst, 0, sizeof(float) * rows_padded * hdp);
+  for (int t = 0; t < T; ++t) std::memcpy(dst + static_cast<size_t>(t) * hdp, x + t * ldx, sizeof(float) * hd);
+}
+
+// dst[d, t] = x[t*ldx + d] for d < hd, t < T, as [hd, Tp] with zero columns T..Tp. Blocked
+// 16 x 16 so both the reads and the writes stay within a few cache lines at a time.
+void pack_transposed(float* dst, const float* x, size_t ldx, int T, int Tp, int hd) {
+  std::memset(dst, 0, sizeof(float) * hd * Tp);
+  for (int t0 = 0; t0 < T; t0 += kLanes)
+    for (int d0 = 0; d0 < hd; d0 += kLanes) {
+      const int t1 = std::min(T, t0 + kLanes), d1 = std::min(hd, d0 + kLanes);
+      for (int t = t0; t < t1; ++t)
+        for (int d = d0; d < d1; ++d) dst[static_cast<size_t>(d) * Tp + t] = x[t * ldx + d];
+    }
+}
+
+// Per-thread packed operands of one head.
+class HeadWorkspace {
+ public:
+  HeadWorkspace(int T, int hd)
+      : T(T), hd(hd), hdp(round_up(hd, kLanes)),
+        // One extra cache line per row: a row stride of a power-of-two bytes (T = 256) maps
+        // the hd rows that scores_tile reads together onto a handful of L1 sets.
+        Tp(round_up(T, kScoreCols) + kLanes),
+        rows_padded(round_up(T, kScoreRows)) {
+    const size_t rows_block = static_cast<size_t>(rows_padded) * hdp;
+    const size_t floats = 3 * rows_block + static_cast<size_t>(hd) * Tp +
+                          static_cast<size_t>(kScoreRows) * Tp + kWeightedRows * hdp;
+    memory_.reset(static_cast<float*>(std::aligned_alloc(64, round_up(floats * sizeof(float), 64))));
+    if (!memory_) throw std::bad_alloc();
+    rows_a = memory_.get();
+    rows_b = rows_a + rows_block;
+    rows_c = rows_b + rows_block;
+    transposed = rows_c + rows_block;
+    score_tile = transposed + static_cast<size_t>(hd) * Tp;
+    out_tile = score_tile + static_cast<size_t>(kScoreRows) * Tp;
+  }
+
+  const int T, hd, hdp, Tp, rows_padded;
+  float* rows_a;      // [rows_padded, hdp]
+  float* rows_b;      // [rows_padded, hdp]
+  float* rows_c;      // [rows_padded, hdp]
+  float* transposed;  // [hd, Tp]
+  float* score_tile;  // [kScoreRows, Tp]
+  float* out_tile;    // [kWeightedRows, hdp]
+
+ private:
+  struct Free {
+    void operator()(float* p) const { std::free(p); }
+  };
+  std::unique_ptr<float, Free> memory_;
 };
 
-HeadView head_view(int b, int h, int T, int NH, int hd) {
-  const size_t C = static_cast<size_t>(NH) * hd;
-  return {static_cast<size_t>(b) * T * 3 * C + static_cast<size_t>(h) * hd,
-          static_cast<size_t>(b) * T * C + static_cast<size_t>(h) * hd,
-          (static_cast<size_t>(b) * NH + h) * T * T};
+// Lane indices 0..15, to mask the lanes of the last vector that lie past a row's end.
+const Vec16 kLaneIndex = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+
+// prow[0..T) = softmax(scale * s[0..n)) followed by zeros (the masked keys). s is a score-tile
+// row, valid to at least n rounded up to whole vectors, and is overwritten. Written with
+// explicit vectors: GCC's `omp simd` max/sum reductions here compile to a store-forwarding
+// stall per row.
+void softmax_row(float* prow, float* s, int n, int T, float scale) {
+  const Vec16 neg_inf = broadcast(-std::numeric_limits<float>::infinity());
+  const float n_float = static_cast<float>(n);
+  Vec16 max_v = neg_inf;
+  for (int j = 0; j < n; j += kLanes) {
+    const Vec16 x = load(s + j);
+    const Vec16 masked = kLaneIndex + static_cast<float>(j) < n_float ? x : neg_inf;
+    max_v = masked > max_v ? masked : max_v;
+  }
+  const Vec16 scaled_max = broadcast(scale * cpu::horizontal_max(max_v));
+  Vec16 sum_v = {};
+  for (int j = 0; j < n; j += kLanes) {
+    const Vec16 e = cpu::fast_exp(load(s + j) * scale - scaled_max);
+    const Vec16 masked = kLaneIndex + static_cast<float>(j) < n_float ? e : Vec16{};
+    store(s + j, masked);
+    sum_v += masked;
+  }
+  const float inv_sum = 1.0f / cpu::horizontal_sum(sum_v);
+#pragma omp simd
+  for (int j = 0; j < n; ++j) prow[j] = s[j] * inv_sum;
+  std::memset(prow + n, 0, sizeof(float) * (T - n));
 }
+
+// dsrow[0..T) = prow * (dp - sum(prow * dp)) on the first n keys, zeros after. prow is a row
+// of the forward's probabilities, which are exactly 0 past n, so whole vectors may run past n
+// (but not past the row's end T); dp is a score-tile row, valid to n rounded up to vectors.
+void softmax_backward_row(float* dsrow, const float* prow, const float* dp, int n, int T) {
+  const int whole = std::min(n + kLanes - 1, T) / kLanes * kLanes;  // vectors within the row
+  Vec16 dot_v = {};
+  for (int j = 0; j < whole; j += kLanes) dot_v += load(prow + j) * load(dp + j);
+  float dot = cpu::horizontal_sum(dot_v);
+  for (int j = whole; j < n; ++j) dot += prow[j] * dp[j];
+  const Vec16 dot_b = broadcast(dot);
+  for (int j = 0; j < whole; j += kLanes) store(dsrow + j, load(prow + j) * (load(dp + j) - dot_b));
+  for (int j = whole; j < n; ++j) dsrow[j] = prow[j] * (dp[j] - dot);
+  const int written = std::max(whole, n);
+  std::memset(dsrow + written, 0, sizeof(float) * (T - written));
+}
+
+// For each kScoreRows block of query rows t (A rows packed in a [rows_padded, hdp] buffer and
+// Bt packed transposed), computes the scores of keys 0..t and hands each row to row_fn(t, s).
+template <typename RowFn>
+void for_each_score_row(const HeadWorkspace& w, const float* a, const float* bt, RowFn row_fn) {
+  for (int t0 = 0; t0 < w.T; t0 += kScoreRows) {
+    const int ncols = round_up(std::min(w.T, t0 + kScoreRows), kScoreCols);
+    scores_tile(a + static_cast<size_t>(t0) * w.hdp, w.hdp, w.transposed, w.Tp, w.hd, ncols,
+                w.score_tile, w.Tp);
+    for (int r = 0; r < kScoreRows && t0 + r < w.T; ++r) row_fn(t0 + r, w.score_tile + r * w.Tp);
+  }
+}
+
 }  // namespace
 
 void CpuBackend::attention_forward(float* out, float* att, const float* qkv, int B, int T, int NH,
                                    int hd) {
-  const int64_t C = static_cast<int64_t>(NH) * hd;
-  const int64_t C3 = 3 * C;
+  const size_t C = static_cast<size_t>(NH) * hd;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-
-  // att[t, 0..r1) = scale * q_t . k  for the query rows [r0, r1) of each block.
-  for (int b = 0; b < B; ++b) {
-    for (int h = 0; h < NH; ++h) {
-      const HeadView v = head_view(b, h, T, NH, hd);
-      const float* q = qkv + v.qkv_offset;
+#pragma omp parallel
+  {
+    HeadWorkspace w(T, hd);
+#pragma omp for schedule(dynamic)
+    for (int bh = 0; bh < B * NH; ++bh) {
+      const int b = bh / NH, h = bh % NH;
+      const float* q = qkv + static_cast<size_t>(b) * T * 3 * C + static_cast<size_t>(h) * hd;
       const float* k = q + C;
-      for (int r0 = 0; r0 < T; r0 += kCausalBlock) {
-        const int r1 = std::min(T, r0 + kCausalBlock);
-        cpu::sgemm(Transpose::No, Transpose::Yes, r1 - r0, r1, hd, scale, q + r0 * C3, C3, k, C3,
-                   0.0f, att + v.att_offset + static_cast<size_t>(r0) * T, T);
-      }
-    }
-  }
+      const float* v = q + 2 * C;
+      float* p = att + static_cast<size_t>(bh) * T * T;
+      pack_rows(w.rows_a, q, 3 * C, T, w.rows_padded, hd, w.hdp);
+      // Row copies stream from memory; the transpose then reads the compact copy from cache.
+      pack_rows(w.rows_c, k, 3 * C, T, w.rows_padded, hd, w.hdp);
+      pack_transposed(w.transposed, w.rows_c, w.hdp, T, w.Tp, hd);
+      pack_rows(w.rows_b, v, 3 * C, T, w.rows_padded, hd, w.hdp);
 
-  // Row softmax over keys t2 <= t; the masked keys get probability 0.
-  const int64_t rows = static_cast<int64_t>(B) * NH * T;
-#pragma omp parallel for schedule(static)
-  for (int64_t row = 0; row < rows; ++row) {
-    const int t = static_cast<int>(row % T);
-    float* p = att + row * T;
-    float m = -std::numeric_limits<float>::infinity();
-#pragma omp simd reduction(max : m)
-    for (int j = 0; j <= t; ++j) m = std::max(m, p[j]);
-    float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-    for (int j = 0; j <= t; ++j) {
-      p[j] = cpu::fast_exp(p[j] - m);
-      sum += p[j];
-    }
-    const float inv_sum = 1.0f / sum;
-#pragma omp simd
-    for (int j = 0; j <= t; ++j) p[j] *= inv_sum;
-    std::memset(p + t + 1, 0, sizeof(float) * (T - t - 1));
-  }
-
-  // out[t, h] = P[t, 0..r1) @ v[0..r1)
-  for (int b = 0; b < B; ++b) {
-    for (int h = 0; h < NH; ++h) {
-      const HeadView v = head_view(b, h, T, NH, hd);
-      const float* val = qkv + v.qkv_offset + 2 * C;
-      for (int r0 = 0; r0 < T; r0 += kCausalBlock) {
-        const int r1 = std::min(T, r0 + kCausalBlock);
-        cpu::sgemm(Transpose::No, Transpose::No, r1 - r0, hd, r1, 1.0f,
-                   att + v.att_offset + static_cast<size_t>(r0) * T, T, val, C3, 0.0f,
-                   out + v.out_offset + r0 * C, C);
-      }
+      // P[t, :] = softmax(scale * q_t . k_j over j <= t), 0 for the masked j > t.
+      for_each_score_row(w, w.rows_a, w.transposed, [&](int t, float* s) {
+        softmax_row(p + static_cast<size_t>(t) * T, s, t + 1, T, scale);
+      });
+      // out[t, h] = P[t, :] @ v
+      weighted_product(p, Side::Lower, w.rows_b, w.hdp, T, hd, w.hdp, 1.0f,
+                       out + static_cast<size_t>(b) * T * C + static_cast<size_t>(h) * hd,
+                       static_cast<int>(C), w.out_tile);
     }
   }
 }
@@ -98,64 +278,44 @@ void CpuBackend::attention_forward(float* out, float* att, const float* qkv, int
 void CpuBackend::attention_backward(float* dqkv, float* scratch, const float* dout,
                                     const float* qkv, const float* att, int B, int T, int NH,
                                     int hd) {
-  const int64_t C = static_cast<int64_t>(NH) * hd;
-  const int64_t C3 = 3 * C;
+  const size_t C = static_cast<size_t>(NH) * hd;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-
-  for (int b = 0; b < B; ++b) {
-    for (int h = 0; h < NH; ++h) {
-      const HeadView v = head_view(b, h, T, NH, hd);
-      const float* val = qkv + v.qkv_offset + 2 * C;
-      const float* p = att + v.att_offset;
-      const float* dy = dout + v.out_offset;
-      float* dp = scratch + v.att_offset;
-      float* dval = dqkv + v.qkv_offset + 2 * C;
-      for (int r0 = 0; r0 < T; r0 += kCausalBlock) {
-        const int r1 = std::min(T, r0 + kCausalBlock);
-        // dP[t, 0..r1) = dout_t . v
-        cpu::sgemm(Transpose::No, Transpose::Yes, r1 - r0, r1, hd, 1.0f, dy + r0 * C, C, val, C3,
-                   0.0f, dp + static_cast<size_t>(r0) * T, T);
-        // dv[r0..r1) = P[r0..T, r0..r1)^T @ dout[r0..T): key rows only see later queries.
-        cpu::sgemm(Transpose::Yes, Transpose::No, r1 - r0, hd, T - r0, 1.0f,
-                   p + static_cast<size_t>(r0) * T + r0, T, dy + r0 * C, C, 0.0f,
-                   dval + r0 * C3, C3);
-      }
-    }
-  }
-
-  // Softmax backward in place: dS = P * (dP - sum_j P dP), zero on masked keys.
-  const int64_t rows = static_cast<int64_t>(B) * NH * T;
-#pragma omp parallel for schedule(static)
-  for (int64_t row = 0; row < rows; ++row) {
-    const int t = static_cast<int>(row % T);
-    const float* p = att + row * T;
-    float* ds = scratch + row * T;
-    float dot = 0.0f;
-#pragma omp simd reduction(+ : dot)
-    for (int j = 0; j <= t; ++j) dot += p[j] * ds[j];
-#pragma omp simd
-    for (int j = 0; j <= t; ++j) ds[j] = p[j] * (ds[j] - dot);
-    std::memset(ds + t + 1, 0, sizeof(float) * (T - t - 1));
-  }
-
-  for (int b = 0; b < B; ++b) {
-    for (int h = 0; h < NH; ++h) {
-      const HeadView v = head_view(b, h, T, NH, hd);
-      const float* q = qkv + v.qkv_offset;
+#pragma omp parallel
+  {
+    HeadWorkspace w(T, hd);
+#pragma omp for schedule(dynamic)
+    for (int bh = 0; bh < B * NH; ++bh) {
+      const int b = bh / NH, h = bh % NH;
+      const size_t qkv_offset = static_cast<size_t>(b) * T * 3 * C + static_cast<size_t>(h) * hd;
+      const float* q = qkv + qkv_offset;
       const float* k = q + C;
-      const float* ds = scratch + v.att_offset;
-      float* dq = dqkv + v.qkv_offset;
+      const float* v = q + 2 * C;
+      float* dq = dqkv + qkv_offset;
       float* dk = dq + C;
-      for (int r0 = 0; r0 < T; r0 += kCausalBlock) {
-        const int r1 = std::min(T, r0 + kCausalBlock);
-        // dq[r0..r1) = scale * dS[r0..r1, 0..r1) @ k[0..r1)
-        cpu::sgemm(Transpose::No, Transpose::No, r1 - r0, hd, r1, scale,
-                   ds + static_cast<size_t>(r0) * T, T, k, C3, 0.0f, dq + r0 * C3, C3);
-        // dk[r0..r1) = scale * dS[r0..T, r0..r1)^T @ q[r0..T)
-        cpu::sgemm(Transpose::Yes, Transpose::No, r1 - r0, hd, T - r0, scale,
-                   ds + static_cast<size_t>(r0) * T + r0, T, q + r0 * C3, C3, 0.0f, dk + r0 * C3,
-                   C3);
-      }
+      float* dv = dq + 2 * C;
+      const float* dy = dout + static_cast<size_t>(b) * T * C + static_cast<size_t>(h) * hd;
+      const float* p = att + static_cast<size_t>(bh) * T * T;
+      float* ds = scratch + static_cast<size_t>(bh) * T * T;
+      pack_rows(w.rows_a, dy, C, T, w.rows_padded, hd, w.hdp);
+      pack_rows(w.rows_b, v, 3 * C, T, w.rows_padded, hd, w.hdp);
+      pack_transposed(w.transposed, w.rows_b, w.hdp, T, w.Tp, hd);
+
+      // dS[t, j] = P[t, j] * (dP[t, j] - sum_i P[t, i] dP[t, i]) with dP = dout_t . v_j,
+      // 0 for the masked j > t.
+      for_each_score_row(w, w.rows_a, w.transposed, [&](int t, const float* dp) {
+        softmax_backward_row(ds + static_cast<size_t>(t) * T, p + static_cast<size_t>(t) * T, dp,
+                             t + 1, T);
+      });
+
+      pack_rows(w.rows_b, k, 3 * C, T, w.rows_padded, hd, w.hdp);
+      pack_rows(w.rows_c, q, 3 * C, T, w.rows_padded, hd, w.hdp);
+      const int ld = static_cast<int>(3 * C);
+      // dq = scale * dS @ k;  dk = scale * dS^T @ q;  dv = P^T @ dout
+      weighted_product(ds, Side::Lower, w.rows_b, w.hdp, T, hd, w.hdp, scale, dq, ld, w.out_tile);
+      weighted_product(ds, Side::LowerTransposed, w.rows_c, w.hdp, T, hd, w.hdp, scale, dk, ld,
+                       w.out_tile);
+      weighted_product(p, Side::LowerTransposed, w.rows_a, w.hdp, T, hd, w.hdp, 1.0f, dv, ld,
+                       w.out_tile);
     }
   }
 }

@@ -17,6 +17,31 @@ int valid_columns(int Vl, int vocab_start, int vocab_size) {
   return std::clamp(vocab_size - vocab_start, 0, Vl);
 }
 
+// max(row[0..n)), -inf for n = 0. The reductions are written with explicit vectors: GCC's
+// `omp simd reduction(max)` compiles to a loop several times slower here.
+float max_of(const float* row, int n) {
+  cpu::Vec16 max_v = cpu::splat16(-std::numeric_limits<float>::infinity());
+  int j = 0;
+  for (; j + cpu::kLanes <= n; j += cpu::kLanes) {
+    const cpu::Vec16 x = cpu::load16(row + j);
+    max_v = x > max_v ? x : max_v;
+  }
+  float m = cpu::horizontal_max(max_v);
+  for (; j < n; ++j) m = row[j] > m ? row[j] : m;
+  return m;
+}
+
+// sum_j exp(row[j] - max) over row[0..n).
+float sum_exp_of(const float* row, int n, float max) {
+  const cpu::Vec16 max_v = cpu::splat16(max);
+  cpu::Vec16 sum_v = {};
+  int j = 0;
+  for (; j + cpu::kLanes <= n; j += cpu::kLanes) sum_v += cpu::fast_exp(cpu::load16(row + j) - max_v);
+  float sum = cpu::horizontal_sum(sum_v);
+  for (; j < n; ++j) sum += cpu::fast_exp(row[j] - max);
+  return sum;
+}
+
 // The column of targets[n] in this rank's logits, or -1 if another rank owns it.
 int local_target(int32_t target, int vocab_start, int valid) {
   const int64_t local = static_cast<int64_t>(target) - vocab_start;
@@ -29,11 +54,7 @@ void CpuBackend::xent_row_max(float* row_max, const float* logits, int N, int Vl
   const int valid = valid_columns(Vl, vocab_start, vocab_size);
 #pragma omp parallel for schedule(static)
   for (int n = 0; n < N; ++n) {
-    const float* row = logits + static_cast<size_t>(n) * Vl;
-    float m = -std::numeric_limits<float>::infinity();
-#pragma omp simd reduction(max : m)
-    for (int j = 0; j < valid; ++j) m = std::max(m, row[j]);
-    row_max[n] = m;
+    row_max[n] = max_of(logits + static_cast<size_t>(n) * Vl, valid);
   }
 }
 
@@ -45,13 +66,8 @@ void CpuBackend::xent_partial_sums(float* sum_exp, float* target_logit, const fl
   for (int n = 0; n < N; ++n) {
     const float* row = logits + static_cast<size_t>(n) * Vl;
     const float m = row_max[n];
-    float sum = 0.0f;
     // A row_max of -inf means no valid column anywhere: leave the sum 0 rather than NaN.
-    if (m != -std::numeric_limits<float>::infinity()) {
-#pragma omp simd reduction(+ : sum)
-      for (int j = 0; j < valid; ++j) sum += cpu::fast_exp(row[j] - m);
-    }
-    sum_exp[n] = sum;
+    sum_exp[n] = m == -std::numeric_limits<float>::infinity() ? 0.0f : sum_exp_of(row, valid, m);
     const int t = local_target(targets[n], vocab_start, valid);
     target_logit[n] = t >= 0 ? row[t] : 0.0f;
   }

@@ -1,35 +1,70 @@
 // Vectorisable replacements for std::exp in the hot loops (softmax, cross-entropy, GELU).
 // glibc's expf is a scalar call that blocks vectorisation without -ffast-math; this one is
-// plain branch-free arithmetic that GCC turns into AVX-512 code, accurate to ~1 ulp over the
-// range (Cephes' polynomial with a two-constant Cody-Waite reduction).
+// plain branch-free arithmetic, accurate to ~1 ulp over the range (Cephes' polynomial with a
+// two-constant Cody-Waite reduction). It works on float (inside loops GCC vectorises) and on
+// Vec16, a GCC vector of 16 floats (one AVX-512 register with -march=native), for kernels
+// that are written with explicit vectors.
 #pragma once
 
 #include <bit>
 #include <cstdint>
+#include <cstring>
+#include <type_traits>
 
 namespace shardlm::cpu {
 
-inline float fast_exp(float x) {
-  constexpr float kMinArg = -87.33654f;  // below this exp(x) is subnormal: flush to 0
-  constexpr float kMaxArg = 88.72283f;   // above this exp(x) overflows to +inf
-  constexpr float kLog2e = 1.44269504088896341f;
-  constexpr float kLn2Hi = 0.693359375f;
-  constexpr float kLn2Lo = -2.12194440e-4f;
-  constexpr float kRoundMagic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
-  const float xc = x > kMaxArg ? kMaxArg : (x < kMinArg ? kMinArg : x);
+using Vec16 = float __attribute__((vector_size(64)));
+using Int16 = int32_t __attribute__((vector_size(64)));
+constexpr int kLanes = 16;
+
+inline Vec16 load16(const float* p) {
+  Vec16 v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+inline void store16(float* p, Vec16 v) { std::memcpy(p, &v, sizeof v); }
+inline Vec16 splat16(float x) { return Vec16{} + x; }
+inline float horizontal_sum(Vec16 v) {
+  float s = 0.0f;
+  for (int i = 0; i < kLanes; ++i) s += v[i];
+  return s;
+}
+inline float horizontal_max(Vec16 v) {
+  float m = v[0];
+  for (int i = 1; i < kLanes; ++i) m = v[i] > m ? v[i] : m;
+  return m;
+}
+
+// exp(x) for float or Vec16.
+template <typename T>
+inline T fast_exp(T x) {
+  constexpr bool kVector = std::is_same_v<T, Vec16>;
+  static_assert(kVector || std::is_same_v<T, float>);
+  const auto splat = [](float c) -> T {
+    if constexpr (kVector) return splat16(c); else return c;
+  };
+  const T min_arg = splat(-87.33654f);  // below this exp(x) is subnormal: flush to 0
+  const T max_arg = splat(88.72283f);   // above this exp(x) overflows to +inf
+  const T round_magic = splat(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer
+  const T xc = x > max_arg ? max_arg : (x < min_arg ? min_arg : x);
   // x = n*ln2 + r with |r| <= ln2/2, so exp(x) = 2^n * exp(r).
-  const float n = (xc * kLog2e + kRoundMagic) - kRoundMagic;
-  float r = xc - n * kLn2Hi;
-  r = r - n * kLn2Lo;
-  float p = 1.9875691500e-4f;
+  const T n = (xc * 1.44269504088896341f + round_magic) - round_magic;
+  T r = xc - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  T p = splat(1.9875691500e-4f);
   p = p * r + 1.3981999507e-3f;
   p = p * r + 8.3334519073e-3f;
   p = p * r + 4.1665795894e-2f;
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * (r * r) + r + 1.0f;
-  const float two_n = std::bit_cast<float>((static_cast<int32_t>(n) + 127) << 23);
-  return x < kMinArg ? 0.0f : p * two_n;
+  T two_n;
+  if constexpr (kVector) {
+    two_n = std::bit_cast<Vec16>((__builtin_convertvector(n, Int16) + 127) << 23);
+  } else {
+    two_n = std::bit_cast<float>((static_cast<int32_t>(n) + 127) << 23);
+  }
+  return x < min_arg ? splat(0.0f) : p * two_n;
 }
 
 }  // namespace shardlm::cpu

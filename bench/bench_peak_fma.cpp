@@ -1,0 +1,21 @@
+// fp32 FMA peak of this machine: independent AVX-512 FMA chains on one thread and on all
+// OpenMP threads. The yardstick for the GEMM numbers in docs/performance.md.
+//   usage: bench_peak_fma [seconds per run, default 1]
+#include <omp.h>
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "kernels/cpu/peak_flops.h"
+
+int main(int argc, char** argv) {
+  const double seconds = argc > 1 ? std::atof(argv[1]) : 1.0;
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(1);
+  const double single = shardlm::cpu::measure_fma_peak_gflops(seconds);
+  omp_set_num_threads(threads);
+  const double all = shardlm::cpu::measure_fma_peak_gflops(seconds);
+  std::printf("fp32 FMA peak, 1 thread:  %8.1f GFLOP/s\n", single);
+  std::printf("fp32 FMA peak, %d threads: %8.1f GFLOP/s\n", threads, all);
+  return 0;
+}
