@@ -46,11 +46,20 @@ struct CheckpointReader::State {
       h5::Handle dataset = h5::open_dataset(file(slice.rank), slice.dataset);
       if (!verified[index]) {
         // One pass does both: checksum every block of the slice, keep the requested parts.
+        // When all of the slice is wanted and lies contiguously in dest (e.g. loading the layout
+        // that was saved), the blocks are read straight into place.
         check_slice_attributes(dataset, slice);
-        stream_slice(dataset, slice, buffer, [&](const Rect& block, const float* data) {
-          for (const Rect& piece : pieces)
-            if (const auto part = intersect(block, piece)) copy_region(data, block, dest, request, *part);
-        });
+        const Rect stored{slice.offset, slice.count};
+        if (pieces.size() == 1 && pieces[0].offset == stored.offset && pieces[0].count == stored.count &&
+            contiguous_within(stored, request)) {
+          stream_slice(dataset, slice, buffer, [](const Rect&, const float*) {},
+                       dest + flat_index(request, stored.offset));
+        } else {
+          stream_slice(dataset, slice, buffer, [&](const Rect& block, const float* data) {
+            for (const Rect& piece : pieces)
+              if (const auto part = intersect(block, piece)) copy_region(data, block, dest, request, *part);
+          });
+        }
         verified[index] = true;
         return;
       }

@@ -82,6 +82,21 @@ void for_each_block(const Rect& whole, int64_t max_elements, const std::function
   }
 }
 
+bool contiguous_within(const Rect& inner, const Rect& outer) {
+  const size_t ndim = inner.count.size();
+  size_t split = 0;
+  while (split + 1 < ndim && inner.count[split] == 1) ++split;
+  for (size_t d = split + 1; d < ndim; ++d)
+    if (inner.count[d] != outer.count[d]) return false;
+  return true;
+}
+
+int64_t flat_index(const Rect& rect, const std::vector<int64_t>& at) {
+  int64_t index = 0;
+  for (size_t d = 0; d < at.size(); ++d) index = index * rect.count[d] + (at[d] - rect.offset[d]);
+  return index;
+}
+
 void copy_region(const float* src, const Rect& src_rect, float* dst, const Rect& dst_rect,
                  const Rect& region) {
   const size_t ndim = region.count.size();

@@ -26,6 +26,12 @@ std::vector<Rect> subtract(const Rect& a, const Rect& b);
 // the checksum of the whole rectangle.
 void for_each_block(const Rect& whole, int64_t max_elements, const std::function<void(const Rect&)>& fn);
 
+// Whether `inner` (inside `outer`) is one contiguous run of outer's row-major order: extent 1
+// before some dimension, outer's full extent after it.
+bool contiguous_within(const Rect& inner, const Rect& outer);
+// Row-major position of the global coordinates `at` inside `rect`.
+int64_t flat_index(const Rect& rect, const std::vector<int64_t>& at);
+
 // Copies `region` from src (row-major over src_rect) into dst (row-major over dst_rect);
 // region must lie inside both.
 void copy_region(const float* src, const Rect& src_rect, float* dst, const Rect& dst_rect,

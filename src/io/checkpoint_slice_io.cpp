@@ -53,20 +53,25 @@ void check_slice_attributes(hid_t dataset, const StoredSlice& slice) {
 }
 
 void stream_slice(hid_t dataset, const StoredSlice& slice, std::vector<float>& buffer,
-                  const std::function<void(const Rect& block, const float* data)>& on_block) {
+                  const std::function<void(const Rect& block, const float* data)>& on_block,
+                  float* slice_dest) {
   h5::Handle file_space(H5Dget_space(dataset), H5Sclose);
   H5_CHECK(file_space.get());
   const Rect whole{slice.offset, slice.count};
   uint32_t crc = 0;
+  int64_t done = 0;  // elements streamed so far: blocks come in the slice's row-major order
   for_each_block(whole, kStreamBlockElements, [&](const Rect& block) {
     std::vector<int64_t> local(block.offset.size());
     for (size_t d = 0; d < local.size(); ++d) local[d] = block.offset[d] - slice.offset[d];
     h5::select_hyperslab(file_space, local, block.count);
-    h5::Handle mem_space = h5::make_space({block.numel()});
-    buffer.resize(static_cast<size_t>(block.numel()));
-    H5_CHECK(H5Dread(dataset, H5T_NATIVE_FLOAT, mem_space, file_space, H5P_DEFAULT, buffer.data()));
-    crc = crc32c_update(crc, buffer.data(), buffer.size() * sizeof(float));
-    on_block(block, buffer.data());
+    const int64_t n = block.numel();
+    h5::Handle mem_space = h5::make_space({n});
+    if (!slice_dest) buffer.resize(static_cast<size_t>(n));
+    float* data = slice_dest ? slice_dest + done : buffer.data();
+    H5_CHECK(H5Dread(dataset, H5T_NATIVE_FLOAT, mem_space, file_space, H5P_DEFAULT, data));
+    crc = crc32c_update(crc, data, static_cast<size_t>(n) * sizeof(float));
+    on_block(block, data);
+    done += n;
   });
   if (crc != slice.checksum)
     fail("checksum mismatch: the data's CRC32C is " + std::to_string(crc) + ", the manifest records " +

@@ -36,9 +36,11 @@ void check_slice_attributes(hid_t dataset, const StoredSlice& slice);
 
 // Reads the whole stored rectangle in row-major blocks of at most kStreamBlockElements,
 // calling on_block(block in global coordinates, its data) for each, and throws if the CRC32C
-// of all blocks differs from slice.checksum. `buffer` is reused scratch space.
+// of all blocks differs from slice.checksum. Blocks land in `buffer` (reused scratch space), or,
+// when slice_dest is given, straight in slice_dest ([slice.numel()], row-major over the slice).
 void stream_slice(hid_t dataset, const StoredSlice& slice, std::vector<float>& buffer,
-                  const std::function<void(const Rect& block, const float* data)>& on_block);
+                  const std::function<void(const Rect& block, const float* data)>& on_block,
+                  float* slice_dest = nullptr);
 
 // "<dir>/rank_00002.h5: tensor param/wte: " (plus the dataset when it is not the tensor's
 // first) — the prefix of every per-slice error.

@@ -195,6 +195,7 @@ std::filesystem::path save_checkpoint(Communicator& world, const fs::path& root,
   const fs::path final_dir = root / name;
   const fs::path tmp_dir = root / (name + ".tmp");
   const bool leader = world.rank() == 0;
+  h5::QuietErrors quiet;  // HDF5 failures become the Error each rank reports
 
   run_on_all_ranks(world, step, "preparing", [&] {
     validate_slices(slices);

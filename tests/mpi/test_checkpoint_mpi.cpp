@@ -13,6 +13,7 @@
 #include "../unit/checkpoint_test_support.h"
 #include "core/error.h"
 #include "io/checkpoint.h"
+#include "io/checkpoint_manifest.h"
 #include "parallel/mpi_comm.h"
 
 namespace shardlm {
@@ -101,7 +102,7 @@ TEST_F(CheckpointMpi, EveryRankWritesItsFileAndReadsAnyPartition) {
   info.rank_metadata["rng_state"] = std::vector<uint8_t>{static_cast<uint8_t>(r), 7};
   const fs::path dir = save_checkpoint(world, root.path(), 50, mine.slices, info);
   EXPECT_EQ(dir, root.path() / "step_00000050");
-  EXPECT_TRUE(fs::is_regular_file(dir / ("rank_0000" + std::to_string(r) + ".h5")));
+  EXPECT_TRUE(fs::is_regular_file(dir / rank_file_name(r)));
   EXPECT_EQ(find_latest_checkpoint(root.path()), dir);
 
   CheckpointReader reader(dir);

@@ -209,6 +209,17 @@ TEST(Rect, BlocksAreBoundedAndRowMajorContiguous) {
   }
 }
 
+TEST(Rect, ContiguityAndFlatIndex) {
+  const Rect outer{{2, 0, 0}, {4, 3, 5}};
+  EXPECT_TRUE(contiguous_within(Rect{{3, 0, 0}, {2, 3, 5}}, outer));   // whole rows of dim 0
+  EXPECT_TRUE(contiguous_within(Rect{{3, 1, 0}, {1, 2, 5}}, outer));   // part of one slab
+  EXPECT_TRUE(contiguous_within(Rect{{3, 1, 2}, {1, 1, 3}}, outer));   // part of one row
+  EXPECT_FALSE(contiguous_within(Rect{{3, 0, 0}, {2, 2, 5}}, outer));  // skips row 2 of each slab
+  EXPECT_FALSE(contiguous_within(Rect{{3, 1, 0}, {1, 2, 4}}, outer));  // skips a column
+  EXPECT_EQ(flat_index(outer, {2, 0, 0}), 0);
+  EXPECT_EQ(flat_index(outer, {3, 1, 2}), 15 + 5 + 2);
+}
+
 TEST(Rect, CopyRegionMovesTheRightElements) {
   const std::vector<int64_t> shape{6, 5, 4};
   const Rect src{{1, 0, 1}, {4, 5, 3}}, dst{{2, 1, 0}, {4, 3, 4}};
