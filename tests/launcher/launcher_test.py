@@ -1,0 +1,312 @@
+#!/usr/bin/env python3
+"""Fault tests for launch/shardlm-launch with real MPI ranks.
+
+    launcher_test.py MODE SCRATCH_DIR TRAINER_BIN CONFIG [TRAINER_FLAGS...]
+
+TRAINER_BIN is `shardlm` (or tests/launcher/contract_trainer, which follows the same process
+contract); CONFIG and TRAINER_FLAGS go to `train`. The run must last at least 4 checkpoint
+intervals (--save-every, default 5 here) so that faults land mid-run.
+
+Modes that inject a fault into a launcher run and then require it to end with exit 0 and final
+weights bit-identical to an uninterrupted run of the same command (compare_checkpoints.sh):
+  kill-rank         kill -9 a random rank at a random step
+  kill-during-save  kill -9 a random rank while a checkpoint is being written (a .tmp folder)
+  hang              SIGSTOP a random rank at a random step: the hang detector must name it,
+                    kill everything and restart
+  stop-resume       SIGTERM to the launcher: the job saves and the launcher exits 75; running
+                    the same command again resumes and finishes
+Modes that check the launcher's refusals:
+  refuse-model      a finished run, then a request with a changed [model] key: exit 2 naming it
+  give-up           a trainer that always fails: --max-restarts restarts with backoff, then a
+                    non-zero exit, every attempt logged with its reason
+
+Environment: RANKS (default 3), SAVE_EVERY (default 5), MPIRUN_ARGS (extra mpirun flags),
+SEED (random choices; printed so a failure can be replayed), CKPT_COMPARE_IGNORE.
+"""
+
+import os
+import random
+import shlex
+import signal
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+LAUNCHER = os.path.join(REPO, "launch", "shardlm-launch")
+COMPARE = os.path.join(HERE, "compare_checkpoints.sh")
+MODES = ("kill-rank", "kill-during-save", "hang", "stop-resume", "refuse-model", "give-up")
+
+
+class TestFailure(Exception):
+    pass
+
+
+def log(msg):
+    print("[%s] %s" % (time.strftime("%H:%M:%S"), msg), flush=True)
+
+
+def check(cond, msg):
+    if not cond:
+        raise TestFailure(msg)
+
+
+class Setup:
+    def __init__(self, argv):
+        if len(argv) < 4 or argv[0] not in MODES:
+            sys.exit(__doc__)
+        self.mode = argv[0]
+        self.scratch = os.path.abspath(argv[1])
+        self.bin = os.path.abspath(argv[2])
+        self.config = os.path.abspath(argv[3])
+        self.flags = argv[4:]
+        self.ranks = int(os.environ.get("RANKS", "3"))
+        self.save_every = int(os.environ.get("SAVE_EVERY", "5"))
+        self.mpirun_args = os.environ.get("MPIRUN_ARGS", "")
+        seed = int(os.environ.get("SEED", str(int(time.time() * 1000) % 100000)))
+        log("mode %s, %d ranks, SEED=%d" % (self.mode, self.ranks, seed))
+        self.rng = random.Random(seed)
+        subprocess.run(["rm", "-rf", self.scratch], check=True)
+        os.makedirs(self.scratch)
+
+    def train_flags(self, out):
+        return ["--config", self.config] + self.flags + ["--out", out, "--save-every", str(self.save_every)]
+
+    def reference(self):
+        """An uninterrupted run with plain mpirun; returns its RUN_DIR."""
+        out = os.path.join(self.scratch, "ref")
+        cmd = ["mpirun", "-np", str(self.ranks)]
+        if os.geteuid() == 0:
+            cmd.append("--allow-run-as-root")
+        cmd += ["--oversubscribe"] + shlex.split(self.mpirun_args)
+        cmd += [self.bin, "train"] + self.train_flags(out) + ["--resume", "auto"]
+        log("reference run: " + shlex.join(cmd))
+        with open(os.path.join(self.scratch, "ref.log"), "w") as f:
+            rc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT).returncode
+        check(rc == 0, "the reference run failed (exit %d, see %s/ref.log)" % (rc, self.scratch))
+        return out
+
+    def launcher_cmd(self, out, *launcher_flags, trainer_flags=None):
+        return [sys.executable, LAUNCHER, "--np", str(self.ranks), "--shardlm", self.bin,
+                "--mpirun-args", self.mpirun_args, "--poll-interval", "0.25", "--backoff", "1",
+                *launcher_flags, "--"] + (trainer_flags if trainer_flags is not None else self.train_flags(out))
+
+    def start_launcher(self, out, *launcher_flags):
+        cmd = self.launcher_cmd(out, *launcher_flags)
+        log("launcher: " + shlex.join(cmd))
+        self.launcher_out = open(os.path.join(self.scratch, "launcher.out"), "a")
+        return subprocess.Popen(cmd, stdout=self.launcher_out, stderr=subprocess.STDOUT)
+
+
+def progress_step(run_dir, rank=0):
+    try:
+        with open(os.path.join(run_dir, "progress", "rank_%d.txt" % rank)) as f:
+            for part in f.read().split():
+                if part.startswith("step="):
+                    return int(part[5:])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def descendants(root):
+    children = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                text = f.read()
+        except OSError:
+            continue
+        fields = text[text.rindex(")") + 2:].split()
+        if fields[0] != "Z":
+            children.setdefault(int(fields[1]), []).append(int(entry))
+    found, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def rank_pids(launcher_pid):
+    """rank -> pid for the trainer processes under the launcher."""
+    ranks = {}
+    for pid in descendants(launcher_pid):
+        try:
+            with open("/proc/%d/environ" % pid, "rb") as f:
+                env = f.read().split(b"\0")
+        except OSError:
+            continue
+        for item in env:
+            if item.startswith(b"OMPI_COMM_WORLD_RANK="):
+                ranks[int(item.split(b"=", 1)[1])] = pid
+    return ranks
+
+
+def wait_for(cond, seconds, what, proc=None):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        value = cond()
+        if value:
+            return value
+        if proc is not None and proc.poll() is not None:
+            raise TestFailure("the launcher exited (%d) while waiting for %s" % (proc.returncode, what))
+        time.sleep(0.002)
+    raise TestFailure("timed out after %d s waiting for %s" % (seconds, what))
+
+
+def wait_launcher(proc, seconds=600):
+    try:
+        return proc.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise TestFailure("the launcher did not finish in %d s" % seconds)
+
+
+def launcher_log(run_dir):
+    with open(os.path.join(run_dir, "launcher.log")) as f:
+        return f.read()
+
+
+def compare_final(ref, run):
+    names = []
+    for d in (ref, run):
+        with open(os.path.join(d, "checkpoints", "latest")) as f:
+            names.append(f.read().strip())
+    check(names[0] == names[1], "final checkpoints differ: %s vs %s" % tuple(names))
+    rc = subprocess.run([COMPARE] + [os.path.join(d, "checkpoints", names[0]) for d in (ref, run)]).returncode
+    check(rc == 0, "final weights differ from the uninterrupted run")
+
+
+def random_rank_at_random_step(s, proc, run_dir):
+    """Waits for a random step past the first checkpoint; returns (rank, pid)."""
+    step = s.rng.randint(s.save_every + 1, 3 * s.save_every)
+    wait_for(lambda: progress_step(run_dir) >= step, 300, "step %d" % step, proc)
+    rank = s.rng.randrange(s.ranks)
+    pid = wait_for(lambda: rank_pids(proc.pid).get(rank), 30, "the pid of rank %d" % rank, proc)
+    return rank, pid, progress_step(run_dir)
+
+
+def fault_run(s, mode):
+    ref = s.reference()
+    run = os.path.join(s.scratch, "run")
+    extra = ("--hang-timeout", "8", "--hang-grace", "120") if mode == "hang" else ()
+    proc = s.start_launcher(run, *extra)
+    if mode == "kill-rank":
+        rank, pid, step = random_rank_at_random_step(s, proc, run)
+        log("kill -9 rank %d (pid %d) at step %d" % (rank, pid, step))
+        os.kill(pid, signal.SIGKILL)
+    elif mode == "hang":
+        rank, pid, step = random_rank_at_random_step(s, proc, run)
+        log("SIGSTOP rank %d (pid %d) at step %d" % (rank, pid, step))
+        os.kill(pid, signal.SIGSTOP)
+    elif mode == "kill-during-save":
+        ckpt = os.path.join(run, "checkpoints")
+        # Past the first save (so the restart resumes from a checkpoint), then at the next one.
+        wait_for(lambda: progress_step(run) > s.save_every, 300, "step %d" % (s.save_every + 1), proc)
+
+        def saving():
+            try:
+                return [e for e in os.listdir(ckpt) if e.endswith(".tmp") and os.path.isdir(os.path.join(ckpt, e))]
+            except OSError:
+                return []
+        tmp = wait_for(saving, 300, "a checkpoint save in progress (a .tmp folder)", proc)
+        rank = s.rng.randrange(s.ranks)
+        pid = rank_pids(proc.pid).get(rank)
+        check(pid is not None, "rank %d not found" % rank)
+        os.kill(pid, signal.SIGKILL)
+        log("kill -9 rank %d (pid %d) while %s was being written" % (rank, pid, tmp[0]))
+    rc = wait_launcher(proc)
+    text = launcher_log(run)
+    print(text, end="")
+    check(rc == 0, "the launcher ended with %d" % rc)
+    check("attempt 2 of" in text, "the launcher never restarted")
+    if mode == "hang":
+        check("hang: no rank advanced" in text, "no hang was reported")
+        check("rank %d: " % rank in text and "is stopped" in text, "the report does not name stopped rank %d" % rank)
+        check("ranks that stopped making progress: " in text and str(rank) in
+              text.split("ranks that stopped making progress: ")[1].split("\n")[0],
+              "rank %d not named among the ranks that stopped" % rank)
+    else:
+        check("signal 9" in text or "SIGKILL" in text, "the restart reason does not name the kill")
+    compare_final(ref, run)
+
+
+def stop_resume(s):
+    ref = s.reference()
+    run = os.path.join(s.scratch, "run")
+    proc = s.start_launcher(run)
+    wait_for(lambda: progress_step(run) > s.save_every, 300, "step %d" % (s.save_every + 1), proc)
+    log("SIGTERM to the launcher at step %d" % progress_step(run))
+    proc.send_signal(signal.SIGTERM)
+    rc = wait_launcher(proc)
+    check(rc == 75, "the launcher ended with %d after SIGTERM, expected 75" % rc)
+    log("resuming with the same command")
+    rc = wait_launcher(s.start_launcher(run))
+    text = launcher_log(run)
+    print(text, end="")
+    check(rc == 0, "the resumed launcher ended with %d" % rc)
+    check("resuming from checkpoints/step_" in text, "the second launch did not resume")
+    compare_final(ref, run)
+
+
+def refuse_model(s):
+    run = os.path.join(s.scratch, "run")
+    rc = wait_launcher(s.start_launcher(run))
+    check(rc == 0, "the first run ended with %d" % rc)
+    with open(os.path.join(run, "run_config.ini")) as f:
+        text = f.read()
+    model = text.split("[model]", 1)[1].split("[", 1)[0] if "[model]" in text else ""
+    check("n_layer" in model, "run_config.ini has no [model] n_layer to change:\n" + text)
+    stored = [line.split("=", 1)[1].strip() for line in model.splitlines() if line.strip().startswith("n_layer")][0]
+    changed = str(int(stored) + 1)
+    cmd = s.launcher_cmd(run, trainer_flags=s.train_flags(run) + ["--n-layer", changed])
+    log("changed model: " + shlex.join(cmd))
+    res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    print(res.stdout, end="")
+    check(res.returncode == 2, "the launcher ended with %d, expected 2" % res.returncode)
+    check("n_layer: %s in the run, %s requested" % (stored, changed) in res.stdout, "the message does not name n_layer")
+    check(launcher_log(run).count("attempt 1 of") == 1, "the launcher started the trainer for the changed model")
+
+
+def give_up(s):
+    run = os.path.join(s.scratch, "run")
+    # A flag the trainer rejects: every attempt fails at once.
+    cmd = s.launcher_cmd(run, "--max-restarts", "2", "--backoff", "0.5",
+                         trainer_flags=s.train_flags(run) + ["--no-such-flag", "1"])
+    started = time.monotonic()
+    rc = subprocess.run(cmd).returncode
+    elapsed = time.monotonic() - started
+    text = launcher_log(run)
+    print(text, end="")
+    check(rc not in (0, 75), "the launcher ended with %d, expected a failure" % rc)
+    check(text.count("attempt 3 of 3") == 1 and "attempt 4" not in text, "expected exactly 3 attempts")
+    check("checkpoint in 0.5 s" in text and "checkpoint in 1 s" in text,
+          "the second wait did not double the backoff")
+    check("giving up after 2 restarts; last failure: exit code" in text, "no final give-up line with the reason")
+    check(elapsed >= 1.5, "restarts came faster than the backoff (%.1f s)" % elapsed)
+
+
+def main(argv):
+    s = Setup(argv)
+    try:
+        if s.mode in ("kill-rank", "kill-during-save", "hang"):
+            fault_run(s, s.mode)
+        elif s.mode == "stop-resume":
+            stop_resume(s)
+        elif s.mode == "refuse-model":
+            refuse_model(s)
+        else:
+            give_up(s)
+    except TestFailure as e:
+        print("FAIL: %s" % e, file=sys.stderr)
+        return 1
+    log("PASS")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
