@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <ostream>
 #include <random>
 #include <string>
 #include <vector>
@@ -139,6 +140,9 @@ TEST(CpuKernels, CopiesAndFillZero) {
 struct TokenEmbeddingCase {
   int N, C, vocab_start, Vl;
 };
+std::ostream& operator<<(std::ostream& os, const TokenEmbeddingCase& c) {
+  return os << "N=" << c.N << " C=" << c.C << " vocab_start=" << c.vocab_start << " Vl=" << c.Vl;
+}
 
 class TokenEmbedding : public ::testing::TestWithParam<TokenEmbeddingCase> {};
 
@@ -302,6 +306,9 @@ DVec matmul_ref(const DVec& inp, const DVec& weight, const DVec* bias, int N, in
 struct MatmulCase {
   int N, C, OC;
 };
+std::ostream& operator<<(std::ostream& os, const MatmulCase& c) {
+  return os << "N=" << c.N << " C=" << c.C << " OC=" << c.OC;
+}
 
 class Matmul : public ::testing::TestWithParam<MatmulCase> {};
 
@@ -391,6 +398,9 @@ void attention_ref(const DVec& qkv, int B, int T, int NH, int hd, DVec* out, DVe
 struct AttentionCase {
   int B, T, NH, hd;
 };
+std::ostream& operator<<(std::ostream& os, const AttentionCase& c) {
+  return os << "B=" << c.B << " T=" << c.T << " NH=" << c.NH << " hd=" << c.hd;
+}
 
 class Attention : public ::testing::TestWithParam<AttentionCase> {};
 
@@ -428,7 +438,8 @@ TEST_P(Attention, ForwardAndBackward) {
 
 INSTANTIATE_TEST_SUITE_P(CpuKernels, Attention,
                          ::testing::Values(AttentionCase{2, 5, 3, 4}, AttentionCase{1, 130, 2, 16},
-                                           AttentionCase{2, 64, 2, 64}));
+                                           AttentionCase{2, 64, 2, 64}, AttentionCase{1, 37, 2, 20},
+                                           AttentionCase{1, 33, 1, 80}));
 
 // ---- GELU -----------------------------------------------------------------------------------
 
@@ -551,6 +562,9 @@ Vec xent_backward_rank(const XentRank& r, const std::vector<int32_t>& targets, f
 struct XentCase {
   int N, vocab_size, padded_vocab;
 };
+std::ostream& operator<<(std::ostream& os, const XentCase& c) {
+  return os << "N=" << c.N << " vocab_size=" << c.vocab_size << " padded=" << c.padded_vocab;
+}
 
 class CrossEntropy : public ::testing::TestWithParam<XentCase> {};
 

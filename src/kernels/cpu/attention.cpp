@@ -20,7 +20,10 @@
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <string>
+#include <vector>
 
+#include "core/error.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/fast_math.h"
 
@@ -130,20 +133,24 @@ void weighted_product(const float* p, Side side, const float* x, int ldx, int T,
 
 // Copies rows x[t*ldx + 0..hd) for t < T into dst [rows_padded, hdp], zero elsewhere.
 void pack_rows(float* dst, const float* x, size_t ldx, int T, int rows_padded, int hd, int hdp) {
-  std::memset(dst, 0, sizeof(float) * rows_padded * hdp);
-  for (int t = 0; t < T; ++t) std::memcpy(dst + static_cast<size_t>(t) * hdp, x + t * ldx, sizeof(float) * hd);
+  for (int t = 0; t < T; ++t) {
+    float* row = dst + static_cast<size_t>(t) * hdp;
+    std::memcpy(row, x + t * ldx, sizeof(float) * hd);
+    std::memset(row + hd, 0, sizeof(float) * (hdp - hd));
+  }
+  std::memset(dst + static_cast<size_t>(T) * hdp, 0, sizeof(float) * (rows_padded - T) * hdp);
 }
 
 // dst[d, t] = x[t*ldx + d] for d < hd, t < T, as [hd, Tp] with zero columns T..Tp. Blocked
 // 16 x 16 so both the reads and the writes stay within a few cache lines at a time.
 void pack_transposed(float* dst, const float* x, size_t ldx, int T, int Tp, int hd) {
-  std::memset(dst, 0, sizeof(float) * hd * Tp);
   for (int t0 = 0; t0 < T; t0 += kLanes)
     for (int d0 = 0; d0 < hd; d0 += kLanes) {
       const int t1 = std::min(T, t0 + kLanes), d1 = std::min(hd, d0 + kLanes);
       for (int t = t0; t < t1; ++t)
         for (int d = d0; d < d1; ++d) dst[static_cast<size_t>(d) * Tp + t] = x[t * ldx + d];
     }
+  for (int d = 0; d < hd; ++d) std::memset(dst + static_cast<size_t>(d) * Tp + T, 0, sizeof(float) * (Tp - T));
 }
 
 // Per-thread packed operands of one head.
@@ -158,8 +165,9 @@ class HeadWorkspace {
     const size_t rows_block = static_cast<size_t>(rows_padded) * hdp;
     const size_t floats = 3 * rows_block + static_cast<size_t>(hd) * Tp +
                           static_cast<size_t>(kScoreRows) * Tp + kWeightedRows * hdp;
-    memory_.reset(static_cast<float*>(std::aligned_alloc(64, round_up(floats * sizeof(float), 64))));
-    if (!memory_) throw std::bad_alloc();
+    const size_t bytes = (floats * sizeof(float) + 63) / 64 * 64;
+    memory_.reset(static_cast<float*>(std::aligned_alloc(64, bytes)));
+    if (!memory_) fail("attention: out of memory allocating a " + std::to_string(bytes) + "-byte workspace");
     rows_a = memory_.get();
     rows_b = rows_a + rows_block;
     rows_c = rows_b + rows_block;
@@ -241,15 +249,24 @@ void for_each_score_row(const HeadWorkspace& w, const float* a, const float* bt,
   }
 }
 
+// One workspace per OpenMP thread.
+std::vector<std::unique_ptr<HeadWorkspace>> make_workspaces(int T, int hd) {
+  std::vector<std::unique_ptr<HeadWorkspace>> workspaces;
+  for (int t = 0; t < omp_get_max_threads(); ++t) workspaces.push_back(std::make_unique<HeadWorkspace>(T, hd));
+  return workspaces;
+}
+
 }  // namespace
 
 void CpuBackend::attention_forward(float* out, float* att, const float* qkv, int B, int T, int NH,
                                    int hd) {
   const size_t C = static_cast<size_t>(NH) * hd;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  // Allocated here, not inside the parallel region, so that a failure throws normally.
+  const std::vector<std::unique_ptr<HeadWorkspace>> workspaces = make_workspaces(T, hd);
 #pragma omp parallel
   {
-    HeadWorkspace w(T, hd);
+    HeadWorkspace& w = *workspaces[omp_get_thread_num()];
 #pragma omp for schedule(dynamic)
     for (int bh = 0; bh < B * NH; ++bh) {
       const int b = bh / NH, h = bh % NH;
@@ -280,9 +297,11 @@ void CpuBackend::attention_backward(float* dqkv, float* scratch, const float* do
                                     int hd) {
   const size_t C = static_cast<size_t>(NH) * hd;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  // Allocated here, not inside the parallel region, so that a failure throws normally.
+  const std::vector<std::unique_ptr<HeadWorkspace>> workspaces = make_workspaces(T, hd);
 #pragma omp parallel
   {
-    HeadWorkspace w(T, hd);
+    HeadWorkspace& w = *workspaces[omp_get_thread_num()];
 #pragma omp for schedule(dynamic)
     for (int bh = 0; bh < B * NH; ++bh) {
       const int b = bh / NH, h = bh % NH;
