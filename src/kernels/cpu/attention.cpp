@@ -26,21 +26,22 @@
 #include "core/error.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/fast_math.h"
+#include "kernels/cpu/vec16.h"
 
 namespace shardlm {
 
 namespace {
 
 using cpu::kLanes;
+using cpu::load16;
+using cpu::splat16;
+using cpu::store16;
 using cpu::Vec16;
 constexpr int kScoreRows = 8;      // query rows per scores tile (8 x 32 = 16 accumulators)
 constexpr int kScoreCols = 2 * kLanes;
 constexpr int kWeightedRows = 4;   // rows per weighted_rows tile (4 x 64 = 16 accumulators)
 constexpr int kWeightedVecs = 4;   // vectors per weighted_rows column chunk
 
-inline Vec16 load(const float* p) { return cpu::load16(p); }
-inline void store(float* p, Vec16 v) { cpu::store16(p, v); }
-inline Vec16 broadcast(float x) { return cpu::splat16(x); }
 inline int round_up(int x, int m) { return (x + m - 1) / m * m; }
 
 // out[r, j] = sum_{d < K} a[r*lda + d] * bt[d*ldb + j] for r < kScoreRows, j < ncols
@@ -50,19 +51,19 @@ void scores_tile(const float* a, int lda, const float* bt, int ldb, int K, int n
   for (int j = 0; j < ncols; j += kScoreCols) {
     Vec16 acc[kScoreRows][2] = {};
     for (int d = 0; d < K; ++d) {
-      const Vec16 b0 = load(bt + static_cast<size_t>(d) * ldb + j);
-      const Vec16 b1 = load(bt + static_cast<size_t>(d) * ldb + j + kLanes);
+      const Vec16 b0 = load16(bt + static_cast<size_t>(d) * ldb + j);
+      const Vec16 b1 = load16(bt + static_cast<size_t>(d) * ldb + j + kLanes);
 #pragma GCC unroll 8
       for (int r = 0; r < kScoreRows; ++r) {
-        const Vec16 x = broadcast(a[r * lda + d]);
+        const Vec16 x = splat16(a[r * lda + d]);
         acc[r][0] += x * b0;
         acc[r][1] += x * b1;
       }
     }
 #pragma GCC unroll 8
     for (int r = 0; r < kScoreRows; ++r) {
-      store(out + r * ldo + j, acc[r][0]);
-      store(out + r * ldo + j + kLanes, acc[r][1]);
+      store16(out + r * ldo + j, acc[r][0]);
+      store16(out + r * ldo + j + kLanes, acc[r][1]);
     }
   }
 }
@@ -75,10 +76,10 @@ void weighted_rows_chunk(const float* const* prow, int sk, int k0, int k1, const
   for (int k = k0; k < k1; ++k) {
     Vec16 xv[NV];
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) xv[v] = load(x + static_cast<size_t>(k) * ldx + v * kLanes);
+    for (int v = 0; v < NV; ++v) xv[v] = load16(x + static_cast<size_t>(k) * ldx + v * kLanes);
 #pragma GCC unroll 4
     for (int r = 0; r < kWeightedRows; ++r) {
-      const Vec16 w = broadcast(prow[r][static_cast<size_t>(k) * sk]);
+      const Vec16 w = splat16(prow[r][static_cast<size_t>(k) * sk]);
 #pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) acc[r][v] += w * xv[v];
     }
@@ -86,7 +87,7 @@ void weighted_rows_chunk(const float* const* prow, int sk, int k0, int k1, const
 #pragma GCC unroll 4
   for (int r = 0; r < kWeightedRows; ++r)
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) store(out + r * ldo + v * kLanes, acc[r][v]);
+    for (int v = 0; v < NV; ++v) store16(out + r * ldo + v * kLanes, acc[r][v]);
 }
 
 // All hdp (= padded head size) columns of a weighted_rows tile, in chunks of <= 4 vectors.
@@ -199,20 +200,20 @@ const Vec16 kLaneIndex = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
 // explicit vectors: GCC's `omp simd` max/sum reductions here compile to a store-forwarding
 // stall per row.
 void softmax_row(float* prow, float* s, int n, int T, float scale) {
-  const Vec16 neg_inf = broadcast(-std::numeric_limits<float>::infinity());
+  const Vec16 neg_inf = splat16(-std::numeric_limits<float>::infinity());
   const float n_float = static_cast<float>(n);
   Vec16 max_v = neg_inf;
   for (int j = 0; j < n; j += kLanes) {
-    const Vec16 x = load(s + j);
+    const Vec16 x = load16(s + j);
     const Vec16 masked = kLaneIndex + static_cast<float>(j) < n_float ? x : neg_inf;
     max_v = masked > max_v ? masked : max_v;
   }
-  const Vec16 scaled_max = broadcast(scale * cpu::horizontal_max(max_v));
+  const Vec16 scaled_max = splat16(scale * cpu::horizontal_max(max_v));
   Vec16 sum_v = {};
   for (int j = 0; j < n; j += kLanes) {
-    const Vec16 e = cpu::fast_exp(load(s + j) * scale - scaled_max);
+    const Vec16 e = cpu::fast_exp(load16(s + j) * scale - scaled_max);
     const Vec16 masked = kLaneIndex + static_cast<float>(j) < n_float ? e : Vec16{};
-    store(s + j, masked);
+    store16(s + j, masked);
     sum_v += masked;
   }
   const float inv_sum = 1.0f / cpu::horizontal_sum(sum_v);
@@ -227,11 +228,11 @@ void softmax_row(float* prow, float* s, int n, int T, float scale) {
 void softmax_backward_row(float* dsrow, const float* prow, const float* dp, int n, int T) {
   const int whole = std::min(n + kLanes - 1, T) / kLanes * kLanes;  // vectors within the row
   Vec16 dot_v = {};
-  for (int j = 0; j < whole; j += kLanes) dot_v += load(prow + j) * load(dp + j);
+  for (int j = 0; j < whole; j += kLanes) dot_v += load16(prow + j) * load16(dp + j);
   float dot = cpu::horizontal_sum(dot_v);
   for (int j = whole; j < n; ++j) dot += prow[j] * dp[j];
-  const Vec16 dot_b = broadcast(dot);
-  for (int j = 0; j < whole; j += kLanes) store(dsrow + j, load(prow + j) * (load(dp + j) - dot_b));
+  const Vec16 dot_b = splat16(dot);
+  for (int j = 0; j < whole; j += kLanes) store16(dsrow + j, load16(prow + j) * (load16(dp + j) - dot_b));
   for (int j = whole; j < n; ++j) dsrow[j] = prow[j] * (dp[j] - dot);
   const int written = std::max(whole, n);
   std::memset(dsrow + written, 0, sizeof(float) * (T - written));

@@ -8,6 +8,7 @@
 
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/fast_math.h"
+#include "kernels/cpu/vec16.h"
 
 namespace shardlm {
 

@@ -8,32 +8,11 @@
 
 #include <bit>
 #include <cstdint>
-#include <cstring>
 #include <type_traits>
 
+#include "kernels/cpu/vec16.h"
+
 namespace shardlm::cpu {
-
-using Vec16 = float __attribute__((vector_size(64)));
-using Int16 = int32_t __attribute__((vector_size(64)));
-constexpr int kLanes = 16;
-
-inline Vec16 load16(const float* p) {
-  Vec16 v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-inline void store16(float* p, Vec16 v) { std::memcpy(p, &v, sizeof v); }
-inline Vec16 splat16(float x) { return Vec16{} + x; }
-inline float horizontal_sum(Vec16 v) {
-  float s = 0.0f;
-  for (int i = 0; i < kLanes; ++i) s += v[i];
-  return s;
-}
-inline float horizontal_max(Vec16 v) {
-  float m = v[0];
-  for (int i = 1; i < kLanes; ++i) m = v[i] > m ? v[i] : m;
-  return m;
-}
 
 // exp(x) for float or Vec16.
 template <typename T>
