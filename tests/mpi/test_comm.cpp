@@ -112,7 +112,8 @@ TEST_F(CommTest, ReduceScatter) {
   with_and_without_chunking(comm, [&] {
     // Element j of rank r's send buffer = 100 r + j; rank r gets block r summed (and the max).
     std::vector<float> send(p * block);
-    for (size_t j = 0; j < send.size(); ++j) send[j] = static_cast<float>(100 * r + static_cast<int>(j));
+    for (size_t j = 0; j < send.size(); ++j)
+      send[j] = static_cast<float>(100 * r + static_cast<int>(j));
     std::vector<float> sum(block, -1.0f), max(block, -1.0f);
     comm.reduce_scatter(send.data(), sum.data(), block, DType::F32, ReduceOp::Sum);
     comm.reduce_scatter(send.data(), max.data(), block, DType::F32, ReduceOp::Max);
@@ -174,7 +175,8 @@ TEST_F(CommTest, SendRecvRing) {
     with_and_without_chunking(comm, [&] {
       if (n > 1000 && comm.max_chunk_elements() < 1000) return;  // too many tiny messages
       std::vector<float> out(n), in(n, -1.0f);
-      for (size_t i = 0; i < n; ++i) out[i] = static_cast<float>(r * 1000 + static_cast<int>(i % 1000));
+      for (size_t i = 0; i < n; ++i)
+        out[i] = static_cast<float>(r * 1000 + static_cast<int>(i % 1000));
       // Even ranks send first and odd ranks receive first, so blocking sends cannot deadlock
       // (also with an odd group size, where the last and first rank are both even).
       if (r % 2 == 0) {
@@ -197,7 +199,8 @@ TEST_F(CommTest, SendRecvRingShiftNeedsNoOrdering) {
     with_and_without_chunking(comm, [&] {
       if (n > 1000 && comm.max_chunk_elements() < 1000) return;
       std::vector<float> out(n), in(n, -1.0f);
-      for (size_t i = 0; i < n; ++i) out[i] = static_cast<float>(r * 1000 + static_cast<int>(i % 1000));
+      for (size_t i = 0; i < n; ++i)
+        out[i] = static_cast<float>(r * 1000 + static_cast<int>(i % 1000));
       const uint64_t before = comm.bytes_sent();
       comm.send_recv(out.data(), n, next, 11, in.data(), n, prev, 11, DType::F32);
       EXPECT_EQ(comm.bytes_sent() - before, n * sizeof(float));
