@@ -28,14 +28,14 @@ struct Layer {
   int count;    // how many times one training step runs it
 };
 
-// Best (least noisy on a shared machine) and median time of `fn`, in seconds: repeats until
-// at least `min_seconds` and 5 runs have passed, after one warm-up run.
+// Best (least disturbed on a shared machine) and median time of `fn`, in seconds: repeats
+// until at least `min_seconds` and 10 runs have passed, after one warm-up run.
 template <typename Fn>
-std::pair<double, double> time_it(Fn fn, double min_seconds = 0.5) {
+std::pair<double, double> time_it(Fn fn, double min_seconds = 1.0) {
   fn();
   std::vector<double> times;
   const double start = omp_get_wtime();
-  while (times.size() < 5 || omp_get_wtime() - start < min_seconds) {
+  while (times.size() < 10 || omp_get_wtime() - start < min_seconds) {
     const double t0 = omp_get_wtime();
     fn();
     times.push_back(omp_get_wtime() - t0);
@@ -108,7 +108,8 @@ int main(int argc, char** argv) {
   std::vector<std::string> models;
   for (int i = 1; i < argc; ++i) models.emplace_back(argv[i]);
   if (models.empty()) models = {"mini", "gpt2"};
-  const double peak = shardlm::cpu::measure_fma_peak_gflops(1.0);
+  // Best of many short runs, like the GEMM timings (see bench_peak_fma).
+  const double peak = shardlm::cpu::measure_fma_peak_gflops(0.05, 40);
   std::printf("threads %d, measured fp32 FMA peak %.1f GFLOP/s\n", omp_get_max_threads(), peak);
   for (const auto& m : models) bench_model(m, peak);
   return 0;

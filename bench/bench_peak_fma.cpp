@@ -1,6 +1,8 @@
 // fp32 FMA peak of this machine: independent AVX-512 FMA chains on one thread and on all
 // OpenMP threads. The yardstick for the GEMM numbers in docs/performance.md.
-//   usage: bench_peak_fma [seconds per run, default 1]
+//   usage: bench_peak_fma [seconds per run, default 0.05] [runs, default 40]
+// The best of many short runs: on a shared machine a long run is always interrupted by other
+// processes, a short one sometimes is not.
 #include <omp.h>
 
 #include <cstdio>
@@ -9,12 +11,13 @@
 #include "kernels/cpu/peak_flops.h"
 
 int main(int argc, char** argv) {
-  const double seconds = argc > 1 ? std::atof(argv[1]) : 1.0;
+  const double seconds = argc > 1 ? std::atof(argv[1]) : 0.05;
+  const int runs = argc > 2 ? std::atoi(argv[2]) : 40;
   const int threads = omp_get_max_threads();
   omp_set_num_threads(1);
-  const double single = shardlm::cpu::measure_fma_peak_gflops(seconds);
+  const double single = shardlm::cpu::measure_fma_peak_gflops(seconds, runs);
   omp_set_num_threads(threads);
-  const double all = shardlm::cpu::measure_fma_peak_gflops(seconds);
+  const double all = shardlm::cpu::measure_fma_peak_gflops(seconds, runs);
   std::printf("fp32 FMA peak, 1 thread:  %8.1f GFLOP/s\n", single);
   std::printf("fp32 FMA peak, %d threads: %8.1f GFLOP/s\n", threads, all);
   return 0;

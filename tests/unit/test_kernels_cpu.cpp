@@ -2,7 +2,7 @@
 // every backward against central finite differences of that reference, plus the
 // accumulate (+=) / write (=) conventions of kernels/backend.h. Shapes are small and awkward
 // (B=2, T=5, C=12, NH=3, OC=7, vocab 13) with a second, larger shape per op so the vector
-// bodies, OpenMP splits and causal blocks of the kernels are exercised too.
+// bodies, OpenMP splits and causal tiles of the kernels are exercised too.
 #include <gtest/gtest.h>
 
 #include <algorithm>
