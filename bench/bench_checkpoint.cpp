@@ -1,6 +1,7 @@
 // Checkpoint save and load throughput against the disk's own speed, measured in the same run:
-// `dd if=/dev/zero of=FILE bs=1M count=MB conv=fdatasync` (write) and dd of that file from a
-// cold page cache (read).
+// `dd if=/dev/zero of=FILE bs=1M count=MB conv=fdatasync` (write), the same with the tensors'
+// own (non-zero) bytes from /dev/shm as input (virtual disks may treat zero blocks specially),
+// and dd of the written file from a cold page cache (read).
 //   usage: [mpirun -np P] bench_checkpoint [--mb 500] [--dir DIR] [--repeat 3] [--keep]
 // MB of fp32 tensors (param, exp_avg, exp_avg_sq of [1024, 4096] matrices plus small vectors)
 // are split by rows over the P ranks, so the checkpoint has P files of MB/P each. Save includes
@@ -132,7 +133,20 @@ int main(int argc, char** argv) {
       std::printf("bench_checkpoint: %d rank file(s), %zu tensors, %.1f MiB of fp32 in %s, %d repeats\n", ranks,
                   tensors.size(), total_mib, dir.c_str(), repeat);
     }
-    std::vector<double> dd_write, dd_read, save, load, reshard;
+    // dd's second input: the first dd_mib MiB of this rank's tensor bytes, in memory (/dev/shm).
+    const fs::path dd_source = "/dev/shm/shardlm-bench-checkpoint-source";
+    if (leader) {
+      FILE* f = std::fopen(dd_source.c_str(), "wb");
+      if (!f) fail("cannot create " + dd_source.string());
+      int64_t left = dd_mib << 20;
+      for (size_t i = 0; left > 0; i = (i + 1) % data.size()) {
+        const auto n = std::min<int64_t>(left, static_cast<int64_t>(data[i].size() * sizeof(float)));
+        std::fwrite(data[i].data(), 1, static_cast<size_t>(n), f);
+        left -= n;
+      }
+      std::fclose(f);
+    }
+    std::vector<double> dd_write, dd_write_data, dd_read, save, load, reshard;
     std::vector<float> dest;
     // Round 0 is a warm-up. Each round first deletes the previous round's checkpoint, so that
     // dd and the save both write into blocks the file system just freed: on thin-provisioned
@@ -140,11 +154,13 @@ int main(int argc, char** argv) {
     for (int it = 0; it <= repeat; ++it) {
       if (leader) fs::remove_all(dir / "ckpt");
       // The disk's own speed, on the same file system, right before the save.
-      double dd_write_s = 0, dd_read_s = 0;
+      double dd_write_s = 0, dd_write_data_s = 0, dd_read_s = 0;
       if (leader) {
         const fs::path dd_file = dir / "dd.bin";
         const std::string count = std::to_string(dd_mib);
         dd_write_s = run_dd("dd if=/dev/zero of=" + dd_file.string() + " bs=1M count=" + count + " conv=fdatasync");
+        fs::remove(dd_file);
+        dd_write_data_s = run_dd("dd if=" + dd_source.string() + " of=" + dd_file.string() + " bs=1M conv=fdatasync");
         evict_from_cache(dd_file);
         dd_read_s = run_dd("dd if=" + dd_file.string() + " of=/dev/null bs=1M");
         fs::remove(dd_file);
@@ -185,26 +201,32 @@ int main(int argc, char** argv) {
       world.barrier();
       if (it == 0) continue;
       dd_write.push_back(dd_write_s);
+      dd_write_data.push_back(dd_write_data_s);
       dd_read.push_back(dd_read_s);
       save.push_back(save_s);
       load.push_back(load_s);
       reshard.push_back(now() - t0);
     }
     if (leader) {
-      const double write_speed = dd_mib / median(dd_write), read_speed = dd_mib / median(dd_read);  // MiB/s
+      // MiB/s of the baselines.
+      const double write_speed = dd_mib / median(dd_write), data_speed = dd_mib / median(dd_write_data),
+                   read_speed = dd_mib / median(dd_read);
       auto line = [&](const char* what, const std::vector<double>& times, const char* note) {
         const double t = median(times), speed = total_mib / t;
-        std::printf("%-28s %7.3f s %8.1f MiB/s  %5.0f%% of dd write  %5.0f%% of dd read   %s\n", what, t, speed,
-                    100.0 * speed / write_speed, 100.0 * speed / read_speed, note);
+        std::printf("%-30s %6.3f s %7.1f MiB/s  %4.0f%% / %4.0f%% / %4.0f%%   %s\n", what, t, speed,
+                    100.0 * speed / write_speed, 100.0 * speed / data_speed, 100.0 * speed / read_speed, note);
       };
-      std::printf("%-28s %7.3f s %8.1f MiB/s\n", "dd write (conv=fdatasync)", median(dd_write), write_speed);
-      std::printf("%-28s %7.3f s %8.1f MiB/s\n", "dd read (cold cache)", median(dd_read), read_speed);
+      std::printf("%-30s %6.3f s %7.1f MiB/s\n", "dd write /dev/zero fdatasync", median(dd_write), write_speed);
+      std::printf("%-30s %6.3f s %7.1f MiB/s\n", "dd write tensor bytes fdatasync", median(dd_write_data), data_speed);
+      std::printf("%-30s %6.3f s %7.1f MiB/s\n", "dd read (cold cache)", median(dd_read), read_speed);
+      std::printf("%-30s %6s   %7s        of dd write zero / write data / read\n", "", "", "");
       line("save (incl. fsync, commit)", save, "");
       line("load (cold cache, own rows)", load, "checksums verified");
       line("load resharded (warm)", reshard, "column blocks from every file");
       std::printf("(medians of %d; per-rank share %.1f MiB)\n", repeat, static_cast<double>(my_bytes) / (1 << 20));
     }
     world.barrier();
+    if (leader) fs::remove(dd_source);
     if (leader && !keep) fs::remove_all(dir);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_checkpoint: %s\n", e.what());
