@@ -8,6 +8,9 @@
 // keyed bijection of [0, S) (a Feistel network with cycle walking) that depends on (seed, e).
 // So every window is used exactly once per epoch, epochs are shuffled differently, and any g
 // is computed in O(1): resuming at sample 10^12 replays nothing.
+//
+// Both classes are read-only after construction: their const methods may be called from
+// several threads at once.
 #pragma once
 
 #include <cstdint>
