@@ -33,16 +33,76 @@ int64_t ModelConfig::num_parameters() const {
   return V * C + T * C + n_layer * per_layer + 2 * C;
 }
 
-std::string ModelConfig::to_string() const {
+
+namespace {
+// The fields of the [model] section, in order.
+struct ModelField {
+  const char* key;
+  int ModelConfig::*member;
+};
+constexpr ModelField kModelFields[] = {
+    {"n_layer", &ModelConfig::n_layer},         {"n_head", &ModelConfig::n_head},
+    {"n_embd", &ModelConfig::n_embd},           {"vocab_size", &ModelConfig::vocab_size},
+    {"max_seq_len", &ModelConfig::max_seq_len}, {"vocab_pad_multiple", &ModelConfig::vocab_pad_multiple},
+};
+
+std::string trim(const std::string& s) {
+  const size_t a = s.find_first_not_of(" \t\r");
+  if (a == std::string::npos) return "";
+  const size_t b = s.find_last_not_of(" \t\r");
+  return s.substr(a, b - a + 1);
+}
+}  // namespace
+
+std::string model_config_to_ini(const ModelConfig& cfg) {
   std::ostringstream os;
-  os << "family=gpt2\n"
-     << "n_layer=" << n_layer << "\n"
-     << "n_head=" << n_head << "\n"
-     << "n_embd=" << n_embd << "\n"
-     << "vocab_size=" << vocab_size << "\n"
-     << "max_seq_len=" << max_seq_len << "\n"
-     << "vocab_pad_multiple=" << vocab_pad_multiple << "\n";
+  os << "[model]\n";
+  for (const auto& f : kModelFields) os << f.key << "=" << cfg.*f.member << "\n";
   return os.str();
+}
+
+ModelConfig model_config_from_ini(const std::string& ini_text) {
+  ModelConfig cfg;
+  std::map<std::string, bool> seen;
+  std::istringstream in(ini_text);
+  std::string line, section;
+  while (std::getline(in, line)) {
+    line = trim(line);
+    if (line.empty() || line[0] == '#' || line[0] == ';') continue;
+    if (line.front() == '[') {
+      section = trim(line.substr(1, line.find(']') - 1));
+      continue;
+    }
+    if (section != "model") continue;
+    const size_t eq = line.find('=');
+    if (eq == std::string::npos) fail("[model] section: expected key=value, got '" + line + "'");
+    const std::string key = trim(line.substr(0, eq)), value = trim(line.substr(eq + 1));
+    const ModelField* field = nullptr;
+    for (const auto& f : kModelFields)
+      if (key == f.key) field = &f;
+    if (!field) fail("[model] section: unknown key '" + key + "'");
+    try {
+      size_t used = 0;
+      cfg.*field->member = std::stoi(value, &used);
+      if (used != value.size()) throw std::invalid_argument(value);
+    } catch (const std::exception&) {
+      fail("[model] section: " + key + " must be an integer, got '" + value + "'");
+    }
+    seen[key] = true;
+  }
+  for (const auto& f : kModelFields)
+    if (!seen[f.key]) fail(std::string("[model] section: missing key '") + f.key + "'");
+  cfg.validate();
+  return cfg;
+}
+
+std::string model_config_diff(const ModelConfig& from, const ModelConfig& to) {
+  std::string diff;
+  for (const auto& f : kModelFields)
+    if (from.*f.member != to.*f.member)
+      diff += (diff.empty() ? "" : ", ") + std::string(f.key) + ": " + std::to_string(from.*f.member) + " -> " +
+              std::to_string(to.*f.member);
+  return diff;
 }
 
 namespace {

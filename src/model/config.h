@@ -27,10 +27,17 @@ struct ModelConfig {
   void validate() const;
   // Parameter count (real vocab, tied embedding counted once).
   int64_t num_parameters() const;
-  // key=value lines, stable order: used for printing, hashing and checkpoint metadata.
-  std::string to_string() const;
   bool operator==(const ModelConfig&) const = default;
 };
+
+// The [model] section of an INI text, exactly:
+//   [model]\nn_layer=..\nn_head=..\nn_embd=..\nvocab_size=..\nmax_seq_len=..\nvocab_pad_multiple=..\n
+// (run_config.ini, checkpoint configs). Parsing reads only the [model] section; unknown or
+// missing keys there are errors naming the key. The result is validated.
+std::string model_config_to_ini(const ModelConfig& cfg);
+ModelConfig model_config_from_ini(const std::string& ini_text);
+// "n_layer: 6 -> 8, n_embd: 384 -> 512" (empty when equal).
+std::string model_config_diff(const ModelConfig& from, const ModelConfig& to);
 
 // Named presets: tiny, mini, gpt2, gpt2-medium, gpt2-large, gpt2-xl. Throws on an unknown name
 // (the message lists the known ones).
