@@ -178,17 +178,26 @@ double Trainer::global_grad_norm() {
   return std::sqrt(ss);
 }
 
-StepResult Trainer::train_step(int step, const BatchSource& data) {
+StepResult Trainer::train_step(int step, uint64_t first_sample, const BatchSource& data, bool skip_non_finite) {
   model_->zero_grads();
-  const double loss_sum = run_micro_batches(static_cast<uint64_t>(step) * samples_per_step(), data, true);
+  const double loss_sum = run_micro_batches(first_sample, data, true);
   sync_tied_embedding();
   reduce_gradients();
   StepResult r;
   r.loss = average_loss(loss_sum, settings_.micro_batches);
   r.grad_norm = global_grad_norm();
+  r.lr = learning_rate(settings_.optim, step);
+  // Loss and norm are identical on every rank, so every rank takes the same branch.
+  if (!std::isfinite(r.loss) || !std::isfinite(r.grad_norm)) {
+    if (!skip_non_finite)
+      fail("non-finite " + std::string(std::isfinite(r.loss) ? "gradient norm" : "loss") + " at step " +
+           std::to_string(step) + " (loss " + std::to_string(r.loss) + ", grad norm " + std::to_string(r.grad_norm) +
+           "); stopping before the update so the last checkpoint stays good (use --on-nan skip to skip such steps)");
+    r.skipped = true;
+    return r;
+  }
   const float scale = clip_scale(settings_.optim, r.grad_norm);
   r.clipped = scale < 1.0f;
-  r.lr = learning_rate(settings_.optim, step);
   float* params = model_->params();
   if (settings_.zero_stage == 1) {
     const size_t part = shard_end_ - shard_begin_;

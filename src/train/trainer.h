@@ -40,6 +40,7 @@ struct StepResult {
   double grad_norm = 0.0;  // before clipping
   float lr = 0.0f;
   bool clipped = false;
+  bool skipped = false;    // non-finite loss or gradients: no update was made
 };
 
 class Trainer {
@@ -47,9 +48,16 @@ class Trainer {
   Trainer(const TrainSettings& settings, Mesh& mesh, KernelBackend& backend);
   ~Trainer();
 
-  // One optimizer step at 0-based `step`; reads the samples
-  // [step * samples_per_step(), (step+1) * samples_per_step()) from `data` (each DP rank its part).
-  StepResult train_step(int step, const BatchSource& data);
+  // One optimizer step at 0-based `step` (it sets the learning rate and bias correction);
+  // reads the global samples [first_sample, first_sample + samples_per_step()) from `data`,
+  // each DP rank its part. A non-finite loss or gradient norm (the same on every rank) throws
+  // an Error naming the step, or with skip_non_finite leaves the weights untouched and
+  // returns with `skipped` set.
+  StepResult train_step(int step, uint64_t first_sample, const BatchSource& data, bool skip_non_finite = false);
+  // The same with first_sample = step * samples_per_step().
+  StepResult train_step(int step, const BatchSource& data) {
+    return train_step(step, static_cast<uint64_t>(step) * samples_per_step(), data);
+  }
   // Mean loss over `batches` micro-batch rounds starting at global sample `first` (no update).
   double evaluate(uint64_t first, int batches, const BatchSource& data);
 

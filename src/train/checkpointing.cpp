@@ -1,0 +1,168 @@
+#include "train/checkpointing.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+#include "io/checkpoint_rect.h"
+
+namespace shardlm {
+
+namespace {
+
+Rect view_rect(const TensorView& v) { return Rect{v.offset, v.local_shape}; }
+
+// Recursive helper: elements [a, b) of the sub-block at dims k.. with the outer coordinates
+// fixed in `prefix` (global coordinates).
+void split_range(const Rect& block, size_t k, std::vector<int64_t>& prefix, int64_t a, int64_t b,
+                 std::vector<Rect>& out) {
+  if (a >= b) return;
+  const size_t n = block.count.size();
+  if (k + 1 == n) {
+    Rect r;
+    r.offset = prefix;
+    r.offset.push_back(block.offset[k] + a);
+    r.count.assign(k, 1);
+    r.count.push_back(b - a);
+    out.push_back(std::move(r));
+    return;
+  }
+  int64_t row = 1;  // elements per index of dimension k
+  for (size_t d = k + 1; d < n; ++d) row *= block.count[d];
+  int64_t i0 = a / row;
+  const int64_t i1 = b / row;
+  auto descend = [&](int64_t i, int64_t lo, int64_t hi) {
+    prefix.push_back(block.offset[k] + i);
+    split_range(block, k + 1, prefix, lo, hi, out);
+    prefix.pop_back();
+  };
+  if (i0 == i1) {
+    descend(i0, a - i0 * row, b - i0 * row);
+    return;
+  }
+  if (a % row != 0) {
+    descend(i0, a % row, row);
+    ++i0;
+  }
+  if (i1 > i0) {  // whole rows i0..i1-1
+    Rect r;
+    r.offset = prefix;
+    r.count.assign(k, 1);
+    r.offset.push_back(block.offset[k] + i0);
+    r.count.push_back(i1 - i0);
+    for (size_t d = k + 1; d < n; ++d) {
+      r.offset.push_back(block.offset[d]);
+      r.count.push_back(block.count[d]);
+    }
+    out.push_back(std::move(r));
+  }
+  if (b % row != 0) descend(i1, 0, b % row);
+}
+
+// The part of `view` inside the flat range [begin, end): element range within the view.
+bool view_range(const TensorView& v, size_t begin, size_t end, size_t& lo, size_t& hi) {
+  lo = std::max(begin, v.flat_offset);
+  hi = std::min(end, v.flat_offset + v.numel);
+  return lo < hi;
+}
+
+}  // namespace
+
+std::vector<Rect> range_to_rects(const Rect& block, int64_t begin, int64_t end) {
+  std::vector<Rect> out;
+  std::vector<int64_t> prefix;
+  split_range(block, 0, prefix, begin, end, out);
+  return out;
+}
+
+std::filesystem::path save_training_checkpoint(Trainer& trainer, const std::filesystem::path& root,
+                                               const TrainingCheckpointInfo& info) {
+  GPT2& model = trainer.model();
+  Mesh& mesh = trainer.mesh();
+  AdamW& opt = trainer.optimizer();
+  const bool zero = trainer.settings().zero_stage == 1;
+  const bool dp_leader = mesh.dp_rank() == 0;
+  // Host copies: a no-op view for the CPU backend; the CUDA backend stages through them.
+  KernelBackend& be = model.backend();
+  const size_t total = model.layout().total();
+  std::vector<float> params(total), m(opt.end() - opt.begin()), v(opt.end() - opt.begin());
+  be.copy_to_host(params.data(), model.params(), total * sizeof(float));
+  be.copy_to_host(m.data(), opt.exp_avg(), m.size() * sizeof(float));
+  be.copy_to_host(v.data(), opt.exp_avg_sq(), v.size() * sizeof(float));
+
+  std::vector<CheckpointSlice> slices;
+  for (const auto& view : model.layout().views()) {
+    if (!view.primary) continue;
+    if (dp_leader)
+      slices.push_back({kRoleParam, view.name, view.global_shape, view.offset, view.local_shape,
+                        params.data() + view.flat_offset});
+    if (!zero && !dp_leader) continue;
+    size_t lo = 0, hi = 0;
+    if (!view_range(view, opt.begin(), opt.end(), lo, hi)) continue;
+    const int64_t a = static_cast<int64_t>(lo - view.flat_offset), b = static_cast<int64_t>(hi - view.flat_offset);
+    int64_t pos = static_cast<int64_t>(lo - opt.begin());
+    for (const Rect& r : range_to_rects(view_rect(view), a, b)) {
+      slices.push_back({kRoleExpAvg, view.name, view.global_shape, r.offset, r.count, m.data() + pos});
+      slices.push_back({kRoleExpAvgSq, view.name, view.global_shape, r.offset, r.count, v.data() + pos});
+      pos += r.numel();
+    }
+  }
+  CheckpointInfo ci;
+  ci.config_text = info.config_text;
+  ci.tokenizer_model = info.tokenizer_model;
+  const MeshShape& shape = mesh.sizes();
+  ci.metadata["step"] = info.step;
+  ci.metadata["samples_consumed"] = static_cast<int64_t>(info.samples_consumed);
+  ci.metadata["layout.tp"] = static_cast<int64_t>(shape.tp);
+  ci.metadata["layout.pp"] = static_cast<int64_t>(shape.pp);
+  ci.metadata["layout.dp"] = static_cast<int64_t>(shape.dp);
+  ci.metadata["layout.zero"] = static_cast<int64_t>(trainer.settings().zero_stage);
+  ci.metadata["seed"] = static_cast<int64_t>(trainer.settings().seed);
+  // shardlm keeps no RNG stream state: initialisation is counter-based and the data order is
+  // a pure function of (seed, sample index), so (seed, samples_consumed) restores both.
+  ci.metadata["rng"] = std::string("stateless: counter-based init, data order = f(seed, sample)");
+  return save_checkpoint(mesh.world(), root, info.step, slices, ci);
+}
+
+namespace {
+void check_shape(CheckpointReader& reader, const std::string& role, const TensorView& view) {
+  const auto& shape = reader.global_shape(role, view.name);
+  if (shape != view.global_shape)
+    fail("checkpoint " + reader.dir().string() + ": tensor " + role + "/" + view.name + " has shape " +
+         shape_string(shape) + " but this model expects " + shape_string(view.global_shape));
+}
+}  // namespace
+
+void load_model_params(GPT2& model, CheckpointReader& reader) {
+  std::vector<float> buf;
+  for (const auto& view : model.layout().views()) {
+    check_shape(reader, kRoleParam, view);
+    buf.assign(view.numel, 0.0f);
+    reader.read(kRoleParam, view.name, view.offset, view.local_shape, buf.data());
+    model.backend().copy_from_host(model.params() + view.flat_offset, buf.data(), view.numel * sizeof(float));
+  }
+}
+
+void load_training_checkpoint(Trainer& trainer, CheckpointReader& reader) {
+  GPT2& model = trainer.model();
+  load_model_params(model, reader);
+  AdamW& opt = trainer.optimizer();
+  KernelBackend& be = model.backend();
+  std::vector<float> m(opt.end() - opt.begin(), 0.0f), v(opt.end() - opt.begin(), 0.0f);
+  for (const auto& view : model.layout().views()) {
+    size_t lo = 0, hi = 0;
+    if (!view_range(view, opt.begin(), opt.end(), lo, hi)) continue;
+    check_shape(reader, kRoleExpAvg, view);
+    check_shape(reader, kRoleExpAvgSq, view);
+    const int64_t a = static_cast<int64_t>(lo - view.flat_offset), b = static_cast<int64_t>(hi - view.flat_offset);
+    int64_t pos = static_cast<int64_t>(lo - opt.begin());
+    for (const Rect& r : range_to_rects(view_rect(view), a, b)) {
+      reader.read(kRoleExpAvg, view.name, r.offset, r.count, m.data() + pos);
+      reader.read(kRoleExpAvgSq, view.name, r.offset, r.count, v.data() + pos);
+      pos += r.numel();
+    }
+  }
+  be.copy_from_host(opt.exp_avg(), m.data(), m.size() * sizeof(float));
+  be.copy_from_host(opt.exp_avg_sq(), v.data(), v.size() * sizeof(float));
+}
+
+}  // namespace shardlm

@@ -1,0 +1,320 @@
+#include "train/train_run.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <sstream>
+
+#include "cli/commands.h"
+#include "core/error.h"
+#include "io/checkpoint.h"
+#include "io/data_loader.h"
+#include "io/tokenizer.h"
+#include "model/init.h"
+#include "parallel/consistency.h"
+#include "parallel/mesh.h"
+#include "train/checkpointing.h"
+#include "train/trainer.h"
+
+namespace fs = std::filesystem;
+
+namespace shardlm {
+
+namespace {
+
+// Set by SIGTERM / SIGUSR1 (SLURM's preemption and pre-timeout signals); read at step ends.
+volatile std::sig_atomic_t g_stop_signal = 0;
+void on_stop_signal(int sig) { g_stop_signal = sig; }
+
+void install_signal_handlers() {
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGUSR1, &sa, nullptr);
+}
+
+double now_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+std::string format_duration(double s) {
+  const long t = std::lround(std::max(0.0, s));
+  std::ostringstream os;
+  if (t >= 3600) os << t / 3600 << "h";
+  if (t >= 60) os << (t % 3600) / 60 << "m";
+  os << t % 60 << "s";
+  return os.str();
+}
+
+// Writes `text` to `path` atomically (temp file + rename).
+void write_file_atomic(const fs::path& path, const std::string& text) {
+  const fs::path tmp = path.string() + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) fail("cannot write " + tmp.string());
+    out << text;
+  }
+  fs::rename(tmp, path);
+}
+
+std::string read_file(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail("cannot read " + path.string());
+  std::ostringstream os;
+  os << in.rdbuf();
+  return os.str();
+}
+
+// Seeded random tokens: a pure function of (seed, sample, position), like a real dataset's
+// windows, so every layout and every resume sees the same data.
+void synthetic_samples(uint64_t seed, int vocab, int T, uint64_t first, int count, int32_t* tokens, int32_t* targets) {
+  for (int i = 0; i < count; ++i) {
+    const uint64_t base = (first + static_cast<uint64_t>(i)) * static_cast<uint64_t>(T + 1);
+    for (int t = 0; t <= T; ++t) {
+      const float r = counter_normal(seed ^ 0x5eed5eedull, base + static_cast<uint64_t>(t));
+      const int32_t id = static_cast<int32_t>(static_cast<uint64_t>(std::fabs(r) * 1e7) % static_cast<uint64_t>(vocab));
+      if (t < T) tokens[i * T + t] = id;
+      if (t > 0) targets[i * T + t - 1] = id;
+    }
+  }
+}
+
+// Model FLOPs per token for MFU: 6 per parameter that takes part in a matmul (every block
+// weight and the LM head; not the position table) plus attention's 6*L*T*C (fwd + bwd of
+// q@k^T and att@v, causal masking not discounted, as in PaLM's formula).
+double flops_per_token(const ModelConfig& m, int T) {
+  const double matmul_params = static_cast<double>(m.num_parameters()) - static_cast<double>(m.max_seq_len) * m.n_embd;
+  return 6.0 * matmul_params + 6.0 * m.n_layer * static_cast<double>(T) * m.n_embd;
+}
+
+}  // namespace
+
+int run_training(RunConfig cfg) {
+  MpiRuntime mpi;
+  Mesh mesh(cfg.tp, cfg.pp);
+  const bool leader = mesh.world_rank() == 0;
+  install_signal_handlers();
+  if (cfg.out.empty()) fail("--out (the run directory) is required");
+  const fs::path run_dir = cfg.out, ckpt_root = run_dir / "checkpoints";
+
+  // ---- data and tokenizer ---------------------------------------------------------------
+  std::optional<Tokenizer> tokenizer;
+  std::unique_ptr<TokenDataset> train_data, val_data;
+  const bool synthetic = cfg.data == "synthetic";
+  if (!synthetic) {
+    const fs::path tok_path = fs::path(cfg.data) / "tokenizer.model";
+    if (!fs::exists(tok_path)) fail("--data " + cfg.data + ": no tokenizer.model (prepare it with `shardlm data prepare`)");
+    tokenizer.emplace(Tokenizer::from_file(tok_path.string()));
+    if (cfg.model.vocab_size == 0) cfg.model.vocab_size = tokenizer->vocab_size();
+    if (cfg.model.vocab_size < tokenizer->vocab_size())
+      fail("model vocab_size " + std::to_string(cfg.model.vocab_size) + " is smaller than the tokenizer's " +
+           std::to_string(tokenizer->vocab_size()) + " (" + tok_path.string() + ")");
+    const ShardExpectations expect{tokenizer->fingerprint(), static_cast<uint64_t>(cfg.model.vocab_size)};
+    train_data = std::make_unique<TokenDataset>(cfg.data, "train", expect);
+    val_data = std::make_unique<TokenDataset>(cfg.data, "val", expect);
+  } else if (cfg.model.vocab_size == 0) {
+    fail("--data synthetic needs a vocabulary size (a --model preset or --vocab-size)");
+  }
+  if (cfg.seq_len == 0) cfg.seq_len = cfg.model.max_seq_len;
+  cfg.optim.total_steps = cfg.steps;
+
+  const int dp = mesh.sizes().dp;
+  if (cfg.global_batch == 0) cfg.global_batch = static_cast<int64_t>(cfg.micro_batch) * dp;
+  const int64_t per_round = static_cast<int64_t>(cfg.micro_batch) * dp;
+  if (cfg.global_batch % per_round != 0)
+    fail("--global-batch " + std::to_string(cfg.global_batch) + " sequences is not a multiple of micro-batch x dp = " +
+         std::to_string(cfg.micro_batch) + " x " + std::to_string(dp) + " = " + std::to_string(per_round));
+
+  TrainSettings st;
+  st.model = cfg.model;
+  st.micro_batch = cfg.micro_batch;
+  st.seq_len = cfg.seq_len;
+  st.micro_batches = static_cast<int>(cfg.global_batch / per_round);
+  st.optim = cfg.optim;
+  st.seed = cfg.seed;
+  st.zero_stage = cfg.zero;
+  st.pipeline_layers = cfg.pp_layers;
+  validate_layout(st, mesh.sizes());
+
+  // Every rank must run the same configuration: compare before anything collective depends on it.
+  const std::string ini = cfg.to_ini();
+  check_same_on_all_ranks(mesh.world(), "effective config", ini);
+
+  // ---- run directory, resume ---------------------------------------------------------------
+  std::optional<fs::path> resume_from;
+  if (cfg.resume == "auto") {
+    resume_from = find_latest_checkpoint(ckpt_root);
+  } else if (cfg.resume != "none") {
+    resume_from = fs::path(cfg.resume);
+    if (!fs::exists(*resume_from / "manifest.h5")) {
+      if (auto latest = find_latest_checkpoint(*resume_from)) resume_from = latest;
+      else fail("--resume " + cfg.resume + ": not a committed checkpoint (no manifest.h5) nor a checkpoint root");
+    }
+  }
+  const fs::path run_ini = run_dir / "run_config.ini";
+  if (fs::exists(run_ini)) {
+    const std::string diff = model_config_diff(model_config_from_ini(read_file(run_ini)), cfg.model);
+    if (!diff.empty())
+      fail("run directory " + run_dir.string() + " holds a run with a different model (" + diff +
+           "); use a new --out or the original model settings");
+  }
+  mesh.world().barrier();
+  if (leader) {
+    fs::create_directories(ckpt_root);
+    fs::create_directories(run_dir / "progress");
+    if (!fs::exists(run_ini)) write_file_atomic(run_ini, ini);
+    std::cout << "shardlm train: " << mesh.world_size() << " ranks (dp " << dp << " x tp " << cfg.tp << " x pp "
+              << cfg.pp << (cfg.zero ? ", ZeRO-1" : "") << "), " << cfg.model.num_parameters() / 1e6
+              << "M parameters, " << st.micro_batches << " micro-batch(es) of " << cfg.micro_batch << " x "
+              << cfg.seq_len << " per DP rank per step\n--- effective config ---\n"
+              << ini << "------------------------\n"
+              << std::flush;
+  }
+  mesh.world().barrier();
+
+  Trainer trainer(st, mesh, cpu_backend());
+  int start_step = 0;
+  uint64_t samples_consumed = 0;
+  if (resume_from) {
+    CheckpointReader reader(*resume_from);
+    const std::string diff = model_config_diff(model_config_from_ini(reader.config_text()), cfg.model);
+    if (!diff.empty())
+      fail("checkpoint " + resume_from->string() + " was saved with a different model (" + diff + "); refusing to resume");
+    load_training_checkpoint(trainer, reader);
+    start_step = static_cast<int>(reader.metadata_int("step"));
+    samples_consumed = static_cast<uint64_t>(reader.metadata_int("samples_consumed"));
+    if (leader)
+      std::cout << "resumed from " << resume_from->string() << " at step " << start_step << " (saved with tp "
+                << reader.metadata_int("layout.tp") << ", pp " << reader.metadata_int("layout.pp") << ", dp "
+                << reader.metadata_int("layout.dp") << ", zero " << reader.metadata_int("layout.zero") << ")\n";
+  }
+
+  // ---- batch sources ---------------------------------------------------------------------------
+  std::unique_ptr<SampleLoader> train_loader, val_loader;
+  BatchSource train_source, val_source;
+  if (synthetic) {
+    const int V = cfg.model.vocab_size, T = cfg.seq_len;
+    const uint64_t seed = cfg.seed;
+    train_source = [=](uint64_t first, int count, int32_t* tok, int32_t* tgt) { synthetic_samples(seed, V, T, first, count, tok, tgt); };
+    val_source = [=](uint64_t first, int count, int32_t* tok, int32_t* tgt) { synthetic_samples(~seed, V, T, first, count, tok, tgt); };
+  } else {
+    train_loader = std::make_unique<SampleLoader>(*train_data, cfg.seq_len, cfg.seed);
+    val_loader = std::make_unique<SampleLoader>(*val_data, cfg.seq_len, cfg.seed);
+    train_source = [&](uint64_t first, int count, int32_t* tok, int32_t* tgt) { train_loader->get_samples(first, count, tok, tgt); };
+    val_source = [&](uint64_t first, int count, int32_t* tok, int32_t* tgt) { val_loader->get_samples(first, count, tok, tgt); };
+  }
+  // Validation bits per byte: nats per token / ln 2 x tokens per UTF-8 byte of the val text.
+  const double val_tokens_per_byte =
+      val_data && val_data->text_bytes() > 0 ? static_cast<double>(val_data->token_count()) / val_data->text_bytes() : 0.0;
+
+  // ---- metrics -----------------------------------------------------------------------------------
+  std::ofstream metrics;
+  if (leader) {
+    const fs::path mpath = cfg.metrics.empty() ? run_dir / "metrics.jsonl" : fs::path(cfg.metrics);
+    metrics.open(mpath, std::ios::app);
+    if (!metrics) fail("cannot open metrics file " + mpath.string());
+  }
+  auto evaluate = [&](int step) {
+    const double loss = trainer.evaluate(0, cfg.eval_steps, val_source);
+    if (!leader) return;
+    std::ostringstream line;
+    line << std::setprecision(6) << "{\"step\":" << step << ",\"val_loss\":" << loss;
+    if (val_tokens_per_byte > 0) line << ",\"val_bpb\":" << loss / std::log(2.0) * val_tokens_per_byte;
+    line << "}";
+    metrics << line.str() << "\n" << std::flush;
+    std::cout << "eval step " << step << " | val loss " << std::fixed << std::setprecision(4) << loss;
+    if (val_tokens_per_byte > 0) std::cout << " | val bpb " << loss / std::log(2.0) * val_tokens_per_byte;
+    std::cout << std::defaultfloat << "\n" << std::flush;
+  };
+
+  // ---- checkpointing -----------------------------------------------------------------------------
+  std::vector<uint8_t> tokenizer_bytes;
+  if (tokenizer) tokenizer_bytes.assign(tokenizer->serialized().begin(), tokenizer->serialized().end());
+  int last_saved = resume_from ? start_step : -1;
+  auto save = [&](int steps_done) {
+    if (steps_done == last_saved) return;
+    const double t0 = now_seconds();
+    TrainingCheckpointInfo info{steps_done, samples_consumed, ini, tokenizer_bytes};
+    const fs::path dir = save_training_checkpoint(trainer, ckpt_root, info);
+    if (leader) {
+      apply_retention(ckpt_root, cfg.keep_last, cfg.keep_every);
+      std::cout << "saved " << dir.string() << " (" << std::fixed << std::setprecision(2) << now_seconds() - t0
+                << " s)" << std::defaultfloat << "\n" << std::flush;
+    }
+    last_saved = steps_done;
+  };
+
+  // ---- the loop ------------------------------------------------------------------------------------
+  const fs::path heartbeat = run_dir / "progress" / ("rank_" + std::to_string(mesh.world_rank()) + ".txt");
+  const double tokens_per_step = static_cast<double>(trainer.samples_per_step()) * cfg.seq_len;
+  const double flops_tok = flops_per_token(cfg.model, cfg.seq_len);
+  const double t_start = now_seconds();
+  if (start_step == 0 || cfg.eval_every > 0) evaluate(start_step);
+  int step = start_step;
+  int exit_code = cli::kExitOk;
+  double window_start = now_seconds();
+  int window_steps = 0;
+  while (step < cfg.steps) {
+    const StepResult r = trainer.train_step(step, samples_consumed, train_source, cfg.skip_non_finite);
+    samples_consumed += trainer.samples_per_step();
+    ++step;
+    ++window_steps;
+    write_file_atomic(heartbeat, "step=" + std::to_string(step) + " time=" + std::to_string(std::time(nullptr)) + "\n");
+    const double now = now_seconds();
+    if (leader && (step % cfg.log_every == 0 || step == cfg.steps || r.skipped)) {
+      const double dt = (now - window_start) / window_steps;
+      const double tps = tokens_per_step / dt;
+      const double mfu = tps * flops_tok / (cfg.peak_tflops * 1e12 * mesh.world_size());
+      const double eta = dt * (cfg.steps - step);
+      std::ostringstream line;
+      line << std::setprecision(6) << "{\"step\":" << step << ",\"loss\":" << r.loss << ",\"lr\":" << r.lr
+           << ",\"grad_norm\":" << r.grad_norm << ",\"tokens\":" << static_cast<uint64_t>(samples_consumed) * cfg.seq_len
+           << ",\"tokens_per_s\":" << tps << ",\"mfu\":" << mfu << ",\"elapsed_s\":" << now - t_start
+           << (r.skipped ? ",\"skipped\":true" : "") << "}";
+      metrics << line.str() << "\n" << std::flush;
+      std::cout << "step " << step << "/" << cfg.steps << " | loss " << std::fixed << std::setprecision(4) << r.loss
+                << " | lr " << std::scientific << std::setprecision(2) << r.lr << " | gnorm " << std::fixed
+                << std::setprecision(3) << r.grad_norm << (r.clipped ? " (clipped)" : "") << " | "
+                << std::setprecision(0) << tps << " tok/s | mfu " << std::setprecision(1) << 100 * mfu << "% | eta "
+                << format_duration(eta) << (r.skipped ? " | SKIPPED (non-finite)" : "") << std::defaultfloat << "\n"
+                << std::flush;
+      window_start = now;
+      window_steps = 0;
+    }
+    if (cfg.eval_every > 0 && step % cfg.eval_every == 0 && step < cfg.steps) evaluate(step);
+    if (cfg.save_every > 0 && step % cfg.save_every == 0 && step < cfg.steps) save(step);
+    // Stop request: a signal on any rank, or the wall-clock budget (rank 0's clock decides).
+    // MAX all-reduce so that every rank takes the same decision at the same step.
+    int stop = g_stop_signal != 0 ? 1 : 0;
+    if (leader && cfg.exit_after_minutes > 0 && now - t_start > cfg.exit_after_minutes * 60.0) stop = 1;
+    mesh.world().all_reduce(&stop, 1, DType::I32, ReduceOp::Max);
+    if (stop && step < cfg.steps) {
+      if (leader)
+        std::cout << "stop requested (" << (g_stop_signal ? "signal " + std::to_string(g_stop_signal) : std::string("time budget"))
+                  << ") at step " << step << ": saving and exiting with " << cli::kExitSavedRequeue << "\n" << std::flush;
+      save(step);
+      exit_code = cli::kExitSavedRequeue;
+      break;
+    }
+  }
+  if (exit_code == cli::kExitOk) {
+    evaluate(step);
+    save(step);
+    if (leader) std::cout << "done: " << step << " steps in " << format_duration(now_seconds() - t_start) << "\n" << std::flush;
+  }
+  return exit_code;
+}
+
+}  // namespace shardlm
