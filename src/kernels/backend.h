@@ -80,6 +80,22 @@ class KernelBackend {
                                   const float* att /*[B,NH,T,T]*/, int B, int T, int NH,
                                   int hd) = 0;
 
+  // ---- KV-cached attention (inference) ---------------------------------------------------------
+  // A layer's cache holds keys and values by head and position: k_cache and v_cache are
+  // [NH, max_seq, hd] each. Tq new positions pos0..pos0+Tq-1 arrive as qkv rows laid out as in
+  // attention_forward (pos0 + Tq <= max_seq).
+  // Writes the k and v parts of the Tq rows into the cache at positions pos0..pos0+Tq-1.
+  virtual void kv_cache_append(float* k_cache /*[NH,max_seq,hd]*/, float* v_cache /*[NH,max_seq,hd]*/,
+                               const float* qkv /*[Tq,3*NH*hd]*/, int pos0, int Tq, int NH, int hd,
+                               int max_seq) = 0;
+  // Causal attention of the Tq new queries against the cache (after kv_cache_append): query i
+  // (position pos0+i) attends to positions 0..pos0+i, scale 1/sqrt(hd). Tq = 1 is one decode
+  // step; pos0 = 0, Tq = T gives attention_forward's output for one sequence.
+  virtual void attention_decode(float* out /*[Tq,NH*hd]*/, const float* qkv /*[Tq,3*NH*hd]*/,
+                                const float* k_cache /*[NH,max_seq,hd]*/,
+                                const float* v_cache /*[NH,max_seq,hd]*/, int pos0, int Tq, int NH,
+                                int hd, int max_seq) = 0;
+
   // ---- GELU (tanh approximation) -----------------------------------------------------------
   virtual void gelu_forward(float* out, const float* inp, size_t n) = 0;
   // dinp written

@@ -1,7 +1,7 @@
 // The CPU implementation of KernelBackend: OpenMP over rows/heads, inner loops the compiler
 // vectorises (-march=native), and oneDNN's sgemm for every matrix product. Each op family
 // lives in its own .cpp in this folder (memory, embedding, layernorm, matmul, attention, gelu,
-// elementwise, cross_entropy, optimizer); shapes and conventions are documented in
+// elementwise, cross_entropy, optimizer, decode); shapes and conventions are documented in
 // kernels/backend.h. Results are deterministic for a fixed OMP thread count: cross-row
 // reductions use per-thread partials combined in thread order, never atomics.
 #pragma once
@@ -50,6 +50,12 @@ class CpuBackend final : public KernelBackend {
                          int hd) override;
   void attention_backward(float* dqkv, float* scratch, const float* dout, const float* qkv,
                           const float* att, int B, int T, int NH, int hd) override;
+
+  // KV-cached attention for inference (decode.cpp)
+  void kv_cache_append(float* k_cache, float* v_cache, const float* qkv, int pos0, int Tq, int NH,
+                       int hd, int max_seq) override;
+  void attention_decode(float* out, const float* qkv, const float* k_cache, const float* v_cache,
+                        int pos0, int Tq, int NH, int hd, int max_seq) override;
 
   // GELU (gelu.cpp)
   void gelu_forward(float* out, const float* inp, size_t n) override;
