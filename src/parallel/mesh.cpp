@@ -29,21 +29,23 @@ int mesh_world_rank(const MeshShape& shape, const MeshCoord& coord) {
   return coord.pp * (shape.dp * shape.tp) + coord.dp * shape.tp + coord.tp;
 }
 
-Mesh::Mesh(int tp, int pp) {
+Mesh::Mesh(int tp, int pp) : Mesh(MPI_COMM_NULL, tp, pp) {}
+
+Mesh::Mesh(MPI_Comm base, int tp, int pp) {
   int initialised = 0, finalised = 0;
   MPI_Initialized(&initialised);
   MPI_Finalized(&finalised);
   const bool use_mpi = initialised && !finalised;
+  if (use_mpi && base == MPI_COMM_NULL) base = MPI_COMM_WORLD;
   int world_size = 1;
   if (use_mpi) {
-    MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &world_rank_));
-    MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &world_size));
+    MPI_CHECK(MPI_Comm_rank(base, &world_rank_));
+    MPI_CHECK(MPI_Comm_size(base, &world_size));
   }
   set_error_rank(world_rank_);
   // Same inputs on every rank, so every rank throws here alike: no collective is pending yet.
   shape_ = make_mesh_shape(world_size, tp, pp);
   coord_ = mesh_coord(shape_, world_rank_);
-
   if (world_size == 1) {
     world_ = std::make_unique<SelfCommunicator>("world");
     tp_ = std::make_unique<SelfCommunicator>("tp");
@@ -51,7 +53,7 @@ Mesh::Mesh(int tp, int pp) {
     pp_ = std::make_unique<SelfCommunicator>("pp");
     return;
   }
-  auto world = std::make_unique<MpiCommunicator>(MPI_COMM_WORLD, "world");
+  auto world = std::make_unique<MpiCommunicator>(base, "world");
   const MPI_Comm w = world->handle();
   // A group is the set of ranks agreeing on the other two coordinates; its own coordinate
   // orders it.

@@ -4,6 +4,8 @@
 // Every group's communicator is made once, at construction.
 #pragma once
 
+#include <mpi.h>
+
 #include <memory>
 #include <string>
 
@@ -35,6 +37,9 @@ class Mesh {
   // Collective over MPI_COMM_WORLD. Without MPI (not initialised) or with one rank, every
   // group is a SelfCommunicator. Records world_rank for error messages (set_error_rank).
   Mesh(int tp, int pp);
+  // The same over the ranks of `base` only (e.g. the first N ranks of a larger test job); its
+  // rank 0 is the mesh's world rank 0. Collective over `base`.
+  Mesh(MPI_Comm base, int tp, int pp);
   // A 1 x 1 x 1 mesh of this process alone (SelfCommunicators), even inside an MPI job: for
   // computing single-rank references next to a parallel run.
   static std::unique_ptr<Mesh> single_process();

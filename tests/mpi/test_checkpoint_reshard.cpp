@@ -1,0 +1,175 @@
+// Checkpoints load into any layout. For each of the layouts {1, tp2, pp2, tp2pp2, dp2 with
+// ZeRO-1, tp2pp2dp2} a run trains 3 steps, saves, trains 3 more and saves again. Then every
+// layout B resumes from every layout A's step-3 checkpoint (parameters, AdamW moments and the
+// data position) and trains to step 6: each step's loss matches A's own continuation to 1e-5,
+// and the final weights match A's final checkpoint to 1e-5 (bit-identical when B == A: exact
+// resume). Runs on 8 ranks; a layout of N ranks uses the first N.
+#include <gtest/gtest.h>
+#include <mpi.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "io/checkpoint.h"
+#include "model/init.h"
+#include "parallel/mesh.h"
+#include "train/checkpointing.h"
+#include "train/trainer.h"
+
+using namespace shardlm;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Layout {
+  const char* name;
+  int tp, pp, zero, ranks;
+};
+const Layout kLayouts[] = {{"single", 1, 1, 0, 1}, {"tp2", 2, 1, 0, 2},      {"pp2", 1, 2, 0, 2},
+                           {"tp2pp2", 2, 2, 0, 4}, {"dp2zero1", 1, 1, 1, 2}, {"tp2pp2dp2", 2, 2, 0, 8}};
+constexpr int kGlobalMicroBatches = 4;
+constexpr int kMidStep = 3, kSteps = 6;
+
+TrainSettings settings_for(int dp) {
+  TrainSettings st;
+  st.model.n_layer = 4;
+  st.model.n_head = 4;
+  st.model.n_embd = 32;
+  st.model.vocab_size = 200;
+  st.model.max_seq_len = 16;
+  st.micro_batch = 2;
+  st.seq_len = 12;
+  st.micro_batches = kGlobalMicroBatches / dp;
+  st.optim.lr = 3e-3f;
+  st.optim.min_lr = 3e-4f;
+  st.optim.warmup_steps = 2;
+  st.optim.total_steps = kSteps;
+  st.optim.eps = 1e-5f;  // see test_parallel_equivalence.cpp
+  st.seed = 7;
+  return st;
+}
+
+void fill_batch(uint64_t first, int count, int32_t* tokens, int32_t* targets) {
+  const int T = 12, V = 200;
+  for (int i = 0; i < count; ++i)
+    for (int t = 0; t <= T; ++t) {
+      const float r = counter_normal(5, (first + static_cast<uint64_t>(i)) * 100 + static_cast<uint64_t>(t));
+      const int32_t id = static_cast<int32_t>(static_cast<uint64_t>(std::fabs(r) * 1e6) % V);
+      if (t < T) tokens[i * T + t] = id;
+      if (t > 0) targets[i * T + t - 1] = id;
+    }
+}
+
+int world_rank() {
+  int r = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &r);
+  return r;
+}
+
+// Runs fn on a mesh of the first `n` world ranks; the others wait at the closing barrier.
+void on_first_ranks(int n, const std::function<void(MPI_Comm)>& fn) {
+  MPI_Comm sub = MPI_COMM_NULL;
+  MPI_Comm_split(MPI_COMM_WORLD, world_rank() < n ? 0 : MPI_UNDEFINED, world_rank(), &sub);
+  if (sub != MPI_COMM_NULL) {
+    fn(sub);
+    MPI_Comm_free(&sub);
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+}
+
+fs::path shared_temp_dir() {
+  char path[4096] = {0};
+  if (world_rank() == 0) {
+    std::string tmpl = (fs::temp_directory_path() / "shardlm_reshard_XXXXXX").string();
+    std::strncpy(path, mkdtemp(tmpl.data()), sizeof(path) - 1);
+  }
+  MPI_Bcast(path, sizeof(path), MPI_CHAR, 0, MPI_COMM_WORLD);
+  return path;
+}
+
+std::vector<float> host_params(GPT2& model, const TensorView& v) {
+  std::vector<float> out(v.numel);
+  model.backend().copy_to_host(out.data(), model.params() + v.flat_offset, v.numel * sizeof(float));
+  return out;
+}
+
+}  // namespace
+
+TEST(CheckpointReshard, EveryLayoutResumesEveryOther) {
+  int world = 0;
+  MPI_Comm_size(MPI_COMM_WORLD, &world);
+  ASSERT_GE(world, 8) << "run with 8 ranks";
+  const fs::path root = shared_temp_dir();
+  BatchSource data = fill_batch;
+  constexpr size_t kLayoutCount = std::size(kLayouts);
+  // losses[a][s]: layout a's own loss at step s (known to every rank after phase A).
+  std::vector<std::vector<double>> losses(kLayoutCount, std::vector<double>(kSteps, 0.0));
+
+  for (size_t a = 0; a < kLayoutCount; ++a) {
+    const Layout& L = kLayouts[a];
+    on_first_ranks(L.ranks, [&](MPI_Comm comm) {
+      Mesh mesh(comm, L.tp, L.pp);
+      TrainSettings st = settings_for(mesh.sizes().dp);
+      st.zero_stage = L.zero;
+      Trainer tr(st, mesh, cpu_backend());
+      for (int s = 0; s < kSteps; ++s) {
+        if (s == kMidStep)
+          save_training_checkpoint(tr, root / L.name / "mid", {s, s * tr.samples_per_step(), "[model]\n", {}});
+        losses[a][static_cast<size_t>(s)] = tr.train_step(s, data).loss;
+      }
+      save_training_checkpoint(tr, root / L.name / "final", {kSteps, kSteps * tr.samples_per_step(), "[model]\n", {}});
+    });
+    MPI_Bcast(losses[a].data(), kSteps, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+  }
+
+  for (size_t a = 0; a < kLayoutCount; ++a) {
+    for (size_t b = 0; b < kLayoutCount; ++b) {
+      const Layout& A = kLayouts[a];
+      const Layout& B = kLayouts[b];
+      const std::string pair = std::string(A.name) + " -> " + B.name;
+      on_first_ranks(B.ranks, [&](MPI_Comm comm) {
+        Mesh mesh(comm, B.tp, B.pp);
+        TrainSettings st = settings_for(mesh.sizes().dp);
+        st.zero_stage = B.zero;
+        Trainer tr(st, mesh, cpu_backend());
+        {
+          CheckpointReader mid(*find_latest_checkpoint(root / A.name / "mid"));
+          load_training_checkpoint(tr, mid);
+          ASSERT_EQ(mid.metadata_int("samples_consumed"), static_cast<int64_t>(kMidStep * tr.samples_per_step()));
+        }
+        for (int s = kMidStep; s < kSteps; ++s) {
+          const double want = losses[a][static_cast<size_t>(s)];
+          const double got = tr.train_step(s, data).loss;
+          if (a == b)
+            EXPECT_EQ(got, want) << pair << " step " << s << ": same-layout resume must be bit-exact";
+          else
+            EXPECT_NEAR(got, want, 1e-5 * want) << pair << " step " << s;
+        }
+        CheckpointReader final_a(*find_latest_checkpoint(root / A.name / "final"));
+        for (const auto& v : tr.model().layout().views()) {
+          std::vector<float> want(v.numel);
+          final_a.read(kRoleParam, v.name, v.offset, v.local_shape, want.data());
+          const std::vector<float> got = host_params(tr.model(), v);
+          if (a == b) {
+            EXPECT_EQ(0, std::memcmp(got.data(), want.data(), v.numel * sizeof(float))) << pair << ": " << v.name;
+            continue;
+          }
+          double err = 0, scale = 1e-3;  // floor: a block of near-zero values is compared absolutely
+          for (size_t i = 0; i < want.size(); ++i) {
+            err = std::max(err, static_cast<double>(std::abs(got[i] - want[i])));
+            scale = std::max(scale, static_cast<double>(std::abs(want[i])));
+          }
+          EXPECT_LE(err, 1e-5 * scale) << pair << ": " << v.name << " on " << mesh.describe();
+        }
+      });
+    }
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+  if (world_rank() == 0) fs::remove_all(root);
+}
