@@ -6,7 +6,8 @@
 # What it does, once per start of the job (the first start and every requeue):
 #   1. builds `$SHARDLM_BIN train [--config $CONFIG] $TRAIN_ARGS --out $RUN_DIR --resume auto
 #      --save-every $SAVE_EVERY [--exit-after-minutes $EXIT_AFTER_MINUTES]` and runs it as one
-#      job step with `srun --mpi=pmix` or `mpirun` (LAUNCHER), in the BACKGROUND, then waits:
+#      job step with `srun --mpi=pmix`, `mpirun` or launch/shardlm-launch (LAUNCHER), in the
+#      BACKGROUND, then waits:
 #      bash runs a trap only between commands, so a foreground step would delay the signal;
 #   2. on SIGUSR1 (the --signal=B:USR1@<sec> pre-timeout warning, or `scancel --batch
 #      --signal=USR1`) and SIGTERM (preemption, `scontrol requeue`, scancel) sends SIGUSR1 to the
@@ -14,8 +15,9 @@
 #      both srun and mpirun pass on to every rank (mpirun answers SIGTERM by killing the ranks);
 #   3. exit 0 from the step: done. Exit 75: `scontrol requeue $SLURM_JOB_ID` while
 #      SLURM_RESTART_COUNT < MAX_RESTARTS (the requeued job resumes from the newest checkpoint),
-#      else stop with 75. Anything else: the job fails with that code (restarting after a crash
-#      is the launcher's job: set SHARDLM_BIN to a wrapper, see docs/launcher.md).
+#      else stop with 75. Anything else: the job fails with that code. For restarts after a
+#      crash or a hang inside the allocation, LAUNCHER=shardlm-launch runs the step through
+#      launch/shardlm-launch (docs/launcher.md), which passes 75 back to this script.
 # Events are logged with a timestamp to the job's output and appended to $RUN_DIR/slurm_job.log.
 
 : "${SLURM_JOB_ID:?shardlm-job.sh runs inside a SLURM batch job}"
@@ -29,6 +31,8 @@
 : "${LAUNCHER:=srun}"
 : "${MPIRUN_ARGS:=}"
 : "${SRUN_ARGS:=}"
+: "${SHARDLM_LAUNCH:=${SHARDLM_SLURM_DIR:-.}/../launch/shardlm-launch}"
+: "${LAUNCH_ARGS:=}"
 readonly SHARDLM_EXIT_REQUEUE=75
 
 restart_count=${SLURM_RESTART_COUNT:-0}
@@ -60,8 +64,14 @@ case "$LAUNCHER" in
     [ "$(id -u)" -ne 0 ] || step_cmd+=(--allow-run-as-root)
     step_cmd+=("${launcher_extra[@]}")
     ;;
+  shardlm-launch)
+    # The launcher picks srun inside the allocation and adds --resume auto itself.
+    read -r -a launcher_extra <<<"$LAUNCH_ARGS"
+    step_cmd=("$SHARDLM_LAUNCH" --np "$ntasks" --shardlm "$SHARDLM_BIN" "${launcher_extra[@]}" --)
+    train_cmd=("${train_cmd[@]:2}")
+    ;;
   *)
-    job_log "LAUNCHER must be srun or mpirun, got '$LAUNCHER'"
+    job_log "LAUNCHER must be srun, mpirun or shardlm-launch, got '$LAUNCHER'"
     exit 2
     ;;
 esac

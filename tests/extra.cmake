@@ -57,6 +57,9 @@ function(shardlm_e2e_suite suffix trainer config long_flags)
   shardlm_e2e_test(slurm_cpu_template_requeue_srun_${suffix} slurm 600 ENV LAUNCHER=srun
     COMMAND ${_slurm}/test_cpu_template.sh requeue ${SHARDLM_E2E_SCRATCH}/cpu_requeue_${suffix}
             ${trainer} ${config})
+  shardlm_e2e_test(slurm_cpu_template_signal_launcher_${suffix} slurm 600 ENV LAUNCHER=shardlm-launch
+    COMMAND ${_slurm}/test_cpu_template.sh signal ${SHARDLM_E2E_SCRATCH}/cpu_signal_launcher_${suffix}
+            ${trainer} ${config})
   foreach(mode kill hang)
     shardlm_e2e_test(slurm_launcher_srun_${mode}_${suffix} slurm 600
       COMMAND ${_slurm}/test_launcher_srun.sh ${mode} ${SHARDLM_E2E_SCRATCH}/launcher_srun_${mode}_${suffix}

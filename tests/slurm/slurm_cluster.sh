@@ -171,7 +171,7 @@ cmd_start() {
   cmd_stop "$S" >/dev/null 2>&1 || true
   local port
   for port in "${SLURM_TEST_CTLD_PORT:-6817}" "${SLURM_TEST_SLURMD_PORT:-6818}"; do
-    if ss -ltnH "sport = :$port" 2>/dev/null | grep -q .; then
+    if [ -n "$(ss -ltnH "sport = :$port" 2>/dev/null)" ]; then
       die "port $port is already in use (another SLURM?); set SLURM_TEST_CTLD_PORT/SLURM_TEST_SLURMD_PORT"
     fi
   done

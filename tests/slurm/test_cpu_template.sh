@@ -15,6 +15,7 @@
 # TRAINER_BIN is `shardlm` (or tests/launcher/contract_trainer); CONFIG and TRAINER_FLAGS are
 # passed to `train`. Environment: RANKS (default 2), LAUNCHER (mpirun|srun, default the
 # template's), SAVE_EVERY (default 5), MPIRUN_ARGS, CKPT_COMPARE_IGNORE (compare_checkpoints.sh).
+# shellcheck source=tests/slurm/lib.sh
 source "$(dirname "$0")/lib.sh"
 usage="usage: test_cpu_template.sh signal|requeue|timelimit SCRATCH_DIR TRAINER_BIN CONFIG [FLAGS...]"
 mode=${1:?$usage}

@@ -9,6 +9,7 @@
 #       hang  SIGSTOP one rank (the hang detector fires; two SIGINTs end the srun step)
 # TRAINER_BIN is `shardlm` (or tests/launcher/contract_trainer); the run must last at least 4
 # checkpoint intervals. Environment: RANKS (default 3), SAVE_EVERY (default 5), MPIRUN_ARGS.
+# shellcheck source=tests/slurm/lib.sh
 source "$(dirname "$0")/lib.sh"
 usage="usage: test_launcher_srun.sh kill|hang SCRATCH_DIR TRAINER_BIN CONFIG [FLAGS...]"
 mode=${1:?$usage}
@@ -38,11 +39,12 @@ test_log "job $job submitted: ${launch[*]}"
 
 # The rank's process: the trainer executable with this job's id and the rank in its environment.
 rank_pid() {  # rank
-  local p
+  local p env
   for p in /proc/[0-9]*; do
     [ "$(readlink "$p/exe" 2>/dev/null)" = "$bin" ] || continue
-    { tr '\0' '\n' <"$p/environ"; } 2>/dev/null | grep -qx "SLURM_JOB_ID=$job" || continue
-    { tr '\0' '\n' <"$p/environ"; } 2>/dev/null | grep -qx "SLURM_PROCID=$1" || continue
+    env=$({ tr '\0' '\n' <"$p/environ"; } 2>/dev/null || true)
+    grep -x "SLURM_JOB_ID=$job" <<<"$env" >/dev/null || continue
+    grep -x "SLURM_PROCID=$1" <<<"$env" >/dev/null || continue
     echo "${p#/proc/}"
     return 0
   done
@@ -57,7 +59,15 @@ until [ "$(progress_step)" -gt "$save_every" ]; do
   sleep 0.2
 done
 rank=$((RANDOM % ranks))
-pid=$(rank_pid "$rank") || fail "rank $rank of job $job not found"
+pid=""
+for _ in $(seq 1 50); do
+  pid=$(rank_pid "$rank") && break
+  sleep 0.2
+done
+[ -n "$pid" ] || {
+  ps -eo pid,stat,args >&2
+  fail "rank $rank of job $job not found"
+}
 if [ "$mode" = kill ]; then
   test_log "kill -9 rank $rank (pid $pid) at step $(progress_step)"
   kill -KILL "$pid"

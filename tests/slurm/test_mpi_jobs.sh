@@ -3,6 +3,7 @@
 # once launched by mpirun inside the allocation, once by `srun --mpi=pmix`. Both must end
 # COMPLETED with every rank agreeing on the ring and the sum.
 #   test_mpi_jobs.sh SCRATCH_DIR
+# shellcheck source=tests/slurm/lib.sh
 source "$(dirname "$0")/lib.sh"
 setup_scratch "${1:?usage: test_mpi_jobs.sh SCRATCH_DIR}"
 start_cluster

@@ -4,6 +4,7 @@
 # requeues itself with `scontrol requeue $SLURM_JOB_ID`; the second start sees
 # SLURM_RESTART_COUNT=1 and finishes. The signal comes from `scancel --batch --signal=USR1`.
 #   test_requeue_signal.sh SCRATCH_DIR
+# shellcheck source=tests/slurm/lib.sh
 source "$(dirname "$0")/lib.sh"
 setup_scratch "${1:?usage: test_requeue_signal.sh SCRATCH_DIR}"
 start_cluster
