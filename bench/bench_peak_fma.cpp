@@ -15,10 +15,11 @@ int main(int argc, char** argv) {
   const int runs = argc > 2 ? std::atoi(argv[2]) : 40;
   const int threads = omp_get_max_threads();
   omp_set_num_threads(1);
-  const double single = shardlm::cpu::measure_fma_peak_gflops(seconds, runs);
+  const shardlm::cpu::FmaPeak single = shardlm::cpu::measure_fma_peak(seconds, runs);
   omp_set_num_threads(threads);
-  const double all = shardlm::cpu::measure_fma_peak_gflops(seconds, runs);
-  std::printf("fp32 FMA peak, 1 thread:  %8.1f GFLOP/s\n", single);
-  std::printf("fp32 FMA peak, %d threads: %8.1f GFLOP/s\n", threads, all);
+  const shardlm::cpu::FmaPeak all = shardlm::cpu::measure_fma_peak(seconds, runs);
+  std::printf("fp32 FMA peak, GFLOP/s   wall-clock   per-thread CPU time\n");
+  std::printf("  %3d thread(s) %14.1f %21.1f\n", 1, single.wall_gflops, single.cpu_gflops);
+  std::printf("  %3d thread(s) %14.1f %21.1f\n", threads, all.wall_gflops, all.cpu_gflops);
   return 0;
 }

@@ -3,8 +3,18 @@
 
 namespace shardlm::cpu {
 
-// Runs independent chains of 16-wide fp32 FMAs on every OpenMP thread for about `seconds`
-// and returns the best GFLOP/s (2 flops per FMA lane) of `repeats` timed runs.
-double measure_fma_peak_gflops(double seconds, int repeats);
+struct FmaPeak {
+  // Best wall-clock rate of all OpenMP threads together.
+  double wall_gflops;
+  // Sum over threads of each thread's FMA work divided by its own CPU time: what all threads
+  // reach when none of them is descheduled. Equal to wall_gflops on a quiet machine, and
+  // still meaningful on a shared one.
+  double cpu_gflops;
+};
+
+// Runs independent chains of 16-wide fp32 FMAs on every OpenMP thread for about `seconds`,
+// `repeats` times, and returns the best rates (2 flops per FMA lane). Many short runs find an
+// undisturbed one on a shared machine more often than a few long ones.
+FmaPeak measure_fma_peak(double seconds, int repeats);
 
 }  // namespace shardlm::cpu
