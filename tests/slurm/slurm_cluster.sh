@@ -38,7 +38,6 @@ marker_var=SHARDLM_SLURM_CLUSTER
 
 set_paths() {
   local dir=$1
-  mkdir -p "$dir"
   S=$(cd "$dir" && pwd -P)
   CONF=$S/slurm.conf
   MUNGE_DIR=$S/munge
@@ -161,6 +160,7 @@ wait_idle() {
 
 cmd_start() {
   check_can_run
+  mkdir -p "$1"
   set_paths "$1"
   if pid_alive "$MUNGE_PID" && pid_alive "$CTLD_PID" && pid_alive "$SLURMD_PID"; then
     log "already running in $S"
@@ -226,8 +226,8 @@ wait_gone() {  # seconds pid...
 }
 
 cmd_stop() {
+  [ -f "$1/slurm.conf" ] || { log "nothing to stop in $1"; return 0; }
   set_paths "$1"
-  [ -f "$CONF" ] || { log "nothing to stop in $S"; return 0; }
   if pid_alive "$CTLD_PID"; then
     # Jobs first: `scontrol shutdown` would leave the slurmstepd of running jobs alive.
     local jobs
