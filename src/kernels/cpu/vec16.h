@@ -4,8 +4,13 @@
 // compiler splits it into narrower registers, so the code stays portable.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 namespace shardlm::cpu {
 
@@ -29,6 +34,18 @@ inline float horizontal_max(Vec16 v) {
   float m = v[0];
   for (int i = 1; i < kLanes; ++i) m = v[i] > m ? v[i] : m;
   return m;
+}
+
+// Lane-wise sqrt. GCC vector extensions have no sqrt, and std::sqrt in a loop does not
+// vectorise without -fno-math-errno (the errno path); AVX-512 has a direct instruction.
+inline Vec16 sqrt16(Vec16 x) {
+#if defined(__AVX512F__)
+  // The maskz form: GCC 12 warns about _mm512_sqrt_ps's undefined pass-through operand.
+  return reinterpret_cast<Vec16>(_mm512_maskz_sqrt_ps(0xFFFF, reinterpret_cast<__m512>(x)));
+#else
+  for (int i = 0; i < kLanes; ++i) x[i] = std::sqrt(x[i]);
+  return x;
+#endif
 }
 
 }  // namespace shardlm::cpu
