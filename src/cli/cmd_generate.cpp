@@ -1,8 +1,10 @@
 // `shardlm generate`: samples text from a checkpoint on one process with a KV cache
 // (model/generator.h). Prints the prompt and the sample on stdout, statistics on stderr.
+#include <cstdint>
 #include <cstdio>
 #include <iostream>
 #include <sstream>
+#include <stdexcept>
 
 #include "cli/cli_options.h"
 #include "cli/commands.h"
@@ -66,16 +68,17 @@ int cmd_generate(const std::vector<std::string>& args) {
   }
   options.use_kv_cache = !no_kv_cache;
   options.sampling.validate();
+  const bool text_mode = vm.count("prompt") != 0;
+  const std::vector<int32_t> given_ids = text_mode ? std::vector<int32_t>() : parse_ids(prompt_ids);
 
   GenerationModel loaded = load_generation_model(checkpoint, cpu_backend());
   const ModelConfig& cfg = loaded.generator->config();
   std::cerr << "loaded " << loaded.checkpoint.string() << ": " << cfg.n_layer << " layers, " << cfg.n_head
             << " heads, " << cfg.n_embd << " channels, vocabulary " << cfg.vocab_size << ", context "
             << cfg.max_seq_len << "\n";
-  const bool text_mode = vm.count("prompt") != 0;
   if (text_mode && !loaded.tokenizer)
     fail("checkpoint " + loaded.checkpoint.string() + " carries no tokenizer: give the prompt as --prompt-ids");
-  const std::vector<int32_t> prompt_tokens = text_mode ? loaded.tokenizer->encode(prompt) : parse_ids(prompt_ids);
+  const std::vector<int32_t> prompt_tokens = text_mode ? loaded.tokenizer->encode(prompt) : given_ids;
   if (loaded.tokenizer && !ignore_eos) options.eos_id = loaded.tokenizer->eos_id();
 
   const GenerateResult result = loaded.generator->generate(prompt_tokens, options);

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
+#include <sstream>
 #include <string>
 
 #include "core/error.h"
@@ -14,11 +15,19 @@ namespace shardlm {
 
 // ---- sampling ---------------------------------------------------------------------------------
 
+namespace {
+std::string number(double x) {
+  std::ostringstream os;
+  os << x;
+  return os.str();
+}
+}  // namespace
+
 void SamplingOptions::validate() const {
   if (!(temperature >= 0.0f) || !std::isfinite(temperature))
-    fail("temperature must be a finite number >= 0, got " + std::to_string(temperature));
+    fail("temperature must be a finite number >= 0, got " + number(temperature));
   if (top_k < 0) fail("top-k must be >= 0 (0 = no limit), got " + std::to_string(top_k));
-  if (!(top_p > 0.0f && top_p <= 1.0f)) fail("top-p must be in (0, 1], got " + std::to_string(top_p));
+  if (!(top_p > 0.0f && top_p <= 1.0f)) fail("top-p must be in (0, 1], got " + number(top_p));
 }
 
 Sampler::Sampler(const SamplingOptions& options) : options_(options), rng_(options.seed) {
