@@ -24,6 +24,7 @@
 #include "parallel/consistency.h"
 #include "parallel/mesh.h"
 #include "train/checkpointing.h"
+#include "train/flops.h"
 #include "train/trainer.h"
 
 namespace fs = std::filesystem;
@@ -91,12 +92,12 @@ void synthetic_samples(uint64_t seed, int vocab, int T, uint64_t first, int coun
   }
 }
 
-// Model FLOPs per token for MFU: 6 per parameter that takes part in a matmul (every block
-// weight and the LM head; not the position table) plus attention's 6*L*T*C (fwd + bwd of
-// q@k^T and att@v, causal masking not discounted, as in PaLM's formula).
-double flops_per_token(const ModelConfig& m, int T) {
-  const double matmul_params = static_cast<double>(m.num_parameters()) - static_cast<double>(m.max_seq_len) * m.n_embd;
-  return 6.0 * matmul_params + 6.0 * m.n_layer * static_cast<double>(T) * m.n_embd;
+// A JSON number, or null for NaN/inf (which JSON cannot represent).
+std::string json_number(double x) {
+  if (!std::isfinite(x)) return "null";
+  std::ostringstream os;
+  os << std::setprecision(6) << x;
+  return os.str();
 }
 
 }  // namespace
@@ -230,8 +231,8 @@ int run_training(RunConfig cfg) {
     const double loss = trainer.evaluate(0, cfg.eval_steps, val_source);
     if (!leader) return;
     std::ostringstream line;
-    line << std::setprecision(6) << "{\"step\":" << step << ",\"val_loss\":" << loss;
-    if (val_tokens_per_byte > 0) line << ",\"val_bpb\":" << loss / std::log(2.0) * val_tokens_per_byte;
+    line << "{\"step\":" << step << ",\"val_loss\":" << json_number(loss);
+    if (val_tokens_per_byte > 0) line << ",\"val_bpb\":" << json_number(loss / std::log(2.0) * val_tokens_per_byte);
     line << "}";
     metrics << line.str() << "\n" << std::flush;
     std::cout << "eval step " << step << " | val loss " << std::fixed << std::setprecision(4) << loss;
@@ -259,7 +260,7 @@ int run_training(RunConfig cfg) {
   // ---- the loop ------------------------------------------------------------------------------------
   const fs::path heartbeat = run_dir / "progress" / ("rank_" + std::to_string(mesh.world_rank()) + ".txt");
   const double tokens_per_step = static_cast<double>(trainer.samples_per_step()) * cfg.seq_len;
-  const double flops_tok = flops_per_token(cfg.model, cfg.seq_len);
+  const double flops_tok = model_flops_per_token(cfg.model, cfg.seq_len);
   const double t_start = now_seconds();
   if (start_step == 0 || cfg.eval_every > 0) evaluate(start_step);
   int step = start_step;
@@ -279,8 +280,8 @@ int run_training(RunConfig cfg) {
       const double mfu = tps * flops_tok / (cfg.peak_tflops * 1e12 * mesh.world_size());
       const double eta = dt * (cfg.steps - step);
       std::ostringstream line;
-      line << std::setprecision(6) << "{\"step\":" << step << ",\"loss\":" << r.loss << ",\"lr\":" << r.lr
-           << ",\"grad_norm\":" << r.grad_norm << ",\"tokens\":" << static_cast<uint64_t>(samples_consumed) * cfg.seq_len
+      line << std::setprecision(6) << "{\"step\":" << step << ",\"loss\":" << json_number(r.loss) << ",\"lr\":" << r.lr
+           << ",\"grad_norm\":" << json_number(r.grad_norm) << ",\"tokens\":" << static_cast<uint64_t>(samples_consumed) * cfg.seq_len
            << ",\"tokens_per_s\":" << tps << ",\"mfu\":" << mfu << ",\"elapsed_s\":" << now - t_start
            << (r.skipped ? ",\"skipped\":true" : "") << "}";
       metrics << line.str() << "\n" << std::flush;
@@ -295,14 +296,14 @@ int run_training(RunConfig cfg) {
     }
     if (cfg.eval_every > 0 && step % cfg.eval_every == 0 && step < cfg.steps) evaluate(step);
     if (cfg.save_every > 0 && step % cfg.save_every == 0 && step < cfg.steps) save(step);
-    // Stop request: a signal on any rank, or the wall-clock budget (rank 0's clock decides).
-    // MAX all-reduce so that every rank takes the same decision at the same step.
-    int stop = g_stop_signal != 0 ? 1 : 0;
-    if (leader && cfg.exit_after_minutes > 0 && now - t_start > cfg.exit_after_minutes * 60.0) stop = 1;
+    // Stop request: a signal on any rank (its number), or the wall-clock budget (1; rank 0's
+    // clock decides). MAX all-reduce so that every rank takes the same decision at the same step.
+    int stop = static_cast<int>(g_stop_signal);
+    if (leader && cfg.exit_after_minutes > 0 && now - t_start > cfg.exit_after_minutes * 60.0) stop = std::max(stop, 1);
     mesh.world().all_reduce(&stop, 1, DType::I32, ReduceOp::Max);
     if (stop && step < cfg.steps) {
       if (leader)
-        std::cout << "stop requested (" << (g_stop_signal ? "signal " + std::to_string(g_stop_signal) : std::string("time budget"))
+        std::cout << "stop requested (" << (stop > 1 ? "signal " + std::to_string(stop) : std::string("time budget"))
                   << ") at step " << step << ": saving and exiting with " << cli::kExitSavedRequeue << "\n" << std::flush;
       save(step);
       exit_code = cli::kExitSavedRequeue;

@@ -1,0 +1,237 @@
+#!/usr/bin/env python3
+"""End-to-end tests of `shardlm train` through its command line (CTest label `cli`).
+
+    test_train_cli.py CASE SHARDLM_BIN SCRATCH_DIR
+
+Each CASE runs the real binary (under mpirun where it needs several ranks) on synthetic tokens
+or on a small prepared dataset, and checks exit codes, messages, metrics and checkpoints.
+Checkpoints are compared with `shardlm ckpt consolidate` + h5py, exactly where the claim is
+bit-exactness.
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
+import numpy as np
+
+CASE, SHARDLM, SCRATCH = sys.argv[1], os.path.abspath(sys.argv[2]), os.path.abspath(sys.argv[3])
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+MPIRUN = ["mpirun", "--oversubscribe", "--bind-to", "none"] + (["--allow-run-as-root"] if os.geteuid() == 0 else [])
+ENV = dict(os.environ, OMP_NUM_THREADS="1")
+# A tiny synthetic run: seconds for a few steps.
+TINY_FLAGS = {"model": "tiny", "n-layer": 2, "n-embd": 64, "n-head": 4, "vocab-size": 512, "max-seq-len": 32,
+              "seq-len": 32, "micro-batch": 2, "global-batch": 4, "lr": "1e-3", "warmup": 2, "log-every": 1}
+
+
+def tiny(**overrides):
+    """TINY_FLAGS as arguments, with overrides (n_layer=3 -> --n-layer 3; None drops a flag)."""
+    flags = dict(TINY_FLAGS)
+    flags.update({k.replace("_", "-"): v for k, v in overrides.items()})
+    return [x for k, v in flags.items() if v is not None for x in (f"--{k}", str(v))]
+
+
+TINY = tiny()
+
+
+def run(args, np=1, check=None, timeout=300):
+    cmd = (MPIRUN + ["-np", str(np)] if np > 1 else []) + [SHARDLM] + args
+    p = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=timeout)
+    if check is not None and p.returncode != check:
+        raise AssertionError(f"{' '.join(cmd)}\nexit {p.returncode}, expected {check}\n--- stdout\n{p.stdout[-3000:]}\n--- stderr\n{p.stderr[-3000:]}")
+    return p
+
+
+def expect_error(args, *needles, np=1, code=None):
+    p = run(args, np=np)
+    assert p.returncode != 0, f"expected failure: {args}\n{p.stdout[-2000:]}"
+    if code is not None:
+        assert p.returncode == code, f"exit {p.returncode}, expected {code}: {p.stderr[-2000:]}"
+    text = p.stdout + p.stderr
+    for n in needles:
+        assert n in text, f"message lacks {n!r}:\n{text[-3000:]}"
+    return p
+
+
+def consolidated(run_dir, tag):
+    out = os.path.join(SCRATCH, f"{tag}.h5")
+    run(["ckpt", "consolidate", os.path.join(run_dir, "checkpoints"), out], check=0)
+    with h5py.File(out, "r") as f:
+        tensors = {}
+        f.visititems(lambda name, obj: tensors.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) and name.split("/")[0] in ("param", "exp_avg", "exp_avg_sq") else None)
+    return tensors
+
+
+def assert_identical(a, b, what):
+    assert a.keys() == b.keys(), f"{what}: different tensors"
+    for k in a:
+        assert np.array_equal(a[k], b[k]), f"{what}: {k} differs (max {np.max(np.abs(a[k] - b[k]))})"
+
+
+def losses(run_dir):
+    out = {}
+    for line in open(os.path.join(run_dir, "metrics.jsonl")):
+        m = json.loads(line)
+        if "loss" in m:
+            out[m["step"]] = m["loss"]
+    return out
+
+
+def heartbeat_step(path):
+    """The step a rank's progress file reports (0 before the first one)."""
+    try:
+        return int(open(path).read().split()[0].split("=")[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def case_config_errors():
+    d = os.path.join(SCRATCH, "run")
+    expect_error(["train", "--out", d, "--no-such-flag", "1"], "no-such-flag", code=2)
+    expect_error(["train", "--steps", "3"], "--out", code=2)
+    expect_error(["train", "--out", d, "--model", "gpt5"], "unknown model preset 'gpt5'")
+    expect_error(["train", "--out", d] + tiny(n_embd=66), "n_embd (66) must be divisible by n_head (4)")
+    expect_error(["train", "--out", d] + tiny(seq_len=64), "sequence length 64", "max_seq_len 32")
+    expect_error(["train", "--out", d] + tiny(global_batch_tokens=128), "contradict")
+    expect_error(["train", "--out", d] + tiny(global_batch=3), "--global-batch 3", "not a multiple")
+    expect_error(["train", "--out", d] + TINY + ["--on-nan", "maybe"], "--on-nan")
+    bad = os.path.join(SCRATCH, "bad.ini")
+    open(bad, "w").write("lr = 1e-3\nlearning-rate = 5\n")
+    expect_error(["train", "--out", d, "--config", bad], bad, "learning-rate")
+    expect_error(["train", "--out", d, "--config", os.path.join(SCRATCH, "missing.ini")], "missing.ini")
+    # Layouts that do not divide the model are refused before training, on every rank.
+    expect_error(["train", "--out", d] + TINY + ["--tp", "3"], "world size 2", "tp=3", np=2)
+    expect_error(["train", "--out", d] + tiny(n_head=2, tp=4), "n_head 2 is not divisible by tp", np=4)
+    expect_error(["train", "--out", d] + TINY + ["--pp", "2", "--pp-layers", "1,2"], "--pp-layers sums to 3", np=2)
+    expect_error(["train", "--out", d] + TINY + ["--pp", "4"], "pp 4 is larger than n_layer 2", np=4)
+    # A config that differs between ranks is an error naming the ranks, not a hang.
+    cmd = MPIRUN + ["-np", "1", SHARDLM, "train", "--out", d] + tiny(lr="1e-3") + [":", "-np", "1", SHARDLM, "train", "--out", d] + tiny(lr="2e-3")
+    p = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=120)
+    assert p.returncode != 0 and "differs between ranks" in p.stdout + p.stderr and "rank 1" in p.stdout + p.stderr, p.stderr[-2000:]
+    # Help at every level.
+    assert "--global-batch" in run(["train", "--help"], check=0).stdout
+
+
+def case_resume_bit_exact():
+    straight, split = os.path.join(SCRATCH, "straight"), os.path.join(SCRATCH, "split")
+    run(["train", "--out", straight] + tiny(steps=8), check=0)
+    run(["train", "--out", split] + tiny(steps=8, exit_after_minutes="0.0000001"), check=75)
+    assert os.path.exists(os.path.join(split, "checkpoints", "step_00000001")), os.listdir(os.path.join(split, "checkpoints"))
+    run(["train", "--out", split] + tiny(steps=8, resume="auto"), check=0)
+    a, b = losses(straight), losses(split)
+    for step in range(2, 9):
+        assert a[step] == b[step], f"step {step}: {a[step]} vs {b[step]}"
+    assert_identical(consolidated(straight, "straight"), consolidated(split, "split"), "resume on the same layout")
+    # Resuming with a different model is refused, naming the difference.
+    expect_error(["train", "--out", split, "--steps", "9"] + tiny(n_layer=3), "n_layer: 2 -> 3")
+
+
+def case_signal_requeue():
+    """SIGTERM during training: every rank saves at the same step, exit 75; resuming finishes
+    with weights bit-identical to an uninterrupted run (2 ranks, tp2)."""
+    straight, stopped = os.path.join(SCRATCH, "straight"), os.path.join(SCRATCH, "stopped")
+    args = tiny(steps=60, tp=2)
+    run(["train", "--out", straight] + args, np=2, check=0)
+    cmd = MPIRUN + ["-np", "2", SHARDLM, "train", "--out", stopped] + args
+    proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # Wait until training is under way, then signal one rank (as SLURM would signal the step).
+    progress = os.path.join(stopped, "progress", "rank_1.txt")
+    deadline = time.time() + 120
+    while time.time() < deadline and heartbeat_step(progress) < 3:
+        time.sleep(0.05)
+    pids = subprocess.run(["pgrep", "-f", "--", f"--out {stopped}"], capture_output=True, text=True).stdout.split()
+    ranks = [p for p in pids if int(p) != proc.pid]
+    assert ranks, "no rank processes found"
+    os.kill(int(ranks[-1]), signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 75, f"exit {proc.returncode}\n{out[-3000:]}"
+    assert "stop requested (signal 15)" in out, out[-2000:]
+    steps = sorted(os.listdir(os.path.join(stopped, "checkpoints")))
+    assert any(s.startswith("step_") for s in steps), steps
+    run(["train", "--out", stopped, "--resume", "auto"] + args, np=2, check=0)
+    assert_identical(consolidated(straight, "straight"), consolidated(stopped, "stopped"), "after SIGTERM and resume")
+
+
+def case_kill_during_save():
+    """kill -9 at random moments of a run that saves every step: the newest committed
+    checkpoint always verifies, and the run resumes from it."""
+    d = os.path.join(SCRATCH, "killed")
+    args = tiny(n_embd=256, vocab_size=4096, steps=1000, save_every=1, keep_last=2)
+    rng = np.random.default_rng(7)
+    for trial in range(4):
+        proc = subprocess.Popen([SHARDLM, "train", "--out", d] + args, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(1.5 + float(rng.uniform(0, 2.0)))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        p = run(["ckpt", "verify", os.path.join(d, "checkpoints")])
+        assert p.returncode == 0, f"trial {trial}: latest checkpoint does not verify:\n{p.stdout}\n{p.stderr}"
+    committed = [s for s in os.listdir(os.path.join(d, "checkpoints")) if s.startswith("step_") and not s.endswith(".tmp")]
+    assert 1 <= len(committed) <= 3, committed  # retention: keep-last 2 (+ the one being replaced)
+    # A resume starts from the newest committed checkpoint.
+    out = run(["train", "--out", d] + tiny(n_embd=256, vocab_size=4096, steps=1000, exit_after_minutes="0.0000001")).stdout
+    assert "resumed from" in out, out[-2000:]
+
+
+def case_corrupt_checkpoint():
+    d = os.path.join(SCRATCH, "corrupt")
+    run(["train", "--out", d] + tiny(steps=2), check=0)
+    ckpt = os.path.join(d, "checkpoints", "step_00000002")
+    rank_file = os.path.join(ckpt, "rank_00000.h5")
+    with h5py.File(rank_file, "r") as f:
+        ds = f["param/h.0.mlp.c_fc.weight"]
+        offset = ds.id.get_offset()
+    with open(rank_file, "r+b") as f:
+        f.seek(offset + 100)
+        b = f.read(1)
+        f.seek(offset + 100)
+        f.write(bytes([b[0] ^ 0xFF]))
+    expect_error(["ckpt", "verify", ckpt], "rank_00000.h5", "h.0.mlp.c_fc.weight")
+    expect_error(["train", "--out", d] + tiny(steps=4), "h.0.mlp.c_fc.weight", "checksum")
+    # Truncated rank file.
+    size = os.path.getsize(rank_file)
+    with open(rank_file, "r+b") as f:
+        f.truncate(size // 2)
+    expect_error(["ckpt", "verify", ckpt], "rank_00000.h5")
+
+
+def case_nan():
+    d = os.path.join(SCRATCH, "nan")
+    p = expect_error(["train", "--out", d] + tiny(steps=5, grad_clip=0, lr="1e30", min_lr="1e29"), "non-finite", "at step 1")
+    d2 = os.path.join(SCRATCH, "nan_skip")
+    run(["train", "--out", d2] + tiny(steps=4, grad_clip=0, on_nan="skip", lr="1e30", min_lr="1e29"), check=0)
+    skipped = [json.loads(l) for l in open(os.path.join(d2, "metrics.jsonl")) if '"skipped"' in l]
+    assert skipped and skipped[0]["step"] == 2, skipped
+
+
+def case_data_run():
+    """A real dataset: tokenizer, shards, training with eval (val loss and bits per byte),
+    and a refused shard that was truncated."""
+    data = os.path.join(SCRATCH, "data")
+    text = os.path.join(SCRATCH, "text.txt")
+    with open(os.path.join(REPO, "data", "tinyshakespeare.txt")) as f:
+        open(text, "w").write(f.read()[:200000])
+    run(["tokenizer", "train", "--input", text, "--vocab-size", "512", "--model-prefix", os.path.join(SCRATCH, "tok")], check=0)
+    run(["data", "prepare", "--input", text, "--tokenizer", os.path.join(SCRATCH, "tok.model"), "--out", data, "--val-fraction", "0.1", "--quiet"], check=0)
+    d = os.path.join(SCRATCH, "run")
+    out = run(["train", "--out", d, "--data", data] + tiny(vocab_size=None, steps=6, eval_every=3, eval_steps=2), check=0).stdout
+    evals = [json.loads(l) for l in open(os.path.join(d, "metrics.jsonl")) if "val_loss" in l]
+    assert [e["step"] for e in evals] == [0, 3, 6], evals
+    assert all(0 < e["val_bpb"] < 20 for e in evals), evals
+    assert "vocab_size=512" in open(os.path.join(d, "run_config.ini")).read()
+    steps = [json.loads(l) for l in open(os.path.join(d, "metrics.jsonl")) if '"loss"' in l]
+    assert set(steps[0]) >= {"step", "loss", "lr", "grad_norm", "tokens", "tokens_per_s", "mfu", "elapsed_s"}, steps[0]
+    shard = os.path.join(data, "train_00000.bin")
+    with open(shard, "r+b") as f:
+        f.truncate(os.path.getsize(shard) - 10)
+    expect_error(["train", "--out", os.path.join(SCRATCH, "run2"), "--data", data] + tiny(vocab_size=None, steps=1), "train_00000.bin")
+
+
+if __name__ == "__main__":
+    shutil.rmtree(SCRATCH, ignore_errors=True)
+    os.makedirs(SCRATCH)
+    globals()["case_" + CASE.replace("-", "_")]()
+    print(f"{CASE}: ok")
