@@ -103,10 +103,12 @@ std::string json_number(double x) {
 }  // namespace
 
 int run_training(RunConfig cfg) {
+  // Before MPI start-up: SLURM's warning signal may arrive any time, and SIGUSR1's default
+  // action would kill the rank instead of saving.
+  install_signal_handlers();
   MpiRuntime mpi;
   Mesh mesh(cfg.tp, cfg.pp);
   const bool leader = mesh.world_rank() == 0;
-  install_signal_handlers();
   if (cfg.out.empty()) fail("--out (the run directory) is required");
   const fs::path run_dir = cfg.out, ckpt_root = run_dir / "checkpoints";
 
