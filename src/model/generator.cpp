@@ -36,6 +36,10 @@ Sampler::Sampler(const SamplingOptions& options) : options_(options), rng_(optio
 
 int32_t Sampler::sample(const float* logits, int vocab_size) {
   SHARDLM_CHECK(vocab_size > 0, "sampling needs at least one token");
+  for (int i = 0; i < vocab_size; ++i)
+    if (!std::isfinite(logits[i]))
+      fail("the logit of token id " + std::to_string(i) + " is " + number(logits[i]) +
+           ": the model produced non-finite values (diverged or damaged weights?)");
   // Greedy: the first maximum, so that top-k = 1 (ties broken the same way) agrees.
   if (options_.temperature == 0.0f)
     return static_cast<int32_t>(std::max_element(logits, logits + vocab_size) - logits);

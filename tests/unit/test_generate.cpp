@@ -9,8 +9,10 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <ostream>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/error.h"
@@ -27,6 +29,14 @@
 #include "train/trainer.h"
 
 using namespace shardlm;
+
+namespace shardlm {
+// GoogleTest prints test parameters with this (found by argument-dependent lookup).
+void PrintTo(const ModelConfig& cfg, std::ostream* os) {
+  *os << "n_layer " << cfg.n_layer << ", n_head " << cfg.n_head << ", n_embd " << cfg.n_embd << ", vocab "
+      << cfg.vocab_size << ", max_seq_len " << cfg.max_seq_len;
+}
+}  // namespace shardlm
 
 namespace {
 
@@ -70,6 +80,44 @@ void expect_error(Fn fn, const std::vector<std::string>& parts) {
 }
 
 }  // namespace
+
+// ---- the KV-cache kernels ---------------------------------------------------------------------
+
+// Appending a sequence to the cache in chunks (one decode step is a chunk of 1) and attending
+// each chunk's queries over the cache gives attention_forward's output, row for row.
+TEST(KvCacheKernels, ChunkedDecodeMatchesAttentionForward) {
+  KernelBackend& be = cpu_backend();
+  for (const auto& [NH, hd] : std::vector<std::pair<int, int>>{{4, 16}, {3, 18}, {2, 64}}) {
+    const int T = 37, max_seq = 40, C = NH * hd;
+    std::mt19937 rng(static_cast<uint32_t>(NH * 100 + hd));
+    std::normal_distribution<float> dist(0.0f, 1.0f);
+    std::vector<float> qkv(static_cast<size_t>(T) * 3 * C);
+    for (auto& x : qkv) x = dist(rng);
+    std::vector<float> want(static_cast<size_t>(T) * C), att(static_cast<size_t>(NH) * T * T);
+    be.attention_forward(want.data(), att.data(), qkv.data(), 1, T, NH, hd);
+
+    std::vector<float> k_cache(static_cast<size_t>(NH) * max_seq * hd), v_cache(k_cache.size());
+    std::vector<float> got(want.size());
+    int pos = 0;
+    for (int chunk : {5, 1, 1, 9, 1, 20}) {
+      const float* rows = qkv.data() + static_cast<size_t>(pos) * 3 * C;
+      be.kv_cache_append(k_cache.data(), v_cache.data(), rows, pos, chunk, NH, hd, max_seq);
+      be.attention_decode(got.data() + static_cast<size_t>(pos) * C, rows, k_cache.data(), v_cache.data(), pos,
+                          chunk, NH, hd, max_seq);
+      pos += chunk;
+    }
+    ASSERT_EQ(pos, T);
+    double err = 0.0;
+    for (size_t i = 0; i < want.size(); ++i) err = std::max(err, std::abs(static_cast<double>(got[i]) - want[i]));
+    EXPECT_LT(err, 1e-5) << "NH " << NH << " hd " << hd;
+    // The cache holds k and v by head and position.
+    EXPECT_EQ(k_cache[(static_cast<size_t>(1) * max_seq + 7) * hd + 2], qkv[static_cast<size_t>(7) * 3 * C + C + hd + 2]);
+    EXPECT_EQ(v_cache[(static_cast<size_t>(1) * max_seq + 7) * hd + 2],
+              qkv[static_cast<size_t>(7) * 3 * C + 2 * C + hd + 2]);
+    expect_error([&] { be.kv_cache_append(k_cache.data(), v_cache.data(), qkv.data(), 38, 3, NH, hd, max_seq); },
+                 {"[38, 41)", "40 positions"});
+  }
+}
 
 // ---- cached decode == training forward ------------------------------------------------------
 
@@ -280,6 +328,14 @@ TEST(Sampler, NoOpLimitsChangeNothing) {
     EXPECT_EQ(wide_k.sample(logits.data(), 6), want);
     EXPECT_EQ(huge_k.sample(logits.data(), 6), want);
   }
+}
+
+TEST(Sampler, RefusesNonFiniteLogits) {
+  Sampler sampler(sampling(1.0f, 0, 1.0f, 0));
+  std::vector<float> logits = {0.0f, 1.0f, NAN, 2.0f};
+  expect_error([&] { sampler.sample(logits.data(), 4); }, {"token id 2", "non-finite"});
+  logits[2] = INFINITY;
+  expect_error([&] { sampler.sample(logits.data(), 4); }, {"token id 2"});
 }
 
 TEST(Sampler, InvalidOptions) {
