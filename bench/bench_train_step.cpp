@@ -1,0 +1,370 @@
+// Full optimizer steps (forward, backward, grad norm, AdamW) of one process on synthetic tokens:
+// tokens/s, achieved model GFLOP/s (train/flops.h) and % of the FMA peak measured in the same
+// program, then where the step's time goes, op family by op family.
+//   usage: bench_train_step [--model PRESET] [--seq-len T] [--micro-batch B] [--steps N]
+//                           [--warmup-steps W] [--peak-gflops X]
+// Threads: OMP_NUM_THREADS. The "config:" and "result:" lines are key=value for scripts
+// (bench/compare_pytorch.sh reads them).
+//
+// The breakdown comes from a KernelBackend that forwards every call to the CPU backend and
+// times it (kernels run synchronously on the calling thread's OpenMP team, so wall time per
+// call is the kernel's time); two clock reads per call against steps of 100+ ms cost nothing
+// measurable. "outside kernels" is the rest of the step: the trainer's own host code.
+#include <omp.h>
+#include <time.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "kernels/backend.h"
+#include "kernels/cpu/peak_flops.h"
+#include "model/config.h"
+#include "parallel/mesh.h"
+#include "train/flops.h"
+#include "train/trainer.h"
+
+namespace {
+
+using shardlm::KernelBackend;
+
+struct Options {
+  std::string model = "mini";
+  int seq_len = 256;
+  int micro_batch = 8;
+  int steps = 5;
+  int warmup_steps = 2;
+  double peak_gflops = 0.0;  // 0: measure
+};
+
+Options parse_options(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string flag = argv[i];
+    if (i + 1 >= argc) shardlm::fail(flag + ": missing value (see the usage at the top of bench_train_step.cpp)");
+    const std::string value = argv[++i];
+    if (flag == "--model") o.model = value;
+    else if (flag == "--seq-len") o.seq_len = std::stoi(value);
+    else if (flag == "--micro-batch") o.micro_batch = std::stoi(value);
+    else if (flag == "--steps") o.steps = std::stoi(value);
+    else if (flag == "--warmup-steps") o.warmup_steps = std::stoi(value);
+    else if (flag == "--peak-gflops") o.peak_gflops = std::stod(value);
+    else shardlm::fail("unknown flag " + flag + " (known: --model --seq-len --micro-batch --steps --warmup-steps --peak-gflops)");
+  }
+  if (o.steps < 1) shardlm::fail("--steps must be >= 1, got " + std::to_string(o.steps));
+  if (o.warmup_steps < 0) shardlm::fail("--warmup-steps must be >= 0, got " + std::to_string(o.warmup_steps));
+  return o;
+}
+
+double now_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+double process_cpu_seconds() {
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+struct OpStats {
+  double seconds = 0.0;
+  double cpu_seconds = 0.0;  // process CPU time (all threads)
+  double flops = 0.0;        // matmul and attention only
+  long calls = 0;
+};
+
+// Forwards every call to `inner`, adding its wall time (and, for matmuls and attention, its
+// FLOPs) to a named op family while `enabled`.
+class TimingBackend final : public KernelBackend {
+ public:
+  TimingBackend(KernelBackend& inner, const shardlm::ModelConfig& cfg) : inner_(inner), cfg_(cfg) {}
+
+  bool enabled = false;
+  const std::map<std::string, OpStats>& stats() const { return stats_; }
+
+  const char* name() const override { return inner_.name(); }
+
+  float* alloc_floats(size_t n) override { return inner_.alloc_floats(n); }
+  int32_t* alloc_ints(size_t n) override { return inner_.alloc_ints(n); }
+  void free_memory(void* p) override { inner_.free_memory(p); }
+  void copy_from_host(void* dst, const void* src_host, size_t bytes) override {
+    timed("memory (copy, zero)", 0, [&] { inner_.copy_from_host(dst, src_host, bytes); });
+  }
+  void copy_to_host(void* dst_host, const void* src, size_t bytes) override {
+    timed("memory (copy, zero)", 0, [&] { inner_.copy_to_host(dst_host, src, bytes); });
+  }
+  void copy(void* dst, const void* src, size_t bytes) override {
+    timed("memory (copy, zero)", 0, [&] { inner_.copy(dst, src, bytes); });
+  }
+  void fill_zero(float* p, size_t n) override {
+    timed("memory (copy, zero)", 0, [&] { inner_.fill_zero(p, n); });
+  }
+  void synchronize() override { inner_.synchronize(); }
+
+  void token_embedding_forward(float* out, const int32_t* tokens, const float* wte, int N, int C,
+                               int vocab_start, int Vl) override {
+    timed("embedding fwd", 0, [&] { inner_.token_embedding_forward(out, tokens, wte, N, C, vocab_start, Vl); });
+  }
+  void token_embedding_backward(float* dwte, const float* dout, const int32_t* tokens, int N, int C,
+                                int vocab_start, int Vl) override {
+    timed("embedding bwd", 0, [&] { inner_.token_embedding_backward(dwte, dout, tokens, N, C, vocab_start, Vl); });
+  }
+  void position_embedding_forward(float* out, const float* wpe, int B, int T, int C) override {
+    timed("embedding fwd", 0, [&] { inner_.position_embedding_forward(out, wpe, B, T, C); });
+  }
+  void position_embedding_backward(float* dwpe, const float* dout, int B, int T, int C) override {
+    timed("embedding bwd", 0, [&] { inner_.position_embedding_backward(dwpe, dout, B, T, C); });
+  }
+
+  void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight,
+                         const float* bias, int N, int C) override {
+    timed("layernorm fwd", 0, [&] { inner_.layernorm_forward(out, mean, rstd, inp, weight, bias, N, C); });
+  }
+  void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                          const float* weight, const float* mean, const float* rstd, int N, int C) override {
+    timed("layernorm bwd", 0,
+          [&] { inner_.layernorm_backward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C); });
+  }
+
+  void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int N, int C,
+                      int OC) override {
+    timed("matmul fwd " + matmul_layer(C, OC), 2.0 * N * C * OC,
+          [&] { inner_.matmul_forward(out, inp, weight, bias, N, C, OC); });
+  }
+  void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                       const float* weight, int N, int C, int OC) override {
+    const double products = dinp != nullptr ? 2.0 : 1.0;  // dinp and dweight, or dweight alone
+    timed("matmul bwd " + matmul_layer(C, OC), products * 2.0 * N * C * OC,
+          [&] { inner_.matmul_backward(dinp, dweight, dbias, dout, inp, weight, N, C, OC); });
+  }
+
+  // FLOPs of the causal half of the T x T products, as in model_flops_per_token: q@k^T and
+  // att@v forward, twice that backward.
+  void attention_forward(float* out, float* att, const float* qkv, int B, int T, int NH, int hd) override {
+    timed("attention fwd", 2.0 * B * NH * T * T * hd, [&] { inner_.attention_forward(out, att, qkv, B, T, NH, hd); });
+  }
+  void attention_backward(float* dqkv, float* scratch, const float* dout, const float* qkv, const float* att,
+                          int B, int T, int NH, int hd) override {
+    timed("attention bwd", 4.0 * B * NH * T * T * hd,
+          [&] { inner_.attention_backward(dqkv, scratch, dout, qkv, att, B, T, NH, hd); });
+  }
+
+  void kv_cache_append(float* k_cache, float* v_cache, const float* qkv, int pos0, int Tq, int NH, int hd,
+                       int max_seq) override {
+    inner_.kv_cache_append(k_cache, v_cache, qkv, pos0, Tq, NH, hd, max_seq);
+  }
+  void attention_decode(float* out, const float* qkv, const float* k_cache, const float* v_cache, int pos0,
+                        int Tq, int NH, int hd, int max_seq) override {
+    inner_.attention_decode(out, qkv, k_cache, v_cache, pos0, Tq, NH, hd, max_seq);
+  }
+
+  void gelu_forward(float* out, const float* inp, size_t n) override {
+    timed("gelu fwd", 0, [&] { inner_.gelu_forward(out, inp, n); });
+  }
+  void gelu_backward(float* dinp, const float* inp, const float* dout, size_t n) override {
+    timed("gelu bwd", 0, [&] { inner_.gelu_backward(dinp, inp, dout, n); });
+  }
+
+  void add(float* out, const float* a, const float* b, size_t n) override {
+    timed("residual add", 0, [&] { inner_.add(out, a, b, n); });
+  }
+  void add_inplace(float* acc, const float* x, size_t n) override {
+    timed("residual add", 0, [&] { inner_.add_inplace(acc, x, n); });
+  }
+  void scale_inplace(float* x, float s, size_t n) override {
+    timed("scale", 0, [&] { inner_.scale_inplace(x, s, n); });
+  }
+
+  void xent_row_max(float* row_max, const float* logits, int N, int Vl, int vocab_start, int vocab_size) override {
+    timed("cross-entropy fwd", 0, [&] { inner_.xent_row_max(row_max, logits, N, Vl, vocab_start, vocab_size); });
+  }
+  void xent_partial_sums(float* sum_exp, float* target_logit, const float* logits, const float* row_max,
+                         const int32_t* targets, int N, int Vl, int vocab_start, int vocab_size) override {
+    timed("cross-entropy fwd", 0, [&] {
+      inner_.xent_partial_sums(sum_exp, target_logit, logits, row_max, targets, N, Vl, vocab_start, vocab_size);
+    });
+  }
+  void xent_loss(float* losses, const float* row_max, const float* sum_exp, const float* target_logit,
+                 int N) override {
+    timed("cross-entropy fwd", 0, [&] { inner_.xent_loss(losses, row_max, sum_exp, target_logit, N); });
+  }
+  void xent_backward(float* dlogits, const float* logits, const float* row_max, const float* sum_exp,
+                     const int32_t* targets, float dloss, int N, int Vl, int vocab_start, int vocab_size) override {
+    timed("cross-entropy bwd", 0, [&] {
+      inner_.xent_backward(dlogits, logits, row_max, sum_exp, targets, dloss, N, Vl, vocab_start, vocab_size);
+    });
+  }
+
+  double sum_squares(const float* x, size_t n) override {
+    double result = 0.0;
+    timed("grad norm", 0, [&] { result = inner_.sum_squares(x, n); });
+    return result;
+  }
+  void adamw_update(float* param, const float* grad, float* m, float* v, size_t n, float lr, float beta1,
+                    float beta2, float eps, float weight_decay, float grad_scale, int step) override {
+    timed("adamw", 0, [&] {
+      inner_.adamw_update(param, grad, m, v, n, lr, beta1, beta2, eps, weight_decay, grad_scale, step);
+    });
+  }
+
+ private:
+  template <class Fn>
+  void timed(const std::string& family, double flops, Fn&& fn) {
+    if (!enabled) {
+      fn();
+      return;
+    }
+    const double start = now_seconds(), cpu_start = process_cpu_seconds();
+    fn();
+    OpStats& s = stats_[family];
+    s.seconds += now_seconds() - start;
+    s.cpu_seconds += process_cpu_seconds() - cpu_start;
+    s.flops += flops;
+    ++s.calls;
+  }
+
+  // The GPT-2 linear layer a matmul with these shapes is (tp = 1).
+  std::string matmul_layer(int C, int OC) const {
+    const int E = cfg_.n_embd;
+    if (C == E && OC == 3 * E) return "qkv";
+    if (C == E && OC == E) return "attn proj";
+    if (C == E && OC == 4 * E) return "fc";
+    if (C == 4 * E && OC == E) return "fc proj";
+    if (C == E && OC == cfg_.padded_vocab()) return "lm head";
+    return std::to_string(C) + "->" + std::to_string(OC);
+  }
+
+  KernelBackend& inner_;
+  shardlm::ModelConfig cfg_;
+  std::map<std::string, OpStats> stats_;
+};
+
+// Wall time per op family, and CPU time / threads: on a shared machine the wall time includes
+// time the threads were descheduled, the CPU time mostly does not (spinning threads count).
+void print_breakdown(const std::map<std::string, OpStats>& stats, double total_seconds, double total_cpu_seconds,
+                     int steps, int threads) {
+  std::vector<std::pair<std::string, OpStats>> rows(stats.begin(), stats.end());
+  OpStats kernels, matmul_fwd, matmul_bwd;
+  for (const auto& [name, s] : rows) {
+    for (OpStats* sum : {&kernels, name.rfind("matmul fwd", 0) == 0 ? &matmul_fwd
+                                   : name.rfind("matmul bwd", 0) == 0 ? &matmul_bwd : nullptr}) {
+      if (sum == nullptr) continue;
+      sum->seconds += s.seconds;
+      sum->cpu_seconds += s.cpu_seconds;
+      sum->flops += s.flops;
+      sum->calls += s.calls;
+    }
+  }
+  rows.emplace_back("outside kernels",
+                    OpStats{total_seconds - kernels.seconds, total_cpu_seconds - kernels.cpu_seconds, 0.0, 0});
+  std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.second.seconds > b.second.seconds; });
+  rows.emplace_back("matmul fwd (all)", matmul_fwd);
+  rows.emplace_back("matmul bwd (all)", matmul_bwd);
+  std::printf("\nper-op time (mean over %d steps; cpu = process CPU time / %d threads):\n", steps, threads);
+  std::printf("  %-22s %9s %7s %9s %7s %6s %9s %9s\n", "op family", "wall ms", "wall %", "cpu ms", "cpu %", "calls",
+              "GFLOP/s", "cpu GF/s");
+  for (const auto& [name, s] : rows) {
+    const double cpu = s.cpu_seconds / threads;
+    std::printf("  %-22s %9.2f %6.1f%% %9.2f %6.1f%% %6ld", name.c_str(), 1e3 * s.seconds / steps,
+                100.0 * s.seconds / total_seconds, 1e3 * cpu / steps, 100.0 * s.cpu_seconds / total_cpu_seconds,
+                s.calls / steps);
+    if (s.flops > 0.0 && s.seconds > 0.0 && cpu > 0.0)
+      std::printf(" %9.1f %9.1f", s.flops / s.seconds * 1e-9, s.flops / cpu * 1e-9);
+    std::printf("\n");
+  }
+}
+
+int run(const Options& o) {
+  const int threads = omp_get_max_threads();
+  shardlm::TrainSettings settings;
+  settings.model = shardlm::model_preset(o.model);
+  settings.micro_batch = o.micro_batch;
+  settings.seq_len = o.seq_len;
+  settings.optim.total_steps = o.warmup_steps + o.steps;
+  const shardlm::ModelConfig& cfg = settings.model;
+
+  double peak = o.peak_gflops;
+  if (peak <= 0.0) {
+    // Per-CPU-second rate: the machine's peak even while other processes share the cores.
+    peak = shardlm::cpu::measure_fma_peak(0.05, 20).cpu_gflops;
+  }
+
+  std::printf("config: model=%s n_layer=%d n_head=%d n_embd=%d vocab_size=%d padded_vocab=%d max_seq_len=%d "
+              "seq_len=%d micro_batch=%d threads=%d\n",
+              o.model.c_str(), cfg.n_layer, cfg.n_head, cfg.n_embd, cfg.vocab_size, cfg.padded_vocab(),
+              cfg.max_seq_len, o.seq_len, o.micro_batch, threads);
+
+  TimingBackend backend(shardlm::cpu_backend(), cfg);
+  std::unique_ptr<shardlm::Mesh> mesh = shardlm::Mesh::single_process();
+  shardlm::Trainer trainer(settings, *mesh, backend);
+
+  // A fixed pool of random sequences (next-token targets), cycled through.
+  const int T = o.seq_len, pool = 4 * o.micro_batch;
+  std::vector<int32_t> stream(static_cast<size_t>(pool) * (T + 1));
+  std::mt19937_64 rng(1234);
+  std::uniform_int_distribution<int32_t> token(0, cfg.vocab_size - 1);
+  for (int32_t& t : stream) t = token(rng);
+  const shardlm::BatchSource data = [&](uint64_t first, int count, int32_t* tokens, int32_t* targets) {
+    for (int i = 0; i < count; ++i) {
+      const int32_t* seq = stream.data() + ((first + i) % pool) * static_cast<size_t>(T + 1);
+      std::copy(seq, seq + T, tokens + static_cast<size_t>(i) * T);
+      std::copy(seq + 1, seq + T + 1, targets + static_cast<size_t>(i) * T);
+    }
+  };
+
+  for (int s = 0; s < o.warmup_steps; ++s) trainer.train_step(s, data);
+  backend.enabled = true;
+  std::vector<double> step_seconds;
+  double loss = 0.0;
+  const double cpu_start = process_cpu_seconds(), start = now_seconds();
+  for (int s = 0; s < o.steps; ++s) {
+    const double t0 = now_seconds();
+    loss = trainer.train_step(o.warmup_steps + s, data).loss;
+    step_seconds.push_back(now_seconds() - t0);
+  }
+  const double total = now_seconds() - start, cpu_used = process_cpu_seconds() - cpu_start;
+  backend.enabled = false;
+
+  const double tokens_per_step = static_cast<double>(trainer.samples_per_step()) * T;
+  const double flops_per_token = shardlm::model_flops_per_token(cfg, T);
+  const double tokens_per_s = tokens_per_step * o.steps / total;
+  const double best_tokens_per_s = tokens_per_step / *std::min_element(step_seconds.begin(), step_seconds.end());
+  const double gflops = tokens_per_s * flops_per_token * 1e-9;
+  std::printf("steps: %d timed after %d warm-up, %.0f tokens each, mean %.1f ms, best %.1f ms, last loss %.4f\n",
+              o.steps, o.warmup_steps, tokens_per_step, 1e3 * total / o.steps,
+              1e3 * *std::min_element(step_seconds.begin(), step_seconds.end()), loss);
+  // Throughput per CPU-second of `threads` threads: what a quiet machine would give, roughly
+  // (threads that spin while waiting count as busy), on a machine others are using.
+  const double cpu_tokens_per_s = tokens_per_step * o.steps / (cpu_used / threads);
+  std::printf("CPU time used: %.0f%% of %d threads x wall (below 100%%: the cores were shared); "
+              "tokens per CPU-second x threads %.1f\n",
+              100.0 * cpu_used / (total * threads), threads, cpu_tokens_per_s);
+  std::printf("tokens/s %.1f (best step %.1f) | model GFLOP/s %.1f (%.3g GFLOP/token) | %.1f%% of %.1f GFLOP/s peak%s\n",
+              tokens_per_s, best_tokens_per_s, gflops, flops_per_token * 1e-9, 100.0 * gflops / peak, peak,
+              o.peak_gflops > 0.0 ? " (given)" : " (FMA loop, measured)");
+  std::printf("result: tokens_per_s=%.2f best_tokens_per_s=%.2f cpu_tokens_per_s=%.2f gflops=%.2f "
+              "peak_gflops=%.2f pct_peak=%.2f flops_per_token=%.6g step_ms=%.2f\n",
+              tokens_per_s, best_tokens_per_s, cpu_tokens_per_s, gflops, peak, 100.0 * gflops / peak,
+              flops_per_token, 1e3 * total / o.steps);
+  print_breakdown(backend.stats(), total, cpu_used, o.steps, threads);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(parse_options(argc, argv));
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_train_step: %s\n", e.what());
+    return 1;
+  }
+}
