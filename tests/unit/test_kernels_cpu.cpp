@@ -471,14 +471,14 @@ TEST(CpuKernels, Gelu) {
 TEST(CpuKernels, GeluLargeParallel) {
   const Vec inp = random_vec(100003, 42, -8.0f, 8.0f);
   Vec out(inp.size()), dinp(inp.size());
-  const Vec dout(inp.size(), 1.0f);
+  const Vec dout = random_vec(inp.size(), 43);
   backend().gelu_forward(out.data(), inp.data(), inp.size());
   backend().gelu_backward(dinp.data(), inp.data(), dout.data(), inp.size());
   for (size_t i = 0; i < inp.size(); ++i) {
     const double x = inp[i];
     ASSERT_NEAR(out[i], gelu_ref(x), 1e-5 * std::abs(gelu_ref(x)) + 1e-9) << "x = " << x;
     const double h = 1e-6;
-    const double d = (gelu_ref(x + h) - gelu_ref(x - h)) / (2 * h);
+    const double d = (gelu_ref(x + h) - gelu_ref(x - h)) / (2 * h) * dout[i];
     ASSERT_NEAR(dinp[i], d, 1e-5 * (std::abs(d) + 1.0)) << "x = " << x;
   }
 }
@@ -581,6 +581,11 @@ TEST_P(CrossEntropy, SingleRank) {
   std::vector<XentRank> ranks{{0, Vp, logits, {}, {}, {}}};
   const Vec losses = xent_forward_tp(ranks, targets, N, V);
   expect_close(losses, xent_ref(to_double(logits), targets, N, Vp, V), 1e-5, 1e-6, "xent losses");
+  for (int n = 0; n < N; ++n) {
+    // The loss is shift-invariant, so check the max itself: the padding must not win it.
+    EXPECT_EQ(ranks[0].row_max[n], *std::max_element(logits.begin() + n * Vp, logits.begin() + n * Vp + V));
+    EXPECT_EQ(ranks[0].target_logit[n], logits[n * Vp + targets[n]]);
+  }
 
   const float dloss = 1.0f / N;
   const Vec dlogits = xent_backward_rank(ranks[0], targets, dloss, N, V);

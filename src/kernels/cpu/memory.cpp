@@ -1,5 +1,6 @@
 // Host memory for the CPU backend: 64-byte aligned (one cache line, one AVX-512 vector) and
 // zero-filled, as KernelBackend promises.
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <string>

@@ -6,28 +6,28 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "kernels/cpu/vec16.h"
+
 namespace shardlm::cpu {
 
 namespace {
-// GCC/Clang vector extension: one AVX-512 register with -march=native on an AVX-512 machine,
-// split into narrower registers elsewhere (so the loop measures whatever the CPU has).
-using Float16 = float __attribute__((vector_size(64)));
-
 // Enough independent chains to cover FMA latency x FMA ports (4 cycles x 2 ports on Zen 4/5
 // and Skylake-X), few enough to stay in the 32 vector registers.
 constexpr int kChains = 16;
 constexpr int64_t kItersPerCheck = 1 << 16;
 
+// A Vec16 is one AVX-512 register with -march=native on an AVX-512 machine and narrower
+// registers elsewhere, so the loop measures whatever the CPU has.
 // Returns the number of FMA iterations done (each kChains vector FMAs); `sink` keeps the
 // accumulators alive so the loop is not optimised away.
 int64_t fma_chains(double seconds, float* sink) {
-  Float16 acc[kChains];
-  for (int c = 0; c < kChains; ++c) acc[c] = Float16{} + 1.0f + 0.01f * c;
+  Vec16 acc[kChains];
+  for (int c = 0; c < kChains; ++c) acc[c] = Vec16{} + 1.0f + 0.01f * c;
   // Read through volatile so the compiler cannot fold the chains (it can otherwise see that
   // acc * a + b converges); the fixed point is 1, so values stay normal forever.
   volatile float a_value = 0.9999999f, b_value = 1e-7f;
-  const Float16 a = Float16{} + a_value;
-  const Float16 b = Float16{} + b_value;
+  const Vec16 a = Vec16{} + a_value;
+  const Vec16 b = Vec16{} + b_value;
   int64_t iters = 0;
   const double start = omp_get_wtime();
   do {
@@ -37,12 +37,11 @@ int64_t fma_chains(double seconds, float* sink) {
     }
     iters += kItersPerCheck;
   } while (omp_get_wtime() - start < seconds);
-  Float16 total = acc[0];
+  Vec16 total = acc[0];
   for (int c = 1; c < kChains; ++c) total += acc[c];
   *sink = total[0];
   return iters;
 }
-
 
 double thread_cpu_seconds() {
   timespec ts;
@@ -53,7 +52,7 @@ double thread_cpu_seconds() {
 }  // namespace
 
 FmaPeak measure_fma_peak(double seconds, int repeats) {
-  constexpr double kFlopsPerIter = kChains * 16 * 2;
+  constexpr double kFlopsPerIter = kChains * kLanes * 2;
   FmaPeak best{0.0, 0.0};
   for (int r = 0; r < repeats; ++r) {
     int64_t total_iters = 0;
