@@ -1,7 +1,7 @@
 // Throughput, communication volume and pipeline bubble of one dp x tp x pp layout.
 //   usage: mpirun -np N bench_parallel --tp T --pp P [--zero 1] [--pp-layers a,b,..]
-//          [--model mini] [--seq-len 256] [--micro-batch 2] [--micro-batches 8] [--steps 3]
-//          [--warmup 1] [--name LABEL]
+//          [--model mini] [--n-head H] [--seq-len 256] [--micro-batch 2] [--micro-batches 8]
+//          [--steps 3] [--warmup 1] [--name LABEL]
 // dp = N / (T*P). Each DP rank runs --micro-batches micro-batches per step on synthetic tokens.
 //
 // Reported (formulas and definitions: docs/parallelism.md):
@@ -56,6 +56,7 @@ struct Options {
   int tp = 1, pp = 1, zero = 0;
   std::vector<int> pp_layers;
   std::string model = "mini", name;
+  int n_head = 0;  // 0: the preset's
   int seq_len = 256, micro_batch = 2, micro_batches = 8, steps = 3, warmup = 1;
 };
 
@@ -79,6 +80,7 @@ Options parse_options(int argc, char** argv) {
     else if (a == "--zero") o.zero = std::stoi(v);
     else if (a == "--pp-layers") o.pp_layers = parse_int_list(v);
     else if (a == "--model") o.model = v;
+    else if (a == "--n-head") o.n_head = std::stoi(v);
     else if (a == "--seq-len") o.seq_len = std::stoi(v);
     else if (a == "--micro-batch") o.micro_batch = std::stoi(v);
     else if (a == "--micro-batches") o.micro_batches = std::stoi(v);
@@ -284,6 +286,7 @@ int run_bench(const Options& o) {
   const bool leader = mesh.world_rank() == 0;
   TrainSettings st;
   st.model = model_preset(o.model);
+  if (o.n_head > 0) st.model.n_head = o.n_head;  // e.g. mini's 6 heads do not split over tp 4
   st.micro_batch = o.micro_batch;
   st.seq_len = o.seq_len;
   st.micro_batches = o.micro_batches;
@@ -341,10 +344,10 @@ int run_bench(const Options& o) {
   const double step = median(step_s);
   const double tokens_per_step = static_cast<double>(trainer.samples_per_step()) * T;
   const char* threads = std::getenv("OMP_NUM_THREADS");
-  std::printf("bench_parallel: %s (%d layers, C %d, %.1fM params), dp %d x tp %d x pp %d%s, micro-batch %d x %d, "
+  std::printf("bench_parallel: %s (%d layers, %d heads, C %d, %.1fM params), dp %d x tp %d x pp %d%s, micro-batch %d x %d, "
               "M %d per DP rank, %.0f tokens/step; %d warm-up + %d timed steps; OMP_NUM_THREADS=%s\n",
-              o.model.c_str(), st.model.n_layer, st.model.n_embd, st.model.num_parameters() / 1e6, shape.dp, shape.tp,
-              shape.pp, o.zero ? ", ZeRO-1" : "", st.micro_batch, T, M, tokens_per_step, o.warmup, o.steps,
+              o.model.c_str(), st.model.n_layer, st.model.n_head, st.model.n_embd, st.model.num_parameters() / 1e6,
+              shape.dp, shape.tp, shape.pp, o.zero ? ", ZeRO-1" : "", st.micro_batch, T, M, tokens_per_step, o.warmup, o.steps,
               threads ? threads : "(unset)");
   std::printf("step time: median %.3f s (min %.3f, max %.3f) -> %.0f tokens/s\n", step,
               *std::min_element(step_s.begin(), step_s.end()), *std::max_element(step_s.begin(), step_s.end()),

@@ -20,7 +20,8 @@ mpirun_flags=(--oversubscribe --bind-to none)
 [ "$(id -u)" -eq 0 ] && mpirun_flags+=(--allow-run-as-root)
 cores=$(nproc)
 
-# name ranks flags
+# name ranks flags. mini has 6 heads, which tp 4 cannot split: tp4 runs it with 12 heads of 32
+# (same parameters and FLOPs, H * head_dim = C).
 layouts=(
   "1         1 "
   "dp2       2 "
@@ -28,7 +29,7 @@ layouts=(
   "pp2       2 --pp 2"
   "tp2pp2    4 --tp 2 --pp 2"
   "dp2-zero1 2 --zero 1"
-  "tp4       4 --tp 4"
+  "tp4-h12   4 --tp 4 --n-head 12"
   "pp4       4 --pp 4"
 )
 
