@@ -29,6 +29,9 @@ class KernelBackend {
   virtual void copy(void* dst, const void* src, size_t bytes) = 0;
   virtual void fill_zero(float* p, size_t n) = 0;
   virtual void synchronize() = 0;
+  // True when backend memory is ordinary host memory, so host code (checkpoint I/O, MPI) may
+  // use the pointers directly instead of staging through host copies.
+  virtual bool host_memory() const = 0;
 
   // ---- embedding (vocab-parallel) --------------------------------------------------------
   // out[n,:] = wte[tokens[n] - vocab_start, :] if vocab_start <= tokens[n] < vocab_start+Vl,

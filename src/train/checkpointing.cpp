@@ -9,6 +9,22 @@ namespace shardlm {
 
 namespace {
 
+// Host-readable view of a backend buffer: the buffer itself for host memory, else a copy.
+class HostView {
+ public:
+  HostView(KernelBackend& be, const float* p, size_t n) : data_(p) {
+    if (be.host_memory()) return;
+    copy_.resize(n);
+    be.copy_to_host(copy_.data(), p, n * sizeof(float));
+    data_ = copy_.data();
+  }
+  const float* data() const { return data_; }
+
+ private:
+  const float* data_;
+  std::vector<float> copy_;
+};
+
 Rect view_rect(const TensorView& v) { return Rect{v.offset, v.local_shape}; }
 
 // Recursive helper: elements [a, b) of the sub-block at dims k.. with the outer coordinates
@@ -81,13 +97,12 @@ std::filesystem::path save_training_checkpoint(Trainer& trainer, const std::file
   AdamW& opt = trainer.optimizer();
   const bool zero = trainer.settings().zero_stage == 1;
   const bool dp_leader = mesh.dp_rank() == 0;
-  // Host copies: a no-op view for the CPU backend; the CUDA backend stages through them.
+  // Slices are written straight from the flat buffers when they are host memory (CPU); a
+  // device backend stages them through host copies.
   KernelBackend& be = model.backend();
-  const size_t total = model.layout().total();
-  std::vector<float> params(total), m(opt.end() - opt.begin()), v(opt.end() - opt.begin());
-  be.copy_to_host(params.data(), model.params(), total * sizeof(float));
-  be.copy_to_host(m.data(), opt.exp_avg(), m.size() * sizeof(float));
-  be.copy_to_host(v.data(), opt.exp_avg_sq(), v.size() * sizeof(float));
+  HostView params(be, model.params(), model.layout().total());
+  HostView m(be, opt.exp_avg(), opt.end() - opt.begin());
+  HostView v(be, opt.exp_avg_sq(), opt.end() - opt.begin());
 
   std::vector<CheckpointSlice> slices;
   for (const auto& view : model.layout().views()) {
@@ -133,12 +148,18 @@ void check_shape(CheckpointReader& reader, const std::string& role, const Tensor
 }  // namespace
 
 void load_model_params(GPT2& model, CheckpointReader& reader) {
-  std::vector<float> buf;
+  KernelBackend& be = model.backend();
+  std::vector<float> staging;  // one tensor at a time, for device backends
   for (const auto& view : model.layout().views()) {
     check_shape(reader, kRoleParam, view);
-    buf.assign(view.numel, 0.0f);
-    reader.read(kRoleParam, view.name, view.offset, view.local_shape, buf.data());
-    model.backend().copy_from_host(model.params() + view.flat_offset, buf.data(), view.numel * sizeof(float));
+    float* dest = model.params() + view.flat_offset;
+    if (be.host_memory()) {
+      reader.read(kRoleParam, view.name, view.offset, view.local_shape, dest);
+      continue;
+    }
+    staging.assign(view.numel, 0.0f);
+    reader.read(kRoleParam, view.name, view.offset, view.local_shape, staging.data());
+    be.copy_from_host(dest, staging.data(), view.numel * sizeof(float));
   }
 }
 
@@ -147,7 +168,15 @@ void load_training_checkpoint(Trainer& trainer, CheckpointReader& reader) {
   load_model_params(model, reader);
   AdamW& opt = trainer.optimizer();
   KernelBackend& be = model.backend();
-  std::vector<float> m(opt.end() - opt.begin(), 0.0f), v(opt.end() - opt.begin(), 0.0f);
+  // Read straight into the moment buffers when they are host memory; else stage on the host.
+  const size_t n = opt.end() - opt.begin();
+  std::vector<float> m_host, v_host;
+  if (!be.host_memory()) {
+    m_host.assign(n, 0.0f);
+    v_host.assign(n, 0.0f);
+  }
+  float* m = be.host_memory() ? opt.exp_avg() : m_host.data();
+  float* v = be.host_memory() ? opt.exp_avg_sq() : v_host.data();
   for (const auto& view : model.layout().views()) {
     size_t lo = 0, hi = 0;
     if (!view_range(view, opt.begin(), opt.end(), lo, hi)) continue;
@@ -156,13 +185,15 @@ void load_training_checkpoint(Trainer& trainer, CheckpointReader& reader) {
     const int64_t a = static_cast<int64_t>(lo - view.flat_offset), b = static_cast<int64_t>(hi - view.flat_offset);
     int64_t pos = static_cast<int64_t>(lo - opt.begin());
     for (const Rect& r : range_to_rects(view_rect(view), a, b)) {
-      reader.read(kRoleExpAvg, view.name, r.offset, r.count, m.data() + pos);
-      reader.read(kRoleExpAvgSq, view.name, r.offset, r.count, v.data() + pos);
+      reader.read(kRoleExpAvg, view.name, r.offset, r.count, m + pos);
+      reader.read(kRoleExpAvgSq, view.name, r.offset, r.count, v + pos);
       pos += r.numel();
     }
   }
-  be.copy_from_host(opt.exp_avg(), m.data(), m.size() * sizeof(float));
-  be.copy_from_host(opt.exp_avg_sq(), v.data(), v.size() * sizeof(float));
+  if (!be.host_memory()) {
+    be.copy_from_host(opt.exp_avg(), m, n * sizeof(float));
+    be.copy_from_host(opt.exp_avg_sq(), v, n * sizeof(float));
+  }
 }
 
 }  // namespace shardlm

@@ -23,6 +23,7 @@ class CpuBackend final : public KernelBackend {
   void copy(void* dst, const void* src, size_t bytes) override;
   void fill_zero(float* p, size_t n) override;
   void synchronize() override;
+  bool host_memory() const override { return true; }
 
   // embedding (embedding.cpp)
   void token_embedding_forward(float* out, const int32_t* tokens, const float* wte, int N, int C,
