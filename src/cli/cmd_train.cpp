@@ -81,7 +81,7 @@ int cmd_train(const std::vector<std::string>& args) {
       ("eval-every", po::value(&c.eval_every)->default_value(0), "validation every N steps (always at start and end)")
       ("eval-steps", po::value(&c.eval_steps)->default_value(4), "validation batches per evaluation")
       ("log-every", po::value(&c.log_every)->default_value(1), "progress line every N steps")
-      ("peak-tflops", po::value(&c.peak_tflops)->default_value(0.38, "0.38"), "per-rank peak for MFU (default: this 2-core CPU's measured fp32 FMA peak)");
+      ("peak-tflops", po::value(&c.peak_tflops)->default_value(0), "per-rank peak for MFU, e.g. the GPU's (0: the node's CPU cores x 0.27 TFLOP/s fp32, shared by the ranks on the node)");
   po::options_description all;
   all.add(model).add(data).add(optim).add(par).add(run);
 

@@ -36,7 +36,7 @@ struct RunConfig {
   std::string resume = "auto";     // "auto", "none" or a checkpoint directory
   double exit_after_minutes = 0;   // 0: no wall-clock budget
   bool skip_non_finite = false;    // --on-nan skip
-  double peak_tflops = 0.38;       // per rank, for MFU (measured FMA peak of the 2-core CPU)
+  double peak_tflops = 0;          // per rank, for MFU; 0: this node's CPU cores shared by its ranks
   std::string generate_prompt;     // print a sample at the end when non-empty
   int generate_tokens = 0;
 

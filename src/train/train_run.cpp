@@ -1,5 +1,6 @@
 #include "train/train_run.h"
 
+#include <mpi.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -14,6 +15,7 @@
 #include <memory>
 #include <optional>
 #include <sstream>
+#include <thread>
 
 #include "cli/commands.h"
 #include "core/error.h"
@@ -90,6 +92,23 @@ void synthetic_samples(uint64_t seed, int vocab, int T, uint64_t first, int coun
       if (t > 0) targets[i * T + t - 1] = id;
     }
   }
+}
+
+// fp32 FMA peak of one core of the reference machine (bench_peak_fma, docs/performance.md).
+constexpr double kCpuCorePeakFlops = 0.27e12;
+
+// The CPU cores of this node divided among the ranks running on it.
+double cpu_peak_flops_per_rank() {
+  int local_ranks = 1;
+  int initialised = 0;
+  MPI_Initialized(&initialised);
+  if (initialised) {
+    MPI_Comm node;
+    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
+    MPI_Comm_size(node, &local_ranks);
+    MPI_Comm_free(&node);
+  }
+  return kCpuCorePeakFlops * std::max(1u, std::thread::hardware_concurrency()) / local_ranks;
 }
 
 // A JSON number, or null for NaN/inf (which JSON cannot represent).
@@ -263,6 +282,7 @@ int run_training(RunConfig cfg) {
   const fs::path heartbeat = run_dir / "progress" / ("rank_" + std::to_string(mesh.world_rank()) + ".txt");
   const double tokens_per_step = static_cast<double>(trainer.samples_per_step()) * cfg.seq_len;
   const double flops_tok = model_flops_per_token(cfg.model, cfg.seq_len);
+  const double peak_per_rank = cfg.peak_tflops > 0 ? cfg.peak_tflops * 1e12 : cpu_peak_flops_per_rank();
   const double t_start = now_seconds();
   if (start_step == 0 || cfg.eval_every > 0) evaluate(start_step);
   int step = start_step;
@@ -279,7 +299,7 @@ int run_training(RunConfig cfg) {
     if (leader && (step % cfg.log_every == 0 || step == cfg.steps || r.skipped)) {
       const double dt = (now - window_start) / window_steps;
       const double tps = tokens_per_step / dt;
-      const double mfu = tps * flops_tok / (cfg.peak_tflops * 1e12 * mesh.world_size());
+      const double mfu = tps * flops_tok / (peak_per_rank * mesh.world_size());
       const double eta = dt * (cfg.steps - step);
       std::ostringstream line;
       line << std::setprecision(6) << "{\"step\":" << step << ",\"loss\":" << json_number(r.loss) << ",\"lr\":" << r.lr
