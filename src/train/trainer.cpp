@@ -141,15 +141,16 @@ void Trainer::sync_tied_embedding() {
 void Trainer::reduce_gradients() {
   Communicator& dp = mesh_.dp();
   const int D = dp.size();
-  if (D == 1) return;
   float* g = model_->grads();
   const float inv = 1.0f / static_cast<float>(D);
+  // ZeRO-1 always fills this rank's gradient shard (with dp = 1 the reduce-scatter is a copy).
   if (settings_.zero_stage == 1) {
     const size_t part = shard_end_ - shard_begin_;
     dp.reduce_scatter(g, grad_shard_, part, DType::F32, ReduceOp::Sum);
     be_.scale_inplace(grad_shard_, inv, part);
     return;
   }
+  if (D == 1) return;
   // Bucketed all-reduce: bounded message sizes, averaged.
   constexpr size_t kBucket = size_t{1} << 24;
   for (size_t off = 0; off < flat_size_; off += kBucket) {

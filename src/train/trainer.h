@@ -92,8 +92,8 @@ class Trainer {
 };
 
 // Layer range of every pipeline stage: `layers` per stage if given (must sum to n_layer, each
-// >= 1), otherwise an even split with the remainder going to the middle stages first
-// (first and last stages also hold the embedding / head).
+// >= 1), otherwise an even split with the remainder going to the first stages (the last
+// stage also runs the LM head and the loss).
 std::vector<std::pair<int, int>> pipeline_stage_ranges(int n_layer, int pp, const std::vector<int>& layers);
 
 // Refuses, with a message naming the values, layouts that do not divide the model or batch.

@@ -20,3 +20,5 @@ shardlm_mpi_test(test_parallel_equivalence 4 --tp 4 --pp 1)
 shardlm_mpi_test(test_parallel_equivalence 4 --tp 1 --pp 4 --n-layer 6 --pp-layers 1,2,2,1)
 shardlm_mpi_test(test_parallel_equivalence 3 --tp 1 --pp 3 --pp-layers 2,1,1)
 shardlm_mpi_test(test_checkpoint_reshard 8)
+# ZeRO-1 with dp = 1 (the shard is the whole buffer).
+shardlm_mpi_test(test_parallel_equivalence 2 --tp 2 --pp 1 --zero 1)
