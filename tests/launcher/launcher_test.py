@@ -3,29 +3,32 @@
 
     launcher_test.py MODE SCRATCH_DIR TRAINER_BIN CONFIG [TRAINER_FLAGS...]
 
-TRAINER_BIN is `shardlm` (or tests/launcher/contract_trainer, which follows the same process
-contract); CONFIG and TRAINER_FLAGS go to `train`. The run must last at least 4 checkpoint
-intervals (--save-every, default 5 here) so that faults land mid-run.
+TRAINER_BIN is `shardlm`; CONFIG and TRAINER_FLAGS go to `train`. The run must last at least
+4 checkpoint intervals (--save-every, default 5 here) so that faults land mid-run.
 
 Modes that inject a fault into a launcher run and then require it to end with exit 0 and final
 weights bit-identical to an uninterrupted run of the same command (compare_checkpoints.sh):
   kill-rank         kill -9 a random rank at a random step
-  kill-during-save  kill -9 a random rank while a checkpoint is being written (a .tmp folder)
+  kill-during-save  kill -9 a random rank while a checkpoint is being written (its
+                    step_<n>.tmp folder exists); the restart must resume from a committed one
   hang              SIGSTOP a random rank at a random step: the hang detector must name it,
                     kill everything and restart
   stop-resume       SIGTERM to the launcher: the job saves and the launcher exits 75; running
                     the same command again resumes and finishes
 Modes that check the launcher's refusals:
-  refuse-model      a finished run, then a request with a changed [model] key: exit 2 naming it
+  refuse-model      a finished run, then requests with a changed model key (by flag, by
+                    config file): exit 2 naming it, the trainer never started
   give-up           a trainer that always fails: --max-restarts restarts with backoff, then a
                     non-zero exit, every attempt logged with its reason
 
-Environment: RANKS (default 3), SAVE_EVERY (default 5), MPIRUN_ARGS (extra mpirun flags),
-SEED (random choices; printed so a failure can be replayed), CKPT_COMPARE_IGNORE.
+Environment: RANKS (default 2), SAVE_EVERY (default 5), MPIRUN_ARGS (extra mpirun flags),
+REFERENCE (a finished uninterrupted run of the same command, from reference_run.sh; made here
+when unset), SEED (random choices; printed so a failure can be replayed), CKPT_COMPARE_IGNORE.
 """
 
 import os
 import random
+import re
 import shlex
 import signal
 import subprocess
@@ -36,6 +39,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 LAUNCHER = os.path.join(REPO, "launch", "shardlm-launch")
 COMPARE = os.path.join(HERE, "compare_checkpoints.sh")
+REFERENCE_RUN = os.path.join(HERE, "reference_run.sh")
 MODES = ("kill-rank", "kill-during-save", "hang", "stop-resume", "refuse-model", "give-up")
 
 
@@ -61,7 +65,7 @@ class Setup:
         self.bin = os.path.abspath(argv[2])
         self.config = os.path.abspath(argv[3])
         self.flags = argv[4:]
-        self.ranks = int(os.environ.get("RANKS", "3"))
+        self.ranks = int(os.environ.get("RANKS", "2"))
         self.save_every = int(os.environ.get("SAVE_EVERY", "5"))
         self.mpirun_args = os.environ.get("MPIRUN_ARGS", "")
         seed = int(os.environ.get("SEED", str(int(time.time() * 1000) % 100000)))
@@ -74,17 +78,16 @@ class Setup:
         return ["--config", self.config] + self.flags + ["--out", out, "--save-every", str(self.save_every)]
 
     def reference(self):
-        """An uninterrupted run with plain mpirun; returns its RUN_DIR."""
+        """The uninterrupted twin run's RUN_DIR: $REFERENCE, or one made now with plain mpirun."""
+        given = os.environ.get("REFERENCE")
+        if given:
+            check(os.path.isfile(os.path.join(given, "checkpoints", "latest")),
+                  "REFERENCE=%s holds no finished run" % given)
+            return given
         out = os.path.join(self.scratch, "ref")
-        cmd = ["mpirun", "-np", str(self.ranks)]
-        if os.geteuid() == 0:
-            cmd.append("--allow-run-as-root")
-        cmd += ["--oversubscribe"] + shlex.split(self.mpirun_args)
-        cmd += [self.bin, "train"] + self.train_flags(out) + ["--resume", "auto"]
-        log("reference run: " + shlex.join(cmd))
-        with open(os.path.join(self.scratch, "ref.log"), "w") as f:
-            rc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT).returncode
-        check(rc == 0, "the reference run failed (exit %d, see %s/ref.log)" % (rc, self.scratch))
+        env = dict(os.environ, RANKS=str(self.ranks), SAVE_EVERY=str(self.save_every))
+        rc = subprocess.run([REFERENCE_RUN, out, self.bin, self.config] + self.flags, env=env).returncode
+        check(rc == 0, "the reference run failed (see %s.log)" % out)
         return out
 
     def launcher_cmd(self, out, *launcher_flags, trainer_flags=None):
@@ -92,8 +95,8 @@ class Setup:
                 "--mpirun-args", self.mpirun_args, "--poll-interval", "0.25", "--backoff", "1",
                 *launcher_flags, "--"] + (trainer_flags if trainer_flags is not None else self.train_flags(out))
 
-    def start_launcher(self, out, *launcher_flags):
-        cmd = self.launcher_cmd(out, *launcher_flags)
+    def start_launcher(self, out, *launcher_flags, trainer_flags=None):
+        cmd = self.launcher_cmd(out, *launcher_flags, trainer_flags=trainer_flags)
         log("launcher: " + shlex.join(cmd))
         self.launcher_out = open(os.path.join(self.scratch, "launcher.out"), "a")
         return subprocess.Popen(cmd, stdout=self.launcher_out, stderr=subprocess.STDOUT)
@@ -158,7 +161,7 @@ def wait_for(cond, seconds, what, proc=None):
     raise TestFailure("timed out after %d s waiting for %s" % (seconds, what))
 
 
-def wait_launcher(proc, seconds=600):
+def wait_launcher(proc, seconds=300):
     try:
         return proc.wait(timeout=seconds)
     except subprocess.TimeoutExpired:
@@ -181,19 +184,52 @@ def compare_final(ref, run):
     check(rc == 0, "final weights differ from the uninterrupted run")
 
 
+def rank_pid(s, proc, rank):
+    return wait_for(lambda: rank_pids(proc.pid).get(rank), 60, "the pid of rank %d" % rank, proc)
+
+
 def random_rank_at_random_step(s, proc, run_dir):
-    """Waits for a random step past the first checkpoint; returns (rank, pid)."""
+    """Waits for a random step past the first checkpoint; returns (rank, pid, step)."""
     step = s.rng.randint(s.save_every + 1, 3 * s.save_every)
-    wait_for(lambda: progress_step(run_dir) >= step, 300, "step %d" % step, proc)
     rank = s.rng.randrange(s.ranks)
-    pid = wait_for(lambda: rank_pids(proc.pid).get(rank), 30, "the pid of rank %d" % rank, proc)
+    pid = rank_pid(s, proc, rank)  # before the step: the fault must not come late
+    wait_for(lambda: progress_step(run_dir) >= step, 120, "step %d" % step, proc)
     return rank, pid, progress_step(run_dir)
+
+
+SAVE_IN_PROGRESS = re.compile(r"^step_(\d{8})\.tmp$")  # not *.deleting.tmp / *.replaced.tmp
+
+
+def kill_during_save(s, proc, run):
+    """kill -9 a random rank while step_<n>.tmp exists, after the first committed checkpoint;
+    returns n."""
+    ckpt = os.path.join(run, "checkpoints")
+    rank = s.rng.randrange(s.ranks)
+    pid = rank_pid(s, proc, rank)
+    wait_for(lambda: progress_step(run) > s.save_every, 120, "step %d" % (s.save_every + 1), proc)
+
+    def saving():
+        try:
+            names = os.listdir(ckpt)
+        except OSError:
+            return None
+        for name in names:
+            m = SAVE_IN_PROGRESS.match(name)
+            if m and int(m.group(1)) > s.save_every:
+                return name
+        return None
+    tmp = wait_for(saving, 120, "a checkpoint save in progress (step_<n>.tmp)", proc)
+    # Checked again right before the kill: the save was still running when the kill came.
+    check(os.path.isdir(os.path.join(ckpt, tmp)), "%s was committed before the kill" % tmp)
+    os.kill(pid, signal.SIGKILL)
+    log("kill -9 rank %d (pid %d) while %s was being written" % (rank, pid, tmp))
+    return int(SAVE_IN_PROGRESS.match(tmp).group(1))
 
 
 def fault_run(s, mode):
     ref = s.reference()
     run = os.path.join(s.scratch, "run")
-    extra = ("--hang-timeout", "8", "--hang-grace", "120") if mode == "hang" else ()
+    extra = ("--hang-timeout", "5", "--hang-grace", "120") if mode == "hang" else ()
     proc = s.start_launcher(run, *extra)
     if mode == "kill-rank":
         rank, pid, step = random_rank_at_random_step(s, proc, run)
@@ -204,21 +240,7 @@ def fault_run(s, mode):
         log("SIGSTOP rank %d (pid %d) at step %d" % (rank, pid, step))
         os.kill(pid, signal.SIGSTOP)
     elif mode == "kill-during-save":
-        ckpt = os.path.join(run, "checkpoints")
-        # Past the first save (so the restart resumes from a checkpoint), then at the next one.
-        wait_for(lambda: progress_step(run) > s.save_every, 300, "step %d" % (s.save_every + 1), proc)
-
-        def saving():
-            try:
-                return [e for e in os.listdir(ckpt) if e.endswith(".tmp") and os.path.isdir(os.path.join(ckpt, e))]
-            except OSError:
-                return []
-        tmp = wait_for(saving, 300, "a checkpoint save in progress (a .tmp folder)", proc)
-        rank = s.rng.randrange(s.ranks)
-        pid = rank_pids(proc.pid).get(rank)
-        check(pid is not None, "rank %d not found" % rank)
-        os.kill(pid, signal.SIGKILL)
-        log("kill -9 rank %d (pid %d) while %s was being written" % (rank, pid, tmp[0]))
+        saving_step = kill_during_save(s, proc, run)
     rc = wait_launcher(proc)
     text = launcher_log(run)
     print(text, end="")
@@ -232,6 +254,14 @@ def fault_run(s, mode):
               "rank %d not named among the ranks that stopped" % rank)
     else:
         check("signal 9" in text or "SIGKILL" in text, "the restart reason does not name the kill")
+    if mode == "kill-during-save":
+        m = re.search(r"attempt 2 of \d+ \(.*?\), resuming from checkpoints/step_(\d{8}):", text)
+        check(m is not None, "the restart did not resume from a committed checkpoint")
+        resumed = int(m.group(1))
+        check(resumed <= saving_step, "the restart resumed from step %d, after the interrupted save of %d"
+              % (resumed, saving_step))
+        log("the restart resumed from step %d (%s)" % (resumed, "the interrupted save was never committed"
+            if resumed < saving_step else "rank 0 had committed it after the other ranks' part"))
     compare_final(ref, run)
 
 
@@ -239,7 +269,7 @@ def stop_resume(s):
     ref = s.reference()
     run = os.path.join(s.scratch, "run")
     proc = s.start_launcher(run)
-    wait_for(lambda: progress_step(run) > s.save_every, 300, "step %d" % (s.save_every + 1), proc)
+    wait_for(lambda: progress_step(run) > s.save_every, 120, "step %d" % (s.save_every + 1), proc)
     log("SIGTERM to the launcher at step %d" % progress_step(run))
     proc.send_signal(signal.SIGTERM)
     rc = wait_launcher(proc)
@@ -255,21 +285,38 @@ def stop_resume(s):
 
 def refuse_model(s):
     run = os.path.join(s.scratch, "run")
-    rc = wait_launcher(s.start_launcher(run))
+    short = ["--steps", "2"]  # any finished run will do
+    rc = wait_launcher(s.start_launcher(run, trainer_flags=s.train_flags(run) + short))
     check(rc == 0, "the first run ended with %d" % rc)
     with open(os.path.join(run, "run_config.ini")) as f:
         text = f.read()
     model = text.split("[model]", 1)[1].split("[", 1)[0] if "[model]" in text else ""
-    check("n_layer" in model, "run_config.ini has no [model] n_layer to change:\n" + text)
-    stored = [line.split("=", 1)[1].strip() for line in model.splitlines() if line.strip().startswith("n_layer")][0]
-    changed = str(int(stored) + 1)
-    cmd = s.launcher_cmd(run, trainer_flags=s.train_flags(run) + ["--n-layer", changed])
-    log("changed model: " + shlex.join(cmd))
-    res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    print(res.stdout, end="")
-    check(res.returncode == 2, "the launcher ended with %d, expected 2" % res.returncode)
-    check("n_layer: %s in the run, %s requested" % (stored, changed) in res.stdout, "the message does not name n_layer")
-    check(launcher_log(run).count("attempt 1 of") == 1, "the launcher started the trainer for the changed model")
+    stored = dict(line.strip().split("=", 1) for line in model.splitlines() if "=" in line)
+    check("n_layer" in stored and "n_embd" in stored, "run_config.ini has no [model] n_layer, n_embd:\n" + text)
+
+    def refused(trainer_flags, key, requested):
+        cmd = s.launcher_cmd(run, trainer_flags=trainer_flags)
+        log("changed model: " + shlex.join(cmd))
+        res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        print(res.stdout, end="")
+        check(res.returncode == 2, "the launcher ended with %d, expected 2" % res.returncode)
+        check("%s: %s in the run, %s requested" % (key, stored[key], requested) in res.stdout,
+              "the message does not name %s" % key)
+        check(launcher_log(run).count("attempt 1 of") == 1, "the launcher started the trainer for the changed model")
+
+    # By flag: --n-layer wins over the config file.
+    n_layer = str(int(stored["n_layer"]) + 1)
+    refused(s.train_flags(run) + short + ["--n-layer", n_layer], "n_layer", n_layer)
+    # By config file: a copy of CONFIG with another n-embd.
+    n_embd = str(int(stored["n_embd"]) * 2)
+    changed = os.path.join(s.scratch, "changed.ini")
+    with open(s.config) as f:
+        lines = [line for line in f.read().splitlines() if line.split("=", 1)[0].strip() != "n-embd"]
+    with open(changed, "w") as f:
+        f.write("\n".join(lines + ["n-embd = " + n_embd]) + "\n")
+    flags = s.train_flags(run) + short
+    flags[flags.index(s.config)] = changed
+    refused(flags, "n_embd", n_embd)
 
 
 def give_up(s):

@@ -8,6 +8,10 @@
 #   job_field JOB FIELD    one field of `scontrol show job` (JobState, Restarts, ExitCode, ...)
 #   wait_job_done JOB SEC  wait for a final state, print it
 #   wait_job_state JOB STATE SEC
+#   progress_step RUN_DIR  the step rank 0 last reported in RUN_DIR/progress, 0 before the first
+#   reference_run BIN CONFIG [FLAGS..]  set ref_dir to the uninterrupted twin run: $REFERENCE
+#                          when set (CTest's fixture), else one made now in $scratch/ref
+#   compare_final REF RUN  fail unless RUN's final checkpoint is REF's, bit for bit
 #   fail MESSAGE           print, dump logs, exit 1
 set -euo pipefail
 
@@ -75,7 +79,7 @@ wait_job_done() {  # job seconds
   while [ $SECONDS -lt $deadline ]; do
     state=$(job_field "$1" JobState)
     case "$FINAL_STATES" in *" $state "*) echo "$state"; return 0 ;; esac
-    sleep 1
+    sleep 0.5
   done
   fail "job $1 not finished after $2 s (state ${state:-unknown})"
 }
@@ -96,4 +100,30 @@ mpirun_flags() {
   local flags=()
   [ "$(id -u)" -ne 0 ] || flags+=(--allow-run-as-root)
   echo "${flags[*]} $MPIRUN_ARGS"
+}
+
+progress_step() {  # run_dir
+  local step
+  step=$(sed -n 's/^step=\([0-9]*\).*/\1/p' "$1/progress/rank_0.txt" 2>/dev/null || true)
+  echo "${step:-0}"
+}
+
+# Sets ref_dir to the folder of the uninterrupted twin run.
+reference_run() {  # bin config [flags...]
+  if [ -n "${REFERENCE:-}" ]; then
+    [ -s "$REFERENCE/checkpoints/latest" ] || fail "REFERENCE=$REFERENCE holds no finished run"
+    ref_dir=$REFERENCE
+    return 0
+  fi
+  ref_dir=$scratch/ref
+  "$REPO_DIR/tests/launcher/reference_run.sh" "$ref_dir" "$@" || fail "the reference run failed"
+}
+
+compare_final() {  # reference_dir run_dir
+  local ref_latest run_latest
+  ref_latest=$(cat "$1/checkpoints/latest")
+  run_latest=$(cat "$2/checkpoints/latest" 2>/dev/null || echo none)
+  [ "$ref_latest" = "$run_latest" ] || fail "final checkpoints differ: $ref_latest vs $run_latest"
+  "$REPO_DIR/tests/launcher/compare_checkpoints.sh" "$1/checkpoints/$ref_latest" "$2/checkpoints/$run_latest" ||
+    fail "final weights differ from the uninterrupted run"
 }

@@ -142,16 +142,22 @@ node_state() {
   SLURM_CONF=$CONF sinfo -h -n localhost -o %T 2>/dev/null | head -n1
 }
 
+# A daemon is dead once its pid file names a process that is gone, or when it wrote no pid file
+# within 10 s (the daemons write it a moment after they have put themselves in the background).
+daemon_died() {  # pid_file started_at
+  if [ -s "$1" ]; then ! pid_alive "$1"; else [ $((SECONDS - $2)) -ge 10 ]; fi
+}
+
 wait_idle() {
-  local deadline=$((SECONDS + ${SLURM_TEST_START_TIMEOUT:-60})) state=""
+  local started=$SECONDS deadline=$((SECONDS + ${SLURM_TEST_START_TIMEOUT:-60})) state=""
   while [ $SECONDS -lt $deadline ]; do
     state=$(node_state || true)
     case "$state" in
       idle | mixed | allocated) return 0 ;;
     esac
-    pid_alive "$CTLD_PID" || break
-    pid_alive "$SLURMD_PID" || break
-    sleep 0.5
+    daemon_died "$CTLD_PID" "$started" && break
+    daemon_died "$SLURMD_PID" "$started" && break
+    sleep 0.2
   done
   log "node not idle (state '${state:-none}'); log tails:"
   tail -n 15 "$S/log/slurmctld.log" "$S/log/slurmd.log" >&2 2>/dev/null || true
