@@ -108,6 +108,7 @@ class TimingBackend final : public KernelBackend {
     timed("memory (copy, zero)", 0, [&] { inner_.fill_zero(p, n); });
   }
   void synchronize() override { inner_.synchronize(); }
+  bool host_memory() const override { return inner_.host_memory(); }
 
   void token_embedding_forward(float* out, const int32_t* tokens, const float* wte, int N, int C,
                                int vocab_start, int Vl) override {

@@ -2,19 +2,20 @@
 # shardlm's train step against the same GPT-2 in PyTorch (CPU), on this machine, one after the
 # other: same model, batch, sequence length and thread count. Builds nothing.
 #   usage: bench/compare_pytorch.sh BUILD_DIR [THREADS]      (THREADS defaults to nproc)
-#   env:   CONFIGS  "preset:micro_batch ..."   default "mini:8 gpt2:4" (T = SEQ_LEN = 256)
+#   env:   CONFIGS  "preset:micro_batch ..."   default "mini:8 gpt2:4"; T = SEQ_LEN, default 256
 #          STEPS / WARMUP   timed / warm-up steps per run    default 5 / 2
 #          ROUNDS           repeat everything, keep each side's best run (noisy machines), default 1
 #          PYTORCH_REFERENCE_BLAS=1   also time PyTorch on the reference (netlib) BLAS
 #          LOG_DIR          where the full outputs go, default a new temp directory
-# PyTorch runs once per BLAS set-up and the best counts: the system's libblas.so.3 as it is,
-# then Debian's OpenBLAS (libopenblas0-pthread, through LD_LIBRARY_PATH when it is not the
-# system's choice) with its own CPU detection and with OPENBLAS_CORETYPE=SKYLAKEX (OpenBLAS
-# 0.3.21 does not know recent AVX-512 CPUs and falls back to generic kernels). The reference
-# BLAS is skipped by default: it is 5-10x slower than OpenBLAS and would take minutes per step.
+# Debian's python3-torch does its fp32 matmuls in whatever libblas.so.3 resolves to. PyTorch
+# runs once per BLAS set-up (below) and its best run counts. Debian's OpenBLAS builds are used
+# through LD_LIBRARY_PATH when they are installed but not the system's choice; OpenBLAS 0.3.21
+# does not recognise every AVX-512 CPU and may fall back to generic kernels, hence the
+# OPENBLAS_CORETYPE=SKYLAKEX run. The reference (netlib) BLAS is skipped by default: it is
+# 5-10x slower than OpenBLAS and would take minutes per step.
 set -euo pipefail
 
-usage() { sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 [[ $# -ge 1 && $# -le 2 ]] || usage
 build_dir=$1
 threads=${2:-$(nproc)}
@@ -30,35 +31,43 @@ warmup=${WARMUP:-2}
 rounds=${ROUNDS:-1}
 log_dir=${LOG_DIR:-$(mktemp -d /tmp/compare_pytorch.XXXXXX)}
 mkdir -p "$log_dir"
-openblas_dir=/usr/lib/x86_64-linux-gnu/openblas-pthread
 
 # field KEY FILE: the value of KEY= on the file's "result:" or "config:" lines.
 field() { grep -E '^(result|config):' "$2" | tr ' ' '\n' | sed -n "s/^$1=//p" | tail -n 1; }
 # better A B: 1 when A > B (B may be empty).
 better() { awk -v a="$1" -v b="$2" 'BEGIN { print (b == "" || a + 0 > b + 0) ? 1 : 0 }'; }
 
-# The PyTorch BLAS set-ups: "name|environment for env(1)".
-system_blas=$(env -u OPENBLAS_CORETYPE "$python" -c "
-import torch
-print(' '.join(sorted({l.split()[-1] for l in open('/proc/self/maps') if 'blas' in l.split()[-1]})))")
+# The PyTorch BLAS set-ups, "name|arguments for env(1)": the system's libblas.so.3 if it is
+# OpenBLAS, and each of Debian's OpenBLAS builds that is installed (pthreads, OpenMP) with its
+# own CPU detection, plus OPENBLAS_CORETYPE=SKYLAKEX where the detection missed AVX-512.
+probe_blas() {  # env arguments -> "libraries core" as pytorch_train_step.py reports them
+  env "$@" "$python" -c "import sys; sys.path.insert(0, '$here'); import pytorch_train_step as p; print(*p.loaded_blas())"
+}
 variants=()
+add_openblas() {  # name, env arguments that select it
+  local name=$1; shift
+  local core; core=$(probe_blas -u OPENBLAS_CORETYPE "$@" | awk '{ print $2 }')
+  variants+=("$name, detected core $core|-u OPENBLAS_CORETYPE $*")
+  case $core in
+    SkylakeX|Cooperlake|SapphireRapids) ;;
+    *) variants+=("$name, SKYLAKEX|OPENBLAS_CORETYPE=SKYLAKEX $*") ;;
+  esac
+}
+system_blas=$(probe_blas -u OPENBLAS_CORETYPE | awk '{ print $1 }')
 if [[ $system_blas == *openblas* ]]; then
-  variants+=("system OpenBLAS, auto core|-u OPENBLAS_CORETYPE")
-  variants+=("system OpenBLAS, SKYLAKEX|OPENBLAS_CORETYPE=SKYLAKEX")
+  add_openblas "system OpenBLAS"
+elif [[ ${PYTORCH_REFERENCE_BLAS:-0} == 1 ]]; then
+  variants+=("system BLAS ($system_blas)|-u OPENBLAS_CORETYPE")
 else
-  if [[ ${PYTORCH_REFERENCE_BLAS:-0} == 1 ]]; then
-    variants+=("system BLAS ($system_blas)|-u OPENBLAS_CORETYPE")
-  else
-    echo "note: the system libblas.so.3 is $system_blas (reference BLAS): skipped (PYTORCH_REFERENCE_BLAS=1 times it)"
-  fi
-  if [[ -e $openblas_dir/libblas.so.3 ]]; then
-    ld_path="LD_LIBRARY_PATH=$openblas_dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-    variants+=("OpenBLAS, auto core|-u OPENBLAS_CORETYPE $ld_path")
-    variants+=("OpenBLAS, SKYLAKEX|OPENBLAS_CORETYPE=SKYLAKEX $ld_path")
-  fi
+  echo "note: the system libblas.so.3 is $system_blas (reference BLAS): skipped (PYTORCH_REFERENCE_BLAS=1 times it)"
 fi
-[[ ${#variants[@]} -gt 0 ]] || { echo "compare_pytorch.sh: no fast BLAS for PyTorch (apt-get install libopenblas0-pthread)," \
-  "or set PYTORCH_REFERENCE_BLAS=1" >&2; exit 2; }
+for kind in pthread openmp; do
+  dir=/usr/lib/x86_64-linux-gnu/openblas-$kind
+  [[ -e $dir/libblas.so.3 && $system_blas != "$dir"/* ]] || continue
+  add_openblas "OpenBLAS $kind" "LD_LIBRARY_PATH=$dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+done
+[[ ${#variants[@]} -gt 0 ]] || { echo "compare_pytorch.sh: no fast BLAS for PyTorch (apt-get install" \
+  "libopenblas0-pthread or libopenblas0-openmp), or set PYTORCH_REFERENCE_BLAS=1" >&2; exit 2; }
 
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p' | head -n 1), $(nproc) CPUs; threads $threads;" \
   "torch $("$python" -c 'import torch; print(torch.__version__)')"
