@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# The CUDA backend's checks on a GPU machine, in one short run (about a minute; every step has
+# a time limit and the whole script stays under 5 minutes): unpacks the bundle that
+# scripts/collect-runtime-libs.sh made on the build machine (programs + the Debian libraries
+# they need), finds cuBLAS on this machine, prints nvidia-smi, runs the CUDA-vs-CPU parity
+# tests (tests/unit/test_kernels_cuda.cpp) and the train-step benchmark
+# (bench/bench_train_step_cuda.cpp), and ends with a short table.
+#
+#   usage: bash scripts/gpu-check.sh [BUNDLE]   (default: build-cuda/gpu-bundle/shardlm-gpu.tar.gz)
+# Environment: BENCH_ARGS (default "--model gpt2 --seq-len 1024 --micro-batch 8 --steps 10
+#   --warmup-steps 3"), TEST_TIMEOUT / BENCH_TIMEOUT in seconds (default 120 / 150).
+# Logs go to $OUT when it is set (the device tool's output folder), else to the work folder.
+# Exit status: 0 when the tests pass and the benchmark ran, 1 otherwise.
+set -uo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+bundle=${1:-$repo/build-cuda/gpu-bundle/shardlm-gpu.tar.gz}
+bench_args=${BENCH_ARGS:---model gpt2 --seq-len 1024 --micro-batch 8 --steps 10 --warmup-steps 3}
+test_timeout=${TEST_TIMEOUT:-120}
+bench_timeout=${BENCH_TIMEOUT:-150}
+
+if [[ ! -f "$bundle" ]]; then
+  echo "gpu-check: no bundle at $bundle: run scripts/collect-runtime-libs.sh on the build machine and" \
+       "carry build-cuda/gpu-bundle" >&2
+  exit 1
+fi
+work=$(mktemp -d /tmp/shardlm-gpu.XXXXXX)
+tar -xzf "$bundle" -C "$work"
+logs=${OUT:-$work}
+mkdir -p "$logs"
+
+# cuBLAS comes from this machine's CUDA toolkit (or a CUDA 13 PyTorch's wheels): the first
+# folder that holds both libraries.
+find_cublas() {
+  local dir
+  for dir in $(ldconfig -p 2>/dev/null | awk '/libcublasLt\.so\.13 / {print $NF}' | xargs -r -n1 dirname) \
+             /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib /usr/local/cuda-13*/lib64 \
+             /usr/lib/x86_64-linux-gnu; do
+    [[ -e "$dir/libcublas.so.13" && -e "$dir/libcublasLt.so.13" ]] && { echo "$dir"; return 0; }
+  done
+  # pip wheels (nvidia-cublas): .../site-packages/nvidia/cu13/lib or .../nvidia/cublas/lib
+  local found
+  found=$(timeout 60 find / \( -path /proc -o -path /sys \) -prune -o -name libcublasLt.so.13 -print 2>/dev/null | head -1)
+  [[ -n "$found" && -e "$(dirname "$found")/libcublas.so.13" ]] && { dirname "$found"; return 0; }
+  return 1
+}
+if ! cublas_dir=$(find_cublas); then
+  echo "gpu-check: libcublas.so.13 / libcublasLt.so.13 not found on this machine" >&2
+  exit 1
+fi
+# Only our programs see the bundled libraries (nvidia-smi keeps the machine's own).
+run_bundled() { env LD_LIBRARY_PATH="$work/lib:$cublas_dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$@"; }
+
+echo "== machine"
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv || nvidia-smi
+echo "cuBLAS from $cublas_dir; bundle unpacked in $work"
+echo "CPU: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-)"
+# The CPU reference side of the parity tests uses OpenMP.
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(( $(nproc) < 16 ? $(nproc) : 16 ))}
+
+echo "== parity tests (CUDA vs CPU backend), limit ${test_timeout}s"
+test_start=$SECONDS
+run_bundled timeout "$test_timeout" "$work/bin/test_kernels_cuda" 2>&1 | tee "$logs/test_kernels_cuda.log"
+test_rc=${PIPESTATUS[0]}
+test_seconds=$((SECONDS - test_start))
+
+echo "== benchmark: bench_train_step_cuda $bench_args, limit ${bench_timeout}s"
+# shellcheck disable=SC2086  # BENCH_ARGS is a list of flags
+run_bundled timeout "$bench_timeout" "$work/bin/bench_train_step_cuda" $bench_args 2>&1 | tee "$logs/bench_train_step_cuda.log"
+bench_rc=${PIPESTATUS[0]}
+
+echo
+echo "== summary"
+passed=$(grep -c '^\[       OK \]' "$logs/test_kernels_cuda.log")
+failed=$(grep -c '^\[  FAILED  \] [A-Za-z]*\.[A-Za-z0-9]* (' "$logs/test_kernels_cuda.log")
+skipped=$(grep -c '^\[  SKIPPED \] [A-Za-z]*\.[A-Za-z0-9]* (' "$logs/test_kernels_cuda.log")
+printf "%-34s %s\n" "device" "$(grep -m1 '^device:' "$logs/bench_train_step_cuda.log" | sed 's/^device: //')"
+printf "%-34s %s passed, %s failed, %s skipped (exit %s, %s s)\n" "test_kernels_cuda" "$passed" "$failed" "$skipped" \
+  "$test_rc" "$test_seconds"
+grep '^\[  FAILED  \] [A-Za-z]*\.[A-Za-z0-9]* (' "$logs/test_kernels_cuda.log" | sed 's/^/    /'
+# GEMM rows: "gemm: math=fp32 layer=qkv N=.. C=.. OC=.. fwd_ms=.. fwd_tflops=.. bwd_ms=.. bwd_tflops=.."
+printf "%-6s %-10s %-22s %12s %12s\n" "math" "layer" "N x C -> OC" "fwd TFLOP/s" "bwd TFLOP/s"
+awk '/^gemm:/ {
+  for (i = 2; i <= NF; ++i) { split($i, kv, "="); v[kv[1]] = kv[2] }
+  printf "%-6s %-10s %-22s %12s %12s\n", v["math"], v["layer"], v["N"] " x " v["C"] " -> " v["OC"], v["fwd_tflops"], v["bwd_tflops"]
+}' "$logs/bench_train_step_cuda.log"
+# Step rows: "result: math=.. model=.. seq_len=.. micro_batch=.. tokens_per_s=.. step_ms=.. model_tflops=.. ..."
+printf "%-6s %-8s %-10s %12s %10s %13s %8s\n" "math" "model" "B x T" "tokens/s" "step ms" "model TFLOP/s" "loss"
+awk '/^result:/ {
+  for (i = 2; i <= NF; ++i) { split($i, kv, "="); v[kv[1]] = kv[2] }
+  printf "%-6s %-8s %-10s %12s %10s %13s %8s\n", v["math"], v["model"], v["micro_batch"] " x " v["seq_len"], v["tokens_per_s"], v["step_ms"], v["model_tflops"], v["loss"]
+}' "$logs/bench_train_step_cuda.log"
+[[ $bench_rc -ne 0 ]] && echo "bench_train_step_cuda exited with $bench_rc"
+
+[[ $test_rc -eq 0 && $bench_rc -eq 0 ]]
