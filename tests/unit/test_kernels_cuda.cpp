@@ -278,7 +278,7 @@ TEST_F(CudaKernels, AttentionForwardBackward) {
     Twin<float> dqkv(Vec(N * 3 * C, kNaN)), scratch(Vec(att_size, kNaN));
     cpu().attention_backward(dqkv.host(), scratch.host(), dout.host(), qkv.host(), att.host(), s.B, s.T, s.NH, s.hd);
     gpu().attention_backward(dqkv.device(), scratch.device(), dout.device(), qkv.device(), att.device(), s.B, s.T, s.NH, s.hd);
-    expect_parity(dqkv, kTol, "attention dqkv");
+    expect_parity(dqkv, kReductionTol, "attention dqkv");  // sums over T and hd
   }
 }
 
@@ -388,7 +388,7 @@ TEST_F(CudaKernels, SumSquaresInDoubleAndDeterministic) {
     Twin<float> x(random_vec(n, 80, -3.0f, 3.0f));
     const double want = cpu().sum_squares(x.host(), n);
     const double got = gpu().sum_squares(x.device(), n);
-    EXPECT_NEAR(got, want, 1e-12 * want);  // both sum in double
+    EXPECT_NEAR(got, want, 1e-11 * want);  // both sum in double, in different orders
     EXPECT_EQ(gpu().sum_squares(x.device(), n), got);  // bit-identical on a rerun
   }
   EXPECT_EQ(gpu().sum_squares(nullptr, 0), 0.0);
