@@ -71,6 +71,7 @@ class Setup:
         seed = int(os.environ.get("SEED", str(int(time.time() * 1000) % 100000)))
         log("mode %s, %d ranks, SEED=%d" % (self.mode, self.ranks, seed))
         self.rng = random.Random(seed)
+        self.started = []  # the launchers started with start_launcher
         subprocess.run(["rm", "-rf", self.scratch], check=True)
         os.makedirs(self.scratch)
 
@@ -99,7 +100,23 @@ class Setup:
         cmd = self.launcher_cmd(out, *launcher_flags, trainer_flags=trainer_flags)
         log("launcher: " + shlex.join(cmd))
         self.launcher_out = open(os.path.join(self.scratch, "launcher.out"), "a")
-        return subprocess.Popen(cmd, stdout=self.launcher_out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, stdout=self.launcher_out, stderr=subprocess.STDOUT)
+        self.started.append(proc)
+        return proc
+
+    def kill_leftovers(self):
+        """SIGKILL every launcher this test started that still runs, with everything under it
+        (its job runs in a session of its own, so killing the launcher alone would orphan it)."""
+        for proc in self.started:
+            if proc.poll() is None:
+                pids = descendants(proc.pid) + [proc.pid]
+                for pid in pids:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                proc.wait()
+                log("killed the launcher left running and its %d processes" % (len(pids) - 1))
 
 
 def progress_step(run_dir, rank=0):
@@ -165,7 +182,6 @@ def wait_launcher(proc, seconds=300):
     try:
         return proc.wait(timeout=seconds)
     except subprocess.TimeoutExpired:
-        proc.kill()
         raise TestFailure("the launcher did not finish in %d s" % seconds)
 
 
@@ -351,6 +367,8 @@ def main(argv):
     except TestFailure as e:
         print("FAIL: %s" % e, file=sys.stderr)
         return 1
+    finally:
+        s.kill_leftovers()
     log("PASS")
     return 0
 

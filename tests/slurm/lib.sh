@@ -7,7 +7,6 @@
 #                          stop it again when the test exits, failing the test if that fails
 #   job_field JOB FIELD    one field of `scontrol show job` (JobState, Restarts, ExitCode, ...)
 #   wait_job_done JOB SEC  wait for a final state, print it
-#   wait_job_state JOB STATE SEC
 #   progress_step RUN_DIR  the step rank 0 last reported in RUN_DIR/progress, 0 before the first
 #   reference_run BIN CONFIG [FLAGS..]  set ref_dir to the uninterrupted twin run: $REFERENCE
 #                          when set (CTest's fixture), else one made now in $scratch/ref
@@ -82,24 +81,6 @@ wait_job_done() {  # job seconds
     sleep 0.5
   done
   fail "job $1 not finished after $2 s (state ${state:-unknown})"
-}
-
-wait_job_state() {  # job state seconds
-  local deadline=$((SECONDS + $3)) state=""
-  while [ $SECONDS -lt $deadline ]; do
-    state=$(job_field "$1" JobState)
-    [ "$state" = "$2" ] && return 0
-    case "$FINAL_STATES" in *" $state "*) fail "job $1 ended ($state) while waiting for $2" ;; esac
-    sleep 0.5
-  done
-  fail "job $1 not $2 after $3 s (state ${state:-unknown})"
-}
-
-# mpirun flags for this machine: root needs --allow-run-as-root.
-mpirun_flags() {
-  local flags=()
-  [ "$(id -u)" -ne 0 ] || flags+=(--allow-run-as-root)
-  echo "${flags[*]} $MPIRUN_ARGS"
 }
 
 progress_step() {  # run_dir

@@ -145,7 +145,11 @@ node_state() {
 # A daemon is dead once its pid file names a process that is gone, or when it wrote no pid file
 # within 10 s (the daemons write it a moment after they have put themselves in the background).
 daemon_died() {  # pid_file started_at
-  if [ -s "$1" ]; then ! pid_alive "$1"; else [ $((SECONDS - $2)) -ge 10 ]; fi
+  if [ -s "$1" ]; then
+    pid_alive "$1" && return 1
+    return 0
+  fi
+  [ $((SECONDS - $2)) -ge 10 ]
 }
 
 wait_idle() {
