@@ -8,7 +8,7 @@
 #
 #   usage: bash scripts/gpu-check.sh [BUNDLE]   (default: build-cuda/gpu-bundle/shardlm-gpu.tar.gz)
 # Environment: BENCH_ARGS (default "--model gpt2 --seq-len 1024 --micro-batch 8 --steps 10
-#   --warmup-steps 3"), TEST_TIMEOUT / BENCH_TIMEOUT in seconds (default 120 / 150).
+#   --warmup-steps 3"), TEST_TIMEOUT / BENCH_TIMEOUT in seconds (default 90 / 120).
 # Logs go to $OUT when it is set (the device tool's output folder), else to the work folder.
 # Exit status: 0 when the tests pass and the benchmark ran, 1 otherwise.
 set -uo pipefail
@@ -16,8 +16,8 @@ set -uo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 bundle=${1:-$repo/build-cuda/gpu-bundle/shardlm-gpu.tar.gz}
 bench_args=${BENCH_ARGS:---model gpt2 --seq-len 1024 --micro-batch 8 --steps 10 --warmup-steps 3}
-test_timeout=${TEST_TIMEOUT:-120}
-bench_timeout=${BENCH_TIMEOUT:-150}
+test_timeout=${TEST_TIMEOUT:-90}
+bench_timeout=${BENCH_TIMEOUT:-120}
 
 if [[ ! -f "$bundle" ]]; then
   echo "gpu-check: no bundle at $bundle: run scripts/collect-runtime-libs.sh on the build machine and" \
@@ -40,7 +40,7 @@ find_cublas() {
   done
   # pip wheels (nvidia-cublas): .../site-packages/nvidia/cu13/lib or .../nvidia/cublas/lib
   local found
-  found=$(timeout 60 find / \( -path /proc -o -path /sys \) -prune -o -name libcublasLt.so.13 -print 2>/dev/null | head -1)
+  found=$(timeout 30 find / \( -path /proc -o -path /sys \) -prune -o -name libcublasLt.so.13 -print 2>/dev/null | head -1)
   [[ -n "$found" && -e "$(dirname "$found")/libcublas.so.13" ]] && { dirname "$found"; return 0; }
   return 1
 }
