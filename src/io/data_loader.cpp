@@ -6,20 +6,9 @@
 #include <filesystem>
 
 #include "core/error.h"
+#include "core/hash.h"
 
 namespace shardlm {
-
-namespace {
-
-// SplitMix64's finalizer: a fast, well-mixed 64-bit bijection.
-uint64_t mix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-
-}  // namespace
 
 // ---------------------------------------------------------------------------------------------
 // TokenDataset
@@ -92,13 +81,13 @@ FeistelPermutation::FeistelPermutation(uint64_t n, uint64_t key) : n_(n) {
   half_bits_ = (bits + 1) / 2;
   half_mask_ = (uint64_t{1} << half_bits_) - 1;
   uint64_t k = key;
-  for (auto& rk : round_keys_) rk = k = mix64(k);
+  for (auto& rk : round_keys_) rk = k = splitmix64(k);
 }
 
 uint64_t FeistelPermutation::encrypt(uint64_t x) const {
   uint64_t left = x >> half_bits_, right = x & half_mask_;
   for (uint64_t rk : round_keys_) {
-    const uint64_t next_right = left ^ (mix64(right ^ rk) & half_mask_);
+    const uint64_t next_right = left ^ (splitmix64(right ^ rk) & half_mask_);
     left = right;
     right = next_right;
   }
@@ -129,7 +118,7 @@ SampleLoader::SampleLoader(const TokenDataset& data, int seq_len, uint64_t seed)
 uint64_t SampleLoader::window_of(uint64_t global_sample) const {
   const uint64_t epoch = global_sample / samples_per_epoch_;
   const uint64_t position = global_sample % samples_per_epoch_;
-  return FeistelPermutation(samples_per_epoch_, mix64(seed_) ^ mix64(~epoch))(position);
+  return FeistelPermutation(samples_per_epoch_, splitmix64(seed_) ^ splitmix64(~epoch))(position);
 }
 
 void SampleLoader::get_window(uint64_t window, int32_t* tokens, int32_t* targets) const {

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "core/error.h"
+#include "core/hash.h"
 #include "io/token_shard.h"
 #include "io/tokenizer.h"
 
@@ -25,12 +26,6 @@ namespace {
 constexpr uint64_t kSplitKey = 0x5348'4c4d'5350'4c54ull;  // "SHLMSPLT": fixes the split hash
 constexpr size_t kReadBytes = 1 << 20;
 
-uint64_t mix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
 
 struct TextBlock {
   std::string text;
@@ -254,7 +249,7 @@ bool is_validation_block(uint64_t block_index, double val_fraction) {
   // val_fraction * 2^64, computed below 2^64 so that the conversion is defined.
   const double scaled = val_fraction * 18446744073709551616.0;
   const uint64_t threshold = scaled >= 18446744073709549568.0 ? UINT64_MAX : static_cast<uint64_t>(scaled);
-  return mix64(block_index ^ kSplitKey) < threshold;
+  return splitmix64(block_index ^ kSplitKey) < threshold;
 }
 
 PrepareResult prepare_token_shards(const PrepareOptions& options,

@@ -15,15 +15,6 @@
 
 namespace shardlm {
 
-uint64_t fnv1a64(std::string_view bytes) {
-  uint64_t hash = 0xcbf29ce484222325ull;
-  for (unsigned char b : bytes) {
-    hash ^= b;
-    hash *= 0x100000001b3ull;
-  }
-  return hash;
-}
-
 namespace {
 
 std::string read_whole_file(const std::string& path) {

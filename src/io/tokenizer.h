@@ -20,6 +20,8 @@ namespace sentencepiece {
 class SentencePieceProcessor;
 }
 
+#include "core/hash.h"  // fnv1a64: the fingerprint
+
 namespace shardlm {
 
 // The special ids that train_tokenizer() assigns.
@@ -28,8 +30,6 @@ constexpr int kUnkId = 1;
 constexpr int kBosId = 2;
 constexpr int kEosId = 3;
 
-// FNV-1a 64-bit hash of `bytes` (offset basis 0xcbf29ce484222325, prime 0x100000001b3).
-uint64_t fnv1a64(std::string_view bytes);
 
 class Tokenizer {
  public:

@@ -18,6 +18,5 @@ void fill_gpt2_init(float* out, const TensorView& view, const ModelConfig& cfg, 
 // A standard normal sample that is a pure function of (key, index): counter-based, so any
 // rank can compute any element.
 float counter_normal(uint64_t key, uint64_t index);
-uint64_t fnv1a64(const void* data, size_t bytes, uint64_t h = 1469598103934665603ull);
 
 }  // namespace shardlm

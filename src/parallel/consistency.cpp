@@ -1,23 +1,17 @@
 #include "parallel/consistency.h"
 
+#include "core/hash.h"
+
 #include <vector>
 
 #include "core/error.h"
 
 namespace shardlm {
 
-uint64_t fnv1a_64(std::string_view text) {
-  uint64_t hash = 14695981039346656037ull;  // FNV offset basis
-  for (const char c : text) {
-    hash ^= static_cast<unsigned char>(c);
-    hash *= 1099511628211ull;  // FNV prime
-  }
-  return hash;
-}
 
 void check_same_on_all_ranks(Communicator& world, const std::string& what,
                              const std::string& text) {
-  const uint64_t mine = fnv1a_64(text);
+  const uint64_t mine = fnv1a64(text);
   std::vector<uint64_t> hashes(static_cast<size_t>(world.size()));
   world.all_gather(&mine, hashes.data(), 1, DType::I64);  // same bits, signedness irrelevant
 

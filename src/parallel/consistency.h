@@ -10,9 +10,6 @@
 
 namespace shardlm {
 
-// FNV-1a 64-bit: stable across builds and machines (std::hash is not).
-uint64_t fnv1a_64(std::string_view text);
-
 // Collective over `world`: compares a hash of `text` on all ranks. If any differs from rank 0's,
 // throws on EVERY rank "<what> differs between ranks: ranks 2,3 differ from rank 0". All ranks
 // take part in the same single all_gather whatever their text, so a mismatch never hangs.
