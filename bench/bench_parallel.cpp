@@ -33,6 +33,7 @@
 #include <thread>
 #include <vector>
 
+#include "io/synthetic_data.h"
 #include "core/error.h"
 #include "kernels/backend.h"
 #include "model/config.h"
@@ -94,21 +95,11 @@ Options parse_options(int argc, char** argv) {
   return o;
 }
 
-// Seeded pseudo-random ids (splitmix64 of sample and position): cheap, and the same for every
-// layout. The benchmark measures speed, so the text does not need to be learnable.
+// Seeded pseudo-random ids (io/synthetic_data.h), the same for every layout. The benchmark
+// measures speed, so the text does not need to be learnable.
 void synthetic_batch(int vocab, int T, uint64_t first, int count, int32_t* tokens /*[count,T]*/,
                      int32_t* targets /*[count,T]*/) {
-  auto id = [&](uint64_t sample, int t) {
-    uint64_t z = sample * 0x9e3779b97f4a7c15ull + static_cast<uint64_t>(t) + 1;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return static_cast<int32_t>((z ^ (z >> 31)) % static_cast<uint64_t>(vocab));
-  };
-  for (int i = 0; i < count; ++i)
-    for (int t = 0; t < T; ++t) {
-      tokens[i * T + t] = id(first + i, t);
-      targets[i * T + t] = id(first + i, t + 1);
-    }
+  synthetic_samples(1, vocab, T, first, count, tokens, targets);
 }
 
 // ---- analytical communication volume (docs/parallelism.md, "Bytes per step") ---------------

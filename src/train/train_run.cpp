@@ -21,6 +21,7 @@
 #include "core/error.h"
 #include "io/checkpoint.h"
 #include "io/data_loader.h"
+#include "io/synthetic_data.h"
 #include "io/tokenizer.h"
 #include "model/init.h"
 #include "parallel/consistency.h"
@@ -78,20 +79,6 @@ std::string read_file(const fs::path& path) {
   std::ostringstream os;
   os << in.rdbuf();
   return os.str();
-}
-
-// Seeded random tokens: a pure function of (seed, sample, position), like a real dataset's
-// windows, so every layout and every resume sees the same data.
-void synthetic_samples(uint64_t seed, int vocab, int T, uint64_t first, int count, int32_t* tokens, int32_t* targets) {
-  for (int i = 0; i < count; ++i) {
-    const uint64_t base = (first + static_cast<uint64_t>(i)) * static_cast<uint64_t>(T + 1);
-    for (int t = 0; t <= T; ++t) {
-      const float r = counter_normal(seed ^ 0x5eed5eedull, base + static_cast<uint64_t>(t));
-      const int32_t id = static_cast<int32_t>(static_cast<uint64_t>(std::fabs(r) * 1e7) % static_cast<uint64_t>(vocab));
-      if (t < T) tokens[i * T + t] = id;
-      if (t > 0) targets[i * T + t - 1] = id;
-    }
-  }
 }
 
 // fp32 FMA peak of one core of the reference machine (bench_peak_fma, docs/performance.md).

@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "io/checkpoint.h"
-#include "model/init.h"
+#include "io/synthetic_data.h"
 #include "parallel/mesh.h"
 #include "train/checkpointing.h"
 #include "train/trainer.h"
@@ -56,14 +56,7 @@ TrainSettings settings_for(int dp) {
 }
 
 void fill_batch(uint64_t first, int count, int32_t* tokens, int32_t* targets) {
-  const int T = 12, V = 200;
-  for (int i = 0; i < count; ++i)
-    for (int t = 0; t <= T; ++t) {
-      const float r = counter_normal(5, (first + static_cast<uint64_t>(i)) * 100 + static_cast<uint64_t>(t));
-      const int32_t id = static_cast<int32_t>(static_cast<uint64_t>(std::fabs(r) * 1e6) % V);
-      if (t < T) tokens[i * T + t] = id;
-      if (t > 0) targets[i * T + t - 1] = id;
-    }
+  synthetic_samples(5, 200, 12, first, count, tokens, targets);
 }
 
 int world_rank() {

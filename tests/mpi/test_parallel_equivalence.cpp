@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "kernels/backend.h"
-#include "model/init.h"
+#include "io/synthetic_data.h"
 #include "parallel/mesh.h"
 #include "support_args.h"
 #include "train/trainer.h"
@@ -52,19 +52,6 @@ TrainSettings base_settings() {
   // eps keeps the comparison about the parallel machinery rather than that amplification.
   st.optim.eps = 1e-5f;
   return st;
-}
-
-// Deterministic tokens: a pure function of (global sample, position).
-void fill_batch(uint64_t first, int count, int T, int V, int32_t* tokens, int32_t* targets) {
-  for (int i = 0; i < count; ++i) {
-    std::vector<int32_t> seq(static_cast<size_t>(T) + 1);
-    for (int t = 0; t <= T; ++t) {
-      const float r = counter_normal(99, (first + static_cast<uint64_t>(i)) * 1000 + static_cast<uint64_t>(t));
-      seq[static_cast<size_t>(t)] = static_cast<int32_t>(std::abs(static_cast<int64_t>(r * 1e6)) % V);
-    }
-    std::memcpy(tokens + i * T, seq.data(), sizeof(int32_t) * static_cast<size_t>(T));
-    std::memcpy(targets + i * T, seq.data() + 1, sizeof(int32_t) * static_cast<size_t>(T));
-  }
 }
 
 std::vector<int> parse_list(const std::string& s) {
@@ -111,7 +98,9 @@ TEST(ParallelEquivalence, TenStepsMatchSingleRank) {
   ASSERT_EQ(kGlobalMicroBatches % dp, 0);
   st.micro_batches = kGlobalMicroBatches / dp;
   const int T = st.seq_len, V = st.model.vocab_size;
-  BatchSource data = [&](uint64_t first, int count, int32_t* tok, int32_t* tgt) { fill_batch(first, count, T, V, tok, tgt); };
+  BatchSource data = [&](uint64_t first, int count, int32_t* tok, int32_t* tgt) {
+    synthetic_samples(99, V, T, first, count, tok, tgt);
+  };
 
   // The single-rank reference, computed by every rank for itself.
   TrainSettings ref_st = base_settings();
