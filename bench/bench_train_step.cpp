@@ -17,11 +17,12 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
 #include <exception>
 #include <map>
+#include <memory>
 #include <random>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "core/error.h"
@@ -45,6 +46,19 @@ struct Options {
   double peak_gflops = 0.0;  // 0: measure
 };
 
+// The whole of `value` as a number, or an error naming the flag.
+template <class Number>
+Number parse_number(const std::string& flag, const std::string& value) {
+  size_t used = 0;
+  try {
+    const Number n = std::is_integral_v<Number> ? static_cast<Number>(std::stoi(value, &used))
+                                                : static_cast<Number>(std::stod(value, &used));
+    if (used == value.size()) return n;
+  } catch (const std::exception&) {
+  }
+  shardlm::fail(flag + ": expected a number, got '" + value + "'");
+}
+
 Options parse_options(int argc, char** argv) {
   Options o;
   for (int i = 1; i < argc; ++i) {
@@ -52,11 +66,11 @@ Options parse_options(int argc, char** argv) {
     if (i + 1 >= argc) shardlm::fail(flag + ": missing value (see the usage at the top of bench_train_step.cpp)");
     const std::string value = argv[++i];
     if (flag == "--model") o.model = value;
-    else if (flag == "--seq-len") o.seq_len = std::stoi(value);
-    else if (flag == "--micro-batch") o.micro_batch = std::stoi(value);
-    else if (flag == "--steps") o.steps = std::stoi(value);
-    else if (flag == "--warmup-steps") o.warmup_steps = std::stoi(value);
-    else if (flag == "--peak-gflops") o.peak_gflops = std::stod(value);
+    else if (flag == "--seq-len") o.seq_len = parse_number<int>(flag, value);
+    else if (flag == "--micro-batch") o.micro_batch = parse_number<int>(flag, value);
+    else if (flag == "--steps") o.steps = parse_number<int>(flag, value);
+    else if (flag == "--warmup-steps") o.warmup_steps = parse_number<int>(flag, value);
+    else if (flag == "--peak-gflops") o.peak_gflops = parse_number<double>(flag, value);
     else shardlm::fail("unknown flag " + flag + " (known: --model --seq-len --micro-batch --steps --warmup-steps --peak-gflops)");
   }
   if (o.steps < 1) shardlm::fail("--steps must be >= 1, got " + std::to_string(o.steps));
@@ -345,9 +359,10 @@ int run(const Options& o) {
   // Throughput per CPU-second of `threads` threads: what a quiet machine would give, roughly
   // (threads that spin while waiting count as busy), on a machine others are using.
   const double cpu_tokens_per_s = tokens_per_step * o.steps / (cpu_used / threads);
-  std::printf("CPU time used: %.0f%% of %d threads x wall (below 100%%: the cores were shared); "
-              "tokens per CPU-second x threads %.1f\n",
-              100.0 * cpu_used / (total * threads), threads, cpu_tokens_per_s);
+  const double cpu_share = cpu_used / (total * threads);
+  std::printf("CPU time used: %.0f%% of %d threads x wall%s; tokens per CPU-second x threads %.1f\n",
+              100.0 * cpu_share, threads, cpu_share < 0.9 ? " (the cores were shared: wall-clock figures are low)" : "",
+              cpu_tokens_per_s);
   std::printf("tokens/s %.1f (best step %.1f) | model GFLOP/s %.1f (%.3g GFLOP/token) | %.1f%% of %.1f GFLOP/s peak%s\n",
               tokens_per_s, best_tokens_per_s, gflops, flops_per_token * 1e-9, 100.0 * gflops / peak, peak,
               o.peak_gflops > 0.0 ? " (given)" : " (FMA loop, measured)");
