@@ -20,12 +20,12 @@
 #include <exception>
 #include <map>
 #include <memory>
-#include <random>
 #include <string>
 #include <type_traits>
 #include <vector>
 
 #include "core/error.h"
+#include "io/synthetic_data.h"
 #include "kernels/backend.h"
 #include "kernels/cpu/peak_flops.h"
 #include "model/config.h"
@@ -321,18 +321,9 @@ int run(const Options& o) {
   std::unique_ptr<shardlm::Mesh> mesh = shardlm::Mesh::single_process();
   shardlm::Trainer trainer(settings, *mesh, backend);
 
-  // A fixed pool of random sequences (next-token targets), cycled through.
-  const int T = o.seq_len, pool = 4 * o.micro_batch;
-  std::vector<int32_t> stream(static_cast<size_t>(pool) * (T + 1));
-  std::mt19937_64 rng(1234);
-  std::uniform_int_distribution<int32_t> token(0, cfg.vocab_size - 1);
-  for (int32_t& t : stream) t = token(rng);
+  const int T = o.seq_len;
   const shardlm::BatchSource data = [&](uint64_t first, int count, int32_t* tokens, int32_t* targets) {
-    for (int i = 0; i < count; ++i) {
-      const int32_t* seq = stream.data() + ((first + i) % pool) * static_cast<size_t>(T + 1);
-      std::copy(seq, seq + T, tokens + static_cast<size_t>(i) * T);
-      std::copy(seq + 1, seq + T + 1, targets + static_cast<size_t>(i) * T);
-    }
+    shardlm::synthetic_samples(1234, cfg.vocab_size, T, first, count, tokens, targets);
   };
 
   for (int s = 0; s < o.warmup_steps; ++s) trainer.train_step(s, data);
