@@ -85,3 +85,9 @@ endforeach()
 shardlm_e2e_test(launcher_kill-during-save launcher 300 REFERENCE big
   COMMAND ${Python3_EXECUTABLE} ${_launcher}/launcher_test.py kill-during-save
           ${SHARDLM_E2E_SCRATCH}/launcher_kill-during-save ${_trainer} ${_config} ${_big_flags})
+# kill -9 at a random step, more trials: other seeds pick other ranks and steps.
+foreach(seed 11 12)
+  shardlm_e2e_test(launcher_kill-rank_seed${seed} launcher 300 REFERENCE tiny ENV SEED=${seed}
+    COMMAND ${Python3_EXECUTABLE} ${_launcher}/launcher_test.py kill-rank
+            ${SHARDLM_E2E_SCRATCH}/launcher_kill-rank_seed${seed} ${_trainer} ${_config})
+endforeach()

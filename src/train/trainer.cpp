@@ -129,9 +129,14 @@ void Trainer::sync_tied_embedding() {
   if (S == 1 || (s != 0 && s != S - 1)) return;
   const TensorView& v = model_->layout().get("wte");
   const int peer = s == 0 ? S - 1 : 0;
-  std::vector<float> other(v.numel);
   float* g = model_->grads() + v.flat_offset;
-  std::vector<float> mine(v.numel);
+  std::vector<float> other(v.numel);
+  if (be_.host_memory()) {
+    mesh_.pp().send_recv(g, v.numel, peer, 21, other.data(), v.numel, peer, 21, DType::F32);
+    be_.add_inplace(g, other.data(), v.numel);
+    return;
+  }
+  std::vector<float> mine(v.numel);  // device backends: exchange through host copies
   be_.copy_to_host(mine.data(), g, v.numel * sizeof(float));
   mesh_.pp().send_recv(mine.data(), v.numel, peer, 21, other.data(), v.numel, peer, 21, DType::F32);
   for (size_t i = 0; i < v.numel; ++i) mine[i] += other[i];
