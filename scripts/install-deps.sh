@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages shardlm needs, only if some are missing (quick when all are there).
 # Runs as root on a fresh Debian 12 machine; `make demo` and `make test` call it first.
+#   scripts/install-deps.sh            the build, test and demo dependencies
+#   scripts/install-deps.sh PKG...     just these packages (scripts/install-slurm.sh uses it)
 set -euo pipefail
 packages=(
   build-essential cmake pkg-config
@@ -12,6 +14,7 @@ packages=(
   libsentencepiece-dev sentencepiece
   python3-torch python3-h5py python3-numpy
 )
+[ $# -gt 0 ] && packages=("$@")
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -19,7 +22,7 @@ done
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
-echo "install-deps: installing ${missing[*]}"
+echo "$(basename "$0"): installing ${missing[*]}"
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 $SUDO apt-get update -qq
