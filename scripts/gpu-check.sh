@@ -64,6 +64,36 @@ run_bundled timeout "$test_timeout" "$work/bin/test_kernels_cuda" 2>&1 | tee "$l
 test_rc=${PIPESTATUS[0]}
 test_seconds=$((SECONDS - test_start))
 
+# The trainer itself on the GPU: the same tiny run on --device cuda and --device cpu (losses
+# must agree), and a CUDA run stopped after its first step and resumed, which must end
+# bit-identical to the straight one (checkpoint staging through host memory).
+echo "== shardlm train --device cuda vs cpu, and a stop/resume on cuda"
+train_args=(--model tiny --n-layer 2 --n-embd 128 --n-head 4 --vocab-size 1000 --max-seq-len 64 --seq-len 64
+            --micro-batch 4 --global-batch 8 --steps 20 --warmup 2 --lr 1e-3 --log-every 5)
+run_bundled timeout 120 "$work/bin/shardlm" train --device cuda --out "$work/run_cuda" "${train_args[@]}" \
+  > "$logs/train_cuda.log" 2>&1
+train_cuda_rc=$?
+run_bundled timeout 120 "$work/bin/shardlm" train --device cpu --out "$work/run_cpu" "${train_args[@]}" \
+  > "$logs/train_cpu.log" 2>&1
+run_bundled timeout 60 "$work/bin/shardlm" train --device cuda --out "$work/run_resume" "${train_args[@]}" \
+  --exit-after-minutes 0.0000001 > "$logs/train_resume.log" 2>&1
+stop_rc=$?
+run_bundled timeout 120 "$work/bin/shardlm" train --device cuda --out "$work/run_resume" "${train_args[@]}" \
+  >> "$logs/train_resume.log" 2>&1
+resume_rc=$?
+# metrics.jsonl lines: {"step":N,"loss":X,...}: loss per step of each run.
+losses() { grep -o '"step":[0-9]*,"loss":[-0-9.e+na]*' "$1/metrics.jsonl" | sed 's/"step":\([0-9]*\),"loss":/\1 /'; }
+losses "$work/run_cuda" > "$logs/losses_cuda.txt" 2>/dev/null
+losses "$work/run_cpu" > "$logs/losses_cpu.txt" 2>/dev/null
+losses "$work/run_resume" > "$logs/losses_resume.txt" 2>/dev/null
+train_summary=$(paste "$logs/losses_cuda.txt" "$logs/losses_cpu.txt" | awk '
+  { d = $2 - $4; if (d < 0) d = -d; r = d / ($4 < 0 ? -$4 : $4); if (r > worst) worst = r; n++ }
+  END { printf "%d steps, worst |cuda-cpu|/cpu loss %.2e", n, worst }')
+resume_same=$(paste "$logs/losses_cuda.txt" "$logs/losses_resume.txt" | awk '
+  $1 != $3 || $2 != $4 { bad++ } END { print (bad || NR == 0 ? "DIFFERENT" : "identical") }')
+tps=$(grep -o '"tokens_per_s":[0-9.e+]*' "$work/run_cuda/metrics.jsonl" | tail -1 | cut -d: -f2)
+echo "train: exit cuda $train_cuda_rc, stop $stop_rc (75 expected), resume $resume_rc; $train_summary; resumed losses $resume_same; cuda tokens/s $tps"
+
 echo "== benchmark: bench_train_step_cuda $bench_args, limit ${bench_timeout}s"
 # shellcheck disable=SC2086  # BENCH_ARGS is a list of flags
 run_bundled timeout "$bench_timeout" "$work/bin/bench_train_step_cuda" $bench_args 2>&1 | tee "$logs/bench_train_step_cuda.log"
@@ -91,5 +121,6 @@ awk '/^result:/ {
   printf "%-6s %-8s %-10s %12s %10s %13s %8s\n", v["math"], v["model"], v["micro_batch"] " x " v["seq_len"], v["tokens_per_s"], v["step_ms"], v["model_tflops"], v["loss"]
 }' "$logs/bench_train_step_cuda.log"
 [[ $bench_rc -ne 0 ]] && echo "bench_train_step_cuda exited with $bench_rc"
+printf "%-34s %s\n" "shardlm train (tiny, 20 steps)" "exit cuda $train_cuda_rc / stop $stop_rc / resume $resume_rc; $train_summary; resume $resume_same"
 
-[[ $test_rc -eq 0 && $bench_rc -eq 0 ]]
+[[ $test_rc -eq 0 && $bench_rc -eq 0 && $train_cuda_rc -eq 0 && $stop_rc -eq 75 && $resume_rc -eq 0 && $resume_same == identical ]]

@@ -67,7 +67,8 @@ int cmd_train(const std::vector<std::string>& args) {
       ("tp", po::value(&c.tp)->default_value(1), "tensor-parallel ranks (within a node)")
       ("pp", po::value(&c.pp)->default_value(1), "pipeline stages; dp = world / (tp x pp)")
       ("pp-layers", po::value(&pp_layers), "blocks per pipeline stage, e.g. 3,3,2 (default: even split)")
-      ("zero", po::value(&c.zero)->default_value(0), "1: shard AdamW state over DP (ZeRO-1)");
+      ("zero", po::value(&c.zero)->default_value(0), "1: shard AdamW state over DP (ZeRO-1)")
+      ("device", po::value(&c.device)->default_value("cpu"), "kernel backend: cpu, or cuda (one GPU, a single rank, until the NCCL communicator lands)");
   po::options_description run("Run directory, checkpoints, logging");
   run.add_options()
       ("config", po::value(&config_file), "config file: `flag-name = value` lines (flags on the command line win)")

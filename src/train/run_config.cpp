@@ -7,6 +7,7 @@ namespace shardlm {
 std::string RunConfig::to_ini() const {
   std::ostringstream os;
   os << model_config_to_ini(model)
+     << "\n[device]\ndevice=" << device << "\n"
      << "\n[data]\ndata=" << data << "\nseed=" << seed << "\n"
      << "\n[batch]\nseq_len=" << seq_len << "\nmicro_batch=" << micro_batch << "\nglobal_batch=" << global_batch
      << "\nsteps=" << steps << "\n"

@@ -16,6 +16,7 @@ namespace shardlm {
 struct RunConfig {
   ModelConfig model;
   std::string model_preset = "tiny";
+  std::string device = "cpu";      // kernel backend: "cpu" or "cuda"
   std::string data = "synthetic";  // a prepared dataset directory, or "synthetic" (seeded random tokens)
   int seq_len = 0;                 // 0: the model's max_seq_len
   int micro_batch = 4;             // sequences per micro-batch

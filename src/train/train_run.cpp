@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 #include <csignal>
+#include <cstdlib>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -23,6 +24,9 @@
 #include "io/data_loader.h"
 #include "io/synthetic_data.h"
 #include "io/tokenizer.h"
+#ifdef SHARDLM_HAVE_CUDA
+#include "kernels/cuda/cuda_backend.h"
+#endif
 #include "model/init.h"
 #include "parallel/consistency.h"
 #include "parallel/mesh.h"
@@ -98,6 +102,33 @@ double cpu_peak_flops_per_rank() {
   return kCpuCorePeakFlops * std::max(1u, std::thread::hardware_concurrency()) / local_ranks;
 }
 
+// Whether mpirun or srun started this process (Open MPI, PMIx and PMI set one of these). A
+// plain `shardlm train` is one process and does not initialise MPI at all, so it also runs
+// where MPI's plugins are not installed (e.g. a GPU machine given only the binary).
+bool launched_under_mpi() {
+  for (const char* var : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE"})
+    if (std::getenv(var) != nullptr) return true;
+  return false;
+}
+
+// The kernel backend for --device. The CUDA backend runs one rank on one GPU for now: the
+// communicators pass host pointers (MPI without CUDA awareness), so several ranks or ZeRO-1's
+// host-side all-gather would hand them device memory.
+KernelBackend& select_backend(const RunConfig& cfg, const Mesh& mesh) {
+  if (cfg.device == "cpu") return cpu_backend();
+  if (cfg.device != "cuda") fail("--device must be 'cpu' or 'cuda', got '" + cfg.device + "'");
+#ifdef SHARDLM_HAVE_CUDA
+  if (mesh.world_size() != 1 || cfg.zero != 0)
+    fail("--device cuda runs a single rank without ZeRO for now (got " + std::to_string(mesh.world_size()) +
+         " ranks, zero " + std::to_string(cfg.zero) + "); multi-GPU needs the NCCL communicator");
+  if (!cuda_device_available()) fail("--device cuda: no usable CUDA device on this machine");
+  return cuda_backend();
+#else
+  (void)mesh;
+  fail("--device cuda: this shardlm was built without CUDA (configure with -DSHARDLM_CUDA=ON where nvcc is installed)");
+#endif
+}
+
 // A JSON number, or null for NaN/inf (which JSON cannot represent).
 std::string json_number(double x) {
   if (!std::isfinite(x)) return "null";
@@ -112,7 +143,8 @@ int run_training(RunConfig cfg) {
   // Before MPI start-up: SLURM's warning signal may arrive any time, and SIGUSR1's default
   // action would kill the rank instead of saving.
   install_signal_handlers();
-  MpiRuntime mpi;
+  std::optional<MpiRuntime> mpi;
+  if (launched_under_mpi()) mpi.emplace();
   Mesh mesh(cfg.tp, cfg.pp);
   const bool leader = mesh.world_rank() == 0;
   if (cfg.out.empty()) fail("--out (the run directory) is required");
@@ -193,7 +225,7 @@ int run_training(RunConfig cfg) {
   }
   mesh.world().barrier();
 
-  Trainer trainer(st, mesh, cpu_backend());
+  Trainer trainer(st, mesh, select_backend(cfg, mesh));
   int start_step = 0;
   uint64_t samples_consumed = 0;
   if (resume_from) {
