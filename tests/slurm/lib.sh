@@ -108,3 +108,19 @@ compare_final() {  # reference_dir run_dir
   "$REPO_DIR/tests/launcher/compare_checkpoints.sh" "$1/checkpoints/$ref_latest" "$2/checkpoints/$run_latest" ||
     fail "final weights differ from the uninterrupted run"
 }
+
+# The arguments every end-to-end script takes: MODE SCRATCH_DIR TRAINER_BIN CONFIG [FLAGS...].
+# parse_e2e_args USAGE "mode1|mode2" "$@" sets mode, bin, config, ranks (RANKS, default 2),
+# save_every (SAVE_EVERY, default 5) and the array flags, and prepares the scratch folder.
+parse_e2e_args() {
+  local usage=$1 modes=$2
+  shift 2
+  mode=${1:?$usage}
+  [[ "$mode" =~ ^($modes)$ ]] || { echo "$usage" >&2; exit 2; }
+  setup_scratch "${2:?$usage}"
+  bin=$(realpath "${3:?$usage}")
+  config=$(realpath "${4:?$usage}")
+  flags=("${@:5}")
+  ranks=${RANKS:-2}
+  save_every=${SAVE_EVERY:-5}
+}

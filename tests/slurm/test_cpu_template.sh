@@ -20,19 +20,12 @@
 # shellcheck source=tests/slurm/lib.sh
 source "$(dirname "$0")/lib.sh"
 usage="usage: test_cpu_template.sh signal|requeue|timelimit SCRATCH_DIR TRAINER_BIN CONFIG [FLAGS...]"
-mode=${1:?$usage}
-setup_scratch "${2:?$usage}"
-bin=$(realpath "${3:?$usage}")
-config=$(realpath "${4:?$usage}")
-shift 4
-ranks=${RANKS:-2}
-save_every=${SAVE_EVERY:-5}
-case "$mode" in signal | requeue | timelimit) ;; *) echo "$usage" >&2; exit 2 ;; esac
+parse_e2e_args "$usage" "signal|requeue|timelimit" "$@"
 [ -x "$bin" ] || fail "$bin is not executable"
 start_cluster
-[ "$mode" = timelimit ] || RANKS=$ranks SAVE_EVERY=$save_every reference_run "$bin" "$config" "$@"
+[ "$mode" = timelimit ] || RANKS=$ranks SAVE_EVERY=$save_every reference_run "$bin" "$config" "${flags[@]}"
 
-export RUN_DIR=$scratch/run SHARDLM_BIN=$bin CONFIG=$config SAVE_EVERY=$save_every TRAIN_ARGS="$*"
+export RUN_DIR=$scratch/run SHARDLM_BIN=$bin CONFIG=$config SAVE_EVERY=$save_every TRAIN_ARGS="${flags[*]}"
 export MPIRUN_ARGS
 [ "${LAUNCHER:-}" != shardlm-launch ] || export LAUNCH_ARGS="--poll-interval 0.25"
 time_args=()

@@ -13,20 +13,13 @@
 # shellcheck source=tests/slurm/lib.sh
 source "$(dirname "$0")/lib.sh"
 usage="usage: test_launcher_srun.sh kill|hang SCRATCH_DIR TRAINER_BIN CONFIG [FLAGS...]"
-mode=${1:?$usage}
-setup_scratch "${2:?$usage}"
-bin=$(realpath "${3:?$usage}")
-config=$(realpath "${4:?$usage}")
-shift 4
-ranks=${RANKS:-2}
-save_every=${SAVE_EVERY:-5}
-case "$mode" in kill | hang) ;; *) echo "$usage" >&2; exit 2 ;; esac
+parse_e2e_args "$usage" "kill|hang" "$@"
 start_cluster
-RANKS=$ranks SAVE_EVERY=$save_every reference_run "$bin" "$config" "$@"
+RANKS=$ranks SAVE_EVERY=$save_every reference_run "$bin" "$config" "${flags[@]}"
 
 run_dir=$scratch/run
 launch=(python3 "$REPO_DIR/launch/shardlm-launch" --shardlm "$bin" --poll-interval 0.25 --backoff 1
-  --hang-timeout 5 --hang-grace 120 -- --config "$config" "$@" --out "$run_dir" --save-every "$save_every")
+  --hang-timeout 5 --hang-grace 120 -- --config "$config" "${flags[@]}" --out "$run_dir" --save-every "$save_every")
 job=$(sbatch --parsable -n "$ranks" -J "launch-$mode" -o "$scratch/job.out" -D "$scratch" \
   --wrap "$(printf '%q ' "${launch[@]}")")
 test_log "job $job submitted: ${launch[*]}"

@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "support_errors.h"
 #include "checkpoint_test_support.h"
 #include "core/error.h"
 #include "io/checkpoint.h"
@@ -32,6 +33,7 @@ namespace {
 namespace fs = std::filesystem;
 using testing::make_block;
 using testing::make_tensor;
+using testing::error_of;
 
 class ScratchDir {
  public:
@@ -53,17 +55,6 @@ class ScratchDir {
 std::string read_text(const fs::path& path) {
   std::ifstream in(path);
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
-// The message of the Error that `fn` throws ("" if it throws none).
-template <typename Fn>
-std::string error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 // A tensor to save: its data and how it is cut into stored rectangles.

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "support_errors.h"
 #include "core/error.h"
 #include "kernels/backend.h"
 #include "model/config.h"
@@ -15,6 +16,7 @@
 #include "parallel/mpi_comm.h"
 
 using namespace shardlm;
+using shardlm::testing::error_of;
 
 namespace {
 
@@ -26,17 +28,6 @@ ModelConfig small() {
   c.vocab_size = 100;
   c.max_seq_len = 8;
   return c;
-}
-
-// Runs fn and returns the Error's message ("" if nothing was thrown).
-template <typename Fn>
-std::string error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 }  // namespace
