@@ -230,6 +230,40 @@ def case_data_run():
     expect_error(["train", "--out", os.path.join(SCRATCH, "run2"), "--data", data] + tiny(vocab_size=None, steps=1), "train_00000.bin")
 
 
+def case_legacy_checkpoint():
+    """A checkpoint written by main before the redesign (tests/fixtures/checkpoint_v1_main_e9a1530:
+    2 ranks, pp 2, ZeRO-1, no `family` in its config) verifies, resumes on one rank and on tp 2
+    exactly as that commit continued it, and generates."""
+    fixture = os.path.join(REPO, "tests", "fixtures", "checkpoint_v1_main_e9a1530")
+    ckpt = os.path.join(fixture, "step_00000003")
+    run(["ckpt", "verify", ckpt], check=0)
+    args = ["--model", "tiny", "--n-layer", "2", "--n-head", "2", "--n-embd", "16", "--vocab-size", "100",
+            "--max-seq-len", "8", "--seq-len", "8", "--micro-batch", "2", "--global-batch", "4", "--steps", "5",
+            "--resume", ckpt]
+    expected = {}
+    for line in open(os.path.join(fixture, "expected_metrics.jsonl")):
+        m = json.loads(line)
+        if "loss" in m:
+            expected[m["step"]] = m["loss"]
+    with h5py.File(os.path.join(fixture, "expected_step5.h5"), "r") as f:
+        want = {}
+        f.visititems(lambda name, obj: want.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) and name.split("/")[0] in ("param", "exp_avg", "exp_avg_sq") else None)
+    assert len(want) > 20, sorted(want)
+    for tag, np_, extra in (("one_rank", 1, []), ("tp2", 2, ["--tp", "2"])):
+        d = os.path.join(SCRATCH, tag)
+        run(["train", "--out", d] + args + extra, np=np_, check=0)
+        got = losses(d)
+        for step, loss in expected.items():
+            # The metrics of e9a1530 carry 6 significant digits.
+            assert abs(got[step] - loss) <= 2e-5 * abs(loss), f"{tag} step {step}: {got[step]} vs {loss}"
+        have = consolidated(d, tag)
+        assert have.keys() == want.keys(), f"{tag}: tensors {sorted(set(have) ^ set(want))}"
+        for k in want:
+            assert np.allclose(have[k], want[k], rtol=1e-5, atol=1e-7), f"{tag}: {k} differs by {np.max(np.abs(have[k] - want[k]))}"
+        out = run(["generate", "--checkpoint", d, "--prompt-ids", "1 2 3", "--max-tokens", "4", "--temperature", "0"], check=0).stdout
+        assert out.strip(), "generate printed nothing"
+
+
 if __name__ == "__main__":
     shutil.rmtree(SCRATCH, ignore_errors=True)
     os.makedirs(SCRATCH)
