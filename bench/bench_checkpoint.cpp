@@ -72,7 +72,8 @@ std::vector<Tensor> make_tensors(int64_t mb) {
   const char* roles[] = {kRoleParam, kRoleExpAvg, kRoleExpAvgSq};
   for (int64_t i = 0; i < mb / 16; ++i)
     tensors.push_back({roles[i % 3], "h." + std::to_string(i / 3) + ".w", 1024, 4096});
-  for (int i = 0; i < 24; ++i) tensors.push_back({roles[i % 3], "h." + std::to_string(i / 3) + ".bias", 1, 4096});
+  for (int i = 0; i < 24; ++i)
+    tensors.push_back({roles[i % 3], "h." + std::to_string(i / 3) + ".bias", 1, 4096});
   return tensors;
 }
 
@@ -96,13 +97,19 @@ int main(int argc, char** argv) {
   fs::path dir = fs::temp_directory_path() / "shardlm-bench-checkpoint";
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if (a == "--mb" && i + 1 < argc) mb = std::stoll(argv[++i]);
-    else if (a == "--dir" && i + 1 < argc) dir = argv[++i];
-    else if (a == "--repeat" && i + 1 < argc) repeat = std::stoi(argv[++i]);
-    else if (a == "--keep") keep = true;
+    if (a == "--mb" && i + 1 < argc)
+      mb = std::stoll(argv[++i]);
+    else if (a == "--dir" && i + 1 < argc)
+      dir = argv[++i];
+    else if (a == "--repeat" && i + 1 < argc)
+      repeat = std::stoi(argv[++i]);
+    else if (a == "--keep")
+      keep = true;
     else {
       if (world.rank() == 0)
-        std::fprintf(stderr, "usage: [mpirun -np P] bench_checkpoint [--mb 500] [--dir DIR] [--repeat 3] [--keep]\n");
+        std::fprintf(stderr,
+                     "usage: [mpirun -np P] bench_checkpoint [--mb 500] [--dir DIR] [--repeat 3] "
+                     "[--keep]\n");
       return 2;
     }
   }
@@ -118,7 +125,8 @@ int main(int argc, char** argv) {
       const int64_t n = t.rows > 1 ? rows_of(t.rows, rank, ranks) : (rank == 0 ? 1 : 0);
       const int64_t offset = t.rows > 1 ? row_offset(t.rows, rank, ranks) : 0;
       std::vector<float> block(static_cast<size_t>(n * t.cols));
-      for (size_t i = 0; i < block.size(); ++i) block[i] = static_cast<float>((offset * t.cols + i) % 1000003);
+      for (size_t i = 0; i < block.size(); ++i)
+        block[i] = static_cast<float>((offset * t.cols + i) % 1000003);
       data.push_back(std::move(block));
       slices.push_back({t.role, t.name, {t.rows, t.cols}, {offset, 0}, {n, t.cols}, nullptr});
       total_bytes += t.rows * t.cols * 4;
@@ -130,8 +138,9 @@ int main(int argc, char** argv) {
 
     if (leader) {
       fs::create_directories(dir);
-      std::printf("bench_checkpoint: %d rank file(s), %zu tensors, %.1f MiB of fp32 in %s, %d repeats\n", ranks,
-                  tensors.size(), total_mib, dir.c_str(), repeat);
+      std::printf(
+          "bench_checkpoint: %d rank file(s), %zu tensors, %.1f MiB of fp32 in %s, %d repeats\n",
+          ranks, tensors.size(), total_mib, dir.c_str(), repeat);
     }
     // dd's second input: the first dd_mib MiB of this rank's tensor bytes, in memory (/dev/shm).
     const fs::path dd_source = "/dev/shm/shardlm-bench-checkpoint-source";
@@ -140,7 +149,8 @@ int main(int argc, char** argv) {
       if (!f) fail("cannot create " + dd_source.string());
       int64_t left = dd_mib << 20;
       for (size_t i = 0; left > 0; i = (i + 1) % data.size()) {
-        const auto n = std::min<int64_t>(left, static_cast<int64_t>(data[i].size() * sizeof(float)));
+        const auto n =
+            std::min<int64_t>(left, static_cast<int64_t>(data[i].size() * sizeof(float)));
         std::fwrite(data[i].data(), 1, static_cast<size_t>(n), f);
         left -= n;
       }
@@ -158,9 +168,11 @@ int main(int argc, char** argv) {
       if (leader) {
         const fs::path dd_file = dir / "dd.bin";
         const std::string count = std::to_string(dd_mib);
-        dd_write_s = run_dd("dd if=/dev/zero of=" + dd_file.string() + " bs=1M count=" + count + " conv=fdatasync");
+        dd_write_s = run_dd("dd if=/dev/zero of=" + dd_file.string() + " bs=1M count=" + count +
+                            " conv=fdatasync");
         fs::remove(dd_file);
-        dd_write_data_s = run_dd("dd if=" + dd_source.string() + " of=" + dd_file.string() + " bs=1M conv=fdatasync");
+        dd_write_data_s = run_dd("dd if=" + dd_source.string() + " of=" + dd_file.string() +
+                                 " bs=1M conv=fdatasync");
         evict_from_cache(dd_file);
         dd_read_s = run_dd("dd if=" + dd_file.string() + " of=/dev/null bs=1M");
         fs::remove(dd_file);
@@ -181,7 +193,8 @@ int main(int argc, char** argv) {
       {
         CheckpointReader reader(ckpt);
         for (size_t i = 0; i < slices.size(); ++i)
-          reader.read(slices[i].role, slices[i].name, slices[i].offset, slices[i].count, loaded[i].data());
+          reader.read(slices[i].role, slices[i].name, slices[i].offset, slices[i].count,
+                      loaded[i].data());
       }
       world.barrier();
       const double load_s = now() - t0;
@@ -209,21 +222,27 @@ int main(int argc, char** argv) {
     }
     if (leader) {
       // MiB/s of the baselines.
-      const double write_speed = dd_mib / median(dd_write), data_speed = dd_mib / median(dd_write_data),
+      const double write_speed = dd_mib / median(dd_write),
+                   data_speed = dd_mib / median(dd_write_data),
                    read_speed = dd_mib / median(dd_read);
       auto line = [&](const char* what, const std::vector<double>& times, const char* note) {
         const double t = median(times), speed = total_mib / t;
         std::printf("%-30s %6.3f s %7.1f MiB/s  %4.0f%% / %4.0f%% / %4.0f%%   %s\n", what, t, speed,
-                    100.0 * speed / write_speed, 100.0 * speed / data_speed, 100.0 * speed / read_speed, note);
+                    100.0 * speed / write_speed, 100.0 * speed / data_speed,
+                    100.0 * speed / read_speed, note);
       };
-      std::printf("%-30s %6.3f s %7.1f MiB/s\n", "dd write /dev/zero fdatasync", median(dd_write), write_speed);
-      std::printf("%-30s %6.3f s %7.1f MiB/s\n", "dd write tensor bytes fdatasync", median(dd_write_data), data_speed);
-      std::printf("%-30s %6.3f s %7.1f MiB/s\n", "dd read (cold cache)", median(dd_read), read_speed);
+      std::printf("%-30s %6.3f s %7.1f MiB/s\n", "dd write /dev/zero fdatasync", median(dd_write),
+                  write_speed);
+      std::printf("%-30s %6.3f s %7.1f MiB/s\n", "dd write tensor bytes fdatasync",
+                  median(dd_write_data), data_speed);
+      std::printf("%-30s %6.3f s %7.1f MiB/s\n", "dd read (cold cache)", median(dd_read),
+                  read_speed);
       std::printf("%-30s %6s   %7s        of dd write zero / write data / read\n", "", "", "");
       line("save (incl. fsync, commit)", save, "");
       line("load (cold cache, own rows)", load, "checksums verified");
       line("load resharded (warm)", reshard, "column blocks from every file");
-      std::printf("(medians of %d; per-rank share %.1f MiB)\n", repeat, static_cast<double>(my_bytes) / (1 << 20));
+      std::printf("(medians of %d; per-rank share %.1f MiB)\n", repeat,
+                  static_cast<double>(my_bytes) / (1 << 20));
     }
     world.barrier();
     if (leader) fs::remove(dd_source);

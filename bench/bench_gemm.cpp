@@ -102,11 +102,20 @@ std::vector<Result> bench_model(const std::string& model) {
     };
     const std::vector<Gemm> gemms{
         {"fwd  out = inp @ W^T", N, OC, IC,
-         [&] { shardlm::cpu::sgemm(Transpose::No, Transpose::Yes, N, OC, IC, 1.0f, inp, IC, weight, IC, 0.0f, out, OC); }},
+         [&] {
+           shardlm::cpu::sgemm(Transpose::No, Transpose::Yes, N, OC, IC, 1.0f, inp, IC, weight, IC,
+                               0.0f, out, OC);
+         }},
         {"bwd  dinp = dout @ W", N, IC, OC,
-         [&] { shardlm::cpu::sgemm(Transpose::No, Transpose::No, N, IC, OC, 1.0f, out, OC, weight, IC, 0.0f, dinp, IC); }},
+         [&] {
+           shardlm::cpu::sgemm(Transpose::No, Transpose::No, N, IC, OC, 1.0f, out, OC, weight, IC,
+                               0.0f, dinp, IC);
+         }},
         {"bwd  dW += dout^T @ inp", OC, IC, N,
-         [&] { shardlm::cpu::sgemm(Transpose::Yes, Transpose::No, OC, IC, N, 1.0f, out, OC, inp, IC, 1.0f, dweight, IC); }},
+         [&] {
+           shardlm::cpu::sgemm(Transpose::Yes, Transpose::No, OC, IC, N, 1.0f, out, OC, inp, IC,
+                               1.0f, dweight, IC);
+         }},
     };
     for (const Gemm& g : gemms) {
       results.push_back({layer.name, g.what, g.M, g.Ncols, g.K, layer.count, time_it(g.run)});
@@ -143,9 +152,10 @@ void print_model(const std::string& model, const std::vector<Result>& results,
     std::printf("\n");
   }
   const double overall = total_flops / total_seconds * 1e-9;
-  std::printf("all GEMMs of a training step (%d layers + lm head, medians): %.1f GFLOP/s, "
-              "%.1f%% of peak, %.1f ms\n",
-              shapes.cfg.n_layer, overall, 100.0 * overall / peak.wall_gflops, total_seconds * 1e3);
+  std::printf(
+      "all GEMMs of a training step (%d layers + lm head, medians): %.1f GFLOP/s, "
+      "%.1f%% of peak, %.1f ms\n",
+      shapes.cfg.n_layer, overall, 100.0 * overall / peak.wall_gflops, total_seconds * 1e3);
 }
 
 }  // namespace
@@ -163,9 +173,10 @@ int main(int argc, char** argv) {
   const shardlm::cpu::FmaPeak after = shardlm::cpu::measure_fma_peak(0.05, 40);
   const shardlm::cpu::FmaPeak peak{std::max(before.wall_gflops, after.wall_gflops),
                                    std::max(before.cpu_gflops, after.cpu_gflops)};
-  std::printf("threads %d; fp32 FMA peak, best before/after the GEMMs: wall-clock %.1f GFLOP/s, "
-              "CPU-time %.1f GFLOP/s\n",
-              omp_get_max_threads(), peak.wall_gflops, peak.cpu_gflops);
+  std::printf(
+      "threads %d; fp32 FMA peak, best before/after the GEMMs: wall-clock %.1f GFLOP/s, "
+      "CPU-time %.1f GFLOP/s\n",
+      omp_get_max_threads(), peak.wall_gflops, peak.cpu_gflops);
   for (size_t i = 0; i < models.size(); ++i) print_model(models[i], results[i], peak);
   return 0;
 }

@@ -50,10 +50,12 @@ int main(int argc, char** argv) try {
   std::vector<int32_t> prompt(static_cast<size_t>(prompt_tokens));
   for (auto& t : prompt) t = dist(rng);
 
-  std::printf("preset %s (%d layers, %d channels, context %d), %d OpenMP threads; prompt %d tokens, %d generated, "
-              "best of %d\n",
-              preset.c_str(), cfg.n_layer, cfg.n_embd, cfg.max_seq_len, omp_get_max_threads(), prompt_tokens,
-              tokens, repeat);
+  std::printf(
+      "preset %s (%d layers, %d channels, context %d), %d OpenMP threads; prompt %d tokens, %d "
+      "generated, "
+      "best of %d\n",
+      preset.c_str(), cfg.n_layer, cfg.n_embd, cfg.max_seq_len, omp_get_max_threads(),
+      prompt_tokens, tokens, repeat);
   std::vector<int32_t> reference;
   for (bool cache : {true, false}) {
     options.use_kv_cache = cache;
@@ -65,10 +67,13 @@ int main(int argc, char** argv) try {
     }
     if (cache) reference = best.tokens;
     const size_t n = best.tokens.size();
-    std::printf("KV cache %-3s  %8.1f tokens/s  (prompt %7.2f ms, then %7.2f ms/token; %zu tokens, stop: %s)%s\n",
-                cache ? "on" : "off", static_cast<double>(n) / best.total_seconds, 1e3 * best.prompt_seconds,
-                n > 1 ? 1e3 * (best.total_seconds - best.prompt_seconds) / static_cast<double>(n - 1) : 0.0, n,
-                stop_reason_name(best.stop), cache || best.tokens == reference ? "" : "  TOKENS DIFFER");
+    std::printf(
+        "KV cache %-3s  %8.1f tokens/s  (prompt %7.2f ms, then %7.2f ms/token; %zu tokens, stop: "
+        "%s)%s\n",
+        cache ? "on" : "off", static_cast<double>(n) / best.total_seconds,
+        1e3 * best.prompt_seconds,
+        n > 1 ? 1e3 * (best.total_seconds - best.prompt_seconds) / static_cast<double>(n - 1) : 0.0,
+        n, stop_reason_name(best.stop), cache || best.tokens == reference ? "" : "  TOKENS DIFFER");
   }
   return 0;
 } catch (const std::exception& e) {

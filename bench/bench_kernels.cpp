@@ -13,7 +13,9 @@ namespace {
 
 using shardlm::KernelBackend;
 
-KernelBackend& be() { return shardlm::cpu_backend(); }
+KernelBackend& be() {
+  return shardlm::cpu_backend();
+}
 
 struct MiniShapes {
   int B = 8, T = 256, C, NH, hd, V, Vp, N;
@@ -54,14 +56,16 @@ class Buffer {
 };
 
 void set_rate(benchmark::State& state, const char* name, double per_iteration) {
-  state.counters[name] = benchmark::Counter(per_iteration, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters[name] =
+      benchmark::Counter(per_iteration, benchmark::Counter::kIsIterationInvariantRate);
 }
 
 void BM_LayerNormForward(benchmark::State& state) {
   const auto& s = shapes();
   Buffer out(size_t(s.N) * s.C), mean(s.N), rstd(s.N), inp(size_t(s.N) * s.C), w(s.C), b(s.C);
   for (auto _ : state)
-    be().layernorm_forward(out.get(), mean.get(), rstd.get(), inp.get(), w.get(), b.get(), s.N, s.C);
+    be().layernorm_forward(out.get(), mean.get(), rstd.get(), inp.get(), w.get(), b.get(), s.N,
+                           s.C);
   set_rate(state, "tokens/s", s.N);
 }
 
@@ -84,7 +88,8 @@ double attention_forward_flops(const MiniShapes& s) {
 void BM_AttentionForward(benchmark::State& state) {
   const auto& s = shapes();
   Buffer out(size_t(s.N) * s.C), att(size_t(s.B) * s.NH * s.T * s.T), qkv(size_t(s.N) * 3 * s.C);
-  for (auto _ : state) be().attention_forward(out.get(), att.get(), qkv.get(), s.B, s.T, s.NH, s.hd);
+  for (auto _ : state)
+    be().attention_forward(out.get(), att.get(), qkv.get(), s.B, s.T, s.NH, s.hd);
   set_rate(state, "FLOP/s", attention_forward_flops(s));
   set_rate(state, "tokens/s", s.N);
 }
@@ -92,7 +97,8 @@ void BM_AttentionForward(benchmark::State& state) {
 void BM_AttentionBackward(benchmark::State& state) {
   const auto& s = shapes();
   Buffer out(size_t(s.N) * s.C), att(size_t(s.B) * s.NH * s.T * s.T), qkv(size_t(s.N) * 3 * s.C);
-  Buffer dqkv(size_t(s.N) * 3 * s.C), scratch(size_t(s.B) * s.NH * s.T * s.T), dout(size_t(s.N) * s.C);
+  Buffer dqkv(size_t(s.N) * 3 * s.C), scratch(size_t(s.B) * s.NH * s.T * s.T),
+      dout(size_t(s.N) * s.C);
   be().attention_forward(out.get(), att.get(), qkv.get(), s.B, s.T, s.NH, s.hd);
   for (auto _ : state)
     be().attention_backward(dqkv.get(), scratch.get(), dout.get(), qkv.get(), att.get(), s.B, s.T,
@@ -126,12 +132,13 @@ std::vector<int32_t> targets(const MiniShapes& s) {
 // Steps 1-3 (row max, partial sums, loss) over the padded vocabulary at tp = 1.
 void BM_CrossEntropyForward(benchmark::State& state) {
   const auto& s = shapes();
-  Buffer logits(size_t(s.N) * s.Vp, -5.0f, 5.0f), row_max(s.N), sum_exp(s.N), target_logit(s.N), losses(s.N);
+  Buffer logits(size_t(s.N) * s.Vp, -5.0f, 5.0f), row_max(s.N), sum_exp(s.N), target_logit(s.N),
+      losses(s.N);
   const std::vector<int32_t> tgt = targets(s);
   for (auto _ : state) {
     be().xent_row_max(row_max.get(), logits.get(), s.N, s.Vp, 0, s.V);
-    be().xent_partial_sums(sum_exp.get(), target_logit.get(), logits.get(), row_max.get(), tgt.data(),
-                           s.N, s.Vp, 0, s.V);
+    be().xent_partial_sums(sum_exp.get(), target_logit.get(), logits.get(), row_max.get(),
+                           tgt.data(), s.N, s.Vp, 0, s.V);
     be().xent_loss(losses.get(), row_max.get(), sum_exp.get(), target_logit.get(), s.N);
   }
   set_rate(state, "tokens/s", s.N);

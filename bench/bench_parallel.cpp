@@ -33,8 +33,8 @@
 #include <thread>
 #include <vector>
 
-#include "io/synthetic_data.h"
 #include "core/error.h"
+#include "io/synthetic_data.h"
 #include "kernels/backend.h"
 #include "model/config.h"
 #include "parallel/mesh.h"
@@ -76,19 +76,32 @@ Options parse_options(int argc, char** argv) {
     const std::string a = argv[i];
     if (i + 1 >= argc) fail("flag " + a + " needs a value");
     const std::string v = argv[++i];
-    if (a == "--tp") o.tp = std::stoi(v);
-    else if (a == "--pp") o.pp = std::stoi(v);
-    else if (a == "--zero") o.zero = std::stoi(v);
-    else if (a == "--pp-layers") o.pp_layers = parse_int_list(v);
-    else if (a == "--model") o.model = v;
-    else if (a == "--n-head") o.n_head = std::stoi(v);
-    else if (a == "--seq-len") o.seq_len = std::stoi(v);
-    else if (a == "--micro-batch") o.micro_batch = std::stoi(v);
-    else if (a == "--micro-batches") o.micro_batches = std::stoi(v);
-    else if (a == "--steps") o.steps = std::stoi(v);
-    else if (a == "--warmup") o.warmup = std::stoi(v);
-    else if (a == "--name") o.name = v;
-    else fail("unknown flag " + a);
+    if (a == "--tp")
+      o.tp = std::stoi(v);
+    else if (a == "--pp")
+      o.pp = std::stoi(v);
+    else if (a == "--zero")
+      o.zero = std::stoi(v);
+    else if (a == "--pp-layers")
+      o.pp_layers = parse_int_list(v);
+    else if (a == "--model")
+      o.model = v;
+    else if (a == "--n-head")
+      o.n_head = std::stoi(v);
+    else if (a == "--seq-len")
+      o.seq_len = std::stoi(v);
+    else if (a == "--micro-batch")
+      o.micro_batch = std::stoi(v);
+    else if (a == "--micro-batches")
+      o.micro_batches = std::stoi(v);
+    else if (a == "--steps")
+      o.steps = std::stoi(v);
+    else if (a == "--warmup")
+      o.warmup = std::stoi(v);
+    else if (a == "--name")
+      o.name = v;
+    else
+      fail("unknown flag " + a);
   }
   if (o.steps < 1) fail("--steps must be >= 1");
   if (o.warmup < 0) fail("--warmup must be >= 0");
@@ -105,20 +118,24 @@ void synthetic_batch(int vocab, int T, uint64_t first, int count, int32_t* token
 // ---- analytical communication volume (docs/parallelism.md, "Bytes per step") ---------------
 
 // What MpiCommunicator counts for a ring over p ranks moving `bytes` in total: (p-1)/p of it.
-uint64_t ring(uint64_t bytes, int p) { return p <= 1 ? 0 : bytes * static_cast<uint64_t>(p - 1) / static_cast<uint64_t>(p); }
+uint64_t ring(uint64_t bytes, int p) {
+  return p <= 1 ? 0 : bytes * static_cast<uint64_t>(p - 1) / static_cast<uint64_t>(p);
+}
 
-uint64_t pad16(uint64_t n) { return (n + 15) / 16 * 16; }  // ParamLayout::kAlign elements
+uint64_t pad16(uint64_t n) {
+  return (n + 15) / 16 * 16;
+}  // ParamLayout::kAlign elements
 
 // Elements of one rank's flat parameter buffer, from the shapes of param_layout.h: sharded
 // tensors divided by tp, every tensor padded to 16 elements, the total padded to 16*dp.
 uint64_t flat_elements(const ModelConfig& m, int tp, int dp, int layers, bool first, bool last) {
   const uint64_t C = static_cast<uint64_t>(m.n_embd), t = static_cast<uint64_t>(tp);
   const uint64_t wte = pad16(static_cast<uint64_t>(m.padded_vocab()) * C / t);
-  const uint64_t block = 6 * pad16(C)                                     // ln_1, ln_2, 2 row biases
-                         + pad16(3 * C * C / t) + pad16(3 * C / t)         // c_attn
-                         + pad16(C * C / t)                                // attn.c_proj.weight
-                         + pad16(4 * C * C / t) + pad16(4 * C / t)         // c_fc
-                         + pad16(4 * C * C / t);                           // mlp.c_proj.weight
+  const uint64_t block = 6 * pad16(C)                               // ln_1, ln_2, 2 row biases
+                         + pad16(3 * C * C / t) + pad16(3 * C / t)  // c_attn
+                         + pad16(C * C / t)                         // attn.c_proj.weight
+                         + pad16(4 * C * C / t) + pad16(4 * C / t)  // c_fc
+                         + pad16(4 * C * C / t);                    // mlp.c_proj.weight
   uint64_t n = static_cast<uint64_t>(layers) * block;
   if (first) n += wte + pad16(static_cast<uint64_t>(m.max_seq_len) * C);
   if (last) n += 2 * pad16(C) + (first ? 0 : wte);
@@ -130,11 +147,13 @@ struct CommBytes {
   uint64_t tp = 0, dp = 0, pp = 0, world = 0;
 };
 
-CommBytes analytical_bytes_per_step(const TrainSettings& st, const MeshShape& shape, const MeshCoord& at) {
+CommBytes analytical_bytes_per_step(const TrainSettings& st, const MeshShape& shape,
+                                    const MeshCoord& at) {
   const ModelConfig& m = st.model;
   const int t = shape.tp, d = shape.dp, p = shape.pp;
   const auto ranges = pipeline_stage_ranges(m.n_layer, p, st.pipeline_layers);
-  const int layers = ranges[static_cast<size_t>(at.pp)].second - ranges[static_cast<size_t>(at.pp)].first;
+  const int layers =
+      ranges[static_cast<size_t>(at.pp)].second - ranges[static_cast<size_t>(at.pp)].first;
   const bool first = at.pp == 0, last = at.pp == p - 1;
   const uint64_t M = static_cast<uint64_t>(st.micro_batches);
   const uint64_t N = static_cast<uint64_t>(st.micro_batch) * static_cast<uint64_t>(st.seq_len);
@@ -160,7 +179,8 @@ CommBytes analytical_bytes_per_step(const TrainSettings& st, const MeshShape& sh
   // stage's fp64 loss broadcast.
   if (p > 1) {
     b.pp = M * 4 * NC * ((last ? 0 : 1) + (first ? 0 : 1));
-    if (first || last) b.pp += 4 * static_cast<uint64_t>(m.padded_vocab()) * static_cast<uint64_t>(m.n_embd) / t;
+    if (first || last)
+      b.pp += 4 * static_cast<uint64_t>(m.padded_vocab()) * static_cast<uint64_t>(m.n_embd) / t;
     if (last) b.pp += 8;
   }
   // World: the fp64 sum of squares for the gradient norm.
@@ -169,7 +189,8 @@ CommBytes analytical_bytes_per_step(const TrainSettings& st, const MeshShape& sh
 }
 
 CommBytes measured_bytes(Mesh& mesh) {
-  return {mesh.tp().bytes_sent(), mesh.dp().bytes_sent(), mesh.pp().bytes_sent(), mesh.world().bytes_sent()};
+  return {mesh.tp().bytes_sent(), mesh.dp().bytes_sent(), mesh.pp().bytes_sent(),
+          mesh.world().bytes_sent()};
 }
 
 // ---- pipeline bubble ----------------------------------------------------------------------
@@ -199,10 +220,12 @@ void time_stage_alone(Trainer& trainer, Mesh& mesh, int reps, StageTimes& out) {
   const size_t N = static_cast<size_t>(model.batch()) * model.seq_len();
   const size_t NC = N * static_cast<size_t>(model.config().n_embd);
   std::vector<int32_t> tokens(N), targets(N);
-  synthetic_batch(model.config().vocab_size, model.seq_len(), 0, model.batch(), tokens.data(), targets.data());
+  synthetic_batch(model.config().vocab_size, model.seq_len(), 0, model.batch(), tokens.data(),
+                  targets.data());
   // Stand-ins for the received activations / gradient [B,T,C]: small values, as in training.
   std::vector<float> host(NC);
-  for (size_t i = 0; i < NC; ++i) host[i] = 0.01f * static_cast<float>(static_cast<int>(i % 201) - 100);
+  for (size_t i = 0; i < NC; ++i)
+    host[i] = 0.01f * static_cast<float>(static_cast<int>(i % 201) - 100);
   float* input = be.alloc_floats(NC);
   float* output_grad = be.alloc_floats(NC);
   be.copy_from_host(input, host.data(), NC * sizeof(float));
@@ -249,8 +272,8 @@ void time_pipeline_runs(Trainer& trainer, Mesh& mesh, int runs, StageTimes& out)
     wait.push_back(trainer.pipeline().last_wait_seconds());
   }
   // The run with the median wall time, and its own wait.
-  const size_t mid = static_cast<size_t>(std::distance(
-      wall.begin(), std::find(wall.begin(), wall.end(), median(wall))));
+  const size_t mid = static_cast<size_t>(
+      std::distance(wall.begin(), std::find(wall.begin(), wall.end(), median(wall))));
   out.run = wall[mid];
   out.wait = wait[mid];
   trainer.model().zero_grads();
@@ -260,9 +283,23 @@ void time_pipeline_runs(Trainer& trainer, Mesh& mesh, int runs, StageTimes& out)
 
 // One rank's figures, gathered to rank 0 as doubles.
 enum Field {
-  kRank, kPp, kDp, kTp,
-  kMeasTp, kMeasDp, kMeasPp, kMeasWorld, kAnaTp, kAnaDp, kAnaPp, kAnaWorld,
-  kForward, kBackward, kRun, kWait, kFields
+  kRank,
+  kPp,
+  kDp,
+  kTp,
+  kMeasTp,
+  kMeasDp,
+  kMeasPp,
+  kMeasWorld,
+  kAnaTp,
+  kAnaDp,
+  kAnaPp,
+  kAnaWorld,
+  kForward,
+  kBackward,
+  kRun,
+  kWait,
+  kFields
 };
 
 std::string mb(double bytes) {
@@ -286,7 +323,9 @@ int run_bench(const Options& o) {
   st.optim.total_steps = o.warmup + o.steps;
   Trainer trainer(st, mesh, cpu_backend());
   const int V = st.model.vocab_size, T = st.seq_len;
-  BatchSource data = [&](uint64_t first, int count, int32_t* tok, int32_t* tgt) { synthetic_batch(V, T, first, count, tok, tgt); };
+  BatchSource data = [&](uint64_t first, int count, int32_t* tok, int32_t* tgt) {
+    synthetic_batch(V, T, first, count, tok, tgt);
+  };
 
   for (int s = 0; s < o.warmup; ++s) trainer.train_step(s, data);
   mesh.world().barrier();
@@ -298,7 +337,8 @@ int run_bench(const Options& o) {
     step_s[static_cast<size_t>(s)] = now() - t0;
   }
   const CommBytes after = measured_bytes(mesh);
-  const CommBytes analytical = analytical_bytes_per_step(st, shape, MeshCoord{mesh.pp_rank(), mesh.dp_rank(), mesh.tp_rank()});
+  const CommBytes analytical = analytical_bytes_per_step(
+      st, shape, MeshCoord{mesh.pp_rank(), mesh.dp_rank(), mesh.tp_rank()});
 
   StageTimes stage;
   if (shape.pp > 1) {
@@ -308,7 +348,9 @@ int run_bench(const Options& o) {
 
   // The slowest rank decides each step.
   mesh.world().all_reduce(step_s.data(), step_s.size(), DType::F64, ReduceOp::Max);
-  const auto per_step = [&](uint64_t a, uint64_t b) { return static_cast<double>(b - a) / o.steps; };
+  const auto per_step = [&](uint64_t a, uint64_t b) {
+    return static_cast<double>(b - a) / o.steps;
+  };
   std::vector<double> mine(kFields);
   mine[kRank] = mesh.world_rank();
   mine[kPp] = mesh.pp_rank();
@@ -335,36 +377,44 @@ int run_bench(const Options& o) {
   const double step = median(step_s);
   const double tokens_per_step = static_cast<double>(trainer.samples_per_step()) * T;
   const char* threads = std::getenv("OMP_NUM_THREADS");
-  std::printf("bench_parallel: %s (%d layers, %d heads, C %d, %.1fM params), dp %d x tp %d x pp %d%s, micro-batch %d x %d, "
-              "M %d per DP rank, %.0f tokens/step; %d warm-up + %d timed steps; OMP_NUM_THREADS=%s\n",
-              o.model.c_str(), st.model.n_layer, st.model.n_head, st.model.n_embd, st.model.num_parameters() / 1e6,
-              shape.dp, shape.tp, shape.pp, o.zero ? ", ZeRO-1" : "", st.micro_batch, T, M, tokens_per_step, o.warmup, o.steps,
-              threads ? threads : "(unset)");
+  std::printf(
+      "bench_parallel: %s (%d layers, %d heads, C %d, %.1fM params), dp %d x tp %d x pp %d%s, "
+      "micro-batch %d x %d, "
+      "M %d per DP rank, %.0f tokens/step; %d warm-up + %d timed steps; OMP_NUM_THREADS=%s\n",
+      o.model.c_str(), st.model.n_layer, st.model.n_head, st.model.n_embd,
+      st.model.num_parameters() / 1e6, shape.dp, shape.tp, shape.pp, o.zero ? ", ZeRO-1" : "",
+      st.micro_batch, T, M, tokens_per_step, o.warmup, o.steps, threads ? threads : "(unset)");
   std::printf("step time: median %.3f s (min %.3f, max %.3f) -> %.0f tokens/s\n", step,
-              *std::min_element(step_s.begin(), step_s.end()), *std::max_element(step_s.begin(), step_s.end()),
-              tokens_per_step / step);
+              *std::min_element(step_s.begin(), step_s.end()),
+              *std::max_element(step_s.begin(), step_s.end()), tokens_per_step / step);
 
-  std::printf("\nMB sent per step by each rank, measured (bytes_sent delta / steps) | analytical:\n");
-  std::printf("%4s %3s %3s %3s  %21s  %21s  %21s  %21s\n", "rank", "pp", "dp", "tp", "tp", "dp", "pp", "world");
+  std::printf(
+      "\nMB sent per step by each rank, measured (bytes_sent delta / steps) | analytical:\n");
+  std::printf("%4s %3s %3s %3s  %21s  %21s  %21s  %21s\n", "rank", "pp", "dp", "tp", "tp", "dp",
+              "pp", "world");
   bool bytes_match = true;
   double max_tp = 0, max_dp = 0, max_pp = 0;
   for (int r = 0; r < W; ++r) {
-    std::printf("%4d %3d %3d %3d ", r, static_cast<int>(at(r, kPp)), static_cast<int>(at(r, kDp)), static_cast<int>(at(r, kTp)));
+    std::printf("%4d %3d %3d %3d ", r, static_cast<int>(at(r, kPp)), static_cast<int>(at(r, kDp)),
+                static_cast<int>(at(r, kTp)));
     for (int c = 0; c < 4; ++c) {
-      const double meas = at(r, static_cast<Field>(kMeasTp + c)), ana = at(r, static_cast<Field>(kAnaTp + c));
+      const double meas = at(r, static_cast<Field>(kMeasTp + c)),
+                   ana = at(r, static_cast<Field>(kAnaTp + c));
       const bool ok = meas == ana;
       bytes_match = bytes_match && ok;
       // world moves a few bytes: print those in bytes, not MB.
-      if (c == 3) std::printf(" %9.0f B |%7.0f B%s", meas, ana, ok ? " " : "!");
-      else std::printf(" %9s |%9s%s", mb(meas).c_str(), mb(ana).c_str(), ok ? " " : "!");
+      if (c == 3)
+        std::printf(" %9.0f B |%7.0f B%s", meas, ana, ok ? " " : "!");
+      else
+        std::printf(" %9s |%9s%s", mb(meas).c_str(), mb(ana).c_str(), ok ? " " : "!");
     }
     std::printf("\n");
     max_tp = std::max(max_tp, at(r, kMeasTp));
     max_dp = std::max(max_dp, at(r, kMeasDp));
     max_pp = std::max(max_pp, at(r, kMeasPp));
   }
-  std::printf("measured %s analytical on every rank and communicator%s\n", bytes_match ? "==" : "!=",
-              bytes_match ? "" : " (rows marked !)");
+  std::printf("measured %s analytical on every rank and communicator%s\n",
+              bytes_match ? "==" : "!=", bytes_match ? "" : " (rows marked !)");
 
   const double theory = static_cast<double>(shape.pp - 1) / (M + shape.pp - 1);
   double wait_mean = 0, idle_mean = 0, bound_mean = 0;
@@ -372,36 +422,43 @@ int run_bench(const Options& o) {
     // Per-stage compute c_s = f_s + b_s (the tp=0, dp=0 rank of the stage) for the bound.
     std::vector<double> c(static_cast<size_t>(shape.pp));
     for (int r = 0; r < W; ++r)
-      if (at(r, kTp) == 0 && at(r, kDp) == 0) c[static_cast<size_t>(at(r, kPp))] = at(r, kForward) + at(r, kBackward);
+      if (at(r, kTp) == 0 && at(r, kDp) == 0)
+        c[static_cast<size_t>(at(r, kPp))] = at(r, kForward) + at(r, kBackward);
     double sum_c = 0, max_c = 0;
     for (double x : c) {
       sum_c += x;
       max_c = std::max(max_c, x);
     }
     const double makespan = sum_c + (M - 1) * max_c;
-    std::printf("\npipeline bubble per rank over %d runs of Pipeline::run (median run); theory (pp-1)/(M+pp-1) = %.3f\n",
-                o.steps, theory);
-    std::printf("%4s %3s %9s %9s %9s %9s %6s %6s %6s\n", "rank", "pp", "fwd ms", "bwd ms", "run s", "wait s", "wait", "idle",
-                "bound");
+    std::printf(
+        "\npipeline bubble per rank over %d runs of Pipeline::run (median run); theory "
+        "(pp-1)/(M+pp-1) = %.3f\n",
+        o.steps, theory);
+    std::printf("%4s %3s %9s %9s %9s %9s %6s %6s %6s\n", "rank", "pp", "fwd ms", "bwd ms", "run s",
+                "wait s", "wait", "idle", "bound");
     for (int r = 0; r < W; ++r) {
       const double run = at(r, kRun), cs = at(r, kForward) + at(r, kBackward);
       const double wait = at(r, kWait) / run, idle = 1.0 - M * cs / run;
       const double bound = 1.0 - M * c[static_cast<size_t>(at(r, kPp))] / makespan;
-      std::printf("%4d %3d %9.1f %9.1f %9.3f %9.3f %6.3f %6.3f %6.3f\n", r, static_cast<int>(at(r, kPp)),
-                  1e3 * at(r, kForward), 1e3 * at(r, kBackward), run, at(r, kWait), wait, idle, bound);
+      std::printf("%4d %3d %9.1f %9.1f %9.3f %9.3f %6.3f %6.3f %6.3f\n", r,
+                  static_cast<int>(at(r, kPp)), 1e3 * at(r, kForward), 1e3 * at(r, kBackward), run,
+                  at(r, kWait), wait, idle, bound);
       wait_mean += wait / W;
       idle_mean += idle / W;
       bound_mean += bound / W;
     }
-    std::printf("(wait = receive time / run; idle = 1 - M (fwd + bwd) / run; bound = 1 - M c_s / "
-                "(sum c + (M-1) max c) for the measured stage times c = fwd + bwd)\n");
+    std::printf(
+        "(wait = receive time / run; idle = 1 - M (fwd + bwd) / run; bound = 1 - M c_s / "
+        "(sum c + (M-1) max c) for the measured stage times c = fwd + bwd)\n");
   }
-  std::printf("\nsummary name=%s ranks=%d dp=%d tp=%d pp=%d zero=%d M=%d step_s=%.3f tokens_per_s=%.0f "
-              "tp_MB=%s dp_MB=%s pp_MB=%s bytes_match=%s bubble_theory=%.3f bubble_bound=%.3f bubble_wait=%.3f "
-              "bubble_idle=%.3f\n",
-              o.name.empty() ? "-" : o.name.c_str(), W, shape.dp, shape.tp, shape.pp, o.zero, M, step,
-              tokens_per_step / step, mb(max_tp).c_str(), mb(max_dp).c_str(), mb(max_pp).c_str(),
-              bytes_match ? "yes" : "NO", theory, bound_mean, wait_mean, idle_mean);
+  std::printf(
+      "\nsummary name=%s ranks=%d dp=%d tp=%d pp=%d zero=%d M=%d step_s=%.3f tokens_per_s=%.0f "
+      "tp_MB=%s dp_MB=%s pp_MB=%s bytes_match=%s bubble_theory=%.3f bubble_bound=%.3f "
+      "bubble_wait=%.3f "
+      "bubble_idle=%.3f\n",
+      o.name.empty() ? "-" : o.name.c_str(), W, shape.dp, shape.tp, shape.pp, o.zero, M, step,
+      tokens_per_step / step, mb(max_tp).c_str(), mb(max_dp).c_str(), mb(max_pp).c_str(),
+      bytes_match ? "yes" : "NO", theory, bound_mean, wait_mean, idle_mean);
   return bytes_match ? 0 : 1;
 }
 

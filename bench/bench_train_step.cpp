@@ -63,18 +63,29 @@ Options parse_options(int argc, char** argv) {
   Options o;
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
-    if (i + 1 >= argc) shardlm::fail(flag + ": missing value (see the usage at the top of bench_train_step.cpp)");
+    if (i + 1 >= argc)
+      shardlm::fail(flag + ": missing value (see the usage at the top of bench_train_step.cpp)");
     const std::string value = argv[++i];
-    if (flag == "--model") o.model = value;
-    else if (flag == "--seq-len") o.seq_len = parse_number<int>(flag, value);
-    else if (flag == "--micro-batch") o.micro_batch = parse_number<int>(flag, value);
-    else if (flag == "--steps") o.steps = parse_number<int>(flag, value);
-    else if (flag == "--warmup-steps") o.warmup_steps = parse_number<int>(flag, value);
-    else if (flag == "--peak-gflops") o.peak_gflops = parse_number<double>(flag, value);
-    else shardlm::fail("unknown flag " + flag + " (known: --model --seq-len --micro-batch --steps --warmup-steps --peak-gflops)");
+    if (flag == "--model")
+      o.model = value;
+    else if (flag == "--seq-len")
+      o.seq_len = parse_number<int>(flag, value);
+    else if (flag == "--micro-batch")
+      o.micro_batch = parse_number<int>(flag, value);
+    else if (flag == "--steps")
+      o.steps = parse_number<int>(flag, value);
+    else if (flag == "--warmup-steps")
+      o.warmup_steps = parse_number<int>(flag, value);
+    else if (flag == "--peak-gflops")
+      o.peak_gflops = parse_number<double>(flag, value);
+    else
+      shardlm::fail(
+          "unknown flag " + flag +
+          " (known: --model --seq-len --micro-batch --steps --warmup-steps --peak-gflops)");
   }
   if (o.steps < 1) shardlm::fail("--steps must be >= 1, got " + std::to_string(o.steps));
-  if (o.warmup_steps < 0) shardlm::fail("--warmup-steps must be >= 0, got " + std::to_string(o.warmup_steps));
+  if (o.warmup_steps < 0)
+    shardlm::fail("--warmup-steps must be >= 0, got " + std::to_string(o.warmup_steps));
   return o;
 }
 
@@ -126,11 +137,13 @@ class TimingBackend final : public KernelBackend {
 
   void token_embedding_forward(float* out, const int32_t* tokens, const float* wte, int N, int C,
                                int vocab_start, int Vl) override {
-    timed("embedding fwd", 0, [&] { inner_.token_embedding_forward(out, tokens, wte, N, C, vocab_start, Vl); });
+    timed("embedding fwd", 0,
+          [&] { inner_.token_embedding_forward(out, tokens, wte, N, C, vocab_start, Vl); });
   }
   void token_embedding_backward(float* dwte, const float* dout, const int32_t* tokens, int N, int C,
                                 int vocab_start, int Vl) override {
-    timed("embedding bwd", 0, [&] { inner_.token_embedding_backward(dwte, dout, tokens, N, C, vocab_start, Vl); });
+    timed("embedding bwd", 0,
+          [&] { inner_.token_embedding_backward(dwte, dout, tokens, N, C, vocab_start, Vl); });
   }
   void position_embedding_forward(float* out, const float* wpe, int B, int T, int C) override {
     timed("embedding fwd", 0, [&] { inner_.position_embedding_forward(out, wpe, B, T, C); });
@@ -139,23 +152,26 @@ class TimingBackend final : public KernelBackend {
     timed("embedding bwd", 0, [&] { inner_.position_embedding_backward(dwpe, dout, B, T, C); });
   }
 
-  void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight,
-                         const float* bias, int N, int C) override {
-    timed("layernorm fwd", 0, [&] { inner_.layernorm_forward(out, mean, rstd, inp, weight, bias, N, C); });
+  void layernorm_forward(float* out, float* mean, float* rstd, const float* inp,
+                         const float* weight, const float* bias, int N, int C) override {
+    timed("layernorm fwd", 0,
+          [&] { inner_.layernorm_forward(out, mean, rstd, inp, weight, bias, N, C); });
   }
-  void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
-                          const float* weight, const float* mean, const float* rstd, int N, int C) override {
-    timed("layernorm bwd", 0,
-          [&] { inner_.layernorm_backward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C); });
+  void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout,
+                          const float* inp, const float* weight, const float* mean,
+                          const float* rstd, int N, int C) override {
+    timed("layernorm bwd", 0, [&] {
+      inner_.layernorm_backward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C);
+    });
   }
 
-  void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int N, int C,
-                      int OC) override {
+  void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int N,
+                      int C, int OC) override {
     timed("matmul fwd " + matmul_layer(C, OC), 2.0 * N * C * OC,
           [&] { inner_.matmul_forward(out, inp, weight, bias, N, C, OC); });
   }
-  void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
-                       const float* weight, int N, int C, int OC) override {
+  void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout,
+                       const float* inp, const float* weight, int N, int C, int OC) override {
     const double products = dinp != nullptr ? 2.0 : 1.0;  // dinp and dweight, or dweight alone
     timed("matmul bwd " + matmul_layer(C, OC), products * 2.0 * N * C * OC,
           [&] { inner_.matmul_backward(dinp, dweight, dbias, dout, inp, weight, N, C, OC); });
@@ -163,21 +179,23 @@ class TimingBackend final : public KernelBackend {
 
   // FLOPs of the causal half of the T x T products, as in model_flops_per_token: q@k^T and
   // att@v forward, twice that backward.
-  void attention_forward(float* out, float* att, const float* qkv, int B, int T, int NH, int hd) override {
-    timed("attention fwd", 2.0 * B * NH * T * T * hd, [&] { inner_.attention_forward(out, att, qkv, B, T, NH, hd); });
+  void attention_forward(float* out, float* att, const float* qkv, int B, int T, int NH,
+                         int hd) override {
+    timed("attention fwd", 2.0 * B * NH * T * T * hd,
+          [&] { inner_.attention_forward(out, att, qkv, B, T, NH, hd); });
   }
-  void attention_backward(float* dqkv, float* scratch, const float* dout, const float* qkv, const float* att,
-                          int B, int T, int NH, int hd) override {
+  void attention_backward(float* dqkv, float* scratch, const float* dout, const float* qkv,
+                          const float* att, int B, int T, int NH, int hd) override {
     timed("attention bwd", 4.0 * B * NH * T * T * hd,
           [&] { inner_.attention_backward(dqkv, scratch, dout, qkv, att, B, T, NH, hd); });
   }
 
-  void kv_cache_append(float* k_cache, float* v_cache, const float* qkv, int pos0, int Tq, int NH, int hd,
-                       int max_seq) override {
+  void kv_cache_append(float* k_cache, float* v_cache, const float* qkv, int pos0, int Tq, int NH,
+                       int hd, int max_seq) override {
     inner_.kv_cache_append(k_cache, v_cache, qkv, pos0, Tq, NH, hd, max_seq);
   }
-  void attention_decode(float* out, const float* qkv, const float* k_cache, const float* v_cache, int pos0,
-                        int Tq, int NH, int hd, int max_seq) override {
+  void attention_decode(float* out, const float* qkv, const float* k_cache, const float* v_cache,
+                        int pos0, int Tq, int NH, int hd, int max_seq) override {
     inner_.attention_decode(out, qkv, k_cache, v_cache, pos0, Tq, NH, hd, max_seq);
   }
 
@@ -198,23 +216,30 @@ class TimingBackend final : public KernelBackend {
     timed("scale", 0, [&] { inner_.scale_inplace(x, s, n); });
   }
 
-  void xent_row_max(float* row_max, const float* logits, int N, int Vl, int vocab_start, int vocab_size) override {
-    timed("cross-entropy fwd", 0, [&] { inner_.xent_row_max(row_max, logits, N, Vl, vocab_start, vocab_size); });
+  void xent_row_max(float* row_max, const float* logits, int N, int Vl, int vocab_start,
+                    int vocab_size) override {
+    timed("cross-entropy fwd", 0,
+          [&] { inner_.xent_row_max(row_max, logits, N, Vl, vocab_start, vocab_size); });
   }
-  void xent_partial_sums(float* sum_exp, float* target_logit, const float* logits, const float* row_max,
-                         const int32_t* targets, int N, int Vl, int vocab_start, int vocab_size) override {
+  void xent_partial_sums(float* sum_exp, float* target_logit, const float* logits,
+                         const float* row_max, const int32_t* targets, int N, int Vl,
+                         int vocab_start, int vocab_size) override {
     timed("cross-entropy fwd", 0, [&] {
-      inner_.xent_partial_sums(sum_exp, target_logit, logits, row_max, targets, N, Vl, vocab_start, vocab_size);
+      inner_.xent_partial_sums(sum_exp, target_logit, logits, row_max, targets, N, Vl, vocab_start,
+                               vocab_size);
     });
   }
-  void xent_loss(float* losses, const float* row_max, const float* sum_exp, const float* target_logit,
-                 int N) override {
-    timed("cross-entropy fwd", 0, [&] { inner_.xent_loss(losses, row_max, sum_exp, target_logit, N); });
+  void xent_loss(float* losses, const float* row_max, const float* sum_exp,
+                 const float* target_logit, int N) override {
+    timed("cross-entropy fwd", 0,
+          [&] { inner_.xent_loss(losses, row_max, sum_exp, target_logit, N); });
   }
-  void xent_backward(float* dlogits, const float* logits, const float* row_max, const float* sum_exp,
-                     const int32_t* targets, float dloss, int N, int Vl, int vocab_start, int vocab_size) override {
+  void xent_backward(float* dlogits, const float* logits, const float* row_max,
+                     const float* sum_exp, const int32_t* targets, float dloss, int N, int Vl,
+                     int vocab_start, int vocab_size) override {
     timed("cross-entropy bwd", 0, [&] {
-      inner_.xent_backward(dlogits, logits, row_max, sum_exp, targets, dloss, N, Vl, vocab_start, vocab_size);
+      inner_.xent_backward(dlogits, logits, row_max, sum_exp, targets, dloss, N, Vl, vocab_start,
+                           vocab_size);
     });
   }
 
@@ -223,10 +248,12 @@ class TimingBackend final : public KernelBackend {
     timed("grad norm", 0, [&] { result = inner_.sum_squares(x, n); });
     return result;
   }
-  void adamw_update(float* param, const float* grad, float* m, float* v, size_t n, float lr, float beta1,
-                    float beta2, float eps, float weight_decay, float grad_scale, int step) override {
+  void adamw_update(float* param, const float* grad, float* m, float* v, size_t n, float lr,
+                    float beta1, float beta2, float eps, float weight_decay, float grad_scale,
+                    int step) override {
     timed("adamw", 0, [&] {
-      inner_.adamw_update(param, grad, m, v, n, lr, beta1, beta2, eps, weight_decay, grad_scale, step);
+      inner_.adamw_update(param, grad, m, v, n, lr, beta1, beta2, eps, weight_decay, grad_scale,
+                          step);
     });
   }
 
@@ -264,13 +291,14 @@ class TimingBackend final : public KernelBackend {
 
 // Wall time per op family, and CPU time / threads: on a shared machine the wall time includes
 // time the threads were descheduled, the CPU time mostly does not (spinning threads count).
-void print_breakdown(const std::map<std::string, OpStats>& stats, double total_seconds, double total_cpu_seconds,
-                     int steps, int threads) {
+void print_breakdown(const std::map<std::string, OpStats>& stats, double total_seconds,
+                     double total_cpu_seconds, int steps, int threads) {
   std::vector<std::pair<std::string, OpStats>> rows(stats.begin(), stats.end());
   OpStats kernels, matmul_fwd, matmul_bwd;
   for (const auto& [name, s] : rows) {
-    for (OpStats* sum : {&kernels, name.rfind("matmul fwd", 0) == 0 ? &matmul_fwd
-                                   : name.rfind("matmul bwd", 0) == 0 ? &matmul_bwd : nullptr}) {
+    for (OpStats* sum : {&kernels, name.rfind("matmul fwd", 0) == 0   ? &matmul_fwd
+                                   : name.rfind("matmul bwd", 0) == 0 ? &matmul_bwd
+                                                                      : nullptr}) {
       if (sum == nullptr) continue;
       sum->seconds += s.seconds;
       sum->cpu_seconds += s.cpu_seconds;
@@ -278,19 +306,21 @@ void print_breakdown(const std::map<std::string, OpStats>& stats, double total_s
       sum->calls += s.calls;
     }
   }
-  rows.emplace_back("outside kernels",
-                    OpStats{total_seconds - kernels.seconds, total_cpu_seconds - kernels.cpu_seconds, 0.0, 0});
-  std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.second.seconds > b.second.seconds; });
+  rows.emplace_back("outside kernels", OpStats{total_seconds - kernels.seconds,
+                                               total_cpu_seconds - kernels.cpu_seconds, 0.0, 0});
+  std::sort(rows.begin(), rows.end(),
+            [](const auto& a, const auto& b) { return a.second.seconds > b.second.seconds; });
   rows.emplace_back("matmul fwd (all)", matmul_fwd);
   rows.emplace_back("matmul bwd (all)", matmul_bwd);
-  std::printf("\nper-op time (mean over %d steps; cpu = process CPU time / %d threads):\n", steps, threads);
-  std::printf("  %-22s %9s %7s %9s %7s %6s %9s %9s\n", "op family", "wall ms", "wall %", "cpu ms", "cpu %", "calls",
-              "GFLOP/s", "cpu GF/s");
+  std::printf("\nper-op time (mean over %d steps; cpu = process CPU time / %d threads):\n", steps,
+              threads);
+  std::printf("  %-22s %9s %7s %9s %7s %6s %9s %9s\n", "op family", "wall ms", "wall %", "cpu ms",
+              "cpu %", "calls", "GFLOP/s", "cpu GF/s");
   for (const auto& [name, s] : rows) {
     const double cpu = s.cpu_seconds / threads;
     std::printf("  %-22s %9.2f %6.1f%% %9.2f %6.1f%% %6ld", name.c_str(), 1e3 * s.seconds / steps,
-                100.0 * s.seconds / total_seconds, 1e3 * cpu / steps, 100.0 * s.cpu_seconds / total_cpu_seconds,
-                s.calls / steps);
+                100.0 * s.seconds / total_seconds, 1e3 * cpu / steps,
+                100.0 * s.cpu_seconds / total_cpu_seconds, s.calls / steps);
     if (s.flops > 0.0 && s.seconds > 0.0 && cpu > 0.0)
       std::printf(" %9.1f %9.1f", s.flops / s.seconds * 1e-9, s.flops / cpu * 1e-9);
     std::printf("\n");
@@ -312,17 +342,20 @@ int run(const Options& o) {
     peak = shardlm::cpu::measure_fma_peak(0.05, 20).cpu_gflops;
   }
 
-  std::printf("config: model=%s n_layer=%d n_head=%d n_embd=%d vocab_size=%d padded_vocab=%d max_seq_len=%d "
-              "seq_len=%d micro_batch=%d threads=%d\n",
-              o.model.c_str(), cfg.n_layer, cfg.n_head, cfg.n_embd, cfg.vocab_size, cfg.padded_vocab(),
-              cfg.max_seq_len, o.seq_len, o.micro_batch, threads);
+  std::printf(
+      "config: model=%s n_layer=%d n_head=%d n_embd=%d vocab_size=%d padded_vocab=%d "
+      "max_seq_len=%d "
+      "seq_len=%d micro_batch=%d threads=%d\n",
+      o.model.c_str(), cfg.n_layer, cfg.n_head, cfg.n_embd, cfg.vocab_size, cfg.padded_vocab(),
+      cfg.max_seq_len, o.seq_len, o.micro_batch, threads);
 
   TimingBackend backend(shardlm::cpu_backend(), cfg);
   std::unique_ptr<shardlm::Mesh> mesh = shardlm::Mesh::single_process();
   shardlm::Trainer trainer(settings, *mesh, backend);
 
   const int T = o.seq_len;
-  const shardlm::BatchSource data = [&](uint64_t first, int count, int32_t* tokens, int32_t* targets) {
+  const shardlm::BatchSource data = [&](uint64_t first, int count, int32_t* tokens,
+                                        int32_t* targets) {
     shardlm::synthetic_samples(1234, cfg.vocab_size, T, first, count, tokens, targets);
   };
 
@@ -342,25 +375,33 @@ int run(const Options& o) {
   const double tokens_per_step = static_cast<double>(trainer.samples_per_step()) * T;
   const double flops_per_token = shardlm::model_flops_per_token(cfg, T);
   const double tokens_per_s = tokens_per_step * o.steps / total;
-  const double best_tokens_per_s = tokens_per_step / *std::min_element(step_seconds.begin(), step_seconds.end());
+  const double best_tokens_per_s =
+      tokens_per_step / *std::min_element(step_seconds.begin(), step_seconds.end());
   const double gflops = tokens_per_s * flops_per_token * 1e-9;
-  std::printf("steps: %d timed after %d warm-up, %.0f tokens each, mean %.1f ms, best %.1f ms, last loss %.4f\n",
-              o.steps, o.warmup_steps, tokens_per_step, 1e3 * total / o.steps,
-              1e3 * *std::min_element(step_seconds.begin(), step_seconds.end()), loss);
+  std::printf(
+      "steps: %d timed after %d warm-up, %.0f tokens each, mean %.1f ms, best %.1f ms, last loss "
+      "%.4f\n",
+      o.steps, o.warmup_steps, tokens_per_step, 1e3 * total / o.steps,
+      1e3 * *std::min_element(step_seconds.begin(), step_seconds.end()), loss);
   // Throughput per CPU-second of `threads` threads: what a quiet machine would give, roughly
   // (threads that spin while waiting count as busy), on a machine others are using.
   const double cpu_tokens_per_s = tokens_per_step * o.steps / (cpu_used / threads);
   const double cpu_share = cpu_used / (total * threads);
-  std::printf("CPU time used: %.0f%% of %d threads x wall%s; tokens per CPU-second x threads %.1f\n",
-              100.0 * cpu_share, threads, cpu_share < 0.9 ? " (the cores were shared: wall-clock figures are low)" : "",
-              cpu_tokens_per_s);
-  std::printf("tokens/s %.1f (best step %.1f) | model GFLOP/s %.1f (%.3g GFLOP/token) | %.1f%% of %.1f GFLOP/s peak%s\n",
-              tokens_per_s, best_tokens_per_s, gflops, flops_per_token * 1e-9, 100.0 * gflops / peak, peak,
-              o.peak_gflops > 0.0 ? " (given)" : " (FMA loop, measured)");
-  std::printf("result: tokens_per_s=%.2f best_tokens_per_s=%.2f cpu_tokens_per_s=%.2f gflops=%.2f "
-              "peak_gflops=%.2f pct_peak=%.2f flops_per_token=%.6g step_ms=%.2f\n",
-              tokens_per_s, best_tokens_per_s, cpu_tokens_per_s, gflops, peak, 100.0 * gflops / peak,
-              flops_per_token, 1e3 * total / o.steps);
+  std::printf(
+      "CPU time used: %.0f%% of %d threads x wall%s; tokens per CPU-second x threads %.1f\n",
+      100.0 * cpu_share, threads,
+      cpu_share < 0.9 ? " (the cores were shared: wall-clock figures are low)" : "",
+      cpu_tokens_per_s);
+  std::printf(
+      "tokens/s %.1f (best step %.1f) | model GFLOP/s %.1f (%.3g GFLOP/token) | %.1f%% of %.1f "
+      "GFLOP/s peak%s\n",
+      tokens_per_s, best_tokens_per_s, gflops, flops_per_token * 1e-9, 100.0 * gflops / peak, peak,
+      o.peak_gflops > 0.0 ? " (given)" : " (FMA loop, measured)");
+  std::printf(
+      "result: tokens_per_s=%.2f best_tokens_per_s=%.2f cpu_tokens_per_s=%.2f gflops=%.2f "
+      "peak_gflops=%.2f pct_peak=%.2f flops_per_token=%.6g step_ms=%.2f\n",
+      tokens_per_s, best_tokens_per_s, cpu_tokens_per_s, gflops, peak, 100.0 * gflops / peak,
+      flops_per_token, 1e3 * total / o.steps);
   print_breakdown(backend.stats(), total, cpu_used, o.steps, threads);
   return 0;
 }

@@ -47,20 +47,34 @@ Options parse_options(int argc, char** argv) {
   Options o;
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
-    if (i + 1 >= argc) shardlm::fail(flag + ": missing value (see the usage at the top of bench_train_step_cuda.cpp)");
+    if (i + 1 >= argc)
+      shardlm::fail(flag +
+                    ": missing value (see the usage at the top of bench_train_step_cuda.cpp)");
     const std::string value = argv[++i];
-    if (flag == "--model") o.model = value;
-    else if (flag == "--seq-len") o.seq_len = std::stoi(value);
-    else if (flag == "--micro-batch") o.micro_batch = std::stoi(value);
-    else if (flag == "--steps") o.steps = std::stoi(value);
-    else if (flag == "--warmup-steps") o.warmup_steps = std::stoi(value);
-    else if (flag == "--math") o.math = value;
-    else if (flag == "--gemm-reps") o.gemm_reps = std::stoi(value);
-    else shardlm::fail("unknown flag " + flag + " (known: --model --seq-len --micro-batch --steps --warmup-steps --math --gemm-reps)");
+    if (flag == "--model")
+      o.model = value;
+    else if (flag == "--seq-len")
+      o.seq_len = std::stoi(value);
+    else if (flag == "--micro-batch")
+      o.micro_batch = std::stoi(value);
+    else if (flag == "--steps")
+      o.steps = std::stoi(value);
+    else if (flag == "--warmup-steps")
+      o.warmup_steps = std::stoi(value);
+    else if (flag == "--math")
+      o.math = value;
+    else if (flag == "--gemm-reps")
+      o.gemm_reps = std::stoi(value);
+    else
+      shardlm::fail(
+          "unknown flag " + flag +
+          " (known: --model --seq-len --micro-batch --steps --warmup-steps --math --gemm-reps)");
   }
   if (o.steps < 1) shardlm::fail("--steps must be >= 1, got " + std::to_string(o.steps));
-  if (o.warmup_steps < 0) shardlm::fail("--warmup-steps must be >= 0, got " + std::to_string(o.warmup_steps));
-  if (o.gemm_reps < 1) shardlm::fail("--gemm-reps must be >= 1, got " + std::to_string(o.gemm_reps));
+  if (o.warmup_steps < 0)
+    shardlm::fail("--warmup-steps must be >= 0, got " + std::to_string(o.warmup_steps));
+  if (o.gemm_reps < 1)
+    shardlm::fail("--gemm-reps must be >= 1, got " + std::to_string(o.gemm_reps));
   if (o.math != "fp32" && o.math != "tf32" && o.math != "both")
     shardlm::fail("--math must be fp32, tf32 or both, got '" + o.math + "'");
   return o;
@@ -77,8 +91,10 @@ void print_device() {
   cudaGetDeviceProperties(&prop, device);
   cudaRuntimeGetVersion(&runtime);
   cudaDriverGetVersion(&driver);
-  std::printf("device: name=\"%s\" sm=%d.%d multiprocessors=%d memory_gib=%.1f runtime=%d driver=%d\n", prop.name,
-              prop.major, prop.minor, prop.multiProcessorCount, prop.totalGlobalMem / 1073741824.0, runtime, driver);
+  std::printf(
+      "device: name=\"%s\" sm=%d.%d multiprocessors=%d memory_gib=%.1f runtime=%d driver=%d\n",
+      prop.name, prop.major, prop.minor, prop.multiProcessorCount,
+      prop.totalGlobalMem / 1073741824.0, runtime, driver);
 }
 
 // Device buffer of n floats filled with small pseudo-random values (GEMM speed can depend on
@@ -96,15 +112,19 @@ float* random_device_floats(CudaBackend& be, size_t n, uint32_t seed) {
 }
 
 // TFLOP/s of matmul_forward and matmul_backward for each linear layer of the model at N rows.
-void gemm_table(CudaBackend& be, const shardlm::ModelConfig& cfg, int N, int reps, const char* math) {
+void gemm_table(CudaBackend& be, const shardlm::ModelConfig& cfg, int N, int reps,
+                const char* math) {
   struct Layer {
     const char* name;
     int C, OC;
     bool bias;
   };
   const int E = cfg.n_embd, V = cfg.padded_vocab();
-  const Layer layers[] = {{"qkv", E, 3 * E, true},     {"attn_proj", E, E, true}, {"fc", E, 4 * E, true},
-                          {"fc_proj", 4 * E, E, true}, {"lm_head", E, V, false}};
+  const Layer layers[] = {{"qkv", E, 3 * E, true},
+                          {"attn_proj", E, E, true},
+                          {"fc", E, 4 * E, true},
+                          {"fc_proj", 4 * E, E, true},
+                          {"lm_head", E, V, false}};
   size_t max_c = 0, max_oc = 0, max_w = 0;
   for (const Layer& l : layers) {
     max_c = std::max<size_t>(max_c, l.C);
@@ -134,8 +154,11 @@ void gemm_table(CudaBackend& be, const shardlm::ModelConfig& cfg, int N, int rep
     const double bwd = time_it([&] {
       be.matmul_backward(dinp, dweight, l.bias ? dbias : nullptr, out, inp, weight, N, l.C, l.OC);
     });
-    std::printf("gemm: math=%s layer=%s N=%d C=%d OC=%d fwd_ms=%.3f fwd_tflops=%.1f bwd_ms=%.3f bwd_tflops=%.1f\n", math,
-                l.name, N, l.C, l.OC, 1e3 * fwd, flops / fwd * 1e-12, 1e3 * bwd, 2.0 * flops / bwd * 1e-12);
+    std::printf(
+        "gemm: math=%s layer=%s N=%d C=%d OC=%d fwd_ms=%.3f fwd_tflops=%.1f bwd_ms=%.3f "
+        "bwd_tflops=%.1f\n",
+        math, l.name, N, l.C, l.OC, 1e3 * fwd, flops / fwd * 1e-12, 1e3 * bwd,
+        2.0 * flops / bwd * 1e-12);
   }
   for (float* p : {inp, weight, bias, out, dinp, dweight, dbias}) be.free_memory(p);
 }
@@ -157,7 +180,8 @@ void train_steps(CudaBackend& be, const Options& o, const char* math) {
   std::mt19937_64 rng(1234);
   std::uniform_int_distribution<int32_t> token(0, cfg.vocab_size - 1);
   for (int32_t& t : stream) t = token(rng);
-  const shardlm::BatchSource data = [&](uint64_t first, int count, int32_t* tokens, int32_t* targets) {
+  const shardlm::BatchSource data = [&](uint64_t first, int count, int32_t* tokens,
+                                        int32_t* targets) {
     for (int i = 0; i < count; ++i) {
       const int32_t* seq = stream.data() + ((first + i) % pool) * static_cast<size_t>(T + 1);
       std::copy(seq, seq + T, tokens + static_cast<size_t>(i) * T);
@@ -184,10 +208,12 @@ void train_steps(CudaBackend& be, const Options& o, const char* math) {
   const double tokens_per_s = tokens_per_step * o.steps / total;
   const double best = *std::min_element(step_seconds.begin(), step_seconds.end());
   const double tflops = tokens_per_s * shardlm::model_flops_per_token(cfg, T) * 1e-12;
-  std::printf("result: math=%s model=%s seq_len=%d micro_batch=%d steps=%d tokens_per_s=%.0f best_tokens_per_s=%.0f "
-              "step_ms=%.2f model_tflops=%.2f loss=%.4f device_memory_used_gib=%.1f\n",
-              math, o.model.c_str(), T, o.micro_batch, o.steps, tokens_per_s, tokens_per_step / best,
-              1e3 * total / o.steps, tflops, loss, (total_bytes - free_bytes) / 1073741824.0);
+  std::printf(
+      "result: math=%s model=%s seq_len=%d micro_batch=%d steps=%d tokens_per_s=%.0f "
+      "best_tokens_per_s=%.0f "
+      "step_ms=%.2f model_tflops=%.2f loss=%.4f device_memory_used_gib=%.1f\n",
+      math, o.model.c_str(), T, o.micro_batch, o.steps, tokens_per_s, tokens_per_step / best,
+      1e3 * total / o.steps, tflops, loss, (total_bytes - free_bytes) / 1073741824.0);
 }
 
 int run(const Options& o) {
@@ -198,8 +224,10 @@ int run(const Options& o) {
   auto& be = dynamic_cast<CudaBackend&>(shardlm::cuda_backend());
   print_device();
   const shardlm::ModelConfig cfg = shardlm::model_preset(o.model);
-  std::printf("config: model=%s n_layer=%d n_head=%d n_embd=%d padded_vocab=%d seq_len=%d micro_batch=%d\n",
-              o.model.c_str(), cfg.n_layer, cfg.n_head, cfg.n_embd, cfg.padded_vocab(), o.seq_len, o.micro_batch);
+  std::printf(
+      "config: model=%s n_layer=%d n_head=%d n_embd=%d padded_vocab=%d seq_len=%d micro_batch=%d\n",
+      o.model.c_str(), cfg.n_layer, cfg.n_head, cfg.n_embd, cfg.padded_vocab(), o.seq_len,
+      o.micro_batch);
   std::vector<const char*> modes;
   if (o.math != "tf32") modes.push_back("fp32");
   if (o.math != "fp32") modes.push_back("tf32");
@@ -228,7 +256,9 @@ int main(int argc, char** argv) {
 #else  // !SHARDLM_HAVE_CUDA
 
 int main() {
-  std::fprintf(stderr, "bench_train_step_cuda: built without the CUDA backend (configure with -DSHARDLM_CUDA=ON)\n");
+  std::fprintf(
+      stderr,
+      "bench_train_step_cuda: built without the CUDA backend (configure with -DSHARDLM_CUDA=ON)\n");
   return 1;
 }
 

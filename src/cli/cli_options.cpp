@@ -34,7 +34,8 @@ std::optional<int> parse_options(const std::string& usage, const po::options_des
 
 std::optional<int> parse_options(const std::string& usage, const po::options_description& visible,
                                  const std::vector<std::string>& args, po::variables_map& vm) {
-  return parse_options(usage, visible, po::options_description(), po::positional_options_description(), args, vm);
+  return parse_options(usage, visible, po::options_description(),
+                       po::positional_options_description(), args, vm);
 }
 
 int run_subcommand(const std::string& command, const std::vector<Command>& subcommands,
@@ -43,7 +44,8 @@ int run_subcommand(const std::string& command, const std::vector<Command>& subco
     os << "usage: shardlm " << command << " <subcommand> [options]    (shardlm " << command
        << " <subcommand> --help for its options)\n\nsubcommands:\n";
     for (const auto& s : subcommands)
-      os << "  " << s.name << std::string(12 - std::min<size_t>(11, s.name.size()), ' ') << s.summary << "\n";
+      os << "  " << s.name << std::string(12 - std::min<size_t>(11, s.name.size()), ' ')
+         << s.summary << "\n";
   };
   if (args.empty()) {
     print_list(std::cerr);

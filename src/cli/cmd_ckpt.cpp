@@ -21,7 +21,8 @@ constexpr const char* kDirHelp =
 fs::path resolve_checkpoint(const fs::path& path) {
   if (fs::exists(path / "manifest.h5")) return path;
   if (const auto latest = find_latest_checkpoint(path)) {
-    std::cerr << "using the latest checkpoint under " << path.string() << ": " << latest->string() << "\n";
+    std::cerr << "using the latest checkpoint under " << path.string() << ": " << latest->string()
+              << "\n";
     return *latest;
   }
   return path;  // the reader names what is missing
@@ -29,7 +30,8 @@ fs::path resolve_checkpoint(const fs::path& path) {
 
 // Parses `shardlm ckpt <name> DIR [OUT.h5]`: exactly `names.size()` positional arguments.
 std::optional<int> parse_paths(const std::string& usage, const std::vector<std::string>& args,
-                               const std::vector<std::string>& names, std::vector<std::string>& values) {
+                               const std::vector<std::string>& names,
+                               std::vector<std::string>& values) {
   po::options_description visible("Options"), hidden;
   po::positional_options_description positional;
   values.assign(names.size(), "");
@@ -49,23 +51,28 @@ std::optional<int> parse_paths(const std::string& usage, const std::vector<std::
 
 int ckpt_verify(const std::vector<std::string>& args) {
   std::vector<std::string> paths;
-  if (auto rc = parse_paths(std::string("shardlm ckpt verify DIR\n\nChecks the manifest, that every tensor is fully "
-                                        "stored, and every stored rectangle's CRC32C.\nDIR: ") + kDirHelp,
-                            args, {"DIR"}, paths))
+  if (auto rc = parse_paths(
+          std::string("shardlm ckpt verify DIR\n\nChecks the manifest, that every tensor is fully "
+                      "stored, and every stored rectangle's CRC32C.\nDIR: ") +
+              kDirHelp,
+          args, {"DIR"}, paths))
     return *rc;
   const fs::path dir = resolve_checkpoint(paths[0]);
   const VerifyReport report = verify_checkpoint(dir);
-  std::printf("OK %s: %d files, %lld tensors in %lld slices, %.1f MiB of tensor data checked\n", dir.c_str(),
-              report.files, static_cast<long long>(report.tensors), static_cast<long long>(report.slices),
-              static_cast<double>(report.bytes) / (1 << 20));
+  std::printf("OK %s: %d files, %lld tensors in %lld slices, %.1f MiB of tensor data checked\n",
+              dir.c_str(), report.files, static_cast<long long>(report.tensors),
+              static_cast<long long>(report.slices), static_cast<double>(report.bytes) / (1 << 20));
   return kExitOk;
 }
 
 int ckpt_inspect(const std::vector<std::string>& args) {
   std::vector<std::string> paths;
-  if (auto rc = parse_paths(std::string("shardlm ckpt inspect DIR\n\nPrints the step, metadata, every tensor with its "
-                                        "global shape and size, and the config.\nDIR: ") + kDirHelp,
-                            args, {"DIR"}, paths))
+  if (auto rc = parse_paths(
+          std::string(
+              "shardlm ckpt inspect DIR\n\nPrints the step, metadata, every tensor with its "
+              "global shape and size, and the config.\nDIR: ") +
+              kDirHelp,
+          args, {"DIR"}, paths))
     return *rc;
   std::cout << describe_checkpoint(resolve_checkpoint(paths[0]));
   return kExitOk;
@@ -73,9 +80,11 @@ int ckpt_inspect(const std::vector<std::string>& args) {
 
 int ckpt_consolidate(const std::vector<std::string>& args) {
   std::vector<std::string> paths;
-  if (auto rc = parse_paths(std::string("shardlm ckpt consolidate DIR OUT.h5\n\nWrites one HDF5 file with the full "
-                                        "tensors /<role>/<name> and the metadata.\nDIR: ") + kDirHelp,
-                            args, {"DIR", "OUT.h5"}, paths))
+  if (auto rc = parse_paths(
+          std::string("shardlm ckpt consolidate DIR OUT.h5\n\nWrites one HDF5 file with the full "
+                      "tensors /<role>/<name> and the metadata.\nDIR: ") +
+              kDirHelp,
+          args, {"DIR", "OUT.h5"}, paths))
     return *rc;
   const fs::path dir = resolve_checkpoint(paths[0]);
   consolidate_checkpoint(dir, paths[1]);
@@ -84,11 +93,12 @@ int ckpt_consolidate(const std::vector<std::string>& args) {
 }
 
 int cmd_ckpt(const std::vector<std::string>& args) {
-  return run_subcommand("ckpt",
-                        {{"verify", "check every tensor of a checkpoint against its checksum", ckpt_verify},
-                         {"inspect", "print a checkpoint's step, metadata, tensors and config", ckpt_inspect},
-                         {"consolidate", "write the full tensors into one HDF5 file", ckpt_consolidate}},
-                        args);
+  return run_subcommand(
+      "ckpt",
+      {{"verify", "check every tensor of a checkpoint against its checksum", ckpt_verify},
+       {"inspect", "print a checkpoint's step, metadata, tensors and config", ckpt_inspect},
+       {"consolidate", "write the full tensors into one HDF5 file", ckpt_consolidate}},
+      args);
 }
 
 const CommandRegistrar reg("ckpt", "verify, inspect and consolidate sharded checkpoints", cmd_ckpt);

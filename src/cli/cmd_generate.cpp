@@ -38,32 +38,39 @@ int cmd_generate(const std::vector<std::string>& args) {
   GenerateOptions options;
   bool no_kv_cache = false, ignore_eos = false;
   po::options_description opts("Options");
-  opts.add_options()
-      ("checkpoint", po::value(&checkpoint)->required(),
-       "a checkpoint directory (step_XXXXXXXX), a run directory (its newest committed checkpoint under "
-       "checkpoints/) or a checkpoint root (its newest committed checkpoint)")
-      ("prompt", po::value(&prompt), "text to continue (encoded with the checkpoint's tokenizer)")
-      ("prompt-ids", po::value(&prompt_ids),
-       "whitespace-separated token ids instead of --prompt (for runs without a tokenizer); the output is ids")
-      ("max-tokens", po::value(&options.max_tokens)->default_value(options.max_tokens), "tokens to generate at most")
-      ("temperature", po::value(&options.sampling.temperature)->default_value(1.0f, "1"),
-       "softmax temperature; 0 = greedy (always the most likely token)")
-      ("top-k", po::value(&options.sampling.top_k)->default_value(0), "sample among the k most likely tokens; 0 = all")
-      ("top-p", po::value(&options.sampling.top_p)->default_value(1.0f, "1"),
-       "sample among the fewest most likely tokens whose probability reaches p (nucleus); 1 = all")
-      ("seed", po::value(&options.sampling.seed)->default_value(1337), "sampling seed (same seed, same text)")
-      ("no-kv-cache", po::bool_switch(&no_kv_cache),
-       "run the whole sequence again for every token instead of caching keys and values (slow; for checks)")
-      ("ignore-eos", po::bool_switch(&ignore_eos), "keep going past the end-of-sequence token");
+  opts.add_options()("checkpoint", po::value(&checkpoint)->required(),
+                     "a checkpoint directory (step_XXXXXXXX), a run directory (its newest "
+                     "committed checkpoint under "
+                     "checkpoints/) or a checkpoint root (its newest committed checkpoint)")(
+      "prompt", po::value(&prompt), "text to continue (encoded with the checkpoint's tokenizer)")(
+      "prompt-ids", po::value(&prompt_ids),
+      "whitespace-separated token ids instead of --prompt (for runs without a tokenizer); the "
+      "output is ids")("max-tokens",
+                       po::value(&options.max_tokens)->default_value(options.max_tokens),
+                       "tokens to generate at most")(
+      "temperature", po::value(&options.sampling.temperature)->default_value(1.0f, "1"),
+      "softmax temperature; 0 = greedy (always the most likely token)")(
+      "top-k", po::value(&options.sampling.top_k)->default_value(0),
+      "sample among the k most likely tokens; 0 = all")(
+      "top-p", po::value(&options.sampling.top_p)->default_value(1.0f, "1"),
+      "sample among the fewest most likely tokens whose probability reaches p (nucleus); 1 = all")(
+      "seed", po::value(&options.sampling.seed)->default_value(1337),
+      "sampling seed (same seed, same text)")(
+      "no-kv-cache", po::bool_switch(&no_kv_cache),
+      "run the whole sequence again for every token instead of caching keys and values (slow; for "
+      "checks)")("ignore-eos", po::bool_switch(&ignore_eos),
+                 "keep going past the end-of-sequence token");
   po::variables_map vm;
-  if (auto rc = parse_options("shardlm generate --checkpoint DIR --prompt TEXT [options]\n\n"
-                              "Continues the prompt with the checkpoint's model on this process's CPU backend.\n"
-                              "Stops at the end-of-sequence token, after --max-tokens tokens, or when prompt and\n"
-                              "sample fill the model's context (max_seq_len).",
-                              opts, args, vm))
+  if (auto rc = parse_options(
+          "shardlm generate --checkpoint DIR --prompt TEXT [options]\n\n"
+          "Continues the prompt with the checkpoint's model on this process's CPU backend.\n"
+          "Stops at the end-of-sequence token, after --max-tokens tokens, or when prompt and\n"
+          "sample fill the model's context (max_seq_len).",
+          opts, args, vm))
     return *rc;
   if (vm.count("prompt") == vm.count("prompt-ids")) {
-    std::cerr << "error: give exactly one of --prompt and --prompt-ids (see shardlm generate --help)\n";
+    std::cerr
+        << "error: give exactly one of --prompt and --prompt-ids (see shardlm generate --help)\n";
     return kExitUsage;
   }
   options.use_kv_cache = !no_kv_cache;
@@ -73,12 +80,14 @@ int cmd_generate(const std::vector<std::string>& args) {
 
   GenerationModel loaded = load_generation_model(checkpoint, cpu_backend());
   const ModelConfig& cfg = loaded.generator->config();
-  std::cerr << "loaded " << loaded.checkpoint.string() << ": " << cfg.n_layer << " layers, " << cfg.n_head
-            << " heads, " << cfg.n_embd << " channels, vocabulary " << cfg.vocab_size << ", context "
-            << cfg.max_seq_len << "\n";
+  std::cerr << "loaded " << loaded.checkpoint.string() << ": " << cfg.n_layer << " layers, "
+            << cfg.n_head << " heads, " << cfg.n_embd << " channels, vocabulary " << cfg.vocab_size
+            << ", context " << cfg.max_seq_len << "\n";
   if (text_mode && !loaded.tokenizer)
-    fail("checkpoint " + loaded.checkpoint.string() + " carries no tokenizer: give the prompt as --prompt-ids");
-  const std::vector<int32_t> prompt_tokens = text_mode ? loaded.tokenizer->encode(prompt) : given_ids;
+    fail("checkpoint " + loaded.checkpoint.string() +
+         " carries no tokenizer: give the prompt as --prompt-ids");
+  const std::vector<int32_t> prompt_tokens =
+      text_mode ? loaded.tokenizer->encode(prompt) : given_ids;
   if (loaded.tokenizer && !ignore_eos) options.eos_id = loaded.tokenizer->eos_id();
 
   const GenerateResult result = loaded.generator->generate(prompt_tokens, options);
@@ -93,7 +102,8 @@ int cmd_generate(const std::vector<std::string>& args) {
   const size_t n = result.tokens.size();
   char stats[256];
   std::snprintf(stats, sizeof stats,
-                "prompt %zu tokens in %.3f s; generated %zu tokens in %.3f s in all: %.1f tokens/s (KV cache %s); "
+                "prompt %zu tokens in %.3f s; generated %zu tokens in %.3f s in all: %.1f tokens/s "
+                "(KV cache %s); "
                 "stopped: %s\n",
                 prompt_tokens.size(), result.prompt_seconds, n, result.total_seconds,
                 result.total_seconds > 0 ? static_cast<double>(n) / result.total_seconds : 0.0,
@@ -102,7 +112,8 @@ int cmd_generate(const std::vector<std::string>& args) {
   return kExitOk;
 }
 
-const CommandRegistrar reg("generate", "sample text from a checkpoint (KV-cached, CPU)", cmd_generate);
+const CommandRegistrar reg("generate", "sample text from a checkpoint (KV-cached, CPU)",
+                           cmd_generate);
 
 }  // namespace
 }  // namespace shardlm::cli

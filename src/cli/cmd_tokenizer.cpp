@@ -18,44 +18,49 @@ std::string hex64(uint64_t v) {
   return buf;
 }
 
-std::string read_stdin() { return std::string(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>()); }
+std::string read_stdin() {
+  return std::string(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+}
 
 int tokenizer_train(const std::vector<std::string>& args) {
   TokenizerTrainOptions o;
   int64_t max_sentences = o.max_sentences;
   po::options_description opts("Options");
-  opts.add_options()
-      ("input", po::value(&o.input_files)->multitoken()->required(), "UTF-8 text files to train on (one or more)")
-      ("vocab-size", po::value(&o.vocab_size)->required(),
-       "vocabulary size, including the 4 special ids (pad=0 unk=1 bos=2 eos=3) and the 256 byte-fallback pieces")
-      ("model-prefix", po::value(&o.model_prefix)->required(), "writes <prefix>.model and <prefix>.vocab")
-      ("character-coverage", po::value(&o.character_coverage)->default_value(o.character_coverage, "0.9995"),
-       "fraction of characters given their own piece; rarer ones are spelled as UTF-8 bytes")
-      ("max-sentences", po::value(&max_sentences)->default_value(max_sentences),
-       "training lines sampled from the input (bounds memory); 0 = all")
-      ("threads", po::value(&o.num_threads)->default_value(0), "training threads; 0 = all cores")
-      ("verbose", po::bool_switch(&o.verbose), "show SentencePiece's training log");
+  opts.add_options()("input", po::value(&o.input_files)->multitoken()->required(),
+                     "UTF-8 text files to train on (one or more)")(
+      "vocab-size", po::value(&o.vocab_size)->required(),
+      "vocabulary size, including the 4 special ids (pad=0 unk=1 bos=2 eos=3) and the 256 "
+      "byte-fallback pieces")("model-prefix", po::value(&o.model_prefix)->required(),
+                              "writes <prefix>.model and <prefix>.vocab")(
+      "character-coverage",
+      po::value(&o.character_coverage)->default_value(o.character_coverage, "0.9995"),
+      "fraction of characters given their own piece; rarer ones are spelled as UTF-8 bytes")(
+      "max-sentences", po::value(&max_sentences)->default_value(max_sentences),
+      "training lines sampled from the input (bounds memory); 0 = all")(
+      "threads", po::value(&o.num_threads)->default_value(0), "training threads; 0 = all cores")(
+      "verbose", po::bool_switch(&o.verbose), "show SentencePiece's training log");
   po::variables_map vm;
-  if (auto rc = parse_options("shardlm tokenizer train --input FILE... --vocab-size N --model-prefix OUT [options]",
-                              opts, args, vm))
+  if (auto rc = parse_options(
+          "shardlm tokenizer train --input FILE... --vocab-size N --model-prefix OUT [options]",
+          opts, args, vm))
     return *rc;
   o.max_sentences = max_sentences;
   train_tokenizer(o);
   const Tokenizer tok = Tokenizer::from_file(o.model_prefix + ".model");
-  std::cout << "wrote " << o.model_prefix << ".model: vocab " << tok.vocab_size() << ", fingerprint "
-            << hex64(tok.fingerprint()) << "\n";
+  std::cout << "wrote " << o.model_prefix << ".model: vocab " << tok.vocab_size()
+            << ", fingerprint " << hex64(tok.fingerprint()) << "\n";
   return kExitOk;
 }
 
 int tokenizer_encode(const std::vector<std::string>& args) {
   std::string model, text;
   po::options_description opts("Options");
-  opts.add_options()
-      ("model", po::value(&model)->required(), "the .model file")
-      ("text", po::value(&text), "text to encode (default: all of standard input)");
+  opts.add_options()("model", po::value(&model)->required(), "the .model file")(
+      "text", po::value(&text), "text to encode (default: all of standard input)");
   po::variables_map vm;
-  if (auto rc = parse_options("shardlm tokenizer encode --model MODEL [--text TEXT]    (prints ids on one line)",
-                              opts, args, vm))
+  if (auto rc = parse_options(
+          "shardlm tokenizer encode --model MODEL [--text TEXT]    (prints ids on one line)", opts,
+          args, vm))
     return *rc;
   const Tokenizer tok = Tokenizer::from_file(model);
   const auto ids = tok.encode(vm.count("text") ? text : read_stdin());
@@ -67,12 +72,12 @@ int tokenizer_encode(const std::vector<std::string>& args) {
 int tokenizer_decode(const std::vector<std::string>& args) {
   std::string model, ids_text;
   po::options_description opts("Options");
-  opts.add_options()
-      ("model", po::value(&model)->required(), "the .model file")
-      ("ids", po::value(&ids_text), "whitespace-separated ids (default: standard input)");
+  opts.add_options()("model", po::value(&model)->required(), "the .model file")(
+      "ids", po::value(&ids_text), "whitespace-separated ids (default: standard input)");
   po::variables_map vm;
-  if (auto rc = parse_options("shardlm tokenizer decode --model MODEL [--ids \"ID ID ...\"]    (prints the text)",
-                              opts, args, vm))
+  if (auto rc = parse_options(
+          "shardlm tokenizer decode --model MODEL [--ids \"ID ID ...\"]    (prints the text)", opts,
+          args, vm))
     return *rc;
   const Tokenizer tok = Tokenizer::from_file(model);
   std::istringstream in(vm.count("ids") ? ids_text : read_stdin());
@@ -82,7 +87,8 @@ int tokenizer_decode(const std::vector<std::string>& args) {
     try {
       size_t used = 0;
       const long id = std::stol(word, &used);
-      if (used != word.size() || id < INT32_MIN || id > INT32_MAX) throw std::invalid_argument(word);
+      if (used != word.size() || id < INT32_MIN || id > INT32_MAX)
+        throw std::invalid_argument(word);
       ids.push_back(static_cast<int32_t>(id));
     } catch (const std::logic_error&) {
       fail("'" + word + "' is not a token id");
@@ -110,12 +116,13 @@ int tokenizer_info(const std::vector<std::string>& args) {
 }
 
 int cmd_tokenizer(const std::vector<std::string>& args) {
-  return run_subcommand("tokenizer",
-                        {{"train", "train a BPE tokenizer with byte fallback", tokenizer_train},
-                         {"encode", "print the token ids of a text", tokenizer_encode},
-                         {"decode", "print the text of token ids", tokenizer_decode},
-                         {"info", "print a model's vocab size, special ids and fingerprint", tokenizer_info}},
-                        args);
+  return run_subcommand(
+      "tokenizer",
+      {{"train", "train a BPE tokenizer with byte fallback", tokenizer_train},
+       {"encode", "print the token ids of a text", tokenizer_encode},
+       {"decode", "print the text of token ids", tokenizer_decode},
+       {"info", "print a model's vocab size, special ids and fingerprint", tokenizer_info}},
+      args);
 }
 
 const CommandRegistrar reg("tokenizer", "train and use SentencePiece tokenizers", cmd_tokenizer);

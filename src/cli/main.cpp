@@ -16,9 +16,13 @@ std::vector<Command>& command_registry() {
 namespace {
 void print_usage(std::ostream& os) {
   auto commands = shardlm::cli::command_registry();
-  std::sort(commands.begin(), commands.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
-  os << "usage: shardlm <command> [options]    (shardlm <command> --help for its options)\n\ncommands:\n";
-  for (const auto& c : commands) os << "  " << c.name << std::string(12 - std::min<size_t>(11, c.name.size()), ' ') << c.summary << "\n";
+  std::sort(commands.begin(), commands.end(),
+            [](const auto& a, const auto& b) { return a.name < b.name; });
+  os << "usage: shardlm <command> [options]    (shardlm <command> --help for its "
+        "options)\n\ncommands:\n";
+  for (const auto& c : commands)
+    os << "  " << c.name << std::string(12 - std::min<size_t>(11, c.name.size()), ' ') << c.summary
+       << "\n";
 }
 }  // namespace
 

@@ -25,8 +25,12 @@ std::string where() {
 }
 }  // namespace
 
-void set_error_rank(int rank) { g_rank = rank; }
-int error_rank() { return g_rank; }
+void set_error_rank(int rank) {
+  g_rank = rank;
+}
+int error_rank() {
+  return g_rank;
+}
 
 void throw_error(const char* kind, const char* expr, const char* file, int line,
                  const std::string& detail) {
@@ -36,7 +40,9 @@ void throw_error(const char* kind, const char* expr, const char* file, int line,
   throw Error(os.str());
 }
 
-void fail(const std::string& message) { throw Error(message + " " + where()); }
+void fail(const std::string& message) {
+  throw Error(message + " " + where());
+}
 
 std::string mpi_error_string(int code) {
   char buf[MPI_MAX_ERROR_STRING] = {0};

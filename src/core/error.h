@@ -28,8 +28,8 @@ int error_rank();
 }  // namespace shardlm
 
 // Condition check with a message (a std::string expression, may use +).
-#define SHARDLM_CHECK(cond, msg)                                                     \
-  do {                                                                               \
+#define SHARDLM_CHECK(cond, msg)                                                    \
+  do {                                                                              \
     if (!(cond)) ::shardlm::throw_error("check", #cond, __FILE__, __LINE__, (msg)); \
   } while (0)
 
@@ -39,18 +39,18 @@ std::string mpi_error_string(int code);
 std::string hdf5_error_string();
 }  // namespace shardlm
 
-#define MPI_CHECK(call)                                                                  \
-  do {                                                                                   \
-    int shardlm_mpi_rc_ = (call);                                                        \
-    if (shardlm_mpi_rc_ != 0)                                                            \
-      ::shardlm::throw_error("MPI", #call, __FILE__, __LINE__,                           \
-                             ::shardlm::mpi_error_string(shardlm_mpi_rc_));              \
+#define MPI_CHECK(call)                                                     \
+  do {                                                                      \
+    int shardlm_mpi_rc_ = (call);                                           \
+    if (shardlm_mpi_rc_ != 0)                                               \
+      ::shardlm::throw_error("MPI", #call, __FILE__, __LINE__,              \
+                             ::shardlm::mpi_error_string(shardlm_mpi_rc_)); \
   } while (0)
 
 // HDF5: calls return a negative value (herr_t or hid_t) on failure.
-#define H5_CHECK(call)                                                                   \
-  do {                                                                                   \
-    if ((call) < 0)                                                                      \
+#define H5_CHECK(call)                                                                           \
+  do {                                                                                           \
+    if ((call) < 0)                                                                              \
       ::shardlm::throw_error("HDF5", #call, __FILE__, __LINE__, ::shardlm::hdf5_error_string()); \
   } while (0)
 

@@ -12,7 +12,9 @@ namespace shardlm {
 constexpr uint64_t kFnvOffsetBasis = 14695981039346656037ull;
 
 uint64_t fnv1a64(const void* data, size_t bytes, uint64_t h = kFnvOffsetBasis);
-inline uint64_t fnv1a64(std::string_view bytes) { return fnv1a64(bytes.data(), bytes.size()); }
+inline uint64_t fnv1a64(std::string_view bytes) {
+  return fnv1a64(bytes.data(), bytes.size());
+}
 
 uint64_t splitmix64(uint64_t x);
 

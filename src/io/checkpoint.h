@@ -94,8 +94,8 @@ std::optional<std::filesystem::path> find_latest_checkpoint(const std::filesyste
 // Deletes committed checkpoints except the newest `keep_last`, those whose step is a multiple
 // of `keep_every` (0: none kept for that reason) and the one `latest` names. Run by one rank
 // after a commit. Returns the deleted directories.
-std::vector<std::filesystem::path> apply_retention(const std::filesystem::path& root,
-                                                   int keep_last, int64_t keep_every);
+std::vector<std::filesystem::path> apply_retention(const std::filesystem::path& root, int keep_last,
+                                                   int64_t keep_every);
 
 // Read access to one committed checkpoint directory.
 class CheckpointReader {

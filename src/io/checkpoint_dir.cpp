@@ -21,7 +21,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string errno_text() { return std::strerror(errno); }
+std::string errno_text() {
+  return std::strerror(errno);
+}
 
 bool is_committed(const fs::path& dir) {
   std::error_code ec;
@@ -80,7 +82,8 @@ std::optional<std::string> read_latest_pointer(const fs::path& root) {
 }
 
 std::string checkpoint_dir_name(int64_t step) {
-  SHARDLM_CHECK(step >= 0 && step <= 99999999, "checkpoint step " + std::to_string(step) + " does not fit 8 digits");
+  SHARDLM_CHECK(step >= 0 && step <= 99999999,
+                "checkpoint step " + std::to_string(step) + " does not fit 8 digits");
   char buf[32];
   std::snprintf(buf, sizeof(buf), "step_%08lld", static_cast<long long>(step));
   return buf;
@@ -99,7 +102,8 @@ std::vector<int64_t> list_checkpoints(const fs::path& root) {
 
 std::optional<fs::path> find_latest_checkpoint(const fs::path& root) {
   if (const auto pointer = read_latest_pointer(root)) {
-    if (parse_checkpoint_dir_name(*pointer) && is_committed(root / *pointer)) return root / *pointer;
+    if (parse_checkpoint_dir_name(*pointer) && is_committed(root / *pointer))
+      return root / *pointer;
   }
   const auto steps = list_checkpoints(root);
   if (steps.empty()) return std::nullopt;
@@ -124,7 +128,9 @@ std::vector<fs::path> apply_retention(const fs::path& root, int keep_last, int64
     doomed += ".deleting.tmp";
     std::error_code ec;
     fs::rename(dir, doomed, ec);
-    if (ec) fail("retention: cannot rename " + dir.string() + " to " + doomed.string() + ": " + ec.message());
+    if (ec)
+      fail("retention: cannot rename " + dir.string() + " to " + doomed.string() + ": " +
+           ec.message());
     fsync_path(root);
     fs::remove_all(doomed, ec);
     if (ec) fail("retention: cannot delete " + doomed.string() + ": " + ec.message());

@@ -26,7 +26,9 @@ QuietErrors::QuietErrors() {
   H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
 }
 
-QuietErrors::~QuietErrors() { H5Eset_auto2(H5E_DEFAULT, func_, data_); }
+QuietErrors::~QuietErrors() {
+  H5Eset_auto2(H5E_DEFAULT, func_, data_);
+}
 
 void Handle::close_checked() {
   const hid_t id = id_;
@@ -57,7 +59,9 @@ Handle string_type() {
   return t;
 }
 
-Handle scalar_space() { return checked(H5Screate(H5S_SCALAR), H5Sclose, "H5Screate"); }
+Handle scalar_space() {
+  return checked(H5Screate(H5S_SCALAR), H5Sclose, "H5Screate");
+}
 
 Handle create_dataset(hid_t loc, const std::string& name, hid_t type, hid_t space) {
   return checked(H5Dcreate2(loc, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
@@ -109,7 +113,8 @@ std::vector<T> read_numeric(hid_t loc, const std::string& name, hid_t mem_type) 
 template <typename T>
 T read_scalar(hid_t loc, const std::string& name, hid_t mem_type) {
   const auto values = read_numeric<T>(loc, name, mem_type);
-  if (values.size() != 1) fail("HDF5 dataset " + name + " should hold one value, holds " + std::to_string(values.size()));
+  if (values.size() != 1)
+    fail("HDF5 dataset " + name + " should hold one value, holds " + std::to_string(values.size()));
   return values[0];
 }
 
@@ -342,7 +347,8 @@ Metadata read_metadata(hid_t loc, const std::string& group) {
     } else if (cls == H5T_INTEGER) {
       out[key] = read_scalar<int64_t>(g, key, H5T_NATIVE_INT64);
     } else {
-      fail("metadata entry " + group + "/" + key + " has a type that is not int64, double, string or bytes");
+      fail("metadata entry " + group + "/" + key +
+           " has a type that is not int64, double, string or bytes");
     }
   }
   return out;

@@ -129,27 +129,34 @@ std::vector<int64_t> dims_table(const std::vector<StoredSlice>& slices, size_t w
   return table;
 }
 
-void require_rows(const std::vector<int64_t>& table, size_t rows, size_t width, const std::string& what) {
-  if (table.size() != rows * width) fail(what + " has " + std::to_string(table.size()) + " entries, expected " + std::to_string(rows * width));
+void require_rows(const std::vector<int64_t>& table, size_t rows, size_t width,
+                  const std::string& what) {
+  if (table.size() != rows * width)
+    fail(what + " has " + std::to_string(table.size()) + " entries, expected " +
+         std::to_string(rows * width));
 }
 
 Manifest read_manifest_contents(const std::filesystem::path& path) {
   h5::QuietErrors quiet;
   h5::Handle file = h5::open_file_read(path);
   Manifest m;
-  if (!h5::has_attr(file, "format") || h5::read_attr_string(file, "format") != kCheckpointFormatName)
-    fail("not a shardlm checkpoint manifest (no format = \"" + std::string(kCheckpointFormatName) + "\" attribute)");
+  if (!h5::has_attr(file, "format") ||
+      h5::read_attr_string(file, "format") != kCheckpointFormatName)
+    fail("not a shardlm checkpoint manifest (no format = \"" + std::string(kCheckpointFormatName) +
+         "\" attribute)");
   m.format_version = h5::read_attr_i64(file, "format_version");
   if (m.format_version != kCheckpointFormatVersion)
-    fail("format_version " + std::to_string(m.format_version) + " is not one this build reads (it reads " +
-         std::to_string(kCheckpointFormatVersion) + ")");
+    fail("format_version " + std::to_string(m.format_version) +
+         " is not one this build reads (it reads " + std::to_string(kCheckpointFormatVersion) +
+         ")");
   m.step = h5::read_attr_i64(file, "step");
   const int64_t world_size = h5::read_attr_i64(file, "world_size");
 
   const auto names = h5::read_strings(file, "files/name");
   const auto sizes = h5::read_i64s(file, "files/bytes");
   if (static_cast<int64_t>(names.size()) != world_size || sizes.size() != names.size())
-    fail("files/name and files/bytes do not list world_size = " + std::to_string(world_size) + " files");
+    fail("files/name and files/bytes do not list world_size = " + std::to_string(world_size) +
+         " files");
   for (size_t i = 0; i < names.size(); ++i) m.files.push_back({names[i], sizes[i]});
 
   const auto ranks = h5::read_i64s(file, "slices/rank");
@@ -172,8 +179,10 @@ Manifest read_manifest_contents(const std::filesystem::path& path) {
   require_rows(offsets, n, width, "slices/offset");
   require_rows(counts, n, width, "slices/count");
   for (size_t i = 0; i < n; ++i) {
-    if (ndims[i] < 1 || static_cast<size_t>(ndims[i]) > width) fail("slices/ndim[" + std::to_string(i) + "] is out of range");
-    if (ranks[i] < 0 || ranks[i] >= world_size) fail("slices/rank[" + std::to_string(i) + "] is out of range");
+    if (ndims[i] < 1 || static_cast<size_t>(ndims[i]) > width)
+      fail("slices/ndim[" + std::to_string(i) + "] is out of range");
+    if (ranks[i] < 0 || ranks[i] >= world_size)
+      fail("slices/rank[" + std::to_string(i) + "] is out of range");
     StoredSlice s;
     s.rank = static_cast<int>(ranks[i]);
     s.role = roles[i];
@@ -205,7 +214,9 @@ std::string rank_file_name(int rank) {
   return buf;
 }
 
-std::string tensor_label(const std::string& role, const std::string& name) { return role + "/" + name; }
+std::string tensor_label(const std::string& role, const std::string& name) {
+  return role + "/" + name;
+}
 
 void write_run_info(hid_t file, int64_t step, const std::string& config_text,
                     const std::vector<uint8_t>& tokenizer_model, const Metadata& metadata) {
@@ -255,7 +266,8 @@ void write_manifest(const std::filesystem::path& path, const Manifest& m) {
   h5::write_strings(slices, "name", tensor_names);
   h5::write_strings(slices, "dataset", datasets);
   h5::write_i64s(slices, "ndim", {n}, ndims);
-  h5::write_i64s(slices, "global_shape", table, dims_table(m.slices, width, &StoredSlice::global_shape));
+  h5::write_i64s(slices, "global_shape", table,
+                 dims_table(m.slices, width, &StoredSlice::global_shape));
   h5::write_i64s(slices, "offset", table, dims_table(m.slices, width, &StoredSlice::offset));
   h5::write_i64s(slices, "count", table, dims_table(m.slices, width, &StoredSlice::count));
   h5::write_u32s(slices, "checksum", checksums);
@@ -266,7 +278,8 @@ void write_manifest(const std::filesystem::path& path, const Manifest& m) {
 }
 
 Manifest read_manifest(const std::filesystem::path& path) {
-  if (!std::filesystem::is_regular_file(path)) fail("checkpoint manifest " + path.string() + " is missing");
+  if (!std::filesystem::is_regular_file(path))
+    fail("checkpoint manifest " + path.string() + " is missing");
   try {
     return read_manifest_contents(path);
   } catch (const Error& e) {
@@ -308,8 +321,9 @@ std::vector<std::string> check_slice_coverage(const std::vector<StoredSlice>& sl
     for (const StoredSlice* s : parts) {
       const std::string where = rank_file_name(s->rank) + ": tensor " + label + ": ";
       if (s->global_shape != shape) {
-        problems.push_back(where + "global shape " + shape_string(s->global_shape) + " differs from " +
-                           shape_string(shape) + " in " + rank_file_name(parts.front()->rank));
+        problems.push_back(where + "global shape " + shape_string(s->global_shape) +
+                           " differs from " + shape_string(shape) + " in " +
+                           rank_file_name(parts.front()->rank));
         consistent = false;
         continue;
       }

@@ -13,9 +13,12 @@ namespace shardlm {
 
 namespace fs = std::filesystem;
 
-static_assert(std::endian::native == std::endian::little, "checkpoint I/O assumes a little-endian host");
+static_assert(std::endian::native == std::endian::little,
+              "checkpoint I/O assumes a little-endian host");
 
-int64_t StoredSlice::numel() const { return Rect{offset, count}.numel(); }
+int64_t StoredSlice::numel() const {
+  return Rect{offset, count}.numel();
+}
 
 int64_t StoredTensor::numel() const {
   int64_t n = 1;
@@ -50,14 +53,16 @@ struct CheckpointReader::State {
         // that was saved), the blocks are read straight into place.
         check_slice_attributes(dataset, slice);
         const Rect stored{slice.offset, slice.count};
-        if (pieces.size() == 1 && pieces[0].offset == stored.offset && pieces[0].count == stored.count &&
-            contiguous_within(stored, request)) {
-          stream_slice(dataset, slice, buffer, [](const Rect&, const float*) {},
-                       dest + flat_index(request, stored.offset));
+        if (pieces.size() == 1 && pieces[0].offset == stored.offset &&
+            pieces[0].count == stored.count && contiguous_within(stored, request)) {
+          stream_slice(
+              dataset, slice, buffer, [](const Rect&, const float*) {},
+              dest + flat_index(request, stored.offset));
         } else {
           stream_slice(dataset, slice, buffer, [&](const Rect& block, const float* data) {
             for (const Rect& piece : pieces)
-              if (const auto part = intersect(block, piece)) copy_region(data, block, dest, request, *part);
+              if (const auto part = intersect(block, piece))
+                copy_region(data, block, dest, request, *part);
           });
         }
         verified[index] = true;
@@ -89,32 +94,53 @@ CheckpointReader::CheckpointReader(const fs::path& dir) : state_(std::make_uniqu
   const Manifest& m = state_->manifest;
   for (size_t r = 0; r < m.files.size(); ++r) {
     if (m.files[r].name != rank_file_name(static_cast<int>(r)))
-      fail("checkpoint manifest " + (dir / kManifestFileName).string() + " lists file '" + m.files[r].name +
-           "' for rank " + std::to_string(r) + ", expected " + rank_file_name(static_cast<int>(r)));
-    const std::string problem = rank_file_problem(dir, m.slices, static_cast<int>(r), m.files[r].bytes);
+      fail("checkpoint manifest " + (dir / kManifestFileName).string() + " lists file '" +
+           m.files[r].name + "' for rank " + std::to_string(r) + ", expected " +
+           rank_file_name(static_cast<int>(r)));
+    const std::string problem =
+        rank_file_problem(dir, m.slices, static_cast<int>(r), m.files[r].bytes);
     if (!problem.empty()) fail("cannot load checkpoint: " + problem);
   }
-  for (size_t i = 0; i < m.slices.size(); ++i) state_->by_tensor[{m.slices[i].role, m.slices[i].name}].push_back(i);
+  for (size_t i = 0; i < m.slices.size(); ++i)
+    state_->by_tensor[{m.slices[i].role, m.slices[i].name}].push_back(i);
   state_->files.resize(m.files.size());
   state_->verified.assign(m.slices.size(), false);
 }
 
 CheckpointReader::~CheckpointReader() = default;
 
-const fs::path& CheckpointReader::dir() const { return state_->dir; }
-int64_t CheckpointReader::step() const { return state_->manifest.step; }
-int64_t CheckpointReader::format_version() const { return state_->manifest.format_version; }
-int CheckpointReader::world_size() const { return static_cast<int>(state_->manifest.files.size()); }
-const std::string& CheckpointReader::config_text() const { return state_->manifest.config_text; }
-const std::vector<uint8_t>& CheckpointReader::tokenizer_model() const { return state_->manifest.tokenizer_model; }
-const Metadata& CheckpointReader::metadata() const { return state_->manifest.metadata; }
-const std::vector<StoredSlice>& CheckpointReader::slices() const { return state_->manifest.slices; }
+const fs::path& CheckpointReader::dir() const {
+  return state_->dir;
+}
+int64_t CheckpointReader::step() const {
+  return state_->manifest.step;
+}
+int64_t CheckpointReader::format_version() const {
+  return state_->manifest.format_version;
+}
+int CheckpointReader::world_size() const {
+  return static_cast<int>(state_->manifest.files.size());
+}
+const std::string& CheckpointReader::config_text() const {
+  return state_->manifest.config_text;
+}
+const std::vector<uint8_t>& CheckpointReader::tokenizer_model() const {
+  return state_->manifest.tokenizer_model;
+}
+const Metadata& CheckpointReader::metadata() const {
+  return state_->manifest.metadata;
+}
+const std::vector<StoredSlice>& CheckpointReader::slices() const {
+  return state_->manifest.slices;
+}
 
 namespace {
 template <typename T>
-const T& metadata_as(const Metadata& metadata, const std::string& key, const fs::path& dir, const char* type) {
+const T& metadata_as(const Metadata& metadata, const std::string& key, const fs::path& dir,
+                     const char* type) {
   const auto it = metadata.find(key);
-  if (it == metadata.end()) fail("checkpoint " + dir.string() + " has no metadata entry '" + key + "'");
+  if (it == metadata.end())
+    fail("checkpoint " + dir.string() + " has no metadata entry '" + key + "'");
   if (!std::holds_alternative<T>(it->second))
     fail("checkpoint " + dir.string() + ": metadata entry '" + key + "' is not " + type);
   return std::get<T>(it->second);
@@ -135,8 +161,9 @@ const std::vector<uint8_t>& CheckpointReader::metadata_bytes(const std::string& 
 }
 
 Metadata CheckpointReader::rank_metadata(int rank) const {
-  SHARDLM_CHECK(rank >= 0 && rank < world_size(),
-                "rank " + std::to_string(rank) + " is outside the checkpoint's world of " + std::to_string(world_size()));
+  SHARDLM_CHECK(rank >= 0 && rank < world_size(), "rank " + std::to_string(rank) +
+                                                      " is outside the checkpoint's world of " +
+                                                      std::to_string(world_size()));
   h5::QuietErrors quiet;
   try {
     return h5::read_metadata(state_->file(rank), "metadata");
@@ -156,24 +183,27 @@ bool CheckpointReader::has_tensor(const std::string& role, const std::string& na
   return state_->by_tensor.count({role, name}) > 0;
 }
 
-const std::vector<int64_t>& CheckpointReader::global_shape(const std::string& role, const std::string& name) const {
+const std::vector<int64_t>& CheckpointReader::global_shape(const std::string& role,
+                                                           const std::string& name) const {
   const auto it = state_->by_tensor.find({role, name});
   if (it == state_->by_tensor.end())
     fail("checkpoint " + dir().string() + " holds no tensor " + tensor_label(role, name));
   return state_->manifest.slices[it->second.front()].global_shape;
 }
 
-void CheckpointReader::read(const std::string& role, const std::string& name, const std::vector<int64_t>& offset,
-                            const std::vector<int64_t>& count, float* dest) {
+void CheckpointReader::read(const std::string& role, const std::string& name,
+                            const std::vector<int64_t>& offset, const std::vector<int64_t>& count,
+                            float* dest) {
   h5::QuietErrors quiet;
-  const std::string label = "checkpoint " + dir().string() + ": tensor " + tensor_label(role, name) + ": ";
+  const std::string label =
+      "checkpoint " + dir().string() + ": tensor " + tensor_label(role, name) + ": ";
   const auto& shape = global_shape(role, name);
   bool inside = offset.size() == shape.size() && count.size() == shape.size();
   for (size_t d = 0; inside && d < shape.size(); ++d)
     inside = offset[d] >= 0 && count[d] >= 0 && offset[d] + count[d] <= shape[d];
   if (!inside)
-    fail(label + "requested rectangle at " + shape_string(offset) + " of extent " + shape_string(count) +
-         " does not fit in " + shape_string(shape));
+    fail(label + "requested rectangle at " + shape_string(offset) + " of extent " +
+         shape_string(count) + " does not fit in " + shape_string(shape));
   const Rect request{offset, count};
   if (request.numel() == 0) return;
 

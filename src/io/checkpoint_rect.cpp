@@ -49,7 +49,8 @@ std::vector<Rect> subtract(const Rect& a, const Rect& b) {
   return pieces;
 }
 
-void for_each_block(const Rect& whole, int64_t max_elements, const std::function<void(const Rect&)>& fn) {
+void for_each_block(const Rect& whole, int64_t max_elements,
+                    const std::function<void(const Rect&)>& fn) {
   const size_t ndim = whole.count.size();
   if (whole.numel() == 0) return;
   // Split along the outermost dimension `split` whose inner rows still fit the budget.

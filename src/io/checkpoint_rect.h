@@ -24,7 +24,8 @@ std::vector<Rect> subtract(const Rect& a, const Rect& b);
 // the innermost dimension), each contiguous in whole's row-major order, and calls fn on each in
 // order. Block coordinates are in whole's frame, so a streaming checksum over the blocks equals
 // the checksum of the whole rectangle.
-void for_each_block(const Rect& whole, int64_t max_elements, const std::function<void(const Rect&)>& fn);
+void for_each_block(const Rect& whole, int64_t max_elements,
+                    const std::function<void(const Rect&)>& fn);
 
 // Whether `inner` (inside `outer`) is one contiguous run of outer's row-major order: extent 1
 // before some dimension, outer's full extent after it.

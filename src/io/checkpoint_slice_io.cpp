@@ -20,7 +20,8 @@ class ReadAhead {
     data_offset_ = H5Dget_offset(dataset);  // HADDR_UNDEF unless contiguous and allocated
     const hid_t file = H5Iget_file_id(dataset);
     void* handle = nullptr;
-    if (file >= 0 && data_offset_ != HADDR_UNDEF && H5Fget_vfd_handle(file, H5P_DEFAULT, &handle) >= 0 && handle)
+    if (file >= 0 && data_offset_ != HADDR_UNDEF &&
+        H5Fget_vfd_handle(file, H5P_DEFAULT, &handle) >= 0 && handle)
       fd_ = *static_cast<int*>(handle);  // the sec2 driver's handle is the POSIX descriptor
     if (file >= 0) H5Fclose(file);
   }
@@ -55,8 +56,9 @@ h5::Handle create_tensor_dataset(hid_t file, const std::string& role, const std:
   H5_CHECK(H5Pset_layout(dcpl, H5D_CONTIGUOUS));
   H5_CHECK(H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER));
   h5::Handle space = h5::make_space(dims);
-  h5::Handle d(H5Dcreate2(file, path.c_str(), H5T_IEEE_F32LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT),
-               H5Dclose);
+  h5::Handle d(
+      H5Dcreate2(file, path.c_str(), H5T_IEEE_F32LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT),
+      H5Dclose);
   if (d.get() < 0) fail("HDF5: cannot create dataset " + path + ": " + hdf5_error_string());
   return d;
 }
@@ -71,14 +73,16 @@ void write_slice_attributes(hid_t dataset, const std::vector<int64_t>& global_sh
 void check_slice_attributes(hid_t dataset, const StoredSlice& slice) {
   const auto dims = h5::dataset_dims(dataset);
   if (dims != slice.count)
-    fail("dataset extent " + shape_string(dims) + " differs from the manifest's " + shape_string(slice.count));
+    fail("dataset extent " + shape_string(dims) + " differs from the manifest's " +
+         shape_string(slice.count));
   const auto global_shape = h5::read_attr_i64_array(dataset, "global_shape");
   if (global_shape != slice.global_shape)
     fail("attribute global_shape " + shape_string(global_shape) + " differs from the manifest's " +
          shape_string(slice.global_shape));
   const auto offset = h5::read_attr_i64_array(dataset, "offset");
   if (offset != slice.offset)
-    fail("attribute offset " + shape_string(offset) + " differs from the manifest's " + shape_string(slice.offset));
+    fail("attribute offset " + shape_string(offset) + " differs from the manifest's " +
+         shape_string(slice.offset));
   const uint32_t checksum = h5::read_attr_u32(dataset, "checksum");
   if (checksum != slice.checksum)
     fail("attribute checksum " + std::to_string(checksum) + " differs from the manifest's " +
@@ -110,14 +114,15 @@ void stream_slice(hid_t dataset, const StoredSlice& slice, std::vector<float>& b
     done += n;
   });
   if (crc != slice.checksum)
-    fail("checksum mismatch: the data's CRC32C is " + std::to_string(crc) + ", the manifest records " +
-         std::to_string(slice.checksum) + " (corrupted data)");
+    fail("checksum mismatch: the data's CRC32C is " + std::to_string(crc) +
+         ", the manifest records " + std::to_string(slice.checksum) + " (corrupted data)");
 }
 
 std::string slice_context(const fs::path& dir, const StoredSlice& slice) {
   const bool first = slice.dataset == slice_dataset_path(slice.role, slice.name);
-  return (dir / rank_file_name(slice.rank)).string() + ": tensor " + tensor_label(slice.role, slice.name) +
-         (first ? "" : " (dataset " + slice.dataset + ")") + ": ";
+  return (dir / rank_file_name(slice.rank)).string() + ": tensor " +
+         tensor_label(slice.role, slice.name) + (first ? "" : " (dataset " + slice.dataset + ")") +
+         ": ";
 }
 
 std::string rank_file_problem(const fs::path& dir, const std::vector<StoredSlice>& slices, int rank,
@@ -138,7 +143,8 @@ std::string rank_file_problem(const fs::path& dir, const std::vector<StoredSlice
   if (ec) return path.string() + ": cannot stat: " + ec.message() + holds;
   if (bytes != expected_bytes)
     return path.string() + ": file is " + std::to_string(bytes) + " bytes, the manifest records " +
-           std::to_string(expected_bytes) + (bytes < expected_bytes ? " (truncated)" : " (overwritten)") + holds;
+           std::to_string(expected_bytes) +
+           (bytes < expected_bytes ? " (truncated)" : " (overwritten)") + holds;
   return "";
 }
 

@@ -48,7 +48,8 @@ std::string slice_context(const std::filesystem::path& dir, const StoredSlice& s
 
 // Empty if the rank file of `rank` exists with the size the manifest records, else what is wrong
 // with it (naming the file and the tensors it should hold).
-std::string rank_file_problem(const std::filesystem::path& dir, const std::vector<StoredSlice>& slices,
-                              int rank, int64_t expected_bytes);
+std::string rank_file_problem(const std::filesystem::path& dir,
+                              const std::vector<StoredSlice>& slices, int rank,
+                              int64_t expected_bytes);
 
 }  // namespace shardlm

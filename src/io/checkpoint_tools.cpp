@@ -25,10 +25,12 @@ void verify_rank_file(const fs::path& dir, const Manifest& m, int rank, VerifyRe
   h5::Handle file;
   try {
     file = h5::open_file_read(path);
-    const int64_t step = h5::read_attr_i64(file, "step"), stored_rank = h5::read_attr_i64(file, "rank");
+    const int64_t step = h5::read_attr_i64(file, "step"),
+                  stored_rank = h5::read_attr_i64(file, "rank");
     if (step != m.step || stored_rank != rank)
       fail("the file says step " + std::to_string(step) + ", rank " + std::to_string(stored_rank) +
-           "; the manifest expects step " + std::to_string(m.step) + ", rank " + std::to_string(rank));
+           "; the manifest expects step " + std::to_string(m.step) + ", rank " +
+           std::to_string(rank));
   } catch (const Error& e) {
     problems.push_back(path.string() + ": " + e.what());
     return;
@@ -80,7 +82,8 @@ VerifyReport verify_checkpoint(const fs::path& dir) {
   VerifyReport report;
   std::vector<std::string> problems = check_slice_coverage(m.slices);
   for (size_t r = 0; r < m.files.size(); ++r) {
-    const std::string problem = rank_file_problem(dir, m.slices, static_cast<int>(r), m.files[r].bytes);
+    const std::string problem =
+        rank_file_problem(dir, m.slices, static_cast<int>(r), m.files[r].bytes);
     if (!problem.empty()) {
       problems.push_back(problem);
       continue;
@@ -88,8 +91,9 @@ VerifyReport verify_checkpoint(const fs::path& dir) {
     verify_rank_file(dir, m, static_cast<int>(r), report, problems);
   }
   if (!problems.empty()) {
-    std::string text = "checkpoint " + dir.string() + " failed verification (" + std::to_string(problems.size()) +
-                       " problem" + (problems.size() == 1 ? "" : "s") + "):";
+    std::string text = "checkpoint " + dir.string() + " failed verification (" +
+                       std::to_string(problems.size()) + " problem" +
+                       (problems.size() == 1 ? "" : "s") + "):";
     for (const auto& p : problems) text += "\n  " + p;
     throw Error(text);
   }
@@ -106,12 +110,14 @@ void consolidate_checkpoint(const fs::path& dir, const fs::path& out_h5) {
   tmp += ".tmp";
   {
     h5::Handle file = h5::create_file(tmp);
-    write_run_info(file, reader.step(), reader.config_text(), reader.tokenizer_model(), reader.metadata());
+    write_run_info(file, reader.step(), reader.config_text(), reader.tokenizer_model(),
+                   reader.metadata());
     h5::write_attr_string(file, "checksum_algorithm", "crc32c");
     h5::write_attr_string(file, "consolidated_from", fs::absolute(dir).string());
     std::vector<float> buffer;
     for (const StoredTensor& t : reader.tensors()) {
-      h5::Handle dataset = create_tensor_dataset(file, t.role, slice_dataset_path(t.role, t.name), t.global_shape);
+      h5::Handle dataset =
+          create_tensor_dataset(file, t.role, slice_dataset_path(t.role, t.name), t.global_shape);
       h5::Handle file_space(H5Dget_space(dataset), H5Sclose);
       H5_CHECK(file_space.get());
       uint32_t crc = 0;
@@ -122,7 +128,8 @@ void consolidate_checkpoint(const fs::path& dir, const fs::path& out_h5) {
         crc = crc32c_update(crc, buffer.data(), buffer.size() * sizeof(float));
         h5::select_hyperslab(file_space, block.offset, block.count);
         h5::Handle mem_space = h5::make_space({block.numel()});
-        H5_CHECK(H5Dwrite(dataset, H5T_NATIVE_FLOAT, mem_space, file_space, H5P_DEFAULT, buffer.data()));
+        H5_CHECK(
+            H5Dwrite(dataset, H5T_NATIVE_FLOAT, mem_space, file_space, H5P_DEFAULT, buffer.data()));
       });
       write_slice_attributes(dataset, t.global_shape, whole.offset, crc);
     }
@@ -148,7 +155,8 @@ std::string describe_checkpoint(const fs::path& dir) {
   os << "files       " << reader.world_size() << " rank files, " << mib(file_bytes) << "\n"
      << "tokenizer   " << reader.tokenizer_model().size() << " bytes\n"
      << "metadata\n";
-  for (const auto& [key, value] : reader.metadata()) os << "  " << key << " = " << metadata_value_text(value) << "\n";
+  for (const auto& [key, value] : reader.metadata())
+    os << "  " << key << " = " << metadata_value_text(value) << "\n";
 
   std::map<std::pair<std::string, std::string>, int> slice_counts;
   for (const auto& s : reader.slices()) ++slice_counts[{s.role, s.name}];
@@ -167,10 +175,12 @@ std::string describe_checkpoint(const fs::path& dir) {
   }
   os << ")\n";
   for (const auto& t : tensors) {
-    os << "  " << std::left << std::setw(static_cast<int>(name_width)) << tensor_label(t.role, t.name) << "  "
-       << std::setw(20) << shape_string(t.global_shape) << std::right << std::setw(12) << t.numel()
-       << " elements " << std::setw(11) << mib(t.numel() * static_cast<int64_t>(sizeof(float))) << "  "
-       << slice_counts[{t.role, t.name}] << " slice" << (slice_counts[{t.role, t.name}] == 1 ? "" : "s") << "\n";
+    os << "  " << std::left << std::setw(static_cast<int>(name_width))
+       << tensor_label(t.role, t.name) << "  " << std::setw(20) << shape_string(t.global_shape)
+       << std::right << std::setw(12) << t.numel() << " elements " << std::setw(11)
+       << mib(t.numel() * static_cast<int64_t>(sizeof(float))) << "  "
+       << slice_counts[{t.role, t.name}] << " slice"
+       << (slice_counts[{t.role, t.name}] == 1 ? "" : "s") << "\n";
   }
   os << "config\n";
   std::istringstream config(reader.config_text());

@@ -24,7 +24,8 @@ namespace shardlm {
 namespace fs = std::filesystem;
 
 // Checksums are defined over little-endian bytes and data is written from memory as is.
-static_assert(std::endian::native == std::endian::little, "checkpoint I/O assumes a little-endian host");
+static_assert(std::endian::native == std::endian::little,
+              "checkpoint I/O assumes a little-endian host");
 
 namespace {
 
@@ -33,23 +34,27 @@ bool valid_key(const std::string& key) {
 }
 
 // '@' separates a tensor's name from the index of a rank's further rectangles of it.
-bool valid_tensor_name(const std::string& name) { return valid_key(name) && name.find('@') == std::string::npos; }
+bool valid_tensor_name(const std::string& name) {
+  return valid_key(name) && name.find('@') == std::string::npos;
+}
 
 void validate_slices(const std::vector<CheckpointSlice>& slices) {
   for (const auto& s : slices) {
     const std::string label = "checkpoint slice " + tensor_label(s.role, s.name) + ": ";
     if (s.role != kRoleParam && s.role != kRoleExpAvg && s.role != kRoleExpAvgSq)
       fail(label + "role must be param, exp_avg or exp_avg_sq");
-    if (!valid_tensor_name(s.name)) fail(label + "the tensor name must be non-empty and contain no '/' or '@'");
+    if (!valid_tensor_name(s.name))
+      fail(label + "the tensor name must be non-empty and contain no '/' or '@'");
     const size_t ndim = s.global_shape.size();
     if (ndim == 0 || s.offset.size() != ndim || s.count.size() != ndim)
-      fail(label + "global_shape " + shape_string(s.global_shape) + ", offset " + shape_string(s.offset) +
-           " and count " + shape_string(s.count) + " must have the same number (>= 1) of dimensions");
+      fail(label + "global_shape " + shape_string(s.global_shape) + ", offset " +
+           shape_string(s.offset) + " and count " + shape_string(s.count) +
+           " must have the same number (>= 1) of dimensions");
     for (size_t d = 0; d < ndim; ++d)
       if (s.global_shape[d] < 1 || s.offset[d] < 0 || s.count[d] < 0 ||
           s.offset[d] + s.count[d] > s.global_shape[d])
-        fail(label + "rectangle at " + shape_string(s.offset) + " of extent " + shape_string(s.count) +
-             " does not fit in " + shape_string(s.global_shape));
+        fail(label + "rectangle at " + shape_string(s.offset) + " of extent " +
+             shape_string(s.count) + " does not fit in " + shape_string(s.global_shape));
     if (Rect{s.offset, s.count}.numel() == 0) continue;
     if (!s.data) fail(label + "data is null");
   }
@@ -73,15 +78,16 @@ void run_on_all_ranks(Communicator& world, int64_t step, const char* phase,
   }
   int32_t first_failed = error.empty() ? world.size() : world.rank();
   world.all_reduce(&first_failed, 1, DType::I32, ReduceOp::Min);
-  if (!error.empty()) throw Error("saving checkpoint step " + std::to_string(step) + " (" + phase + "): " + error);
+  if (!error.empty())
+    throw Error("saving checkpoint step " + std::to_string(step) + " (" + phase + "): " + error);
   if (first_failed < world.size())
-    fail("saving checkpoint step " + std::to_string(step) + " failed on rank " + std::to_string(first_failed) +
-         " (" + phase + "); its message says why");
+    fail("saving checkpoint step " + std::to_string(step) + " failed on rank " +
+         std::to_string(first_failed) + " (" + phase + "); its message says why");
 }
 
 // Writes and fsyncs this rank's file; returns what the manifest lists for it.
-std::vector<StoredSlice> write_rank_file(const fs::path& path, int rank, int world_size, int64_t step,
-                                         const std::vector<CheckpointSlice>& slices,
+std::vector<StoredSlice> write_rank_file(const fs::path& path, int rank, int world_size,
+                                         int64_t step, const std::vector<CheckpointSlice>& slices,
                                          const Metadata& rank_metadata) {
   h5::Handle file = h5::create_file(path);
   h5::write_attr_string(file, "format", kCheckpointFormatName);
@@ -97,7 +103,8 @@ std::vector<StoredSlice> write_rank_file(const fs::path& path, int rank, int wor
     const int64_t numel = Rect{s.offset, s.count}.numel();
     if (numel == 0) continue;
     const int k = rectangles_so_far[{s.role, s.name}]++;
-    const std::string path = slice_dataset_path(s.role, s.name) + (k ? "@" + std::to_string(k) : "");
+    const std::string path =
+        slice_dataset_path(s.role, s.name) + (k ? "@" + std::to_string(k) : "");
     h5::Handle dataset = create_tensor_dataset(file, s.role, path, s.count);
     // Bounded blocks in row-major order, each checksummed while it is in cache: one huge
     // pwrite per tensor ran at half the page cache's speed (docs/performance.md).
@@ -105,15 +112,17 @@ std::vector<StoredSlice> write_rank_file(const fs::path& path, int rank, int wor
     H5_CHECK(file_space.get());
     uint32_t checksum = 0;
     int64_t done = 0;
-    for_each_block(Rect{std::vector<int64_t>(s.count.size(), 0), s.count}, kStreamBlockElements, [&](const Rect& block) {
-      const int64_t n = block.numel();
-      const float* data = s.data + done;
-      checksum = crc32c_update(checksum, data, static_cast<size_t>(n) * sizeof(float));
-      h5::select_hyperslab(file_space, block.offset, block.count);
-      h5::Handle mem_space = h5::make_space({n});
-      H5_CHECK(H5Dwrite(dataset, H5T_NATIVE_FLOAT, mem_space, file_space, H5P_DEFAULT, data));
-      done += n;
-    });
+    for_each_block(
+        Rect{std::vector<int64_t>(s.count.size(), 0), s.count}, kStreamBlockElements,
+        [&](const Rect& block) {
+          const int64_t n = block.numel();
+          const float* data = s.data + done;
+          checksum = crc32c_update(checksum, data, static_cast<size_t>(n) * sizeof(float));
+          h5::select_hyperslab(file_space, block.offset, block.count);
+          h5::Handle mem_space = h5::make_space({n});
+          H5_CHECK(H5Dwrite(dataset, H5T_NATIVE_FLOAT, mem_space, file_space, H5P_DEFAULT, data));
+          done += n;
+        });
     write_slice_attributes(dataset, s.global_shape, s.offset, checksum);
     stored.push_back({rank, s.role, s.name, path, s.global_shape, s.offset, s.count, checksum});
   }
@@ -128,7 +137,8 @@ struct GatheredFiles {
 };
 
 // Collective: every rank's slice records and file size (all ranks get all; only rank 0 uses them).
-GatheredFiles gather_rank_files(Communicator& world, const std::vector<StoredSlice>& mine, int64_t file_bytes) {
+GatheredFiles gather_rank_files(Communicator& world, const std::vector<StoredSlice>& mine,
+                                int64_t file_bytes) {
   const auto p = static_cast<size_t>(world.size());
   const std::vector<uint8_t> encoded = encode_slices(mine);
   const int64_t sizes_mine[2] = {static_cast<int64_t>(encoded.size()), file_bytes};
@@ -146,7 +156,9 @@ GatheredFiles gather_rank_files(Communicator& world, const std::vector<StoredSli
     const auto begin = all.begin() + static_cast<ptrdiff_t>(r * static_cast<size_t>(longest));
     auto slices = decode_slices(std::vector<uint8_t>(begin, begin + sizes[2 * r]));
     for (auto& s : slices) {
-      if (s.rank != static_cast<int>(r)) fail("gathered slice records of rank " + std::to_string(r) + " name rank " + std::to_string(s.rank));
+      if (s.rank != static_cast<int>(r))
+        fail("gathered slice records of rank " + std::to_string(r) + " name rank " +
+             std::to_string(s.rank));
       out.slices.push_back(std::move(s));
     }
   }
@@ -161,9 +173,11 @@ GatheredFiles gather_rank_files(Communicator& world, const std::vector<StoredSli
 void install_directory(const fs::path& tmp_dir, const fs::path& final_dir) {
   std::error_code ec;
   if (fs::exists(final_dir)) {
-    if (::renameat2(AT_FDCWD, tmp_dir.c_str(), AT_FDCWD, final_dir.c_str(), RENAME_EXCHANGE) == 0) return;
+    if (::renameat2(AT_FDCWD, tmp_dir.c_str(), AT_FDCWD, final_dir.c_str(), RENAME_EXCHANGE) == 0)
+      return;
     if (errno != EINVAL && errno != ENOSYS)
-      fail("cannot exchange " + tmp_dir.string() + " with " + final_dir.string() + ": " + std::strerror(errno));
+      fail("cannot exchange " + tmp_dir.string() + " with " + final_dir.string() + ": " +
+           std::strerror(errno));
     fs::path replaced = final_dir;
     replaced += ".replaced.tmp";
     fs::remove_all(replaced, ec);
@@ -171,7 +185,8 @@ void install_directory(const fs::path& tmp_dir, const fs::path& final_dir) {
     if (ec) fail("cannot move the existing " + final_dir.string() + " aside: " + ec.message());
   }
   fs::rename(tmp_dir, final_dir, ec);
-  if (ec) fail("cannot rename " + tmp_dir.string() + " to " + final_dir.string() + ": " + ec.message());
+  if (ec)
+    fail("cannot rename " + tmp_dir.string() + " to " + final_dir.string() + ": " + ec.message());
 }
 
 // Rank 0: manifest, rename into place, `latest`, cleanup. Each step is durable before the next.

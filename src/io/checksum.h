@@ -14,6 +14,8 @@ uint32_t crc32c_update(uint32_t crc, const void* data, size_t n_bytes);
 // The table-driven path alone (what crc32c_update uses without SSE4.2); the tests compare the two.
 uint32_t crc32c_update_portable(uint32_t crc, const void* data, size_t n_bytes);
 
-inline uint32_t crc32c(const void* data, size_t n_bytes) { return crc32c_update(0, data, n_bytes); }
+inline uint32_t crc32c(const void* data, size_t n_bytes) {
+  return crc32c_update(0, data, n_bytes);
+}
 
 }  // namespace shardlm

@@ -26,7 +26,8 @@ class TokenDataset {
  public:
   // Opens the shards of `split` ("train" or "val") listed in <dir>/index.txt, validates each
   // one fully (see TokenShardReader) and against the index; throws Error naming the shard.
-  TokenDataset(const std::string& dir, const std::string& split, const ShardExpectations& expect = {});
+  TokenDataset(const std::string& dir, const std::string& split,
+               const ShardExpectations& expect = {});
 
   const std::string& dir() const { return dir_; }
   const std::string& split() const { return split_; }

@@ -26,7 +26,6 @@ namespace {
 constexpr uint64_t kSplitKey = 0x5348'4c4d'5350'4c54ull;  // "SHLMSPLT": fixes the split hash
 constexpr size_t kReadBytes = 1 << 20;
 
-
 struct TextBlock {
   std::string text;
   bool ends_document = false;
@@ -36,7 +35,8 @@ struct TextBlock {
 // boundary (or, for a longer line, at a UTF-8 character boundary). Holds one read buffer.
 class BlockReader {
  public:
-  BlockReader(const std::vector<std::string>& files, uint64_t block_bytes) : files_(files), block_bytes_(block_bytes) {}
+  BlockReader(const std::vector<std::string>& files, uint64_t block_bytes)
+      : files_(files), block_bytes_(block_bytes) {}
 
   // Fills `block` with the next block; false after the last file. Empty files give no block.
   bool next(TextBlock& block) {
@@ -182,11 +182,13 @@ class EncodePool {
 // The shards of one split: rolls over to a new file before a block would pass shard_tokens.
 class SplitWriter {
  public:
-  SplitWriter(std::string split, const PrepareOptions& options, const Tokenizer& tokenizer, DatasetIndex& index)
+  SplitWriter(std::string split, const PrepareOptions& options, const Tokenizer& tokenizer,
+              DatasetIndex& index)
       : split_(std::move(split)), options_(options), tokenizer_(tokenizer), index_(index) {}
 
   void append(const std::vector<int32_t>& tokens, uint64_t text_bytes, uint64_t documents) {
-    if (current_ && current_->token_count() > 0 && current_->token_count() + tokens.size() > options_.shard_tokens)
+    if (current_ && current_->token_count() > 0 &&
+        current_->token_count() + tokens.size() > options_.shard_tokens)
       finish();
     if (!current_) {
       char name[64];
@@ -229,7 +231,8 @@ void prepare_output_dir(const PrepareOptions& options) {
   const fs::path dir(options.out_dir);
   std::error_code ec;
   fs::create_directories(dir, ec);
-  if (ec || !fs::is_directory(dir)) fail("cannot create output directory '" + options.out_dir + "'");
+  if (ec || !fs::is_directory(dir))
+    fail("cannot create output directory '" + options.out_dir + "'");
   std::vector<fs::path> existing;
   for (const auto& entry : fs::directory_iterator(dir))
     if (is_dataset_file(entry.path())) existing.push_back(entry.path());
@@ -248,7 +251,8 @@ bool is_validation_block(uint64_t block_index, double val_fraction) {
   if (val_fraction >= 1.0) return true;
   // val_fraction * 2^64, computed below 2^64 so that the conversion is defined.
   const double scaled = val_fraction * 18446744073709551616.0;
-  const uint64_t threshold = scaled >= 18446744073709549568.0 ? UINT64_MAX : static_cast<uint64_t>(scaled);
+  const uint64_t threshold =
+      scaled >= 18446744073709549568.0 ? UINT64_MAX : static_cast<uint64_t>(scaled);
   return splitmix64(block_index ^ kSplitKey) < threshold;
 }
 
@@ -259,7 +263,8 @@ PrepareResult prepare_token_shards(const PrepareOptions& options,
   if (!(options.val_fraction >= 0.0 && options.val_fraction < 1.0))
     fail("--val-fraction must be in [0, 1), got " + std::to_string(options.val_fraction));
   if (options.shard_tokens == 0) fail("--shard-tokens must be positive");
-  if (options.block_bytes < 16) fail("--block-bytes must be at least 16, got " + std::to_string(options.block_bytes));
+  if (options.block_bytes < 16)
+    fail("--block-bytes must be at least 16, got " + std::to_string(options.block_bytes));
   if (options.num_threads < 0) fail("--threads must be >= 0");
   uint64_t bytes_total = 0;
   for (const auto& f : options.input_files) {
@@ -271,7 +276,8 @@ PrepareResult prepare_token_shards(const PrepareOptions& options,
 
   const Tokenizer tokenizer = Tokenizer::from_file(options.tokenizer_path);
   if (tokenizer.eos_id() < 0)
-    fail("tokenizer '" + options.tokenizer_path + "' has no EOS id; documents are separated by EOS");
+    fail("tokenizer '" + options.tokenizer_path +
+         "' has no EOS id; documents are separated by EOS");
 
   prepare_output_dir(options);
   tokenizer.save((fs::path(options.out_dir) / kDatasetTokenizerFile).string());
@@ -285,13 +291,16 @@ PrepareResult prepare_token_shards(const PrepareOptions& options,
   SplitWriter train(std::string("train"), options, tokenizer, index);
   SplitWriter val(std::string("val"), options, tokenizer, index);
 
-  const int threads = options.num_threads > 0 ? options.num_threads
-                                              : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int threads = options.num_threads > 0
+                          ? options.num_threads
+                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   // Enough queued blocks to keep every encoder busy while the writer waits for the oldest.
   const size_t max_in_flight = static_cast<size_t>(threads) * 4;
 
   const auto start = std::chrono::steady_clock::now();
-  const auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
+  const auto elapsed = [&] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  };
   PrepareProgress progress;
   progress.bytes_total = bytes_total;
   double last_report = -1.0;
@@ -315,7 +324,8 @@ PrepareResult prepare_token_shards(const PrepareOptions& options,
       in_flight.pop_front();
       pool.wait(*job);
       if (job->error) std::rethrow_exception(job->error);
-      (job->is_val ? val : train).append(job->tokens, job->text_bytes, job->block.ends_document ? 1 : 0);
+      (job->is_val ? val : train)
+          .append(job->tokens, job->text_bytes, job->block.ends_document ? 1 : 0);
       progress.bytes_done += job->text_bytes;
       progress.tokens_done += job->tokens.size();
       if (on_progress && elapsed() - last_report >= 0.1) {
@@ -330,8 +340,9 @@ PrepareResult prepare_token_shards(const PrepareOptions& options,
 
   if (index.split_shards("train").empty()) fail("the inputs hold no text: nothing was written");
   if (options.val_fraction > 0.0 && index.split_shards("val").empty())
-    fail("no block fell into the val split: the inputs have only " + std::to_string(next_block_index) +
-         " blocks of --block-bytes " + std::to_string(options.block_bytes) +
+    fail("no block fell into the val split: the inputs have only " +
+         std::to_string(next_block_index) + " blocks of --block-bytes " +
+         std::to_string(options.block_bytes) +
          "; use a smaller --block-bytes or a larger --val-fraction");
   write_dataset_index(options.out_dir, index);
 

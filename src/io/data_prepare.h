@@ -50,7 +50,8 @@ bool is_validation_block(uint64_t block_index, double val_fraction);
 // Runs the whole pipeline; `on_progress` (optional) is called from the calling thread about
 // every 100 ms and once at the end. Throws Error on bad options or I/O failures; index.txt is
 // written last, so an interrupted run leaves no usable dataset behind.
-PrepareResult prepare_token_shards(const PrepareOptions& options,
-                                   const std::function<void(const PrepareProgress&)>& on_progress = {});
+PrepareResult prepare_token_shards(
+    const PrepareOptions& options,
+    const std::function<void(const PrepareProgress&)>& on_progress = {});
 
 }  // namespace shardlm

@@ -34,23 +34,28 @@ void write_dataset_index(const std::string& dir, const DatasetIndex& index) {
     uint64_t tokens = 0, bytes = 0;
     const auto shards = index.split_shards(split);
     for (const auto& s : shards) tokens += s.tokens, bytes += s.text_bytes;
-    out << "# " << split << ": " << shards.size() << " shards, " << tokens << " tokens, " << bytes << " text bytes";
-    if (tokens > 0) out << ", " << static_cast<double>(bytes) / static_cast<double>(tokens) << " bytes/token";
+    out << "# " << split << ": " << shards.size() << " shards, " << tokens << " tokens, " << bytes
+        << " text bytes";
+    if (tokens > 0)
+      out << ", " << static_cast<double>(bytes) / static_cast<double>(tokens) << " bytes/token";
     out << "\n";
   }
   // Shortest text that reads back as the same double.
   char fraction[32];
-  const auto fraction_end = std::to_chars(fraction, fraction + sizeof fraction, index.val_fraction).ptr;
+  const auto fraction_end =
+      std::to_chars(fraction, fraction + sizeof fraction, index.val_fraction).ptr;
   out << "format " << kIndexFormat << "\n"
       << "tokenizer " << kDatasetTokenizerFile << "\n"
       << "tokenizer_fingerprint " << fingerprint << "\n"
       << "vocab_size " << index.vocab_size << "\n"
-      << "val_fraction " << std::string_view(fraction, static_cast<size_t>(fraction_end - fraction)) << "\n"
+      << "val_fraction " << std::string_view(fraction, static_cast<size_t>(fraction_end - fraction))
+      << "\n"
       << "block_bytes " << index.block_bytes << "\n"
       << "shard_tokens " << index.shard_tokens << "\n"
       << "# shard <split> <file> <tokens> <text_bytes> <documents>\n";
   for (const auto& s : index.shards)
-    out << "shard " << s.split << " " << s.file << " " << s.tokens << " " << s.text_bytes << " " << s.documents << "\n";
+    out << "shard " << s.split << " " << s.file << " " << s.tokens << " " << s.text_bytes << " "
+        << s.documents << "\n";
   out.close();
   if (!out) fail("cannot write '" + tmp + "'");
   std::error_code ec;
@@ -62,7 +67,8 @@ DatasetIndex read_dataset_index(const std::string& dir) {
   const auto path = (std::filesystem::path(dir) / kDatasetIndexFile).string();
   std::ifstream in(path);
   if (!in)
-    fail("cannot open dataset index '" + path + "': not a prepared dataset directory (run `shardlm data prepare`), "
+    fail("cannot open dataset index '" + path +
+         "': not a prepared dataset directory (run `shardlm data prepare`), "
          "or preparation did not finish");
   DatasetIndex index;
   bool seen_format = false, seen_fingerprint = false, seen_vocab = false;
@@ -73,17 +79,20 @@ DatasetIndex read_dataset_index(const std::string& dir) {
     std::string key;
     fields >> key;
     const auto bad = [&](const std::string& why) {
-      fail("dataset index '" + path + "' line " + std::to_string(line_no) + ": " + why + ": '" + line + "'");
+      fail("dataset index '" + path + "' line " + std::to_string(line_no) + ": " + why + ": '" +
+           line + "'");
     };
     if (key == "format") {
       int format = 0;
       if (!(fields >> format)) bad("malformed format line");
       if (format != kIndexFormat)
-        bad("unsupported index format " + std::to_string(format) + " (this build reads " + std::to_string(kIndexFormat) + ")");
+        bad("unsupported index format " + std::to_string(format) + " (this build reads " +
+            std::to_string(kIndexFormat) + ")");
       seen_format = true;
     } else if (key == "tokenizer") {
       std::string file;
-      if (!(fields >> file) || file != kDatasetTokenizerFile) bad("expected 'tokenizer " + std::string(kDatasetTokenizerFile) + "'");
+      if (!(fields >> file) || file != kDatasetTokenizerFile)
+        bad("expected 'tokenizer " + std::string(kDatasetTokenizerFile) + "'");
     } else if (key == "tokenizer_fingerprint") {
       std::string hex;
       if (!(fields >> hex)) bad("missing fingerprint");
@@ -106,9 +115,11 @@ DatasetIndex read_dataset_index(const std::string& dir) {
       if (!(fields >> index.shard_tokens)) bad("malformed shard tokens");
     } else if (key == "shard") {
       DatasetShardEntry e;
-      if (!(fields >> e.split >> e.file >> e.tokens >> e.text_bytes >> e.documents)) bad("malformed shard line");
+      if (!(fields >> e.split >> e.file >> e.tokens >> e.text_bytes >> e.documents))
+        bad("malformed shard line");
       if (e.split != "train" && e.split != "val") bad("unknown split '" + e.split + "'");
-      if (e.file.find('/') != std::string::npos) bad("shard file names must be plain names inside the directory");
+      if (e.file.find('/') != std::string::npos)
+        bad("shard file names must be plain names inside the directory");
       index.shards.push_back(std::move(e));
     } else {
       bad("unknown key '" + key + "'");
@@ -117,7 +128,8 @@ DatasetIndex read_dataset_index(const std::string& dir) {
     if (fields >> extra) bad("unexpected trailing field '" + extra + "'");
   }
   if (!seen_format || !seen_fingerprint || !seen_vocab)
-    fail("dataset index '" + path + "' is incomplete: it needs 'format', 'tokenizer_fingerprint' and 'vocab_size' lines");
+    fail("dataset index '" + path +
+         "' is incomplete: it needs 'format', 'tokenizer_fingerprint' and 'vocab_size' lines");
   return index;
 }
 

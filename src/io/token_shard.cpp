@@ -57,7 +57,9 @@ std::string hex64(uint64_t v) {
   return buf;
 }
 
-std::string errno_text() { return std::strerror(errno); }
+std::string errno_text() {
+  return std::strerror(errno);
+}
 
 template <typename T>
 uint32_t max_token(const unsigned char* payload, uint64_t n) {
@@ -69,22 +71,26 @@ uint32_t max_token(const unsigned char* payload, uint64_t n) {
 
 }  // namespace
 
-uint32_t token_bytes_for_vocab(uint64_t vocab_size) { return vocab_size <= 65536 ? 2 : 4; }
+uint32_t token_bytes_for_vocab(uint64_t vocab_size) {
+  return vocab_size <= 65536 ? 2 : 4;
+}
 
-TokenShardHeader parse_token_shard_header(const unsigned char* bytes, size_t n_bytes, const std::string& path) {
+TokenShardHeader parse_token_shard_header(const unsigned char* bytes, size_t n_bytes,
+                                          const std::string& path) {
   const std::string where = "token shard '" + path + "': ";
   if (n_bytes < kTokenShardHeaderBytes)
-    fail(where + "truncated: the file has " + std::to_string(n_bytes) + " bytes, the header alone needs " +
-         std::to_string(kTokenShardHeaderBytes));
+    fail(where + "truncated: the file has " + std::to_string(n_bytes) +
+         " bytes, the header alone needs " + std::to_string(kTokenShardHeaderBytes));
   if (std::memcmp(bytes, kTokenShardMagic, 8) != 0)
     fail(where + "bad magic: not a shardlm token shard");
   TokenShardHeader h;
   h.version = load_le<uint32_t>(bytes + 8);
   if (h.version != kTokenShardVersion)
-    fail(where + "unsupported format version " + std::to_string(h.version) + " (this build reads version " +
-         std::to_string(kTokenShardVersion) + ")");
+    fail(where + "unsupported format version " + std::to_string(h.version) +
+         " (this build reads version " + std::to_string(kTokenShardVersion) + ")");
   const uint32_t stored_crc = load_le<uint32_t>(bytes + kHeaderCrcOffset);
-  if (crc32c(bytes, kHeaderCrcOffset) != stored_crc) fail(where + "header checksum mismatch: the header is corrupted");
+  if (crc32c(bytes, kHeaderCrcOffset) != stored_crc)
+    fail(where + "header checksum mismatch: the header is corrupted");
   h.token_bytes = load_le<uint32_t>(bytes + 12);
   h.token_count = load_le<uint64_t>(bytes + 16);
   h.text_bytes = load_le<uint64_t>(bytes + 24);
@@ -94,15 +100,17 @@ TokenShardHeader parse_token_shard_header(const unsigned char* bytes, size_t n_b
   h.document_count = load_le<uint64_t>(bytes + 48);
   if (h.vocab_size == 0) fail(where + "vocab size is 0");
   if (h.token_bytes != token_bytes_for_vocab(h.vocab_size))
-    fail(where + "token dtype of " + std::to_string(h.token_bytes) + " bytes does not match vocab size " +
-         std::to_string(h.vocab_size) + " (expected " + std::to_string(token_bytes_for_vocab(h.vocab_size)) + ")");
+    fail(where + "token dtype of " + std::to_string(h.token_bytes) +
+         " bytes does not match vocab size " + std::to_string(h.vocab_size) + " (expected " +
+         std::to_string(token_bytes_for_vocab(h.vocab_size)) + ")");
   return h;
 }
 
 // ---------------------------------------------------------------------------------------------
 // Writer
 
-TokenShardWriter::TokenShardWriter(std::string path, uint64_t tokenizer_fingerprint, uint32_t vocab_size)
+TokenShardWriter::TokenShardWriter(std::string path, uint64_t tokenizer_fingerprint,
+                                   uint32_t vocab_size)
     : path_(std::move(path)), tmp_path_(path_ + ".tmp") {
   if (vocab_size == 0) fail("token shard '" + path_ + "': vocab size must be > 0");
   header_.token_bytes = token_bytes_for_vocab(vocab_size);
@@ -125,13 +133,14 @@ TokenShardWriter::~TokenShardWriter() {
   }
 }
 
-void TokenShardWriter::append(const int32_t* tokens, size_t n, uint64_t text_bytes, uint64_t documents) {
+void TokenShardWriter::append(const int32_t* tokens, size_t n, uint64_t text_bytes,
+                              uint64_t documents) {
   SHARDLM_CHECK(file_ != nullptr, "append to finished token shard '" + path_ + "'");
   for (size_t i = 0; i < n; ++i) {
     const int32_t id = tokens[i];
     if (id < 0 || static_cast<uint32_t>(id) >= header_.vocab_size)
-      fail("token shard '" + path_ + "': token id " + std::to_string(id) + " is outside the vocabulary [0, " +
-           std::to_string(header_.vocab_size) + ")");
+      fail("token shard '" + path_ + "': token id " + std::to_string(id) +
+           " is outside the vocabulary [0, " + std::to_string(header_.vocab_size) + ")");
     if (buffer_.size() + header_.token_bytes > kWriteBufferBytes) flush_buffer();
     const size_t at = buffer_.size();
     buffer_.resize(at + header_.token_bytes);
@@ -159,8 +168,9 @@ TokenShardHeader TokenShardWriter::finish() {
   header_.payload_crc32c = crc_;
   unsigned char bytes[kTokenShardHeaderBytes];
   encode_header(header_, bytes);
-  if (std::fseek(file_, 0, SEEK_SET) != 0 || std::fwrite(bytes, 1, sizeof bytes, file_) != sizeof bytes ||
-      std::fflush(file_) != 0 || ::fsync(fileno(file_)) != 0)
+  if (std::fseek(file_, 0, SEEK_SET) != 0 ||
+      std::fwrite(bytes, 1, sizeof bytes, file_) != sizeof bytes || std::fflush(file_) != 0 ||
+      ::fsync(fileno(file_)) != 0)
     fail("cannot write token shard '" + tmp_path_ + "': " + errno_text());
   const int rc = std::fclose(file_);
   file_ = nullptr;
@@ -174,7 +184,8 @@ TokenShardHeader TokenShardWriter::finish() {
 // ---------------------------------------------------------------------------------------------
 // Reader
 
-TokenShardReader::TokenShardReader(const std::string& path, const ShardExpectations& expect) : path_(path) {
+TokenShardReader::TokenShardReader(const std::string& path, const ShardExpectations& expect)
+    : path_(path) {
   const std::string where = "token shard '" + path + "': ";
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) fail("cannot open token shard '" + path + "': " + errno_text());
@@ -202,23 +213,29 @@ TokenShardReader::TokenShardReader(const std::string& path, const ShardExpectati
     const uint64_t expected_bytes = kTokenShardHeaderBytes + payload_bytes;
     if (header_.token_count > (UINT64_MAX - kTokenShardHeaderBytes) / header_.token_bytes ||
         map_bytes_ < expected_bytes)
-      fail(where + "truncated: the header says " + std::to_string(header_.token_count) + " tokens (" +
-           std::to_string(expected_bytes) + " bytes), the file has " + std::to_string(map_bytes_) + " bytes");
+      fail(where + "truncated: the header says " + std::to_string(header_.token_count) +
+           " tokens (" + std::to_string(expected_bytes) + " bytes), the file has " +
+           std::to_string(map_bytes_) + " bytes");
     if (map_bytes_ > expected_bytes)
       fail(where + "the file has " + std::to_string(map_bytes_ - expected_bytes) +
-           " trailing bytes after the " + std::to_string(header_.token_count) + " tokens the header announces");
-    if (expect.tokenizer_fingerprint && *expect.tokenizer_fingerprint != header_.tokenizer_fingerprint)
-      fail(where + "written with tokenizer fingerprint " + hex64(header_.tokenizer_fingerprint) + ", expected " +
-           hex64(*expect.tokenizer_fingerprint) + ": the data was prepared with a different tokenizer");
+           " trailing bytes after the " + std::to_string(header_.token_count) +
+           " tokens the header announces");
+    if (expect.tokenizer_fingerprint &&
+        *expect.tokenizer_fingerprint != header_.tokenizer_fingerprint)
+      fail(where + "written with tokenizer fingerprint " + hex64(header_.tokenizer_fingerprint) +
+           ", expected " + hex64(*expect.tokenizer_fingerprint) +
+           ": the data was prepared with a different tokenizer");
     if (expect.model_vocab_size && header_.vocab_size > *expect.model_vocab_size)
-      fail(where + "tokenizer vocab size " + std::to_string(header_.vocab_size) + " exceeds the model's vocab size " +
-           std::to_string(*expect.model_vocab_size) + ": token ids would be out of range");
+      fail(where + "tokenizer vocab size " + std::to_string(header_.vocab_size) +
+           " exceeds the model's vocab size " + std::to_string(*expect.model_vocab_size) +
+           ": token ids would be out of range");
     const unsigned char* payload = map_ + kTokenShardHeaderBytes;
     if (crc32c(payload, payload_bytes) != header_.payload_crc32c)
       fail(where + "payload checksum mismatch: the token data is corrupted");
     if (header_.token_count > 0) {
-      const uint32_t largest = header_.token_bytes == 2 ? max_token<uint16_t>(payload, header_.token_count)
-                                                        : max_token<uint32_t>(payload, header_.token_count);
+      const uint32_t largest = header_.token_bytes == 2
+                                   ? max_token<uint16_t>(payload, header_.token_count)
+                                   : max_token<uint32_t>(payload, header_.token_count);
       if (largest >= header_.vocab_size)
         fail(where + "holds token id " + std::to_string(largest) + " outside its vocabulary of " +
              std::to_string(header_.vocab_size));
@@ -246,7 +263,9 @@ TokenShardReader& TokenShardReader::operator=(TokenShardReader&& other) noexcept
   return *this;
 }
 
-TokenShardReader::~TokenShardReader() { unmap(); }
+TokenShardReader::~TokenShardReader() {
+  unmap();
+}
 
 void TokenShardReader::unmap() {
   if (map_) ::munmap(const_cast<unsigned char*>(map_), map_bytes_);
@@ -256,8 +275,9 @@ void TokenShardReader::unmap() {
 
 void TokenShardReader::read(uint64_t first, uint64_t n, int32_t* out) const {
   SHARDLM_CHECK(first <= header_.token_count && n <= header_.token_count - first,
-                "read of tokens [" + std::to_string(first) + ", " + std::to_string(first + n) + ") from '" + path_ +
-                    "' with " + std::to_string(header_.token_count) + " tokens");
+                "read of tokens [" + std::to_string(first) + ", " + std::to_string(first + n) +
+                    ") from '" + path_ + "' with " + std::to_string(header_.token_count) +
+                    " tokens");
   const unsigned char* payload = map_ + kTokenShardHeaderBytes;
   if (header_.token_bytes == 2) {
     const auto* ids = reinterpret_cast<const uint16_t*>(payload) + first;

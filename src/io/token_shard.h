@@ -109,6 +109,7 @@ class TokenShardReader {
 
 // Parses and checks just the header bytes of a shard (magic, version, header checksum, dtype
 // against vocab size); `path` is for messages.
-TokenShardHeader parse_token_shard_header(const unsigned char* bytes, size_t n_bytes, const std::string& path);
+TokenShardHeader parse_token_shard_header(const unsigned char* bytes, size_t n_bytes,
+                                          const std::string& path);
 
 }  // namespace shardlm

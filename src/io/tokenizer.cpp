@@ -103,19 +103,30 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
   const int n_vocab = vocab_size();
   for (size_t i = 0; i < ids.size(); ++i)
     if (ids[i] < 0 || ids[i] >= n_vocab)
-      fail("cannot decode token id " + std::to_string(ids[i]) + " at position " + std::to_string(i) +
-           ": the tokenizer's vocabulary has " + std::to_string(n_vocab) + " ids");
+      fail("cannot decode token id " + std::to_string(ids[i]) + " at position " +
+           std::to_string(i) + ": the tokenizer's vocabulary has " + std::to_string(n_vocab) +
+           " ids");
   std::string text;
   const auto status = processor_->Decode(std::vector<int>(ids.begin(), ids.end()), &text);
   if (!status.ok()) fail("tokenizer decode failed: " + status.ToString());
   return text;
 }
 
-int Tokenizer::vocab_size() const { return processor_->GetPieceSize(); }
-int Tokenizer::pad_id() const { return processor_->pad_id(); }
-int Tokenizer::unk_id() const { return processor_->unk_id(); }
-int Tokenizer::bos_id() const { return processor_->bos_id(); }
-int Tokenizer::eos_id() const { return processor_->eos_id(); }
+int Tokenizer::vocab_size() const {
+  return processor_->GetPieceSize();
+}
+int Tokenizer::pad_id() const {
+  return processor_->pad_id();
+}
+int Tokenizer::unk_id() const {
+  return processor_->unk_id();
+}
+int Tokenizer::bos_id() const {
+  return processor_->bos_id();
+}
+int Tokenizer::eos_id() const {
+  return processor_->eos_id();
+}
 
 const std::string& Tokenizer::piece(int id) const {
   SHARDLM_CHECK(id >= 0 && id < vocab_size(), "token id " + std::to_string(id) + " out of range");
@@ -132,14 +143,17 @@ void Tokenizer::save(const std::string& path) const {
 void train_tokenizer(const TokenizerTrainOptions& options) {
   if (options.input_files.empty()) fail("tokenizer training needs at least one input file");
   for (const auto& f : options.input_files)
-    if (!std::filesystem::is_regular_file(f)) fail("tokenizer training input '" + f + "' is not a readable file");
+    if (!std::filesystem::is_regular_file(f))
+      fail("tokenizer training input '" + f + "' is not a readable file");
   if (options.model_prefix.empty()) fail("tokenizer training needs a model prefix");
   // 4 special ids + 256 byte pieces, plus room for at least a few learned pieces.
   if (options.vocab_size < 264)
     fail("--vocab-size " + std::to_string(options.vocab_size) +
-         " is too small: byte fallback needs 260 ids (4 special + 256 bytes) plus learned pieces; use at least 264");
+         " is too small: byte fallback needs 260 ids (4 special + 256 bytes) plus learned pieces; "
+         "use at least 264");
   if (!(options.character_coverage > 0.0 && options.character_coverage <= 1.0))
-    fail("--character-coverage must be in (0, 1], got " + std::to_string(options.character_coverage));
+    fail("--character-coverage must be in (0, 1], got " +
+         std::to_string(options.character_coverage));
   if (options.max_sentences < 0) fail("max sentences must be >= 0");
 
   const int threads = options.num_threads > 0 ? options.num_threads

@@ -30,13 +30,13 @@ constexpr int kUnkId = 1;
 constexpr int kBosId = 2;
 constexpr int kEosId = 3;
 
-
 class Tokenizer {
  public:
   static Tokenizer from_file(const std::string& model_path);
   // `serialized` is the content of a .model file (as returned by serialized()); `origin` names
   // where it came from in error messages.
-  static Tokenizer from_serialized(std::string serialized, const std::string& origin = "serialized model");
+  static Tokenizer from_serialized(std::string serialized,
+                                   const std::string& origin = "serialized model");
 
   Tokenizer(Tokenizer&&) noexcept;
   Tokenizer& operator=(Tokenizer&&) noexcept;

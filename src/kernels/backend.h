@@ -55,10 +55,11 @@ class KernelBackend {
                                  const float* inp /*[N,C]*/, const float* weight /*[C]*/,
                                  const float* bias /*[C]*/, int N, int C) = 0;
   // dinp += (residual stream); dweight += ; dbias +=
-  virtual void layernorm_backward(float* dinp /*[N,C]*/, float* dweight /*[C]*/, float* dbias /*[C]*/,
-                                  const float* dout /*[N,C]*/, const float* inp /*[N,C]*/,
-                                  const float* weight /*[C]*/, const float* mean /*[N]*/,
-                                  const float* rstd /*[N]*/, int N, int C) = 0;
+  virtual void layernorm_backward(float* dinp /*[N,C]*/, float* dweight /*[C]*/,
+                                  float* dbias /*[C]*/, const float* dout /*[N,C]*/,
+                                  const float* inp /*[N,C]*/, const float* weight /*[C]*/,
+                                  const float* mean /*[N]*/, const float* rstd /*[N]*/, int N,
+                                  int C) = 0;
 
   // ---- matmul: out = inp @ weight^T (+ bias) ---------------------------------------------
   // bias may be null.
@@ -67,9 +68,10 @@ class KernelBackend {
                               int N, int C, int OC) = 0;
   // dinp = dout @ weight (written; skipped if dinp is null); dweight += dout^T @ inp;
   // dbias += sum_n dout (skipped if dbias is null).
-  virtual void matmul_backward(float* dinp /*[N,C]*/, float* dweight /*[OC,C]*/, float* dbias /*[OC]*/,
-                               const float* dout /*[N,OC]*/, const float* inp /*[N,C]*/,
-                               const float* weight /*[OC,C]*/, int N, int C, int OC) = 0;
+  virtual void matmul_backward(float* dinp /*[N,C]*/, float* dweight /*[OC,C]*/,
+                               float* dbias /*[OC]*/, const float* dout /*[N,OC]*/,
+                               const float* inp /*[N,C]*/, const float* weight /*[OC,C]*/, int N,
+                               int C, int OC) = 0;
 
   // ---- causal self-attention -------------------------------------------------------------
   // qkv[b,t,:] = [q(NH heads x hd) | k(NH x hd) | v(NH x hd)], i.e. [B,T,3,NH,hd].
@@ -88,7 +90,8 @@ class KernelBackend {
   // [NH, max_seq, hd] each. Tq new positions pos0..pos0+Tq-1 arrive as qkv rows laid out as in
   // attention_forward (pos0 + Tq <= max_seq).
   // Writes the k and v parts of the Tq rows into the cache at positions pos0..pos0+Tq-1.
-  virtual void kv_cache_append(float* k_cache /*[NH,max_seq,hd]*/, float* v_cache /*[NH,max_seq,hd]*/,
+  virtual void kv_cache_append(float* k_cache /*[NH,max_seq,hd]*/,
+                               float* v_cache /*[NH,max_seq,hd]*/,
                                const float* qkv /*[Tq,3*NH*hd]*/, int pos0, int Tq, int NH, int hd,
                                int max_seq) = 0;
   // Causal attention of the Tq new queries against the cache (after kv_cache_append): query i
@@ -106,8 +109,8 @@ class KernelBackend {
 
   // ---- elementwise -------------------------------------------------------------------------
   virtual void add(float* out, const float* a, const float* b, size_t n) = 0;  // out = a + b
-  virtual void add_inplace(float* acc, const float* x, size_t n) = 0;        // acc += x
-  virtual void scale_inplace(float* x, float s, size_t n) = 0;               // x *= s
+  virtual void add_inplace(float* acc, const float* x, size_t n) = 0;          // acc += x
+  virtual void scale_inplace(float* x, float s, size_t n) = 0;                 // x *= s
 
   // ---- vocab-parallel softmax cross-entropy ------------------------------------------------
   // The logits of a TP rank cover vocabulary columns [vocab_start, vocab_start+Vl); columns at
@@ -137,8 +140,8 @@ class KernelBackend {
   virtual double sum_squares(const float* x, size_t n) = 0;
   // AdamW with decoupled weight decay on a flat range. grad is multiplied by grad_scale first
   // (clipping and averaging). step is 1-based (bias correction).
-  virtual void adamw_update(float* param, const float* grad, float* m, float* v, size_t n,
-                            float lr, float beta1, float beta2, float eps, float weight_decay,
+  virtual void adamw_update(float* param, const float* grad, float* m, float* v, size_t n, float lr,
+                            float beta1, float beta2, float eps, float weight_decay,
                             float grad_scale, int step) = 0;
 };
 

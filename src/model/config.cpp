@@ -14,7 +14,9 @@ int ModelConfig::padded_vocab() const {
 
 void ModelConfig::validate() const {
   auto positive = [](const char* field, int v) {
-    if (v <= 0) fail(std::string("invalid model config: ") + field + " must be > 0, got " + std::to_string(v));
+    if (v <= 0)
+      fail(std::string("invalid model config: ") + field + " must be > 0, got " +
+           std::to_string(v));
   };
   positive("n_layer", n_layer);
   positive("n_head", n_head);
@@ -23,16 +25,16 @@ void ModelConfig::validate() const {
   positive("max_seq_len", max_seq_len);
   positive("vocab_pad_multiple", vocab_pad_multiple);
   if (n_embd % n_head != 0)
-    fail("invalid model config: n_embd (" + std::to_string(n_embd) + ") must be divisible by n_head (" +
-         std::to_string(n_head) + ")");
+    fail("invalid model config: n_embd (" + std::to_string(n_embd) +
+         ") must be divisible by n_head (" + std::to_string(n_head) + ")");
 }
 
 int64_t ModelConfig::num_parameters() const {
   const int64_t C = n_embd, V = vocab_size, T = max_seq_len;
-  const int64_t per_layer = 2 * C + (3 * C * C + 3 * C) + (C * C + C) + 2 * C + (4 * C * C + 4 * C) + (4 * C * C + C);
+  const int64_t per_layer =
+      2 * C + (3 * C * C + 3 * C) + (C * C + C) + 2 * C + (4 * C * C + 4 * C) + (4 * C * C + C);
   return V * C + T * C + n_layer * per_layer + 2 * C;
 }
-
 
 namespace {
 // The fields of the [model] section, in order.
@@ -41,9 +43,12 @@ struct ModelField {
   int ModelConfig::*member;
 };
 constexpr ModelField kModelFields[] = {
-    {"n_layer", &ModelConfig::n_layer},         {"n_head", &ModelConfig::n_head},
-    {"n_embd", &ModelConfig::n_embd},           {"vocab_size", &ModelConfig::vocab_size},
-    {"max_seq_len", &ModelConfig::max_seq_len}, {"vocab_pad_multiple", &ModelConfig::vocab_pad_multiple},
+    {"n_layer", &ModelConfig::n_layer},
+    {"n_head", &ModelConfig::n_head},
+    {"n_embd", &ModelConfig::n_embd},
+    {"vocab_size", &ModelConfig::vocab_size},
+    {"max_seq_len", &ModelConfig::max_seq_len},
+    {"vocab_pad_multiple", &ModelConfig::vocab_pad_multiple},
 };
 
 std::string trim(const std::string& s) {
@@ -100,8 +105,8 @@ std::string model_config_diff(const ModelConfig& from, const ModelConfig& to) {
   std::string diff;
   for (const auto& f : kModelFields)
     if (from.*f.member != to.*f.member)
-      diff += (diff.empty() ? "" : ", ") + std::string(f.key) + ": " + std::to_string(from.*f.member) + " -> " +
-              std::to_string(to.*f.member);
+      diff += (diff.empty() ? "" : ", ") + std::string(f.key) + ": " +
+              std::to_string(from.*f.member) + " -> " + std::to_string(to.*f.member);
   return diff;
 }
 

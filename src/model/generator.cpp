@@ -53,8 +53,8 @@ int32_t Sampler::sample(const float* logits, int vocab_size) {
   size_t keep = order_.size();
   if (options_.top_k > 0 && options_.top_k < vocab_size) {
     keep = static_cast<size_t>(options_.top_k);
-    std::partial_sort(order_.begin(), order_.begin() + static_cast<std::ptrdiff_t>(keep), order_.end(),
-                      more_likely);
+    std::partial_sort(order_.begin(), order_.begin() + static_cast<std::ptrdiff_t>(keep),
+                      order_.end(), more_likely);
   } else if (options_.top_p < 1.0f) {
     std::sort(order_.begin(), order_.end(), more_likely);
   }
@@ -65,7 +65,8 @@ int32_t Sampler::sample(const float* logits, int vocab_size) {
   weights_.resize(keep);
   double total = 0.0;
   for (size_t i = 0; i < keep; ++i) {
-    weights_[i] = std::exp((static_cast<double>(logits[order_[i]]) - max_logit) / options_.temperature);
+    weights_[i] =
+        std::exp((static_cast<double>(logits[order_[i]]) - max_logit) / options_.temperature);
     total += weights_[i];
   }
   if (options_.top_p < 1.0f) {
@@ -90,9 +91,12 @@ int32_t Sampler::sample(const float* logits, int vocab_size) {
 
 const char* stop_reason_name(StopReason reason) {
   switch (reason) {
-    case StopReason::MaxTokens: return "max-tokens";
-    case StopReason::Eos: return "eos";
-    case StopReason::ContextFull: return "context-full";
+    case StopReason::MaxTokens:
+      return "max-tokens";
+    case StopReason::Eos:
+      return "eos";
+    case StopReason::ContextFull:
+      return "context-full";
   }
   return "?";
 }
@@ -115,11 +119,13 @@ Generator::Generator(const ModelConfig& cfg, KernelBackend& backend)
   Vp_ = cfg.padded_vocab();
   S_ = cfg.max_seq_len;
   for (int l = 0; l < cfg.n_layer; ++l) {
-    auto w = [&](const char* suffix) -> const float* { return model_->param(layer_param_name(l, suffix)); };
-    blocks_.push_back({w("ln_1.weight"), w("ln_1.bias"), w("attn.c_attn.weight"), w("attn.c_attn.bias"),
-                       w("attn.c_proj.weight"), w("attn.c_proj.bias"), w("ln_2.weight"), w("ln_2.bias"),
-                       w("mlp.c_fc.weight"), w("mlp.c_fc.bias"), w("mlp.c_proj.weight"),
-                       w("mlp.c_proj.bias")});
+    auto w = [&](const char* suffix) -> const float* {
+      return model_->param(layer_param_name(l, suffix));
+    };
+    blocks_.push_back({w("ln_1.weight"), w("ln_1.bias"), w("attn.c_attn.weight"),
+                       w("attn.c_attn.bias"), w("attn.c_proj.weight"), w("attn.c_proj.bias"),
+                       w("ln_2.weight"), w("ln_2.bias"), w("mlp.c_fc.weight"), w("mlp.c_fc.bias"),
+                       w("mlp.c_proj.weight"), w("mlp.c_proj.bias")});
   }
   const size_t S = S_, C = C_;
   tokens_ = be_.alloc_ints(S);
@@ -158,7 +164,8 @@ void Generator::forward(const int32_t* tokens, int n, int pos0) {
   be_.copy_from_host(tokens_, tokens, static_cast<size_t>(n) * sizeof(int32_t));
   be_.token_embedding_forward(resid_, tokens_, wte, n, C_, 0, Vp_);
   // Rows pos0.. of the position embedding.
-  be_.position_embedding_forward(resid_, model_->param("wpe") + static_cast<size_t>(pos0) * C_, 1, n, C_);
+  be_.position_embedding_forward(resid_, model_->param("wpe") + static_cast<size_t>(pos0) * C_, 1,
+                                 n, C_);
   for (int l = 0; l < cfg_.n_layer; ++l) layer_forward(l, n, pos0);
   // Only the last position's logits are needed: final layernorm and tied head on one row.
   be_.layernorm_forward(ln_, ln_mean_, ln_rstd_, resid_ + static_cast<size_t>(n - 1) * C_,
@@ -191,8 +198,8 @@ void Generator::layer_forward(int layer, int n, int pos0) {
 const std::vector<float>& Generator::prefill(const std::vector<int32_t>& tokens) {
   if (tokens.empty()) fail("prefill: the prompt is empty (at least one token is needed)");
   if (tokens.size() > static_cast<size_t>(S_))
-    fail("prefill: " + std::to_string(tokens.size()) + " tokens do not fit the model's max_seq_len " +
-         std::to_string(S_));
+    fail("prefill: " + std::to_string(tokens.size()) +
+         " tokens do not fit the model's max_seq_len " + std::to_string(S_));
   forward(tokens.data(), static_cast<int>(tokens.size()), 0);
   return logits_;
 }
@@ -200,20 +207,26 @@ const std::vector<float>& Generator::prefill(const std::vector<int32_t>& tokens)
 const std::vector<float>& Generator::step(int32_t token) {
   if (position_ == 0) fail("step: no prompt yet (call prefill first)");
   if (position_ >= S_)
-    fail("step: the context is full (" + std::to_string(S_) + " positions, the model's max_seq_len)");
+    fail("step: the context is full (" + std::to_string(S_) +
+         " positions, the model's max_seq_len)");
   forward(&token, 1, position_);
   return logits_;
 }
 
-GenerateResult Generator::generate(const std::vector<int32_t>& prompt, const GenerateOptions& options) {
+GenerateResult Generator::generate(const std::vector<int32_t>& prompt,
+                                   const GenerateOptions& options) {
   if (prompt.empty()) fail("generate: the prompt is empty (at least one token is needed)");
   if (prompt.size() >= static_cast<size_t>(S_))
-    fail("generate: the prompt has " + std::to_string(prompt.size()) + " tokens, which leaves no room in the model's " +
-         "max_seq_len of " + std::to_string(S_) + " (at most " + std::to_string(S_ - 1) + " prompt tokens)");
-  if (options.max_tokens < 0) fail("max tokens must be >= 0, got " + std::to_string(options.max_tokens));
+    fail("generate: the prompt has " + std::to_string(prompt.size()) +
+         " tokens, which leaves no room in the model's " + "max_seq_len of " + std::to_string(S_) +
+         " (at most " + std::to_string(S_ - 1) + " prompt tokens)");
+  if (options.max_tokens < 0)
+    fail("max tokens must be >= 0, got " + std::to_string(options.max_tokens));
   Sampler sampler(options.sampling);
   using Clock = std::chrono::steady_clock;
-  const auto seconds_since = [](Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); };
+  const auto seconds_since = [](Clock::time_point t) {
+    return std::chrono::duration<double>(Clock::now() - t).count();
+  };
   const auto start = Clock::now();
 
   GenerateResult result;

@@ -109,18 +109,18 @@ class Generator {
   int position_ = 0;
   std::vector<void*> owned_;
   // Backend buffers for up to S_ rows (a full-length prefill).
-  int32_t* tokens_;   // [S]
-  float* resid_;      // [S,C] residual stream
-  float* ln_;         // [S,C] layernorm output
-  float* ln_mean_;    // [S]
-  float* ln_rstd_;    // [S]
-  float* qkv_;        // [S,3C]
-  float* atty_;       // [S,C] attention output before c_proj
-  float* proj_;       // [S,C] c_proj output (attention and MLP)
-  float* fc_;         // [S,4C]
-  float* fc_gelu_;    // [S,4C]
-  float* logits_dev_; // [Vp]
-  float* kv_cache_;   // [n_layer][2][NH][S][hd]
+  int32_t* tokens_;            // [S]
+  float* resid_;               // [S,C] residual stream
+  float* ln_;                  // [S,C] layernorm output
+  float* ln_mean_;             // [S]
+  float* ln_rstd_;             // [S]
+  float* qkv_;                 // [S,3C]
+  float* atty_;                // [S,C] attention output before c_proj
+  float* proj_;                // [S,C] c_proj output (attention and MLP)
+  float* fc_;                  // [S,4C]
+  float* fc_gelu_;             // [S,4C]
+  float* logits_dev_;          // [Vp]
+  float* kv_cache_;            // [n_layer][2][NH][S][hd]
   std::vector<float> logits_;  // host copy of the real vocabulary's logits [vocab_size]
 };
 

@@ -29,31 +29,32 @@ struct GPT2::LayerActs {
 };
 
 struct GPT2::Acts {
-  int32_t* tokens = nullptr;       // [N]
-  int32_t* targets = nullptr;      // [N]
-  std::vector<float*> resid;       // n_local_layers + 1 of [N,C]: resid[i] = input of local layer i
+  int32_t* tokens = nullptr;   // [N]
+  int32_t* targets = nullptr;  // [N]
+  std::vector<float*> resid;   // n_local_layers + 1 of [N,C]: resid[i] = input of local layer i
   std::vector<LayerActs> layers;
-  float* lnf = nullptr;            // [N,C]
-  float* lnf_mean = nullptr;       // [N]
-  float* lnf_rstd = nullptr;       // [N]
-  float* logits = nullptr;         // [N,Vl] (dlogits in place after backward)
-  float* row_max = nullptr;        // [N]
-  float* sums = nullptr;           // [2N]: sum_exp then target_logit (one TP all-reduce)
-  float* losses = nullptr;         // [N]
+  float* lnf = nullptr;       // [N,C]
+  float* lnf_mean = nullptr;  // [N]
+  float* lnf_rstd = nullptr;  // [N]
+  float* logits = nullptr;    // [N,Vl] (dlogits in place after backward)
+  float* row_max = nullptr;   // [N]
+  float* sums = nullptr;      // [2N]: sum_exp then target_logit (one TP all-reduce)
+  float* losses = nullptr;    // [N]
   std::vector<void*> owned;
 };
 
 namespace {
 // Offsets of a block's parameters in the flat buffer, resolved once.
 struct BlockParams {
-  size_t ln1_w, ln1_b, qkv_w, qkv_b, attproj_w, attproj_b, ln2_w, ln2_b, fc_w, fc_b, fcproj_w, fcproj_b;
+  size_t ln1_w, ln1_b, qkv_w, qkv_b, attproj_w, attproj_b, ln2_w, ln2_b, fc_w, fc_b, fcproj_w,
+      fcproj_b;
 };
 BlockParams block_params(const ParamLayout& layout, int l) {
   auto off = [&](const char* s) { return layout.get(layer_param_name(l, s)).flat_offset; };
-  return {off("ln_1.weight"),       off("ln_1.bias"),       off("attn.c_attn.weight"),
-          off("attn.c_attn.bias"),  off("attn.c_proj.weight"), off("attn.c_proj.bias"),
-          off("ln_2.weight"),       off("ln_2.bias"),       off("mlp.c_fc.weight"),
-          off("mlp.c_fc.bias"),     off("mlp.c_proj.weight"), off("mlp.c_proj.bias")};
+  return {off("ln_1.weight"),      off("ln_1.bias"),          off("attn.c_attn.weight"),
+          off("attn.c_attn.bias"), off("attn.c_proj.weight"), off("attn.c_proj.bias"),
+          off("ln_2.weight"),      off("ln_2.bias"),          off("mlp.c_fc.weight"),
+          off("mlp.c_fc.bias"),    off("mlp.c_proj.weight"),  off("mlp.c_proj.bias")};
 }
 }  // namespace
 
@@ -142,9 +143,10 @@ GPT2::GPT2(const ModelConfig& cfg, const ShardSpec& shard, KernelBackend& backen
 GPT2::~GPT2() {
   for (auto& a : acts_)
     for (void* p : a->owned) be_.free_memory(p);
-  for (void* p : {static_cast<void*>(params_), static_cast<void*>(grads_), static_cast<void*>(dresid_),
-                  static_cast<void*>(dln_), static_cast<void*>(dqkv_), static_cast<void*>(datty_),
-                  static_cast<void*>(dfc_), static_cast<void*>(dfc_gelu_), static_cast<void*>(datt_)})
+  for (void* p :
+       {static_cast<void*>(params_), static_cast<void*>(grads_), static_cast<void*>(dresid_),
+        static_cast<void*>(dln_), static_cast<void*>(dqkv_), static_cast<void*>(datty_),
+        static_cast<void*>(dfc_), static_cast<void*>(dfc_gelu_), static_cast<void*>(datt_)})
     be_.free_memory(p);
 }
 
@@ -157,17 +159,24 @@ void GPT2::init_weights(uint64_t seed) {
   }
 }
 
-void GPT2::zero_grads() { be_.fill_zero(grads_, flat_capacity_); }
+void GPT2::zero_grads() {
+  be_.fill_zero(grads_, flat_capacity_);
+}
 
-const float* GPT2::stage_output(int slot) const { return acts_.at(static_cast<size_t>(slot))->resid.back(); }
-const float* GPT2::logits(int slot) const { return acts_.at(static_cast<size_t>(slot))->logits; }
+const float* GPT2::stage_output(int slot) const {
+  return acts_.at(static_cast<size_t>(slot))->resid.back();
+}
+const float* GPT2::logits(int slot) const {
+  return acts_.at(static_cast<size_t>(slot))->logits;
+}
 
 void GPT2::check_ids(const int32_t* ids, const char* what) const {
   const size_t N = static_cast<size_t>(B_) * T_;
   for (size_t i = 0; i < N; ++i) {
     if (ids[i] < 0 || ids[i] >= cfg_.vocab_size)
-      fail(std::string(what) + " id " + std::to_string(ids[i]) + " at position " + std::to_string(i) +
-           " is outside the vocabulary [0, " + std::to_string(cfg_.vocab_size) + ")");
+      fail(std::string(what) + " id " + std::to_string(ids[i]) + " at position " +
+           std::to_string(i) + " is outside the vocabulary [0, " + std::to_string(cfg_.vocab_size) +
+           ")");
   }
 }
 
@@ -179,7 +188,8 @@ float GPT2::forward(int slot, const int32_t* tokens, const int32_t* targets, con
     SHARDLM_CHECK(tokens != nullptr, "first stage needs tokens");
     check_ids(tokens, "token");
     be_.copy_from_host(a.tokens, tokens, static_cast<size_t>(N) * sizeof(int32_t));
-    be_.token_embedding_forward(a.resid[0], a.tokens, param("wte"), N, C_, vocab_start_, vocab_local_);
+    be_.token_embedding_forward(a.resid[0], a.tokens, param("wte"), N, C_, vocab_start_,
+                                vocab_local_);
     if (tp_.size() > 1) tp_.all_reduce_sum(a.resid[0], NC);
     be_.position_embedding_forward(a.resid[0], param("wpe"), B_, T_, C_);
   } else {
@@ -213,7 +223,8 @@ void GPT2::layer_forward(int l, Acts& a) {
   const int li = l - shard().layer_begin;
   const BlockParams p = block_params(layout_, l);
   const float* w = params_;
-  const bool add_row_bias = shard().tp_rank == 0;  // row-parallel biases: once, before the all-reduce
+  const bool add_row_bias =
+      shard().tp_rank == 0;  // row-parallel biases: once, before the all-reduce
   LayerActs& L = a.layers[static_cast<size_t>(li)];
   const float* in = a.resid[static_cast<size_t>(li)];
   const int N = B_ * T_, Cl = H_local_ * hd_;
@@ -222,15 +233,16 @@ void GPT2::layer_forward(int l, Acts& a) {
   be_.layernorm_forward(L.ln1, L.ln1_mean, L.ln1_rstd, in, w + p.ln1_w, w + p.ln1_b, N, C_);
   be_.matmul_forward(L.qkv, L.ln1, w + p.qkv_w, w + p.qkv_b, N, C_, 3 * Cl);
   be_.attention_forward(L.atty, L.att, L.qkv, B_, T_, H_local_, hd_);
-  be_.matmul_forward(L.attproj, L.atty, w + p.attproj_w, add_row_bias ? w + p.attproj_b : nullptr, N, Cl, C_);
+  be_.matmul_forward(L.attproj, L.atty, w + p.attproj_w, add_row_bias ? w + p.attproj_b : nullptr,
+                     N, Cl, C_);
   if (tp_.size() > 1) tp_.all_reduce_sum(L.attproj, NC);
   be_.add(L.resid2, in, L.attproj, NC);
 
   be_.layernorm_forward(L.ln2, L.ln2_mean, L.ln2_rstd, L.resid2, w + p.ln2_w, w + p.ln2_b, N, C_);
   be_.matmul_forward(L.fc, L.ln2, w + p.fc_w, w + p.fc_b, N, C_, F_local_);
   be_.gelu_forward(L.fc_gelu, L.fc, static_cast<size_t>(N) * F_local_);
-  be_.matmul_forward(L.fcproj, L.fc_gelu, w + p.fcproj_w, add_row_bias ? w + p.fcproj_b : nullptr, N,
-                     F_local_, C_);
+  be_.matmul_forward(L.fcproj, L.fc_gelu, w + p.fcproj_w, add_row_bias ? w + p.fcproj_b : nullptr,
+                     N, F_local_, C_);
   if (tp_.size() > 1) tp_.all_reduce_sum(L.fcproj, NC);
   be_.add(a.resid[static_cast<size_t>(li) + 1], L.resid2, L.fcproj, NC);
 }
@@ -241,10 +253,12 @@ void GPT2::backward(int slot, float loss_scale, const float* output_grad) {
   const size_t NC = static_cast<size_t>(N) * C_;
   if (shard().last_stage) {
     // d(mean loss)/d(loss_n) = 1/N; dlogits overwrite the logits.
-    be_.xent_backward(a.logits, a.logits, a.row_max, a.sums, a.targets, loss_scale / static_cast<float>(N), N,
-                      vocab_local_, vocab_start_, cfg_.vocab_size);
+    be_.xent_backward(a.logits, a.logits, a.row_max, a.sums, a.targets,
+                      loss_scale / static_cast<float>(N), N, vocab_local_, vocab_start_,
+                      cfg_.vocab_size);
     // Partial d(lnf) over this rank's vocabulary rows, summed over TP.
-    be_.matmul_backward(dln_, grad("wte"), nullptr, a.logits, a.lnf, param("wte"), N, C_, vocab_local_);
+    be_.matmul_backward(dln_, grad("wte"), nullptr, a.logits, a.lnf, param("wte"), N, C_,
+                        vocab_local_);
     if (tp_.size() > 1) tp_.all_reduce_sum(dln_, NC);
     be_.fill_zero(dresid_, NC);
     be_.layernorm_backward(dresid_, grad("ln_f.weight"), grad("ln_f.bias"), dln_, a.resid.back(),
@@ -270,8 +284,8 @@ void GPT2::layer_backward(int l, Acts& a) {
   const size_t NC = static_cast<size_t>(N) * C_;
 
   // MLP: dresid_ holds d(layer output) = d(fcproj) = d(resid2) so far.
-  be_.matmul_backward(dfc_gelu_, g + p.fcproj_w, g + p.fcproj_b, dresid_, L.fc_gelu, w + p.fcproj_w, N,
-                      F_local_, C_);
+  be_.matmul_backward(dfc_gelu_, g + p.fcproj_w, g + p.fcproj_b, dresid_, L.fc_gelu, w + p.fcproj_w,
+                      N, F_local_, C_);
   be_.gelu_backward(dfc_, L.fc, dfc_gelu_, static_cast<size_t>(N) * F_local_);
   be_.matmul_backward(dln_, g + p.fc_w, g + p.fc_b, dfc_, L.ln2, w + p.fc_w, N, C_, F_local_);
   if (tp_.size() > 1) tp_.all_reduce_sum(dln_, NC);
@@ -279,7 +293,8 @@ void GPT2::layer_backward(int l, Acts& a) {
                          L.ln2_rstd, N, C_);
 
   // Attention: dresid_ now holds d(resid2) = d(attproj).
-  be_.matmul_backward(datty_, g + p.attproj_w, g + p.attproj_b, dresid_, L.atty, w + p.attproj_w, N, Cl, C_);
+  be_.matmul_backward(datty_, g + p.attproj_w, g + p.attproj_b, dresid_, L.atty, w + p.attproj_w, N,
+                      Cl, C_);
   be_.attention_backward(dqkv_, datt_, datty_, L.qkv, L.att, B_, T_, H_local_, hd_);
   be_.matmul_backward(dln_, g + p.qkv_w, g + p.qkv_b, dqkv_, L.ln1, w + p.qkv_w, N, C_, 3 * Cl);
   if (tp_.size() > 1) tp_.all_reduce_sum(dln_, NC);

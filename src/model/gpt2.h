@@ -68,7 +68,7 @@ class GPT2 {
   //  Parameter gradients accumulate. On a non-first stage, input_grad() then holds d(input).
   void backward(int slot, float loss_scale, const float* output_grad);
 
-  const float* stage_output(int slot) const;  // [B,T,C]
+  const float* stage_output(int slot) const;           // [B,T,C]
   const float* input_grad() const { return dresid_; }  // [B,T,C]
   // Last stage, after forward: logits of this TP rank's vocabulary shard [B,T,Vp/tp].
   // (Overwritten by backward, which computes dlogits in place.)
@@ -95,13 +95,13 @@ class GPT2 {
   float* grads_ = nullptr;
   std::vector<std::unique_ptr<Acts>> acts_;
   // Backward scratch, shared by all slots (one backward at a time).
-  float* dresid_ = nullptr;  // [N,C] gradient of the residual stream
-  float* dln_ = nullptr;     // [N,C]
-  float* dqkv_ = nullptr;    // [N,3C/tp]
-  float* datty_ = nullptr;   // [N,C/tp]
-  float* dfc_ = nullptr;     // [N,4C/tp]
-  float* dfc_gelu_ = nullptr;// [N,4C/tp]
-  float* datt_ = nullptr;    // [B,NH/tp,T,T]
+  float* dresid_ = nullptr;    // [N,C] gradient of the residual stream
+  float* dln_ = nullptr;       // [N,C]
+  float* dqkv_ = nullptr;      // [N,3C/tp]
+  float* datty_ = nullptr;     // [N,C/tp]
+  float* dfc_ = nullptr;       // [N,4C/tp]
+  float* dfc_gelu_ = nullptr;  // [N,4C/tp]
+  float* datt_ = nullptr;      // [B,NH/tp,T,T]
 };
 
 }  // namespace shardlm

@@ -18,9 +18,9 @@ void ParamLayout::add(const std::string& name, std::vector<int64_t> global_shape
   v.tp_replicated = replicated;
   if (!replicated) {
     const int64_t extent = global_shape[static_cast<size_t>(split_dim)];
-    SHARDLM_CHECK(extent % shard_.tp_size == 0,
-                  name + ": dimension " + std::to_string(extent) + " not divisible by tp " +
-                      std::to_string(shard_.tp_size));
+    SHARDLM_CHECK(extent % shard_.tp_size == 0, name + ": dimension " + std::to_string(extent) +
+                                                    " not divisible by tp " +
+                                                    std::to_string(shard_.tp_size));
     const int64_t part = extent / shard_.tp_size;
     v.local_shape[static_cast<size_t>(split_dim)] = part;
     v.offset[static_cast<size_t>(split_dim)] = part * shard_.tp_rank;

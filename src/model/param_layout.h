@@ -75,8 +75,8 @@ class ParamLayout {
   static constexpr size_t kAlign = 16;
 
  private:
-  void add(const std::string& name, std::vector<int64_t> global_shape, int split_dim, bool replicated,
-           bool primary = true);
+  void add(const std::string& name, std::vector<int64_t> global_shape, int split_dim,
+           bool replicated, bool primary = true);
   std::vector<TensorView> views_;
   size_t total_ = 0;
   ShardSpec shard_;

@@ -6,9 +6,11 @@
 namespace shardlm {
 
 float learning_rate(const OptimizerConfig& cfg, int step) {
-  if (step < cfg.warmup_steps) return cfg.lr * static_cast<float>(step + 1) / static_cast<float>(cfg.warmup_steps);
+  if (step < cfg.warmup_steps)
+    return cfg.lr * static_cast<float>(step + 1) / static_cast<float>(cfg.warmup_steps);
   if (step >= cfg.total_steps) return cfg.min_lr;
-  const double ratio = static_cast<double>(step - cfg.warmup_steps) / static_cast<double>(cfg.total_steps - cfg.warmup_steps);
+  const double ratio = static_cast<double>(step - cfg.warmup_steps) /
+                       static_cast<double>(cfg.total_steps - cfg.warmup_steps);
   const double coeff = 0.5 * (1.0 + std::cos(M_PI * ratio));
   return static_cast<float>(cfg.min_lr + coeff * (cfg.lr - cfg.min_lr));
 }
@@ -18,8 +20,8 @@ float clip_scale(const OptimizerConfig& cfg, double grad_norm) {
   return static_cast<float>(cfg.grad_clip / (grad_norm + 1e-6));
 }
 
-AdamW::AdamW(const OptimizerConfig& cfg, const ParamLayout& layout, KernelBackend& backend, size_t begin,
-             size_t end)
+AdamW::AdamW(const OptimizerConfig& cfg, const ParamLayout& layout, KernelBackend& backend,
+             size_t begin, size_t end)
     : cfg_(cfg), layout_(layout), be_(backend), begin_(begin), end_(end) {
   m_ = be_.alloc_floats(end - begin);
   v_ = be_.alloc_floats(end - begin);
@@ -38,8 +40,8 @@ void AdamW::update(float* params, const float* grads, int step, float grad_scale
     const size_t hi = std::min(end_, view.flat_offset + view.numel);
     if (lo >= hi) continue;
     const size_t k = lo - begin_;
-    be_.adamw_update(params + k, grads + k, m_ + k, v_ + k, hi - lo, lr, cfg_.beta1, cfg_.beta2, cfg_.eps,
-                     view.weight_decay ? cfg_.weight_decay : 0.0f, grad_scale, step + 1);
+    be_.adamw_update(params + k, grads + k, m_ + k, v_ + k, hi - lo, lr, cfg_.beta1, cfg_.beta2,
+                     cfg_.eps, view.weight_decay ? cfg_.weight_decay : 0.0f, grad_scale, step + 1);
   }
 }
 

@@ -12,15 +12,15 @@
 namespace shardlm {
 
 struct OptimizerConfig {
-  float lr = 6e-4f;         // peak learning rate
-  float min_lr = 6e-5f;     // floor of the cosine decay
-  int warmup_steps = 0;     // linear warm-up steps
-  int total_steps = 1;      // schedule length (cosine reaches min_lr here)
+  float lr = 6e-4f;      // peak learning rate
+  float min_lr = 6e-5f;  // floor of the cosine decay
+  int warmup_steps = 0;  // linear warm-up steps
+  int total_steps = 1;   // schedule length (cosine reaches min_lr here)
   float beta1 = 0.9f;
   float beta2 = 0.95f;
   float eps = 1e-8f;
   float weight_decay = 0.1f;
-  float grad_clip = 1.0f;   // global-norm clip; <= 0 disables
+  float grad_clip = 1.0f;  // global-norm clip; <= 0 disables
 };
 
 // Learning rate for 0-based step: lr*(s+1)/warmup during warm-up, then cosine from lr to

@@ -33,15 +33,17 @@ class Communicator {
   virtual void recv(void* buf, size_t count, DType dtype, int src, int tag) = 0;
   // Send to dst and receive from src at the same time (MPI_Sendrecv): two neighbours that
   // exchange in opposite directions can never both block in a send (pipeline 1F1B).
-  virtual void send_recv(const void* send_buf, size_t send_count, int dst, int send_tag, void* recv_buf,
-                         size_t recv_count, int src, int recv_tag, DType dtype) = 0;
+  virtual void send_recv(const void* send_buf, size_t send_count, int dst, int send_tag,
+                         void* recv_buf, size_t recv_count, int src, int recv_tag, DType dtype) = 0;
   virtual void barrier() = 0;
 
   // Bytes this rank has sent through this communicator (for the bandwidth benchmarks).
   virtual uint64_t bytes_sent() const = 0;
 
   // Convenience for the common fp32 case.
-  void all_reduce_sum(float* buf, size_t count) { all_reduce(buf, count, DType::F32, ReduceOp::Sum); }
+  void all_reduce_sum(float* buf, size_t count) {
+    all_reduce(buf, count, DType::F32, ReduceOp::Sum);
+  }
 };
 
 size_t dtype_size(DType dtype);

@@ -8,7 +8,6 @@
 
 namespace shardlm {
 
-
 void check_same_on_all_ranks(Communicator& world, const std::string& what,
                              const std::string& text) {
   const uint64_t mine = fnv1a64(text);

@@ -11,20 +11,28 @@ namespace {
 
 MPI_Datatype mpi_type(DType dtype) {
   switch (dtype) {
-    case DType::F32: return MPI_FLOAT;
-    case DType::F64: return MPI_DOUBLE;
-    case DType::I32: return MPI_INT32_T;
-    case DType::I64: return MPI_INT64_T;
-    case DType::U8: return MPI_UINT8_T;
+    case DType::F32:
+      return MPI_FLOAT;
+    case DType::F64:
+      return MPI_DOUBLE;
+    case DType::I32:
+      return MPI_INT32_T;
+    case DType::I64:
+      return MPI_INT64_T;
+    case DType::U8:
+      return MPI_UINT8_T;
   }
   fail("MPI communicator: unknown DType value " + std::to_string(static_cast<int>(dtype)));
 }
 
 MPI_Op mpi_op(ReduceOp op) {
   switch (op) {
-    case ReduceOp::Sum: return MPI_SUM;
-    case ReduceOp::Max: return MPI_MAX;
-    case ReduceOp::Min: return MPI_MIN;
+    case ReduceOp::Sum:
+      return MPI_SUM;
+    case ReduceOp::Max:
+      return MPI_MAX;
+    case ReduceOp::Min:
+      return MPI_MIN;
   }
   fail("MPI communicator: unknown ReduceOp value " + std::to_string(static_cast<int>(op)));
 }
@@ -177,8 +185,8 @@ void MpiCommunicator::all_gather(const void* send, void* recv, size_t send_count
     // lands at block r + offset without a staging copy.
     for (const Chunk& c : split_into_chunks(send_count, block_limit)) {
       ScopedType strided(mpi_type(dtype), c.count, static_cast<MPI_Aint>(send_count * es));
-      MPI_CHECK(MPI_Allgather(in + c.offset * es, c.count, mpi_type(dtype), out + c.offset * es,
-                              1, strided.get(), comm_));
+      MPI_CHECK(MPI_Allgather(in + c.offset * es, c.count, mpi_type(dtype), out + c.offset * es, 1,
+                              strided.get(), comm_));
     }
   }
   bytes_sent_ += ring_share(static_cast<size_t>(size_) * send_count * es, size_);
@@ -210,9 +218,8 @@ void MpiCommunicator::check_received(const MPI_Status& status, const Chunk& chun
   // A shorter message is not an MPI error, but it would leave the buffer partly stale.
   if (received != chunk.count)
     fail("communicator '" + name_ + "': recv from rank " + std::to_string(src) + " tag " +
-         std::to_string(tag) + " expected " + std::to_string(chunk.count) +
-         " elements at offset " + std::to_string(chunk.offset) + " but got " +
-         std::to_string(received));
+         std::to_string(tag) + " expected " + std::to_string(chunk.count) + " elements at offset " +
+         std::to_string(chunk.offset) + " but got " + std::to_string(received));
 }
 
 void MpiCommunicator::recv(void* buf, size_t count, DType dtype, int src, int tag) {
@@ -258,13 +265,15 @@ void MpiCommunicator::send_recv(const void* send_buf, size_t send_count, int dst
   bytes_sent_ += send_count * es;
 }
 
-void MpiCommunicator::barrier() { MPI_CHECK(MPI_Barrier(comm_)); }
+void MpiCommunicator::barrier() {
+  MPI_CHECK(MPI_Barrier(comm_));
+}
 
 // ---------------------------------------------------------------------------------------------
 // SelfCommunicator
 
-void SelfCommunicator::reduce_scatter(const void* send, void* recv, size_t recv_count,
-                                      DType dtype, ReduceOp op) {
+void SelfCommunicator::reduce_scatter(const void* send, void* recv, size_t recv_count, DType dtype,
+                                      ReduceOp op) {
   if (recv_count > 0 && send != recv) std::memmove(recv, send, recv_count * dtype_size(dtype));
 }
 

@@ -34,7 +34,8 @@ Pipeline::~Pipeline() {
 double Pipeline::forward(int m, const MicroBatchFetch& fetch) {
   fetch(m, tokens_.data(), targets_.data());
   const bool first = pp_.rank() == 0;
-  return model_.forward(m % model_.slots(), tokens_.data(), targets_.data(), first ? nullptr : input_);
+  return model_.forward(m % model_.slots(), tokens_.data(), targets_.data(),
+                        first ? nullptr : input_);
 }
 
 void Pipeline::backward(int m, float loss_scale) {
@@ -46,7 +47,8 @@ double Pipeline::run(int M, const MicroBatchFetch& fetch, float loss_scale, bool
   const int S = pp_.size(), s = pp_.rank();
   const bool first = s == 0, last = s == S - 1;
   SHARDLM_CHECK(M >= 1, "pipeline needs at least one micro-batch");
-  SHARDLM_CHECK(S == 1 || model_.slots() >= std::min(M, S), "model has too few activation slots for 1F1B");
+  SHARDLM_CHECK(S == 1 || model_.slots() >= std::min(M, S),
+                "model has too few activation slots for 1F1B");
   wait_seconds_ = 0.0;
   double loss_sum = 0.0;
   auto timed = [&](auto&& fn) {
@@ -58,7 +60,9 @@ double Pipeline::run(int M, const MicroBatchFetch& fetch, float loss_scale, bool
     if (!first) timed([&] { pp_.recv(input_, act_count_, DType::F32, s - 1, kTagActivation); });
   };
   auto send_forward = [&](int m) {
-    if (!last) pp_.send(model_.stage_output(m % model_.slots()), act_count_, DType::F32, s + 1, kTagActivation);
+    if (!last)
+      pp_.send(model_.stage_output(m % model_.slots()), act_count_, DType::F32, s + 1,
+               kTagActivation);
   };
   auto recv_backward = [&] {
     if (!last) timed([&] { pp_.recv(grad_, act_count_, DType::F32, s + 1, kTagGradient); });
@@ -90,8 +94,8 @@ double Pipeline::run(int M, const MicroBatchFetch& fetch, float loss_scale, bool
     // send_forward_recv_backward: one exchange with the next stage.
     if (!last)
       timed([&] {
-        pp_.send_recv(model_.stage_output(m % model_.slots()), act_count_, s + 1, kTagActivation, grad_,
-                      act_count_, s + 1, kTagGradient, DType::F32);
+        pp_.send_recv(model_.stage_output(m % model_.slots()), act_count_, s + 1, kTagActivation,
+                      grad_, act_count_, s + 1, kTagGradient, DType::F32);
       });
     backward(i, loss_scale);
     if (i == steady - 1) {
@@ -99,8 +103,8 @@ double Pipeline::run(int M, const MicroBatchFetch& fetch, float loss_scale, bool
     } else if (!first) {
       // send_backward_recv_forward: one exchange with the previous stage.
       timed([&] {
-        pp_.send_recv(model_.input_grad(), act_count_, s - 1, kTagGradient, input_, act_count_, s - 1,
-                      kTagActivation, DType::F32);
+        pp_.send_recv(model_.input_grad(), act_count_, s - 1, kTagGradient, input_, act_count_,
+                      s - 1, kTagActivation, DType::F32);
       });
     }
   }

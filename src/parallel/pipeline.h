@@ -38,7 +38,7 @@ class Pipeline {
 
   GPT2& model_;
   Communicator& pp_;
-  size_t act_count_;       // B*T*C elements per exchanged tensor
+  size_t act_count_;        // B*T*C elements per exchanged tensor
   float* input_ = nullptr;  // [B,T,C] received activations (backend memory)
   float* grad_ = nullptr;   // [B,T,C] received output gradient
   std::vector<int32_t> tokens_, targets_;

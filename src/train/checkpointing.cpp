@@ -25,7 +25,9 @@ class HostView {
   std::vector<float> copy_;
 };
 
-Rect view_rect(const TensorView& v) { return Rect{v.offset, v.local_shape}; }
+Rect view_rect(const TensorView& v) {
+  return Rect{v.offset, v.local_shape};
+}
 
 // Recursive helper: elements [a, b) of the sub-block at dims k.. with the outer coordinates
 // fixed in `prefix` (global coordinates).
@@ -113,11 +115,14 @@ std::filesystem::path save_training_checkpoint(Trainer& trainer, const std::file
     if (!zero && !dp_leader) continue;
     size_t lo = 0, hi = 0;
     if (!view_range(view, opt.begin(), opt.end(), lo, hi)) continue;
-    const int64_t a = static_cast<int64_t>(lo - view.flat_offset), b = static_cast<int64_t>(hi - view.flat_offset);
+    const int64_t a = static_cast<int64_t>(lo - view.flat_offset),
+                  b = static_cast<int64_t>(hi - view.flat_offset);
     int64_t pos = static_cast<int64_t>(lo - opt.begin());
     for (const Rect& r : range_to_rects(view_rect(view), a, b)) {
-      slices.push_back({kRoleExpAvg, view.name, view.global_shape, r.offset, r.count, m.data() + pos});
-      slices.push_back({kRoleExpAvgSq, view.name, view.global_shape, r.offset, r.count, v.data() + pos});
+      slices.push_back(
+          {kRoleExpAvg, view.name, view.global_shape, r.offset, r.count, m.data() + pos});
+      slices.push_back(
+          {kRoleExpAvgSq, view.name, view.global_shape, r.offset, r.count, v.data() + pos});
       pos += r.numel();
     }
   }
@@ -142,8 +147,9 @@ namespace {
 void check_shape(CheckpointReader& reader, const std::string& role, const TensorView& view) {
   const auto& shape = reader.global_shape(role, view.name);
   if (shape != view.global_shape)
-    fail("checkpoint " + reader.dir().string() + ": tensor " + role + "/" + view.name + " has shape " +
-         shape_string(shape) + " but this model expects " + shape_string(view.global_shape));
+    fail("checkpoint " + reader.dir().string() + ": tensor " + role + "/" + view.name +
+         " has shape " + shape_string(shape) + " but this model expects " +
+         shape_string(view.global_shape));
 }
 }  // namespace
 
@@ -182,7 +188,8 @@ void load_training_checkpoint(Trainer& trainer, CheckpointReader& reader) {
     if (!view_range(view, opt.begin(), opt.end(), lo, hi)) continue;
     check_shape(reader, kRoleExpAvg, view);
     check_shape(reader, kRoleExpAvgSq, view);
-    const int64_t a = static_cast<int64_t>(lo - view.flat_offset), b = static_cast<int64_t>(hi - view.flat_offset);
+    const int64_t a = static_cast<int64_t>(lo - view.flat_offset),
+                  b = static_cast<int64_t>(hi - view.flat_offset);
     int64_t pos = static_cast<int64_t>(lo - opt.begin());
     for (const Rect& r : range_to_rects(view_rect(view), a, b)) {
       reader.read(kRoleExpAvg, view.name, r.offset, r.count, m + pos);

@@ -17,8 +17,10 @@ fs::path resolve_generation_checkpoint(const fs::path& path) {
   for (const fs::path& root : {path / "checkpoints", path})
     if (fs::is_directory(root))
       if (const auto latest = find_latest_checkpoint(root)) return *latest;
-  fail(path.string() + " is neither a checkpoint (no manifest.h5) nor a run directory or checkpoint root with a " +
-       "committed checkpoint (looked in " + (path / "checkpoints").string() + " and " + path.string() + ")");
+  fail(path.string() +
+       " is neither a checkpoint (no manifest.h5) nor a run directory or checkpoint root with a " +
+       "committed checkpoint (looked in " + (path / "checkpoints").string() + " and " +
+       path.string() + ")");
 }
 
 GenerationModel load_generation_model(const fs::path& path, KernelBackend& backend) {
@@ -34,12 +36,13 @@ GenerationModel load_generation_model(const fs::path& path, KernelBackend& backe
   }
   if (!reader.tokenizer_model().empty()) {
     const auto& bytes = reader.tokenizer_model();
-    loaded.tokenizer = Tokenizer::from_serialized(std::string(bytes.begin(), bytes.end()),
-                                                  "the tokenizer of checkpoint " + loaded.checkpoint.string());
+    loaded.tokenizer =
+        Tokenizer::from_serialized(std::string(bytes.begin(), bytes.end()),
+                                   "the tokenizer of checkpoint " + loaded.checkpoint.string());
     if (loaded.tokenizer->vocab_size() != cfg.vocab_size)
       fail("checkpoint " + loaded.checkpoint.string() + ": its tokenizer has " +
-           std::to_string(loaded.tokenizer->vocab_size()) + " pieces but the model's vocab_size is " +
-           std::to_string(cfg.vocab_size));
+           std::to_string(loaded.tokenizer->vocab_size()) +
+           " pieces but the model's vocab_size is " + std::to_string(cfg.vocab_size));
   }
   loaded.generator = std::make_unique<Generator>(cfg, backend);
   load_model_params(loaded.generator->model(), reader);

@@ -19,7 +19,7 @@ namespace shardlm {
 std::filesystem::path resolve_generation_checkpoint(const std::filesystem::path& path);
 
 struct GenerationModel {
-  std::filesystem::path checkpoint;    // the directory it was loaded from
+  std::filesystem::path checkpoint;  // the directory it was loaded from
   std::unique_ptr<Generator> generator;
   std::optional<Tokenizer> tokenizer;  // absent when the run had none (synthetic data)
 };

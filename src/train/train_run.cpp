@@ -7,8 +7,8 @@
 #include <chrono>
 #include <cmath>
 #include <csignal>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
@@ -42,7 +42,9 @@ namespace {
 
 // Set by SIGTERM / SIGUSR1 (SLURM's preemption and pre-timeout signals); read at step ends.
 volatile std::sig_atomic_t g_stop_signal = 0;
-void on_stop_signal(int sig) { g_stop_signal = sig; }
+void on_stop_signal(int sig) {
+  g_stop_signal = sig;
+}
 
 void install_signal_handlers() {
   struct sigaction sa {};
@@ -119,13 +121,16 @@ KernelBackend& select_backend(const RunConfig& cfg, const Mesh& mesh) {
   if (cfg.device != "cuda") fail("--device must be 'cpu' or 'cuda', got '" + cfg.device + "'");
 #ifdef SHARDLM_HAVE_CUDA
   if (mesh.world_size() != 1 || cfg.zero != 0)
-    fail("--device cuda runs a single rank without ZeRO for now (got " + std::to_string(mesh.world_size()) +
-         " ranks, zero " + std::to_string(cfg.zero) + "); multi-GPU needs the NCCL communicator");
+    fail("--device cuda runs a single rank without ZeRO for now (got " +
+         std::to_string(mesh.world_size()) + " ranks, zero " + std::to_string(cfg.zero) +
+         "); multi-GPU needs the NCCL communicator");
   if (!cuda_device_available()) fail("--device cuda: no usable CUDA device on this machine");
   return cuda_backend();
 #else
   (void)mesh;
-  fail("--device cuda: this shardlm was built without CUDA (configure with -DSHARDLM_CUDA=ON where nvcc is installed)");
+  fail(
+      "--device cuda: this shardlm was built without CUDA (configure with -DSHARDLM_CUDA=ON where "
+      "nvcc is installed)");
 #endif
 }
 
@@ -156,13 +161,16 @@ int run_training(RunConfig cfg) {
   const bool synthetic = cfg.data == "synthetic";
   if (!synthetic) {
     const fs::path tok_path = fs::path(cfg.data) / "tokenizer.model";
-    if (!fs::exists(tok_path)) fail("--data " + cfg.data + ": no tokenizer.model (prepare it with `shardlm data prepare`)");
+    if (!fs::exists(tok_path))
+      fail("--data " + cfg.data + ": no tokenizer.model (prepare it with `shardlm data prepare`)");
     tokenizer.emplace(Tokenizer::from_file(tok_path.string()));
     if (cfg.model.vocab_size == 0) cfg.model.vocab_size = tokenizer->vocab_size();
     if (cfg.model.vocab_size < tokenizer->vocab_size())
-      fail("model vocab_size " + std::to_string(cfg.model.vocab_size) + " is smaller than the tokenizer's " +
-           std::to_string(tokenizer->vocab_size()) + " (" + tok_path.string() + ")");
-    const ShardExpectations expect{tokenizer->fingerprint(), static_cast<uint64_t>(cfg.model.vocab_size)};
+      fail("model vocab_size " + std::to_string(cfg.model.vocab_size) +
+           " is smaller than the tokenizer's " + std::to_string(tokenizer->vocab_size()) + " (" +
+           tok_path.string() + ")");
+    const ShardExpectations expect{tokenizer->fingerprint(),
+                                   static_cast<uint64_t>(cfg.model.vocab_size)};
     train_data = std::make_unique<TokenDataset>(cfg.data, "train", expect);
     val_data = std::make_unique<TokenDataset>(cfg.data, "val", expect);
   } else if (cfg.model.vocab_size == 0) {
@@ -175,8 +183,9 @@ int run_training(RunConfig cfg) {
   if (cfg.global_batch == 0) cfg.global_batch = static_cast<int64_t>(cfg.micro_batch) * dp;
   const int64_t per_round = static_cast<int64_t>(cfg.micro_batch) * dp;
   if (cfg.global_batch % per_round != 0)
-    fail("--global-batch " + std::to_string(cfg.global_batch) + " sequences is not a multiple of micro-batch x dp = " +
-         std::to_string(cfg.micro_batch) + " x " + std::to_string(dp) + " = " + std::to_string(per_round));
+    fail("--global-batch " + std::to_string(cfg.global_batch) +
+         " sequences is not a multiple of micro-batch x dp = " + std::to_string(cfg.micro_batch) +
+         " x " + std::to_string(dp) + " = " + std::to_string(per_round));
 
   TrainSettings st;
   st.model = cfg.model;
@@ -200,13 +209,17 @@ int run_training(RunConfig cfg) {
   } else if (cfg.resume != "none") {
     resume_from = fs::path(cfg.resume);
     if (!fs::exists(*resume_from / "manifest.h5")) {
-      if (auto latest = find_latest_checkpoint(*resume_from)) resume_from = latest;
-      else fail("--resume " + cfg.resume + ": not a committed checkpoint (no manifest.h5) nor a checkpoint root");
+      if (auto latest = find_latest_checkpoint(*resume_from))
+        resume_from = latest;
+      else
+        fail("--resume " + cfg.resume +
+             ": not a committed checkpoint (no manifest.h5) nor a checkpoint root");
     }
   }
   const fs::path run_ini = run_dir / "run_config.ini";
   if (fs::exists(run_ini)) {
-    const std::string diff = model_config_diff(model_config_from_ini(read_file(run_ini)), cfg.model);
+    const std::string diff =
+        model_config_diff(model_config_from_ini(read_file(run_ini)), cfg.model);
     if (!diff.empty())
       fail("run directory " + run_dir.string() + " holds a run with a different model (" + diff +
            "); use a new --out or the original model settings");
@@ -216,10 +229,11 @@ int run_training(RunConfig cfg) {
     fs::create_directories(ckpt_root);
     fs::create_directories(run_dir / "progress");
     if (!fs::exists(run_ini)) write_file_atomic(run_ini, ini);
-    std::cout << "shardlm train: " << mesh.world_size() << " ranks (dp " << dp << " x tp " << cfg.tp << " x pp "
-              << cfg.pp << (cfg.zero ? ", ZeRO-1" : "") << "), " << cfg.model.num_parameters() / 1e6
-              << "M parameters, " << st.micro_batches << " micro-batch(es) of " << cfg.micro_batch << " x "
-              << cfg.seq_len << " per DP rank per step\n--- effective config ---\n"
+    std::cout << "shardlm train: " << mesh.world_size() << " ranks (dp " << dp << " x tp " << cfg.tp
+              << " x pp " << cfg.pp << (cfg.zero ? ", ZeRO-1" : "") << "), "
+              << cfg.model.num_parameters() / 1e6 << "M parameters, " << st.micro_batches
+              << " micro-batch(es) of " << cfg.micro_batch << " x " << cfg.seq_len
+              << " per DP rank per step\n--- effective config ---\n"
               << ini << "------------------------\n"
               << std::flush;
   }
@@ -230,16 +244,19 @@ int run_training(RunConfig cfg) {
   uint64_t samples_consumed = 0;
   if (resume_from) {
     CheckpointReader reader(*resume_from);
-    const std::string diff = model_config_diff(model_config_from_ini(reader.config_text()), cfg.model);
+    const std::string diff =
+        model_config_diff(model_config_from_ini(reader.config_text()), cfg.model);
     if (!diff.empty())
-      fail("checkpoint " + resume_from->string() + " was saved with a different model (" + diff + "); refusing to resume");
+      fail("checkpoint " + resume_from->string() + " was saved with a different model (" + diff +
+           "); refusing to resume");
     load_training_checkpoint(trainer, reader);
     start_step = static_cast<int>(reader.metadata_int("step"));
     samples_consumed = static_cast<uint64_t>(reader.metadata_int("samples_consumed"));
     if (leader)
-      std::cout << "resumed from " << resume_from->string() << " at step " << start_step << " (saved with tp "
-                << reader.metadata_int("layout.tp") << ", pp " << reader.metadata_int("layout.pp") << ", dp "
-                << reader.metadata_int("layout.dp") << ", zero " << reader.metadata_int("layout.zero") << ")\n";
+      std::cout << "resumed from " << resume_from->string() << " at step " << start_step
+                << " (saved with tp " << reader.metadata_int("layout.tp") << ", pp "
+                << reader.metadata_int("layout.pp") << ", dp " << reader.metadata_int("layout.dp")
+                << ", zero " << reader.metadata_int("layout.zero") << ")\n";
   }
 
   // ---- batch sources ---------------------------------------------------------------------------
@@ -248,19 +265,30 @@ int run_training(RunConfig cfg) {
   if (synthetic) {
     const int V = cfg.model.vocab_size, T = cfg.seq_len;
     const uint64_t seed = cfg.seed;
-    train_source = [=](uint64_t first, int count, int32_t* tok, int32_t* tgt) { synthetic_samples(seed, V, T, first, count, tok, tgt); };
-    val_source = [=](uint64_t first, int count, int32_t* tok, int32_t* tgt) { synthetic_samples(~seed, V, T, first, count, tok, tgt); };
+    train_source = [=](uint64_t first, int count, int32_t* tok, int32_t* tgt) {
+      synthetic_samples(seed, V, T, first, count, tok, tgt);
+    };
+    val_source = [=](uint64_t first, int count, int32_t* tok, int32_t* tgt) {
+      synthetic_samples(~seed, V, T, first, count, tok, tgt);
+    };
   } else {
     train_loader = std::make_unique<SampleLoader>(*train_data, cfg.seq_len, cfg.seed);
     val_loader = std::make_unique<SampleLoader>(*val_data, cfg.seq_len, cfg.seed);
-    train_source = [&](uint64_t first, int count, int32_t* tok, int32_t* tgt) { train_loader->get_samples(first, count, tok, tgt); };
-    val_source = [&](uint64_t first, int count, int32_t* tok, int32_t* tgt) { val_loader->get_samples(first, count, tok, tgt); };
+    train_source = [&](uint64_t first, int count, int32_t* tok, int32_t* tgt) {
+      train_loader->get_samples(first, count, tok, tgt);
+    };
+    val_source = [&](uint64_t first, int count, int32_t* tok, int32_t* tgt) {
+      val_loader->get_samples(first, count, tok, tgt);
+    };
   }
   // Validation bits per byte: nats per token / ln 2 x tokens per UTF-8 byte of the val text.
   const double val_tokens_per_byte =
-      val_data && val_data->text_bytes() > 0 ? static_cast<double>(val_data->token_count()) / val_data->text_bytes() : 0.0;
+      val_data && val_data->text_bytes() > 0
+          ? static_cast<double>(val_data->token_count()) / val_data->text_bytes()
+          : 0.0;
 
-  // ---- metrics -----------------------------------------------------------------------------------
+  // ---- metrics
+  // -----------------------------------------------------------------------------------
   std::ofstream metrics;
   if (leader) {
     const fs::path mpath = cfg.metrics.empty() ? run_dir / "metrics.jsonl" : fs::path(cfg.metrics);
@@ -272,17 +300,22 @@ int run_training(RunConfig cfg) {
     if (!leader) return;
     std::ostringstream line;
     line << "{\"step\":" << step << ",\"val_loss\":" << json_number(loss);
-    if (val_tokens_per_byte > 0) line << ",\"val_bpb\":" << json_number(loss / std::log(2.0) * val_tokens_per_byte);
+    if (val_tokens_per_byte > 0)
+      line << ",\"val_bpb\":" << json_number(loss / std::log(2.0) * val_tokens_per_byte);
     line << "}";
     metrics << line.str() << "\n" << std::flush;
-    std::cout << "eval step " << step << " | val loss " << std::fixed << std::setprecision(4) << loss;
-    if (val_tokens_per_byte > 0) std::cout << " | val bpb " << loss / std::log(2.0) * val_tokens_per_byte;
+    std::cout << "eval step " << step << " | val loss " << std::fixed << std::setprecision(4)
+              << loss;
+    if (val_tokens_per_byte > 0)
+      std::cout << " | val bpb " << loss / std::log(2.0) * val_tokens_per_byte;
     std::cout << std::defaultfloat << "\n" << std::flush;
   };
 
-  // ---- checkpointing -----------------------------------------------------------------------------
+  // ---- checkpointing
+  // -----------------------------------------------------------------------------
   std::vector<uint8_t> tokenizer_bytes;
-  if (tokenizer) tokenizer_bytes.assign(tokenizer->serialized().begin(), tokenizer->serialized().end());
+  if (tokenizer)
+    tokenizer_bytes.assign(tokenizer->serialized().begin(), tokenizer->serialized().end());
   int last_saved = resume_from ? start_step : -1;
   auto save = [&](int steps_done) {
     if (steps_done == last_saved) return;
@@ -291,17 +324,21 @@ int run_training(RunConfig cfg) {
     const fs::path dir = save_training_checkpoint(trainer, ckpt_root, info);
     if (leader) {
       apply_retention(ckpt_root, cfg.keep_last, cfg.keep_every);
-      std::cout << "saved " << dir.string() << " (" << std::fixed << std::setprecision(2) << now_seconds() - t0
-                << " s)" << std::defaultfloat << "\n" << std::flush;
+      std::cout << "saved " << dir.string() << " (" << std::fixed << std::setprecision(2)
+                << now_seconds() - t0 << " s)" << std::defaultfloat << "\n"
+                << std::flush;
     }
     last_saved = steps_done;
   };
 
-  // ---- the loop ------------------------------------------------------------------------------------
-  const fs::path heartbeat = run_dir / "progress" / ("rank_" + std::to_string(mesh.world_rank()) + ".txt");
+  // ---- the loop
+  // ------------------------------------------------------------------------------------
+  const fs::path heartbeat =
+      run_dir / "progress" / ("rank_" + std::to_string(mesh.world_rank()) + ".txt");
   const double tokens_per_step = static_cast<double>(trainer.samples_per_step()) * cfg.seq_len;
   const double flops_tok = model_flops_per_token(cfg.model, cfg.seq_len);
-  const double peak_per_rank = cfg.peak_tflops > 0 ? cfg.peak_tflops * 1e12 : cpu_peak_flops_per_rank();
+  const double peak_per_rank =
+      cfg.peak_tflops > 0 ? cfg.peak_tflops * 1e12 : cpu_peak_flops_per_rank();
   const double t_start = now_seconds();
   if (start_step == 0 || cfg.eval_every > 0) evaluate(start_step);
   int step = start_step;
@@ -309,11 +346,13 @@ int run_training(RunConfig cfg) {
   double window_start = now_seconds();
   int window_steps = 0;
   while (step < cfg.steps) {
-    const StepResult r = trainer.train_step(step, samples_consumed, train_source, cfg.skip_non_finite);
+    const StepResult r =
+        trainer.train_step(step, samples_consumed, train_source, cfg.skip_non_finite);
     samples_consumed += trainer.samples_per_step();
     ++step;
     ++window_steps;
-    write_file_atomic(heartbeat, "step=" + std::to_string(step) + " time=" + std::to_string(std::time(nullptr)) + "\n");
+    write_file_atomic(heartbeat, "step=" + std::to_string(step) +
+                                     " time=" + std::to_string(std::time(nullptr)) + "\n");
     const double now = now_seconds();
     if (leader && (step % cfg.log_every == 0 || step == cfg.steps || r.skipped)) {
       const double dt = (now - window_start) / window_steps;
@@ -321,16 +360,19 @@ int run_training(RunConfig cfg) {
       const double mfu = tps * flops_tok / (peak_per_rank * mesh.world_size());
       const double eta = dt * (cfg.steps - step);
       std::ostringstream line;
-      line << std::setprecision(6) << "{\"step\":" << step << ",\"loss\":" << json_number(r.loss) << ",\"lr\":" << r.lr
-           << ",\"grad_norm\":" << json_number(r.grad_norm) << ",\"tokens\":" << static_cast<uint64_t>(samples_consumed) * cfg.seq_len
-           << ",\"tokens_per_s\":" << tps << ",\"mfu\":" << mfu << ",\"elapsed_s\":" << now - t_start
-           << (r.skipped ? ",\"skipped\":true" : "") << "}";
+      line << std::setprecision(6) << "{\"step\":" << step << ",\"loss\":" << json_number(r.loss)
+           << ",\"lr\":" << r.lr << ",\"grad_norm\":" << json_number(r.grad_norm)
+           << ",\"tokens\":" << static_cast<uint64_t>(samples_consumed) * cfg.seq_len
+           << ",\"tokens_per_s\":" << tps << ",\"mfu\":" << mfu
+           << ",\"elapsed_s\":" << now - t_start << (r.skipped ? ",\"skipped\":true" : "") << "}";
       metrics << line.str() << "\n" << std::flush;
-      std::cout << "step " << step << "/" << cfg.steps << " | loss " << std::fixed << std::setprecision(4) << r.loss
-                << " | lr " << std::scientific << std::setprecision(2) << r.lr << " | gnorm " << std::fixed
-                << std::setprecision(3) << r.grad_norm << (r.clipped ? " (clipped)" : "") << " | "
-                << std::setprecision(0) << tps << " tok/s | mfu " << std::setprecision(1) << 100 * mfu << "% | eta "
-                << format_duration(eta) << (r.skipped ? " | SKIPPED (non-finite)" : "") << std::defaultfloat << "\n"
+      std::cout << "step " << step << "/" << cfg.steps << " | loss " << std::fixed
+                << std::setprecision(4) << r.loss << " | lr " << std::scientific
+                << std::setprecision(2) << r.lr << " | gnorm " << std::fixed << std::setprecision(3)
+                << r.grad_norm << (r.clipped ? " (clipped)" : "") << " | " << std::setprecision(0)
+                << tps << " tok/s | mfu " << std::setprecision(1) << 100 * mfu << "% | eta "
+                << format_duration(eta) << (r.skipped ? " | SKIPPED (non-finite)" : "")
+                << std::defaultfloat << "\n"
                 << std::flush;
       window_start = now;
       window_steps = 0;
@@ -340,12 +382,16 @@ int run_training(RunConfig cfg) {
     // Stop request: a signal on any rank (its number), or the wall-clock budget (1; rank 0's
     // clock decides). MAX all-reduce so that every rank takes the same decision at the same step.
     int stop = static_cast<int>(g_stop_signal);
-    if (leader && cfg.exit_after_minutes > 0 && now - t_start > cfg.exit_after_minutes * 60.0) stop = std::max(stop, 1);
+    if (leader && cfg.exit_after_minutes > 0 && now - t_start > cfg.exit_after_minutes * 60.0)
+      stop = std::max(stop, 1);
     mesh.world().all_reduce(&stop, 1, DType::I32, ReduceOp::Max);
     if (stop && step < cfg.steps) {
       if (leader)
-        std::cout << "stop requested (" << (stop > 1 ? "signal " + std::to_string(stop) : std::string("time budget"))
-                  << ") at step " << step << ": saving and exiting with " << cli::kExitSavedRequeue << "\n" << std::flush;
+        std::cout << "stop requested ("
+                  << (stop > 1 ? "signal " + std::to_string(stop) : std::string("time budget"))
+                  << ") at step " << step << ": saving and exiting with " << cli::kExitSavedRequeue
+                  << "\n"
+                  << std::flush;
       save(step);
       exit_code = cli::kExitSavedRequeue;
       break;
@@ -354,7 +400,10 @@ int run_training(RunConfig cfg) {
   if (exit_code == cli::kExitOk) {
     evaluate(step);
     save(step);
-    if (leader) std::cout << "done: " << step << " steps in " << format_duration(now_seconds() - t_start) << "\n" << std::flush;
+    if (leader)
+      std::cout << "done: " << step << " steps in " << format_duration(now_seconds() - t_start)
+                << "\n"
+                << std::flush;
   }
   return exit_code;
 }

@@ -9,23 +9,29 @@
 
 namespace shardlm {
 
-std::vector<std::pair<int, int>> pipeline_stage_ranges(int n_layer, int pp, const std::vector<int>& layers) {
+std::vector<std::pair<int, int>> pipeline_stage_ranges(int n_layer, int pp,
+                                                       const std::vector<int>& layers) {
   std::vector<std::pair<int, int>> ranges;
   if (!layers.empty()) {
     if (static_cast<int>(layers.size()) != pp)
-      fail("--pp-layers lists " + std::to_string(layers.size()) + " stages but pp is " + std::to_string(pp));
+      fail("--pp-layers lists " + std::to_string(layers.size()) + " stages but pp is " +
+           std::to_string(pp));
     int begin = 0;
     for (size_t s = 0; s < layers.size(); ++s) {
-      if (layers[s] < 1) fail("--pp-layers: stage " + std::to_string(s) + " has " + std::to_string(layers[s]) + " layers (need >= 1)");
+      if (layers[s] < 1)
+        fail("--pp-layers: stage " + std::to_string(s) + " has " + std::to_string(layers[s]) +
+             " layers (need >= 1)");
       ranges.emplace_back(begin, begin + layers[s]);
       begin += layers[s];
     }
     if (begin != n_layer)
-      fail("--pp-layers sums to " + std::to_string(begin) + " layers but the model has n_layer " + std::to_string(n_layer));
+      fail("--pp-layers sums to " + std::to_string(begin) + " layers but the model has n_layer " +
+           std::to_string(n_layer));
     return ranges;
   }
   if (pp > n_layer)
-    fail("pp " + std::to_string(pp) + " is larger than n_layer " + std::to_string(n_layer) + ": every stage needs a layer");
+    fail("pp " + std::to_string(pp) + " is larger than n_layer " + std::to_string(n_layer) +
+         ": every stage needs a layer");
   // Even split; the first stages take the remainder (the last stage also runs the LM head).
   int begin = 0;
   for (int s = 0; s < pp; ++s) {
@@ -39,20 +45,26 @@ std::vector<std::pair<int, int>> pipeline_stage_ranges(int n_layer, int pp, cons
 void validate_layout(const TrainSettings& st, const MeshShape& shape) {
   const ModelConfig& m = st.model;
   m.validate();
-  auto refuse = [&](const std::string& why) { fail("invalid parallel layout (dp " + std::to_string(shape.dp) + ", tp " + std::to_string(shape.tp) + ", pp " + std::to_string(shape.pp) + "): " + why); };
+  auto refuse = [&](const std::string& why) {
+    fail("invalid parallel layout (dp " + std::to_string(shape.dp) + ", tp " +
+         std::to_string(shape.tp) + ", pp " + std::to_string(shape.pp) + "): " + why);
+  };
   if (m.n_head % shape.tp != 0)
     refuse("n_head " + std::to_string(m.n_head) + " is not divisible by tp");
   if ((4 * m.n_embd) % shape.tp != 0)
     refuse("4*n_embd " + std::to_string(4 * m.n_embd) + " is not divisible by tp");
   if (m.padded_vocab() % shape.tp != 0)
-    refuse("padded vocabulary " + std::to_string(m.padded_vocab()) + " (vocab_size " + std::to_string(m.vocab_size) +
-           " rounded up to a multiple of " + std::to_string(m.vocab_pad_multiple) + ") is not divisible by tp");
+    refuse("padded vocabulary " + std::to_string(m.padded_vocab()) + " (vocab_size " +
+           std::to_string(m.vocab_size) + " rounded up to a multiple of " +
+           std::to_string(m.vocab_pad_multiple) + ") is not divisible by tp");
   pipeline_stage_ranges(m.n_layer, shape.pp, st.pipeline_layers);
   if (st.micro_batch < 1) refuse("micro-batch size must be >= 1");
   if (st.micro_batches < 1) refuse("micro-batches per step must be >= 1");
   if (st.seq_len < 1 || st.seq_len > m.max_seq_len)
-    refuse("sequence length " + std::to_string(st.seq_len) + " must be in [1, max_seq_len " + std::to_string(m.max_seq_len) + "]");
-  if (st.zero_stage != 0 && st.zero_stage != 1) refuse("--zero must be 0 or 1, got " + std::to_string(st.zero_stage));
+    refuse("sequence length " + std::to_string(st.seq_len) + " must be in [1, max_seq_len " +
+           std::to_string(m.max_seq_len) + "]");
+  if (st.zero_stage != 0 && st.zero_stage != 1)
+    refuse("--zero must be 0 or 1, got " + std::to_string(st.zero_stage));
 }
 
 namespace {
@@ -91,7 +103,8 @@ Trainer::Trainer(const TrainSettings& settings, Mesh& mesh, KernelBackend& backe
     shard_begin_ = 0;
     shard_end_ = flat_size_;
   }
-  optimizer_ = std::make_unique<AdamW>(settings_.optim, model_->layout(), backend, shard_begin_, shard_end_);
+  optimizer_ =
+      std::make_unique<AdamW>(settings_.optim, model_->layout(), backend, shard_begin_, shard_end_);
   pipeline_ = std::make_unique<Pipeline>(*model_, mesh.pp());
 }
 
@@ -104,7 +117,8 @@ uint64_t Trainer::samples_per_step() const {
 }
 
 double Trainer::run_micro_batches(uint64_t first_sample, const BatchSource& data, bool train) {
-  const int M = settings_.micro_batches, B = settings_.micro_batch, D = mesh_.sizes().dp, r = mesh_.dp_rank();
+  const int M = settings_.micro_batches, B = settings_.micro_batch, D = mesh_.sizes().dp,
+            r = mesh_.dp_rank();
   // Micro-batch m of DP rank r reads samples first + (m*D + r)*B ..: the union over DP ranks
   // is exactly what a single rank with D*M micro-batches would read.
   MicroBatchFetch fetch = [&](int m, int32_t* tokens, int32_t* targets) {
@@ -184,7 +198,8 @@ double Trainer::global_grad_norm() {
   return std::sqrt(ss);
 }
 
-StepResult Trainer::train_step(int step, uint64_t first_sample, const BatchSource& data, bool skip_non_finite) {
+StepResult Trainer::train_step(int step, uint64_t first_sample, const BatchSource& data,
+                               bool skip_non_finite) {
   model_->zero_grads();
   const double loss_sum = run_micro_batches(first_sample, data, true);
   sync_tied_embedding();
@@ -196,9 +211,11 @@ StepResult Trainer::train_step(int step, uint64_t first_sample, const BatchSourc
   // Loss and norm are identical on every rank, so every rank takes the same branch.
   if (!std::isfinite(r.loss) || !std::isfinite(r.grad_norm)) {
     if (!skip_non_finite)
-      fail("non-finite " + std::string(std::isfinite(r.loss) ? "gradient norm" : "loss") + " at step " +
-           std::to_string(step) + " (loss " + std::to_string(r.loss) + ", grad norm " + std::to_string(r.grad_norm) +
-           "); stopping before the update so the last checkpoint stays good (use --on-nan skip to skip such steps)");
+      fail("non-finite " + std::string(std::isfinite(r.loss) ? "gradient norm" : "loss") +
+           " at step " + std::to_string(step) + " (loss " + std::to_string(r.loss) +
+           ", grad norm " + std::to_string(r.grad_norm) +
+           "); stopping before the update so the last checkpoint stays good (use --on-nan skip to "
+           "skip such steps)");
     r.skipped = true;
     return r;
   }
@@ -222,8 +239,9 @@ StepResult Trainer::train_step(int step, uint64_t first_sample, const BatchSourc
 double Trainer::evaluate(uint64_t first, int batches, const BatchSource& data) {
   double total = 0.0;
   for (int i = 0; i < batches; ++i)
-    total += average_loss(run_micro_batches(first + static_cast<uint64_t>(i) * samples_per_step(), data, false),
-                          settings_.micro_batches);
+    total += average_loss(
+        run_micro_batches(first + static_cast<uint64_t>(i) * samples_per_step(), data, false),
+        settings_.micro_batches);
   return total / batches;
 }
 

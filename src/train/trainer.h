@@ -33,14 +33,15 @@ struct TrainSettings {
 };
 
 // Fills `count` samples starting at global sample index `first`: tokens/targets [count, T].
-using BatchSource = std::function<void(uint64_t first, int count, int32_t* tokens, int32_t* targets)>;
+using BatchSource =
+    std::function<void(uint64_t first, int count, int32_t* tokens, int32_t* targets)>;
 
 struct StepResult {
   double loss = 0.0;       // mean over the global batch (same on every rank)
   double grad_norm = 0.0;  // before clipping
   float lr = 0.0f;
   bool clipped = false;
-  bool skipped = false;    // non-finite loss or gradients: no update was made
+  bool skipped = false;  // non-finite loss or gradients: no update was made
 };
 
 class Trainer {
@@ -53,7 +54,8 @@ class Trainer {
   // each DP rank its part. A non-finite loss or gradient norm (the same on every rank) throws
   // an Error naming the step, or with skip_non_finite leaves the weights untouched and
   // returns with `skipped` set.
-  StepResult train_step(int step, uint64_t first_sample, const BatchSource& data, bool skip_non_finite = false);
+  StepResult train_step(int step, uint64_t first_sample, const BatchSource& data,
+                        bool skip_non_finite = false);
   // The same with first_sample = step * samples_per_step().
   StepResult train_step(int step, const BatchSource& data) {
     return train_step(step, static_cast<uint64_t>(step) * samples_per_step(), data);
@@ -94,7 +96,8 @@ class Trainer {
 // Layer range of every pipeline stage: `layers` per stage if given (must sum to n_layer, each
 // >= 1), otherwise an even split with the remainder going to the first stages (the last
 // stage also runs the LM head and the loss).
-std::vector<std::pair<int, int>> pipeline_stage_ranges(int n_layer, int pp, const std::vector<int>& layers);
+std::vector<std::pair<int, int>> pipeline_stage_ranges(int n_layer, int pp,
+                                                       const std::vector<int>& layers);
 
 // Refuses, with a message naming the values, layouts that do not divide the model or batch.
 void validate_layout(const TrainSettings& settings, const MeshShape& shape);

@@ -52,18 +52,19 @@ class SharedScratchDir {
 struct RankShards {
   std::vector<std::vector<float>> data;
   std::vector<CheckpointSlice> slices;
-  void add(const std::string& role, const std::string& name, int seed, const std::vector<int64_t>& shape,
-           const std::vector<int64_t>& offset, const std::vector<int64_t>& count) {
+  void add(const std::string& role, const std::string& name, int seed,
+           const std::vector<int64_t>& shape, const std::vector<int64_t>& offset,
+           const std::vector<int64_t>& count) {
     data.push_back(make_block(seed, shape, offset, count));
     slices.push_back({role, name, shape, offset, count, nullptr});
     for (size_t i = 0; i < slices.size(); ++i) slices[i].data = data[i].data();
   }
 };
 
-const std::vector<int64_t> kGrid{8, 12};      // 2x2 grid of [4, 6] blocks over 4 ranks
-const std::vector<int64_t> kRows{16, 5};      // 4 row blocks
+const std::vector<int64_t> kGrid{8, 12};        // 2x2 grid of [4, 6] blocks over 4 ranks
+const std::vector<int64_t> kRows{16, 5};        // 4 row blocks
 const std::vector<int64_t> kHeads{3, 4, 2, 6};  // 4 blocks of one head each
-const std::vector<int64_t> kNorm{12};         // replicated: rank 0's copy is the primary
+const std::vector<int64_t> kNorm{12};           // replicated: rank 0's copy is the primary
 
 // Rank r's share, as a TP x ZeRO layout would cut it (4 ranks).
 RankShards shards_of(int r, int seed) {
@@ -77,8 +78,9 @@ RankShards shards_of(int r, int seed) {
   return s;
 }
 
-std::vector<float> read_rect(CheckpointReader& reader, const std::string& role, const std::string& name,
-                             const std::vector<int64_t>& offset, const std::vector<int64_t>& count) {
+std::vector<float> read_rect(CheckpointReader& reader, const std::string& role,
+                             const std::string& name, const std::vector<int64_t>& offset,
+                             const std::vector<int64_t>& count) {
   int64_t n = 1;
   for (int64_t c : count) n *= c;
   std::vector<float> out(static_cast<size_t>(n), -1.0f);
@@ -117,19 +119,22 @@ TEST_F(CheckpointMpi, EveryRankWritesItsFileAndReadsAnyPartition) {
     const char* name;
     int seed;
     std::vector<int64_t> shape;
-  } whole[] = {{kRoleParam, "grid", 1, kGrid},       {kRoleParam, "rows", 2, kRows},
-               {kRoleParam, "heads", 3, kHeads},     {kRoleParam, "norm", 4, kNorm},
-               {kRoleExpAvg, "grid", 5, kGrid},      {kRoleExpAvgSq, "grid", 6, kGrid}};
+  } whole[] = {{kRoleParam, "grid", 1, kGrid},   {kRoleParam, "rows", 2, kRows},
+               {kRoleParam, "heads", 3, kHeads}, {kRoleParam, "norm", 4, kNorm},
+               {kRoleExpAvg, "grid", 5, kGrid},  {kRoleExpAvgSq, "grid", 6, kGrid}};
   for (const auto& t : whole)
     EXPECT_EQ(read_rect(reader, t.role, t.name, std::vector<int64_t>(t.shape.size(), 0), t.shape),
               make_tensor(t.seed, t.shape))
         << t.role << "/" << t.name;
   // A different partition: rank r takes row block r of the grid (straddling two stored
   // blocks), column block r of `rows`, and the q/k/v slab r % 3 of `heads`.
-  EXPECT_EQ(read_rect(reader, kRoleParam, "grid", {2 * r, 0}, {2, 12}), make_block(1, kGrid, {2 * r, 0}, {2, 12}));
-  EXPECT_EQ(read_rect(reader, kRoleExpAvg, "grid", {2 * r, 0}, {2, 12}), make_block(5, kGrid, {2 * r, 0}, {2, 12}));
+  EXPECT_EQ(read_rect(reader, kRoleParam, "grid", {2 * r, 0}, {2, 12}),
+            make_block(1, kGrid, {2 * r, 0}, {2, 12}));
+  EXPECT_EQ(read_rect(reader, kRoleExpAvg, "grid", {2 * r, 0}, {2, 12}),
+            make_block(5, kGrid, {2 * r, 0}, {2, 12}));
   const int64_t col = r == 3 ? 4 : r;
-  EXPECT_EQ(read_rect(reader, kRoleParam, "rows", {0, col}, {16, 1}), make_block(2, kRows, {0, col}, {16, 1}));
+  EXPECT_EQ(read_rect(reader, kRoleParam, "rows", {0, col}, {16, 1}),
+            make_block(2, kRows, {0, col}, {16, 1}));
   EXPECT_EQ(read_rect(reader, kRoleParam, "heads", {r % 3, 0, 0, 0}, {1, 4, 2, 6}),
             make_block(3, kHeads, {r % 3, 0, 0, 0}, {1, 4, 2, 6}));
   if (r == 0) {
@@ -153,7 +158,8 @@ TEST_F(CheckpointMpi, AFailureOnOneRankThrowsEverywhereAndKeepsThePreviousCheckp
   } catch (const Error& e) {
     message = e.what();
   }
-  EXPECT_NE(message.find(r == 2 ? "does not fit" : "failed on rank 2"), std::string::npos) << message;
+  EXPECT_NE(message.find(r == 2 ? "does not fit" : "failed on rank 2"), std::string::npos)
+      << message;
   // Rank 3 leaves out its block of `rows`: the files are written, but rank 0 refuses to commit.
   RankShards incomplete = shards_of(r, 2);
   if (r == 3) incomplete.slices.erase(incomplete.slices.begin() + 1);
@@ -163,7 +169,8 @@ TEST_F(CheckpointMpi, AFailureOnOneRankThrowsEverywhereAndKeepsThePreviousCheckp
   } catch (const Error& e) {
     message = e.what();
   }
-  EXPECT_NE(message.find(r == 0 ? "stored in no rank file" : "failed on rank 0"), std::string::npos) << message;
+  EXPECT_NE(message.find(r == 0 ? "stored in no rank file" : "failed on rank 0"), std::string::npos)
+      << message;
   world.barrier();
   EXPECT_EQ(find_latest_checkpoint(root.path()), previous);
   EXPECT_EQ(list_checkpoints(root.path()), std::vector<int64_t>{1});

@@ -31,8 +31,9 @@ struct Layout {
   const char* name;
   int tp, pp, zero, ranks;
 };
-const Layout kLayouts[] = {{"single", 1, 1, 0, 1}, {"tp2", 2, 1, 0, 2},      {"pp2", 1, 2, 0, 2},
-                           {"tp2pp2", 2, 2, 0, 4}, {"dp2zero1", 1, 1, 1, 2}, {"tp2pp2dp2", 2, 2, 0, 8}};
+const Layout kLayouts[] = {{"single", 1, 1, 0, 1},   {"tp2", 2, 1, 0, 2},
+                           {"pp2", 1, 2, 0, 2},      {"tp2pp2", 2, 2, 0, 4},
+                           {"dp2zero1", 1, 1, 1, 2}, {"tp2pp2dp2", 2, 2, 0, 8}};
 constexpr int kGlobalMicroBatches = 4;
 constexpr int kMidStep = 3, kSteps = 6;
 
@@ -113,10 +114,12 @@ TEST(CheckpointReshard, EveryLayoutResumesEveryOther) {
       Trainer tr(st, mesh, cpu_backend());
       for (int s = 0; s < kSteps; ++s) {
         if (s == kMidStep)
-          save_training_checkpoint(tr, root / L.name / "mid", {s, s * tr.samples_per_step(), "[model]\n", {}});
+          save_training_checkpoint(tr, root / L.name / "mid",
+                                   {s, s * tr.samples_per_step(), "[model]\n", {}});
         losses[a][static_cast<size_t>(s)] = tr.train_step(s, data).loss;
       }
-      save_training_checkpoint(tr, root / L.name / "final", {kSteps, kSteps * tr.samples_per_step(), "[model]\n", {}});
+      save_training_checkpoint(tr, root / L.name / "final",
+                               {kSteps, kSteps * tr.samples_per_step(), "[model]\n", {}});
     });
     MPI_Bcast(losses[a].data(), kSteps, MPI_DOUBLE, 0, MPI_COMM_WORLD);
   }
@@ -134,13 +137,15 @@ TEST(CheckpointReshard, EveryLayoutResumesEveryOther) {
         {
           CheckpointReader mid(*find_latest_checkpoint(root / A.name / "mid"));
           load_training_checkpoint(tr, mid);
-          ASSERT_EQ(mid.metadata_int("samples_consumed"), static_cast<int64_t>(kMidStep * tr.samples_per_step()));
+          ASSERT_EQ(mid.metadata_int("samples_consumed"),
+                    static_cast<int64_t>(kMidStep * tr.samples_per_step()));
         }
         for (int s = kMidStep; s < kSteps; ++s) {
           const double want = losses[a][static_cast<size_t>(s)];
           const double got = tr.train_step(s, data).loss;
           if (a == b)
-            EXPECT_EQ(got, want) << pair << " step " << s << ": same-layout resume must be bit-exact";
+            EXPECT_EQ(got, want) << pair << " step " << s
+                                 << ": same-layout resume must be bit-exact";
           else
             EXPECT_NEAR(got, want, 1e-5 * want) << pair << " step " << s;
         }
@@ -150,10 +155,12 @@ TEST(CheckpointReshard, EveryLayoutResumesEveryOther) {
           final_a.read(kRoleParam, v.name, v.offset, v.local_shape, want.data());
           const std::vector<float> got = host_params(tr.model(), v);
           if (a == b) {
-            EXPECT_EQ(0, std::memcmp(got.data(), want.data(), v.numel * sizeof(float))) << pair << ": " << v.name;
+            EXPECT_EQ(0, std::memcmp(got.data(), want.data(), v.numel * sizeof(float)))
+                << pair << ": " << v.name;
             continue;
           }
-          double err = 0, scale = 1e-3;  // floor: a block of near-zero values is compared absolutely
+          double err = 0,
+                 scale = 1e-3;  // floor: a block of near-zero values is compared absolutely
           for (size_t i = 0; i < want.size(); ++i) {
             err = std::max(err, static_cast<double>(std::abs(got[i] - want[i])));
             scale = std::max(scale, static_cast<double>(std::abs(want[i])));

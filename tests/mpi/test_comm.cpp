@@ -15,12 +15,28 @@
 namespace shardlm {
 namespace {
 
-template <class T> DType dtype_of();
-template <> DType dtype_of<float>() { return DType::F32; }
-template <> DType dtype_of<double>() { return DType::F64; }
-template <> DType dtype_of<int32_t>() { return DType::I32; }
-template <> DType dtype_of<int64_t>() { return DType::I64; }
-template <> DType dtype_of<uint8_t>() { return DType::U8; }
+template <class T>
+DType dtype_of();
+template <>
+DType dtype_of<float>() {
+  return DType::F32;
+}
+template <>
+DType dtype_of<double>() {
+  return DType::F64;
+}
+template <>
+DType dtype_of<int32_t>() {
+  return DType::I32;
+}
+template <>
+DType dtype_of<int64_t>() {
+  return DType::I64;
+}
+template <>
+DType dtype_of<uint8_t>() {
+  return DType::U8;
+}
 
 // Runs `body` with the default chunking and with chunks much smaller than the buffers: the
 // second pass drives every chunked path (several MPI calls per collective, block chunks of 1

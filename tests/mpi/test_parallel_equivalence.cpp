@@ -1,6 +1,6 @@
 // Proof that a parallel layout trains exactly like one rank: the same model, seed and global
-// batch for 10 AdamW steps under `--tp T --pp P [--zero 1] [--pp-layers a,b,..] [--n-layer L]` (dp = world
-// / (tp*pp)); every rank also runs the single-process reference itself and compares each
+// batch for 10 AdamW steps under `--tp T --pp P [--zero 1] [--pp-layers a,b,..] [--n-layer L]` (dp
+// = world / (tp*pp)); every rank also runs the single-process reference itself and compares each
 // step's loss (1e-5 relative) and, at the end, every parameter block it owns against the same
 // block of the reference (1e-5 of the tensor's max magnitude). Replicated copies (TP-replicated
 // tensors, the tied embedding on first and last stage, DP replicas) must be bit-identical.
@@ -15,8 +15,8 @@
 #include <string>
 #include <vector>
 
-#include "kernels/backend.h"
 #include "io/synthetic_data.h"
+#include "kernels/backend.h"
 #include "parallel/mesh.h"
 #include "support_args.h"
 #include "train/trainer.h"
@@ -76,7 +76,9 @@ std::vector<float> extract_block(const std::vector<float>& full, const TensorVie
   std::vector<int64_t> idx(rank, 0);
   for (size_t i = 0; i < view.numel; ++i) {
     size_t g = 0;
-    for (size_t d = 0; d < rank; ++d) g = g * static_cast<size_t>(view.global_shape[d]) + static_cast<size_t>(view.offset[d] + idx[d]);
+    for (size_t d = 0; d < rank; ++d)
+      g = g * static_cast<size_t>(view.global_shape[d]) +
+          static_cast<size_t>(view.offset[d] + idx[d]);
     out[i] = full[g];
     for (size_t d = rank; d-- > 0;) {
       if (++idx[d] < view.local_shape[d]) break;
@@ -119,15 +121,17 @@ TEST(ParallelEquivalence, TenStepsMatchSingleRank) {
     if (s == 0 && st.zero_stage == 0) {
       for (const auto& v : run.model().layout().views()) {
         const TensorView& rv = ref.model().layout().get(v.name);
-        const std::vector<float> want_g =
-            extract_block(host_copy(cpu_backend(), ref.model().grads() + rv.flat_offset, rv.numel), v);
-        const std::vector<float> got_g = host_copy(cpu_backend(), run.model().grads() + v.flat_offset, v.numel);
+        const std::vector<float> want_g = extract_block(
+            host_copy(cpu_backend(), ref.model().grads() + rv.flat_offset, rv.numel), v);
+        const std::vector<float> got_g =
+            host_copy(cpu_backend(), run.model().grads() + v.flat_offset, v.numel);
         double err = 0, scale = 0;
         for (size_t i = 0; i < want_g.size(); ++i) {
           err = std::max(err, static_cast<double>(std::abs(got_g[i] - want_g[i])));
           scale = std::max(scale, static_cast<double>(std::abs(want_g[i])));
         }
-        EXPECT_LE(err, 1e-5 * scale) << "step-0 gradient of " << v.name << " on " << mesh.describe();
+        EXPECT_LE(err, 1e-5 * scale)
+            << "step-0 gradient of " << v.name << " on " << mesh.describe();
       }
     }
     EXPECT_NEAR(got.loss, want.loss, 1e-5 * want.loss) << "step " << s << " on " << mesh.describe();
@@ -150,7 +154,8 @@ TEST(ParallelEquivalence, TenStepsMatchSingleRank) {
     // amplifies fp32 rounding noise there into steps that depend on summation order, so it is
     // checked against an absolute bound (1% of the peak lr) instead of relative to its size.
     const bool qkv_bias = v.name.find("attn.c_attn.bias") != std::string::npos;
-    const size_t k_begin = qkv_bias ? v.numel / 3 : v.numel, k_end = qkv_bias ? 2 * v.numel / 3 : v.numel;
+    const size_t k_begin = qkv_bias ? v.numel / 3 : v.numel,
+                 k_end = qkv_bias ? 2 * v.numel / 3 : v.numel;
     double err = 0, scale = 0, k_err = 0;
     for (size_t i = 0; i < want.size(); ++i) {
       const double e = std::abs(static_cast<double>(got[i]) - want[i]);
@@ -166,7 +171,8 @@ TEST(ParallelEquivalence, TenStepsMatchSingleRank) {
     worst = std::max(worst, scale > 0 ? err / scale : err);
   }
   mesh.world().all_reduce(&worst, 1, DType::F64, ReduceOp::Max);
-  if (mesh.world_rank() == 0) std::printf("worst final weight error / tensor max: %.3g (limit 1e-5)\n", worst);
+  if (mesh.world_rank() == 0)
+    std::printf("worst final weight error / tensor max: %.3g (limit 1e-5)\n", worst);
 
   // Replicas are bit-identical: TP-replicated tensors across TP, everything across DP.
   auto expect_identical_over = [&](Communicator& group, const TensorView& v, const char* what) {
@@ -175,8 +181,10 @@ TEST(ParallelEquivalence, TenStepsMatchSingleRank) {
     group.all_gather(mine.data(), all.data(), v.numel, DType::F32);
     // EXPECT, not ASSERT: every rank must reach the next collective whatever happens here.
     for (int r = 0; r < group.size(); ++r)
-      EXPECT_EQ(0, std::memcmp(all.data() + v.numel * static_cast<size_t>(r), mine.data(), v.numel * sizeof(float)))
-          << v.name << " differs between " << what << " ranks (rank " << r << " of " << group.name() << ")";
+      EXPECT_EQ(0, std::memcmp(all.data() + v.numel * static_cast<size_t>(r), mine.data(),
+                               v.numel * sizeof(float)))
+          << v.name << " differs between " << what << " ranks (rank " << r << " of " << group.name()
+          << ")";
   };
   for (const auto& v : model.layout().views()) {
     if (v.tp_replicated) expect_identical_over(mesh.tp(), v, "TP");
@@ -189,6 +197,7 @@ TEST(ParallelEquivalence, TenStepsMatchSingleRank) {
     std::vector<float> other(v.numel);
     const int peer = mesh.pp_rank() == 0 ? pp - 1 : 0;
     mesh.pp().send_recv(mine.data(), v.numel, peer, 5, other.data(), v.numel, peer, 5, DType::F32);
-    EXPECT_EQ(0, std::memcmp(mine.data(), other.data(), v.numel * sizeof(float))) << "tied wte copies differ";
+    EXPECT_EQ(0, std::memcmp(mine.data(), other.data(), v.numel * sizeof(float)))
+        << "tied wte copies differ";
   }
 }

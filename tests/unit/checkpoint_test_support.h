@@ -15,7 +15,8 @@ inline float element_value(int seed, int64_t flat_index) {
 
 // The rectangle (offset, count) of the seeded tensor of `global_shape`, row-major.
 inline std::vector<float> make_block(int seed, const std::vector<int64_t>& global_shape,
-                                     const std::vector<int64_t>& offset, const std::vector<int64_t>& count) {
+                                     const std::vector<int64_t>& offset,
+                                     const std::vector<int64_t>& count) {
   const size_t ndim = global_shape.size();
   int64_t n = 1;
   for (int64_t c : count) n *= c;

@@ -16,7 +16,8 @@ namespace shardlm::testing {
 
 // A fresh directory under the system temp dir; the fixture that asks for it removes it.
 inline std::filesystem::path make_scratch_dir(const std::string& tag) {
-  std::string tmpl = (std::filesystem::temp_directory_path() / ("shardlm-" + tag + "-XXXXXX")).string();
+  std::string tmpl =
+      (std::filesystem::temp_directory_path() / ("shardlm-" + tag + "-XXXXXX")).string();
   if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed for " + tmpl);
   return tmpl;
 }

@@ -11,7 +11,9 @@ H5Fixture::H5Fixture(const std::string& path) {
   if (file_ < 0) throw std::runtime_error("cannot open fixture " + path);
 }
 
-H5Fixture::~H5Fixture() { H5Fclose(file_); }
+H5Fixture::~H5Fixture() {
+  H5Fclose(file_);
+}
 
 namespace {
 template <typename T>
@@ -28,8 +30,12 @@ std::vector<T> read_all(hid_t file, const std::string& name, hid_t mem_type) {
 }
 }  // namespace
 
-std::vector<double> H5Fixture::doubles(const std::string& name) const { return read_all<double>(file_, name, H5T_NATIVE_DOUBLE); }
-std::vector<int> H5Fixture::ints(const std::string& name) const { return read_all<int>(file_, name, H5T_NATIVE_INT); }
+std::vector<double> H5Fixture::doubles(const std::string& name) const {
+  return read_all<double>(file_, name, H5T_NATIVE_DOUBLE);
+}
+std::vector<int> H5Fixture::ints(const std::string& name) const {
+  return read_all<int>(file_, name, H5T_NATIVE_INT);
+}
 
 std::vector<long long> H5Fixture::shape(const std::string& name) const {
   hid_t ds = H5Dopen2(file_, name.c_str(), H5P_DEFAULT);

@@ -18,7 +18,6 @@
 #include <thread>
 #include <vector>
 
-#include "support_errors.h"
 #include "checkpoint_test_support.h"
 #include "core/error.h"
 #include "io/checkpoint.h"
@@ -26,14 +25,15 @@
 #include "io/checkpoint_rect.h"
 #include "io/checksum.h"
 #include "parallel/mpi_comm.h"
+#include "support_errors.h"
 
 namespace shardlm {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::error_of;
 using testing::make_block;
 using testing::make_tensor;
-using testing::error_of;
 
 class ScratchDir {
  public:
@@ -66,8 +66,8 @@ struct Tensor {
 };
 
 // The blocks of `shape` cut into `parts` equal pieces along `dim`.
-std::vector<std::pair<std::vector<int64_t>, std::vector<int64_t>>> split(const std::vector<int64_t>& shape, int dim,
-                                                                         int parts) {
+std::vector<std::pair<std::vector<int64_t>, std::vector<int64_t>>> split(
+    const std::vector<int64_t>& shape, int dim, int parts) {
   std::vector<std::pair<std::vector<int64_t>, std::vector<int64_t>>> out;
   for (int p = 0; p < parts; ++p) {
     std::vector<int64_t> offset(shape.size(), 0), count = shape;
@@ -104,8 +104,9 @@ std::vector<Tensor> small_model(int seed = 1) {
   };
 }
 
-std::vector<float> read_rect(CheckpointReader& reader, const std::string& role, const std::string& name,
-                             const std::vector<int64_t>& offset, const std::vector<int64_t>& count) {
+std::vector<float> read_rect(CheckpointReader& reader, const std::string& role,
+                             const std::string& name, const std::vector<int64_t>& offset,
+                             const std::vector<int64_t>& count) {
   int64_t n = 1;
   for (int64_t c : count) n *= c;
   std::vector<float> out(static_cast<size_t>(n), -1.0f);
@@ -175,7 +176,8 @@ TEST(Rect, SubtractLeavesExactlyTheDifference) {
         for (int z = 0; z < 7; ++z) {
           int covered = 0;
           for (const Rect& p : pieces) covered += inside(p, x, y, z);
-          ASSERT_EQ(covered, inside(a, x, y, z) && !inside(b, x, y, z) ? 1 : 0) << "trial " << trial;
+          ASSERT_EQ(covered, inside(a, x, y, z) && !inside(b, x, y, z) ? 1 : 0)
+              << "trial " << trial;
         }
   }
 }
@@ -188,12 +190,14 @@ TEST(Rect, BlocksAreBoundedAndRowMajorContiguous) {
       EXPECT_LE(block.numel(), max_elements);
       // Flat position of the block's first element inside `whole`.
       int64_t start = 0;
-      for (size_t d = 0; d < 3; ++d) start = start * whole.count[d] + block.offset[d] - whole.offset[d];
+      for (size_t d = 0; d < 3; ++d)
+        start = start * whole.count[d] + block.offset[d] - whole.offset[d];
       EXPECT_EQ(start, expected_start) << "max " << max_elements;
       // Contiguous in row-major order: unit extent before some dimension s, full extent after it.
       size_t s = 0;
       while (s + 1 < 3 && block.count[s] == 1) ++s;
-      for (size_t d = s + 1; d < 3; ++d) EXPECT_EQ(block.count[d], whole.count[d]) << "max " << max_elements;
+      for (size_t d = s + 1; d < 3; ++d)
+        EXPECT_EQ(block.count[d], whole.count[d]) << "max " << max_elements;
       expected_start += block.numel();
     });
     EXPECT_EQ(expected_start, whole.numel());
@@ -265,8 +269,10 @@ TEST(Checkpoint, RoundTripKeepsTensorsAndMetadata) {
   EXPECT_EQ(reader.metadata_double("lr"), 3.0e-4);
   EXPECT_EQ(reader.metadata_string("layout"), "tp=1 pp=1 dp=1 zero=0");
   EXPECT_EQ(reader.metadata_bytes("data_rng"), (std::vector<uint8_t>{9, 0, 8, 0, 7}));
-  EXPECT_NE(error_of([&] { reader.metadata_int("lr"); }).find("'lr' is not an int64"), std::string::npos);
-  EXPECT_NE(error_of([&] { reader.metadata_int("nope"); }).find("no metadata entry 'nope'"), std::string::npos);
+  EXPECT_NE(error_of([&] { reader.metadata_int("lr"); }).find("'lr' is not an int64"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { reader.metadata_int("nope"); }).find("no metadata entry 'nope'"),
+            std::string::npos);
   EXPECT_EQ(reader.rank_metadata(0), info.rank_metadata);
   EXPECT_EQ(reader.tensors().size(), tensors.size());
   for (const auto& t : tensors) {
@@ -276,7 +282,9 @@ TEST(Checkpoint, RoundTripKeepsTensorsAndMetadata) {
               make_tensor(t.seed, t.shape))
         << t.role << "/" << t.name;
   }
-  EXPECT_NE(error_of([&] { reader.global_shape(kRoleParam, "missing"); }).find("holds no tensor param/missing"),
+  EXPECT_NE(error_of([&] {
+              reader.global_shape(kRoleParam, "missing");
+            }).find("holds no tensor param/missing"),
             std::string::npos);
 
   const VerifyReport report = verify_checkpoint(dir);
@@ -297,7 +305,8 @@ TEST(Checkpoint, RankFileIsPlainHdf5WithSelfDescribingDatasets) {
   ASSERT_GE(H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data.data()), 0);
   EXPECT_EQ(data, make_block(1, {12, 10}, {3, 0}, {3, 10}));
   int64_t offset[2] = {-1, -1}, global_shape[2] = {-1, -1};
-  const hid_t a_off = H5Aopen(d, "offset", H5P_DEFAULT), a_shape = H5Aopen(d, "global_shape", H5P_DEFAULT);
+  const hid_t a_off = H5Aopen(d, "offset", H5P_DEFAULT),
+              a_shape = H5Aopen(d, "global_shape", H5P_DEFAULT);
   H5Aread(a_off, H5T_NATIVE_INT64, offset);
   H5Aread(a_shape, H5T_NATIVE_INT64, global_shape);
   EXPECT_EQ(offset[0], 3);
@@ -323,15 +332,20 @@ TEST(Checkpoint, ReadsAnyRectangleAcrossStoredBlocks) {
   // straddling several stored blocks.
   const std::vector<int64_t> wte{12, 10};
   for (const auto& [offset, count] : split(wte, 1, 2))
-    EXPECT_EQ(read_rect(reader, kRoleParam, "wte", offset, count), make_block(1, wte, offset, count));
+    EXPECT_EQ(read_rect(reader, kRoleParam, "wte", offset, count),
+              make_block(1, wte, offset, count));
   for (int64_t r : {0, 6})
     for (int64_t c : {0, 5})
-      EXPECT_EQ(read_rect(reader, kRoleParam, "wte", {r, c}, {6, 5}), make_block(1, wte, {r, c}, {6, 5}));
-  EXPECT_EQ(read_rect(reader, kRoleParam, "wte", {2, 3}, {7, 5}), make_block(1, wte, {2, 3}, {7, 5}));
-  EXPECT_EQ(read_rect(reader, kRoleParam, "wte", {11, 9}, {1, 1}), make_block(1, wte, {11, 9}, {1, 1}));
+      EXPECT_EQ(read_rect(reader, kRoleParam, "wte", {r, c}, {6, 5}),
+                make_block(1, wte, {r, c}, {6, 5}));
+  EXPECT_EQ(read_rect(reader, kRoleParam, "wte", {2, 3}, {7, 5}),
+            make_block(1, wte, {2, 3}, {7, 5}));
+  EXPECT_EQ(read_rect(reader, kRoleParam, "wte", {11, 9}, {1, 1}),
+            make_block(1, wte, {11, 9}, {1, 1}));
   // exp_avg of wte stored as 5 column blocks, read as 3 row blocks.
   for (const auto& [offset, count] : split(wte, 0, 3))
-    EXPECT_EQ(read_rect(reader, kRoleExpAvg, "wte", offset, count), make_block(5, wte, offset, count));
+    EXPECT_EQ(read_rect(reader, kRoleExpAvg, "wte", offset, count),
+              make_block(5, wte, offset, count));
   // The 4-D attention weight stored as 2 head blocks, read as the 3 q/k/v blocks and a
   // rectangle cutting every dimension.
   const std::vector<int64_t> qkv{3, 4, 2, 6};
@@ -341,7 +355,9 @@ TEST(Checkpoint, ReadsAnyRectangleAcrossStoredBlocks) {
   EXPECT_EQ(read_rect(reader, kRoleParam, "h.0.attn.c_attn.weight", {1, 1, 0, 2}, {2, 2, 2, 3}),
             make_block(3, qkv, {1, 1, 0, 2}, {2, 2, 2, 3}));
   // Requests outside the tensor are refused.
-  EXPECT_NE(error_of([&] { read_rect(reader, kRoleParam, "wte", {10, 0}, {3, 10}); }).find("does not fit in [12, 10]"),
+  EXPECT_NE(error_of([&] {
+              read_rect(reader, kRoleParam, "wte", {10, 0}, {3, 10});
+            }).find("does not fit in [12, 10]"),
             std::string::npos);
 }
 
@@ -354,8 +370,10 @@ TEST(Checkpoint, StreamsTensorsLargerThanTheBlockBuffer) {
   const fs::path dir = save_tensors(root.path(), 3, tensors);
   CheckpointReader reader(dir);
   for (const auto& [offset, count] : split(matrix, 1, 4))
-    EXPECT_EQ(read_rect(reader, kRoleParam, "big", offset, count), make_block(1, matrix, offset, count));
-  EXPECT_EQ(read_rect(reader, kRoleParam, "long", {1234567}, {1000000}), make_block(2, vector, {1234567}, {1000000}));
+    EXPECT_EQ(read_rect(reader, kRoleParam, "big", offset, count),
+              make_block(1, matrix, offset, count));
+  EXPECT_EQ(read_rect(reader, kRoleParam, "long", {1234567}, {1000000}),
+            make_block(2, vector, {1234567}, {1000000}));
   EXPECT_EQ(verify_checkpoint(dir).bytes, (2100 * 1000 + 2500000) * 4);
 }
 
@@ -376,12 +394,18 @@ TEST(Checkpoint, SaveRefusesBadSlicesAndKeepsThePreviousCheckpoint) {
   ScratchDir root;
   const fs::path previous = save_tensors(root.path(), 1, small_model());
   const std::vector<int64_t> shape{4, 4};
-  auto refused = [&](const Tensor& t) { return error_of([&] { save_tensors(root.path(), 2, {t}); }); };
-  EXPECT_NE(refused({kRoleParam, "w", shape, 1, {{{0, 0}, {2, 4}}}}).find("is stored in no rank file"),
+  auto refused = [&](const Tensor& t) {
+    return error_of([&] { save_tensors(root.path(), 2, {t}); });
+  };
+  EXPECT_NE(
+      refused({kRoleParam, "w", shape, 1, {{{0, 0}, {2, 4}}}}).find("is stored in no rank file"),
+      std::string::npos);
+  EXPECT_NE(refused({"momentum", "w", shape, 1, {{{0, 0}, shape}}}).find("role must be"),
             std::string::npos);
-  EXPECT_NE(refused({"momentum", "w", shape, 1, {{{0, 0}, shape}}}).find("role must be"), std::string::npos);
-  EXPECT_NE(refused({kRoleParam, "a/b", shape, 1, {{{0, 0}, shape}}}).find("no '/' or '@'"), std::string::npos);
-  EXPECT_NE(refused({kRoleParam, "w", shape, 1, {{{1, 0}, shape}}}).find("does not fit"), std::string::npos);
+  EXPECT_NE(refused({kRoleParam, "a/b", shape, 1, {{{0, 0}, shape}}}).find("no '/' or '@'"),
+            std::string::npos);
+  EXPECT_NE(refused({kRoleParam, "w", shape, 1, {{{1, 0}, shape}}}).find("does not fit"),
+            std::string::npos);
   EXPECT_FALSE(fs::exists(root.path() / "step_00000002"));
   EXPECT_EQ(find_latest_checkpoint(root.path()), previous);
   EXPECT_NO_THROW(verify_checkpoint(previous));
@@ -394,7 +418,8 @@ TEST(Checkpoint, SavingTheSameStepAgainReplacesIt) {
   CheckpointReader reader(dir);
   EXPECT_EQ(read_rect(reader, kRoleParam, "wte", {0, 0}, {12, 10}), make_tensor(3, {12, 10}));
   EXPECT_EQ(list_checkpoints(root.path()), std::vector<int64_t>{7});
-  EXPECT_EQ(std::distance(fs::directory_iterator(root.path()), fs::directory_iterator()), 2);  // step + latest
+  EXPECT_EQ(std::distance(fs::directory_iterator(root.path()), fs::directory_iterator()),
+            2);  // step + latest
 }
 
 // ---- damaged checkpoints -------------------------------------------------------------------
@@ -407,7 +432,8 @@ TEST(Checkpoint, CorruptedDataIsRefusedNamingFileAndTensor) {
   flip_byte(file, data_offset(file, "/param/ln_f.bias") + 17);
 
   CheckpointReader reader(dir);  // sizes and manifest are intact
-  const std::string message = error_of([&] { read_rect(reader, kRoleParam, "ln_f.bias", {0}, {10}); });
+  const std::string message =
+      error_of([&] { read_rect(reader, kRoleParam, "ln_f.bias", {0}, {10}); });
   EXPECT_NE(message.find("rank_00000.h5"), std::string::npos) << message;
   EXPECT_NE(message.find("param/ln_f.bias"), std::string::npos) << message;
   EXPECT_NE(message.find("checksum mismatch"), std::string::npos) << message;
@@ -416,7 +442,9 @@ TEST(Checkpoint, CorruptedDataIsRefusedNamingFileAndTensor) {
 
   const std::string verify = error_of([&] { verify_checkpoint(dir); });
   EXPECT_NE(verify.find("1 problem"), std::string::npos) << verify;
-  EXPECT_NE(verify.find("rank_00000.h5: tensor param/ln_f.bias: checksum mismatch"), std::string::npos) << verify;
+  EXPECT_NE(verify.find("rank_00000.h5: tensor param/ln_f.bias: checksum mismatch"),
+            std::string::npos)
+      << verify;
 }
 
 TEST(Checkpoint, TruncatedRankFileIsRefusedNamingFileAndTensor) {
@@ -494,21 +522,27 @@ TEST(Checkpoint, UncoveredElementsAreReported) {
   ScratchDir root;
   const fs::path dir = save_tensors(root.path(), 1, small_model());
   Manifest manifest = read_manifest(dir / kManifestFileName);
-  const auto dropped = std::find_if(manifest.slices.begin(), manifest.slices.end(), [](const StoredSlice& s) {
-    return s.role == kRoleParam && s.name == "wte" && s.offset[0] == 6;
-  });
+  const auto dropped =
+      std::find_if(manifest.slices.begin(), manifest.slices.end(), [](const StoredSlice& s) {
+        return s.role == kRoleParam && s.name == "wte" && s.offset[0] == 6;
+      });
   ASSERT_NE(dropped, manifest.slices.end());
   manifest.slices.erase(dropped);
   write_manifest(dir / kManifestFileName, manifest);
 
   CheckpointReader reader(dir);
-  EXPECT_EQ(read_rect(reader, kRoleParam, "wte", {0, 0}, {6, 10}), make_block(1, {12, 10}, {0, 0}, {6, 10}));
-  const std::string message = error_of([&] { read_rect(reader, kRoleParam, "wte", {4, 0}, {4, 10}); });
+  EXPECT_EQ(read_rect(reader, kRoleParam, "wte", {0, 0}, {6, 10}),
+            make_block(1, {12, 10}, {0, 0}, {6, 10}));
+  const std::string message = error_of([&] {
+    read_rect(reader, kRoleParam, "wte", {4, 0}, {4, 10});
+  });
   EXPECT_NE(message.find("tensor param/wte"), std::string::npos) << message;
-  EXPECT_NE(message.find("the rectangle at [6, 0] of extent [2, 10] is stored in no rank file"), std::string::npos)
+  EXPECT_NE(message.find("the rectangle at [6, 0] of extent [2, 10] is stored in no rank file"),
+            std::string::npos)
       << message;
   const std::string verify = error_of([&] { verify_checkpoint(dir); });
-  EXPECT_NE(verify.find("tensor param/wte [12, 10]: the rectangle at [6, 0]"), std::string::npos) << verify;
+  EXPECT_NE(verify.find("tensor param/wte [12, 10]: the rectangle at [6, 0]"), std::string::npos)
+      << verify;
 }
 
 // ---- commit, discovery, retention ----------------------------------------------------------
@@ -573,7 +607,8 @@ TEST(Checkpoint, KillDuringSaveLeavesALoadableCheckpoint) {
       // Save forever (steps 1, 2, ... again each round, so re-saving a committed step is killed
       // too); the parent kills us at an arbitrary point. An error exits, which the parent sees.
       try {
-        for (int64_t step = 1;; ++step) save_tensors(root.path(), step, model(1 + static_cast<int>(step % 5)));
+        for (int64_t step = 1;; ++step)
+          save_tensors(root.path(), step, model(1 + static_cast<int>(step % 5)));
       } catch (const std::exception& e) {
         std::fprintf(stderr, "saving child failed: %s\n", e.what());
       }
@@ -587,7 +622,8 @@ TEST(Checkpoint, KillDuringSaveLeavesALoadableCheckpoint) {
 
     const auto latest = find_latest_checkpoint(root.path());
     ASSERT_TRUE(latest.has_value());
-    EXPECT_NO_THROW(verify_checkpoint(*latest)) << "after a kill at " << delay_ms << " ms: " << *latest;
+    EXPECT_NO_THROW(verify_checkpoint(*latest))
+        << "after a kill at " << delay_ms << " ms: " << *latest;
     CheckpointReader reader(*latest);
     const int seed = 1 + static_cast<int>(reader.step() % 5);
     EXPECT_EQ(read_rect(reader, kRoleExpAvg, "w", {0, 0}, shape), make_tensor(seed + 1, shape));
@@ -603,8 +639,9 @@ TEST(Checkpoint, RetentionKeepsRecentMilestonesAndLatest) {
   const auto deleted = apply_retention(root.path(), 2, 50);
   std::vector<std::string> deleted_names;
   for (const auto& d : deleted) deleted_names.push_back(d.filename().string());
-  EXPECT_EQ(deleted_names, (std::vector<std::string>{"step_00000010", "step_00000030", "step_00000040",
-                                                     "step_00000060", "step_00000070", "step_00000080"}));
+  EXPECT_EQ(deleted_names,
+            (std::vector<std::string>{"step_00000010", "step_00000030", "step_00000040",
+                                      "step_00000060", "step_00000070", "step_00000080"}));
   EXPECT_EQ(list_checkpoints(root.path()), (std::vector<int64_t>{20, 50, 90, 100}));
   EXPECT_FALSE(fs::exists(root.path() / "step_00000010"));
   EXPECT_FALSE(fs::exists(root.path() / "step_00000010.deleting.tmp"));

@@ -74,7 +74,8 @@ TEST_F(DataLoaderTest, DatasetConcatenatesShardsInOrder) {
   const uint64_t boundary = data.shards()[0].token_count();
   std::vector<int32_t> across(10);
   data.read(boundary - 5, 10, across.data());
-  EXPECT_TRUE(std::equal(across.begin(), across.end(), expected.begin() + static_cast<long>(boundary) - 5));
+  EXPECT_TRUE(
+      std::equal(across.begin(), across.end(), expected.begin() + static_cast<long>(boundary) - 5));
   EXPECT_THROW(data.read(total - 3, 4, across.data()), Error);
   EXPECT_GT(TokenDataset(data_dir_, "val").token_count(), 0u);
 }
@@ -88,8 +89,10 @@ TEST_F(DataLoaderTest, WindowsAreShiftedByOneAndTileTheStream) {
   std::vector<int32_t> tokens(kSeqLen), targets(kSeqLen);
   for (uint64_t w : {uint64_t{0}, uint64_t{1}, loader.samples_per_epoch() - 1}) {
     loader.get_window(w, tokens.data(), targets.data());
-    EXPECT_TRUE(std::equal(tokens.begin(), tokens.end(), stream.begin() + static_cast<long>(w * kSeqLen)));
-    EXPECT_TRUE(std::equal(targets.begin(), targets.end(), stream.begin() + static_cast<long>(w * kSeqLen + 1)));
+    EXPECT_TRUE(
+        std::equal(tokens.begin(), tokens.end(), stream.begin() + static_cast<long>(w * kSeqLen)));
+    EXPECT_TRUE(std::equal(targets.begin(), targets.end(),
+                           stream.begin() + static_cast<long>(w * kSeqLen + 1)));
   }
   EXPECT_THROW(loader.get_window(loader.samples_per_epoch(), tokens.data(), targets.data()), Error);
 }
@@ -98,7 +101,8 @@ TEST_F(DataLoaderTest, SameArgumentsGiveSameSamples) {
   const TokenDataset data(data_dir_, "train");
   const SampleLoader a(data, kSeqLen, 42), b(data, kSeqLen, 42), other_seed(data, kSeqLen, 43);
   const int count = 8;
-  std::vector<int32_t> ta(count * kSeqLen), ya(count * kSeqLen), tb(count * kSeqLen), yb(count * kSeqLen);
+  std::vector<int32_t> ta(count * kSeqLen), ya(count * kSeqLen), tb(count * kSeqLen),
+      yb(count * kSeqLen);
   a.get_samples(1000, count, ta.data(), ya.data());
   b.get_samples(1000, count, tb.data(), yb.data());
   EXPECT_EQ(ta, tb);
@@ -149,10 +153,12 @@ TEST_F(DataLoaderTest, FarAwaySampleIsComputedDirectly) {
   const TokenDataset data(data_dir_, "train");
   const SampleLoader loader(data, kSeqLen, 3);
   const int count = 4;
-  std::vector<int32_t> t1(count * kSeqLen), y1(count * kSeqLen), t2(count * kSeqLen), y2(count * kSeqLen);
+  std::vector<int32_t> t1(count * kSeqLen), y1(count * kSeqLen), t2(count * kSeqLen),
+      y2(count * kSeqLen);
   const auto start = std::chrono::steady_clock::now();
   loader.get_samples(1'000'000'000'000ull, count, t1.data(), y1.data());
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   EXPECT_LT(seconds, 0.05) << "sample 10^12 must not replay earlier epochs";
   loader.get_samples(1'000'000'000'000ull, count, t2.data(), y2.data());
   EXPECT_EQ(t1, t2);

@@ -62,7 +62,8 @@ TEST_F(DataPrepareTest, TrainStreamDecodesToTheInputsWithEosBetweenDocuments) {
   const TokenDataset train(o.out_dir, "train");
   EXPECT_EQ(train.text_bytes(), result.input_bytes);
   const auto tokens = all_tokens(train);
-  EXPECT_EQ(std::count(tokens.begin(), tokens.end(), kEosId), 2) << "one EOS per non-empty document";
+  EXPECT_EQ(std::count(tokens.begin(), tokens.end(), kEosId), 2)
+      << "one EOS per non-empty document";
   EXPECT_EQ(tokens.back(), kEosId);
   const Tokenizer tok = Tokenizer::from_file(train.tokenizer_path());
   EXPECT_EQ(tok.fingerprint(), train.tokenizer_fingerprint());
@@ -80,7 +81,8 @@ TEST_F(DataPrepareTest, SingleMegabyteFileGetsAValSplit) {
   const TokenDataset train(o.out_dir, "train"), val(o.out_dir, "val");
   EXPECT_GT(val.token_count(), 0u);
   EXPECT_EQ(train.text_bytes() + val.text_bytes(), fs::file_size(testing::shakespeare_path()));
-  const double val_share = static_cast<double>(val.text_bytes()) / static_cast<double>(result.input_bytes);
+  const double val_share =
+      static_cast<double>(val.text_bytes()) / static_cast<double>(result.input_bytes);
   EXPECT_GT(val_share, 0.03);
   EXPECT_LT(val_share, 0.25);
   EXPECT_TRUE(fs::exists(fs::path(o.out_dir) / "tokenizer.model"));
@@ -115,9 +117,11 @@ TEST_F(DataPrepareTest, ShardCapAndThreadCountIndependence) {
   EXPECT_GT(r1.index.split_shards("train").size(), 3u);
   for (const auto& s : r1.index.shards) {
     EXPECT_LE(s.tokens, o1.shard_tokens) << s.file;
-    EXPECT_EQ(read_file(fs::path(o1.out_dir) / s.file), read_file(fs::path(o3.out_dir) / s.file)) << s.file;
+    EXPECT_EQ(read_file(fs::path(o1.out_dir) / s.file), read_file(fs::path(o3.out_dir) / s.file))
+        << s.file;
   }
-  EXPECT_EQ(read_file(fs::path(o1.out_dir) / "index.txt"), read_file(fs::path(o3.out_dir) / "index.txt"));
+  EXPECT_EQ(read_file(fs::path(o1.out_dir) / "index.txt"),
+            read_file(fs::path(o3.out_dir) / "index.txt"));
 }
 
 TEST_F(DataPrepareTest, RefusesToOverwriteWithoutAsking) {

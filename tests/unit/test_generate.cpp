@@ -33,8 +33,8 @@ using namespace shardlm;
 namespace shardlm {
 // GoogleTest prints test parameters with this (found by argument-dependent lookup).
 void PrintTo(const ModelConfig& cfg, std::ostream* os) {
-  *os << "n_layer " << cfg.n_layer << ", n_head " << cfg.n_head << ", n_embd " << cfg.n_embd << ", vocab "
-      << cfg.vocab_size << ", max_seq_len " << cfg.max_seq_len;
+  *os << "n_layer " << cfg.n_layer << ", n_head " << cfg.n_head << ", n_embd " << cfg.n_embd
+      << ", vocab " << cfg.vocab_size << ", max_seq_len " << cfg.max_seq_len;
 }
 }  // namespace shardlm
 
@@ -75,7 +75,8 @@ void expect_error(Fn fn, const std::vector<std::string>& parts) {
     fn();
     ADD_FAILURE() << "no error; expected one mentioning '" << parts.front() << "'";
   } catch (const Error& e) {
-    for (const auto& p : parts) EXPECT_NE(std::string(e.what()).find(p), std::string::npos) << e.what();
+    for (const auto& p : parts)
+      EXPECT_NE(std::string(e.what()).find(p), std::string::npos) << e.what();
   }
 }
 
@@ -102,20 +103,25 @@ TEST(KvCacheKernels, ChunkedDecodeMatchesAttentionForward) {
     for (int chunk : {5, 1, 1, 9, 1, 20}) {
       const float* rows = qkv.data() + static_cast<size_t>(pos) * 3 * C;
       be.kv_cache_append(k_cache.data(), v_cache.data(), rows, pos, chunk, NH, hd, max_seq);
-      be.attention_decode(got.data() + static_cast<size_t>(pos) * C, rows, k_cache.data(), v_cache.data(), pos,
-                          chunk, NH, hd, max_seq);
+      be.attention_decode(got.data() + static_cast<size_t>(pos) * C, rows, k_cache.data(),
+                          v_cache.data(), pos, chunk, NH, hd, max_seq);
       pos += chunk;
     }
     ASSERT_EQ(pos, T);
     double err = 0.0;
-    for (size_t i = 0; i < want.size(); ++i) err = std::max(err, std::abs(static_cast<double>(got[i]) - want[i]));
+    for (size_t i = 0; i < want.size(); ++i)
+      err = std::max(err, std::abs(static_cast<double>(got[i]) - want[i]));
     EXPECT_LT(err, 1e-5) << "NH " << NH << " hd " << hd;
     // The cache holds k and v by head and position.
-    EXPECT_EQ(k_cache[(static_cast<size_t>(1) * max_seq + 7) * hd + 2], qkv[static_cast<size_t>(7) * 3 * C + C + hd + 2]);
+    EXPECT_EQ(k_cache[(static_cast<size_t>(1) * max_seq + 7) * hd + 2],
+              qkv[static_cast<size_t>(7) * 3 * C + C + hd + 2]);
     EXPECT_EQ(v_cache[(static_cast<size_t>(1) * max_seq + 7) * hd + 2],
               qkv[static_cast<size_t>(7) * 3 * C + 2 * C + hd + 2]);
-    expect_error([&] { be.kv_cache_append(k_cache.data(), v_cache.data(), qkv.data(), 38, 3, NH, hd, max_seq); },
-                 {"[38, 41)", "40 positions"});
+    expect_error(
+        [&] {
+          be.kv_cache_append(k_cache.data(), v_cache.data(), qkv.data(), 38, 3, NH, hd, max_seq);
+        },
+        {"[38, 41)", "40 positions"});
   }
 }
 
@@ -143,7 +149,8 @@ TEST_P(DecodeMatchesForward, LogitsAtEveryPosition) {
   ASSERT_EQ(gen.prefill({tokens[0]}).size(), static_cast<size_t>(V));
   EXPECT_LT(row_rel_error(gen.prefill({tokens[0]}), row(0)), 1e-5);
   for (int t = 1; t < L; ++t) {
-    EXPECT_LT(row_rel_error(gen.step(tokens[static_cast<size_t>(t)]), row(t)), 1e-5) << "position " << t;
+    EXPECT_LT(row_rel_error(gen.step(tokens[static_cast<size_t>(t)]), row(t)), 1e-5)
+        << "position " << t;
     EXPECT_EQ(gen.position(), t + 1);
   }
   // A prompt chunk, then steps: the cache written by a multi-token prefill is the same.
@@ -151,21 +158,25 @@ TEST_P(DecodeMatchesForward, LogitsAtEveryPosition) {
   const std::vector<int32_t> head(tokens.begin(), tokens.begin() + chunk);
   EXPECT_LT(row_rel_error(gen.prefill(head), row(chunk - 1)), 1e-5);
   for (int t = chunk; t < L; ++t)
-    EXPECT_LT(row_rel_error(gen.step(tokens[static_cast<size_t>(t)]), row(t)), 1e-5) << "position " << t;
+    EXPECT_LT(row_rel_error(gen.step(tokens[static_cast<size_t>(t)]), row(t)), 1e-5)
+        << "position " << t;
   // The whole sequence at once (what generation without the cache runs).
   EXPECT_LT(row_rel_error(gen.prefill(tokens), row(L - 1)), 1e-5);
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, DecodeMatchesForward,
                          ::testing::Values(small_config(2, 4, 64, 300, 24),  // head size 16
-                                           small_config(1, 3, 54, 97, 40)),  // head size 18: ragged vectors
+                                           small_config(1, 3, 54, 97,
+                                                        40)),  // head size 18: ragged vectors
                          [](const auto& info) { return "case" + std::to_string(info.index); });
 
 // ---- generation: cached vs full recompute, determinism, stops --------------------------------
 
 class GenerateTest : public ::testing::Test {
  protected:
-  GenerateTest() : cfg_(small_config(2, 4, 64, 300, 40)), gen_(cfg_, cpu_backend()) { gen_.model().init_weights(3); }
+  GenerateTest() : cfg_(small_config(2, 4, 64, 300, 40)), gen_(cfg_, cpu_backend()) {
+    gen_.model().init_weights(3);
+  }
   GenerateResult run(const SamplingOptions& sampling, bool cache, int max_tokens = 25,
                      const std::vector<int32_t>& prompt = {5, 17, 42, 8}, int eos = -1) {
     GenerateOptions o;
@@ -189,10 +200,11 @@ SamplingOptions sampling(float temperature, int top_k, float top_p, uint64_t see
 }
 
 TEST_F(GenerateTest, CachedAndRecomputedGiveTheSameTokens) {
-  for (const SamplingOptions& s : {sampling(1.0f, 0, 1.0f, 1), sampling(1.0f, 20, 1.0f, 2), sampling(1.0f, 0, 0.9f, 3),
-                                   sampling(0.7f, 50, 0.8f, 4), sampling(0.0f, 0, 1.0f, 5)}) {
-    SCOPED_TRACE("temperature " + std::to_string(s.temperature) + " top-k " + std::to_string(s.top_k) +
-                 " top-p " + std::to_string(s.top_p));
+  for (const SamplingOptions& s :
+       {sampling(1.0f, 0, 1.0f, 1), sampling(1.0f, 20, 1.0f, 2), sampling(1.0f, 0, 0.9f, 3),
+        sampling(0.7f, 50, 0.8f, 4), sampling(0.0f, 0, 1.0f, 5)}) {
+    SCOPED_TRACE("temperature " + std::to_string(s.temperature) + " top-k " +
+                 std::to_string(s.top_k) + " top-p " + std::to_string(s.top_p));
     const GenerateResult cached = run(s, true), recomputed = run(s, false);
     EXPECT_EQ(cached.tokens.size(), 25u);
     EXPECT_EQ(cached.tokens, recomputed.tokens);
@@ -207,7 +219,8 @@ TEST_F(GenerateTest, SeedsAndTemperatureMatter) {
   const auto b = run(sampling(1.0f, 0, 1.0f, 2), true).tokens;
   EXPECT_NE(a, b);
   // Greedy ignores the seed.
-  EXPECT_EQ(run(sampling(0.0f, 0, 1.0f, 1), true).tokens, run(sampling(0.0f, 0, 1.0f, 99), true).tokens);
+  EXPECT_EQ(run(sampling(0.0f, 0, 1.0f, 1), true).tokens,
+            run(sampling(0.0f, 0, 1.0f, 99), true).tokens);
   // top-k = 1 and a tiny top-p keep only the most likely token: greedy, whatever the temperature.
   const auto greedy = run(sampling(0.0f, 0, 1.0f, 1), true).tokens;
   EXPECT_EQ(run(sampling(1.5f, 1, 1.0f, 8), true).tokens, greedy);
@@ -234,7 +247,8 @@ TEST_F(GenerateTest, StopsAtContextEosAndMaxTokens) {
   for (bool cache : {true, false}) {
     const GenerateResult eos = run(s, cache, 10, {5, 17, 42, 8}, free.tokens[first_new]);
     EXPECT_EQ(eos.stop, StopReason::Eos);
-    EXPECT_EQ(eos.tokens, std::vector<int32_t>(free.tokens.begin(), free.tokens.begin() + first_new));
+    EXPECT_EQ(eos.tokens,
+              std::vector<int32_t>(free.tokens.begin(), free.tokens.begin() + first_new));
   }
   const GenerateResult none = run(sampling(0.0f, 0, 1.0f, 0), true, 0);
   EXPECT_TRUE(none.tokens.empty());
@@ -248,8 +262,10 @@ TEST_F(GenerateTest, StopsAtContextEosAndMaxTokens) {
 TEST_F(GenerateTest, BadInputsAreClearErrors) {
   const SamplingOptions s = sampling(1.0f, 0, 1.0f, 0);
   expect_error([&] { run(s, true, 5, {}); }, {"prompt is empty"});
-  expect_error([&] { run(s, true, 5, random_tokens(41, 300, 1)); }, {"41 tokens", "max_seq_len of 40"});
-  expect_error([&] { run(s, false, 5, random_tokens(40, 300, 1)); }, {"40 tokens", "max_seq_len of 40"});
+  expect_error([&] { run(s, true, 5, random_tokens(41, 300, 1)); },
+               {"41 tokens", "max_seq_len of 40"});
+  expect_error([&] { run(s, false, 5, random_tokens(40, 300, 1)); },
+               {"40 tokens", "max_seq_len of 40"});
   expect_error([&] { run(s, true, 5, {1, 300}); }, {"token id 300", "position 1", "[0, 300)"});
   expect_error([&] { run(s, true, 5, {1, -2}); }, {"token id -2"});
   expect_error([&] { run(s, true, -1); }, {"max tokens"});
@@ -267,22 +283,26 @@ TEST_F(GenerateTest, BadInputsAreClearErrors) {
 TEST(Sampler, TopKOneAndTinyTopPAreGreedy) {
   std::mt19937 rng(5);
   std::uniform_real_distribution<float> dist(-3.0f, 3.0f);
-  Sampler greedy(sampling(0.0f, 0, 1.0f, 0)), top1(sampling(2.0f, 1, 1.0f, 1)), nucleus(sampling(2.0f, 0, 1e-7f, 2));
+  Sampler greedy(sampling(0.0f, 0, 1.0f, 0)), top1(sampling(2.0f, 1, 1.0f, 1)),
+      nucleus(sampling(2.0f, 0, 1e-7f, 2));
   for (int trial = 0; trial < 200; ++trial) {
     std::vector<float> logits(50);
     for (auto& x : logits) x = std::round(dist(rng));  // rounded: many ties
     const int32_t want = greedy.sample(logits.data(), 50);
-    EXPECT_EQ(want, std::max_element(logits.begin(), logits.end()) - logits.begin());  // lowest id on ties
+    EXPECT_EQ(want, std::max_element(logits.begin(), logits.end()) -
+                        logits.begin());  // lowest id on ties
     EXPECT_EQ(top1.sample(logits.data(), 50), want);
     EXPECT_EQ(nucleus.sample(logits.data(), 50), want);
   }
 }
 
 // Frequencies of `draws` samples.
-std::map<int32_t, int> histogram(const SamplingOptions& s, const std::vector<float>& logits, int draws) {
+std::map<int32_t, int> histogram(const SamplingOptions& s, const std::vector<float>& logits,
+                                 int draws) {
   Sampler sampler(s);
   std::map<int32_t, int> counts;
-  for (int i = 0; i < draws; ++i) ++counts[sampler.sample(logits.data(), static_cast<int>(logits.size()))];
+  for (int i = 0; i < draws; ++i)
+    ++counts[sampler.sample(logits.data(), static_cast<int>(logits.size()))];
   return counts;
 }
 
@@ -292,25 +312,31 @@ TEST(Sampler, DrawsFollowTheTruncatedDistribution) {
   std::vector<float> logits;
   for (double x : p) logits.push_back(static_cast<float>(std::log(x)));
   const int draws = 40000;
-  const auto expect_freqs = [&](const std::map<int32_t, int>& counts, const std::map<int32_t, double>& want) {
-    for (const auto& [id, n] : counts) EXPECT_TRUE(want.count(id)) << "id " << id << " drawn " << n << " times";
+  const auto expect_freqs = [&](const std::map<int32_t, int>& counts,
+                                const std::map<int32_t, double>& want) {
+    for (const auto& [id, n] : counts)
+      EXPECT_TRUE(want.count(id)) << "id " << id << " drawn " << n << " times";
     for (const auto& [id, prob] : want) {
       const double freq = counts.count(id) ? counts.at(id) / static_cast<double>(draws) : 0.0;
       EXPECT_NEAR(freq, prob, 0.01) << "id " << id;
     }
   };
-  expect_freqs(histogram(sampling(1.0f, 0, 1.0f, 1), logits, draws), {{0, 0.1}, {1, 0.5}, {2, 0.2}, {3, 0.15}, {4, 0.05}});
+  expect_freqs(histogram(sampling(1.0f, 0, 1.0f, 1), logits, draws),
+               {{0, 0.1}, {1, 0.5}, {2, 0.2}, {3, 0.15}, {4, 0.05}});
   // top-k 2: ids 1 and 2, renormalised.
-  expect_freqs(histogram(sampling(1.0f, 2, 1.0f, 2), logits, draws), {{1, 0.5 / 0.7}, {2, 0.2 / 0.7}});
+  expect_freqs(histogram(sampling(1.0f, 2, 1.0f, 2), logits, draws),
+               {{1, 0.5 / 0.7}, {2, 0.2 / 0.7}});
   // top-p: the fewest most likely tokens reaching p.
   expect_freqs(histogram(sampling(1.0f, 0, 0.45f, 3), logits, draws), {{1, 1.0}});
-  expect_freqs(histogram(sampling(1.0f, 0, 0.69f, 4), logits, draws), {{1, 0.5 / 0.7}, {2, 0.2 / 0.7}});
+  expect_freqs(histogram(sampling(1.0f, 0, 0.69f, 4), logits, draws),
+               {{1, 0.5 / 0.7}, {2, 0.2 / 0.7}});
   expect_freqs(histogram(sampling(1.0f, 0, 0.71f, 5), logits, draws),
                {{1, 0.5 / 0.85}, {2, 0.2 / 0.85}, {3, 0.15 / 0.85}});
   // top-k and top-p together: top-p applies to the top k renormalised (as in Hugging Face's
   // warpers): 0.5/0.85 < 0.8 <= 0.7/0.85, so ids 1 and 2 (over the whole distribution 0.8 would
   // take id 3 too).
-  expect_freqs(histogram(sampling(1.0f, 3, 0.8f, 6), logits, draws), {{1, 0.5 / 0.7}, {2, 0.2 / 0.7}});
+  expect_freqs(histogram(sampling(1.0f, 3, 0.8f, 6), logits, draws),
+               {{1, 0.5 / 0.7}, {2, 0.2 / 0.7}});
   // Temperature 2 flattens: p_i^(1/2), normalised.
   double z = 0.0;
   for (double x : p) z += std::sqrt(x);
@@ -322,7 +348,8 @@ TEST(Sampler, DrawsFollowTheTruncatedDistribution) {
 TEST(Sampler, NoOpLimitsChangeNothing) {
   // top-k >= vocabulary and top-p = 1 draw exactly what the plain sampler draws.
   const std::vector<float> logits = {0.3f, -1.0f, 2.0f, 0.0f, 1.0f, 1.0f};
-  Sampler plain(sampling(0.8f, 0, 1.0f, 42)), wide_k(sampling(0.8f, 6, 1.0f, 42)), huge_k(sampling(0.8f, 1000, 1.0f, 42));
+  Sampler plain(sampling(0.8f, 0, 1.0f, 42)), wide_k(sampling(0.8f, 6, 1.0f, 42)),
+      huge_k(sampling(0.8f, 1000, 1.0f, 42));
   for (int i = 0; i < 500; ++i) {
     const int32_t want = plain.sample(logits.data(), 6);
     EXPECT_EQ(wide_k.sample(logits.data(), 6), want);
@@ -356,9 +383,11 @@ TEST(ModelConfigIni, RoundTrip) {
   ModelConfig odd = small_config(3, 5, 40, 1234, 77);
   odd.vocab_pad_multiple = 64;
   EXPECT_EQ(model_config_to_ini(odd),
-            "[model]\nn_layer=3\nn_head=5\nn_embd=40\nvocab_size=1234\nmax_seq_len=77\nvocab_pad_multiple=64\n");
+            "[model]\nn_layer=3\nn_head=5\nn_embd=40\nvocab_size=1234\nmax_seq_len=77\nvocab_pad_"
+            "multiple=64\n");
   // Other sections, comments and spacing around '=' are fine.
-  const std::string run_config = "[data]\nn_layer=99\npath=x\n\n# the model\n" + model_config_to_ini(odd) +
+  const std::string run_config = "[data]\nn_layer=99\npath=x\n\n# the model\n" +
+                                 model_config_to_ini(odd) +
                                  "; trailing comment\n[optimizer]\nlr = 3e-4\n";
   EXPECT_EQ(model_config_from_ini(run_config), odd);
   EXPECT_EQ(model_config_from_ini("[model]\nn_layer = 3\nn_head=5\nn_embd=40\nvocab_size=1234\n"
@@ -373,12 +402,16 @@ TEST(ModelConfigIni, Errors) {
     s.replace(s.find(from), from.size(), to);
     return s;
   };
-  expect_error([&] { model_config_from_ini(good + "n_kv_head=2\n"); }, {"unknown key", "n_kv_head"});
-  expect_error([&] { model_config_from_ini(replace("max_seq_len=256\n", "")); }, {"missing key", "max_seq_len"});
+  expect_error([&] { model_config_from_ini(good + "n_kv_head=2\n"); },
+               {"unknown key", "n_kv_head"});
+  expect_error([&] { model_config_from_ini(replace("max_seq_len=256\n", "")); },
+               {"missing key", "max_seq_len"});
   expect_error([&] { model_config_from_ini("[data]\npath=x\n"); }, {"missing key", "n_layer"});
-  expect_error([&] { model_config_from_ini(replace("n_embd=128", "n_embd=12x")); }, {"n_embd", "12x"});
+  expect_error([&] { model_config_from_ini(replace("n_embd=128", "n_embd=12x")); },
+               {"n_embd", "12x"});
   expect_error([&] { model_config_from_ini(replace("n_head=4", "n_head=")); }, {"n_head"});
-  expect_error([&] { model_config_from_ini(replace("n_embd=128", "n_embd=130")); }, {"n_embd", "n_head"});
+  expect_error([&] { model_config_from_ini(replace("n_embd=128", "n_embd=130")); },
+               {"n_embd", "n_head"});
   expect_error([&] { model_config_from_ini(replace("n_layer=2", "n_layer=0")); }, {"n_layer"});
   expect_error([&] { model_config_from_ini(replace("n_layer=2", "n_layer 2")); }, {"key=value"});
 }
@@ -398,7 +431,8 @@ TEST(GenerateFromCheckpoint, RunDirectoryWithTokenizer) {
   Trainer trainer(settings, *mesh, cpu_backend());
   TrainingCheckpointInfo info;
   info.step = 3;
-  info.config_text = "[run]\nsteps=3\n" + model_config_to_ini(settings.model) + "[data]\npath=synthetic\n";
+  info.config_text =
+      "[run]\nsteps=3\n" + model_config_to_ini(settings.model) + "[data]\npath=synthetic\n";
   const std::string& bytes = tokenizer.serialized();
   info.tokenizer_model.assign(bytes.begin(), bytes.end());
   const fs::path run = scratch / "run";
@@ -408,7 +442,8 @@ TEST(GenerateFromCheckpoint, RunDirectoryWithTokenizer) {
   EXPECT_EQ(resolve_generation_checkpoint(run), saved);
   EXPECT_EQ(resolve_generation_checkpoint(run / "checkpoints"), saved);
   EXPECT_EQ(resolve_generation_checkpoint(saved), saved);
-  expect_error([&] { resolve_generation_checkpoint(scratch); }, {"committed checkpoint", scratch.string()});
+  expect_error([&] { resolve_generation_checkpoint(scratch); },
+               {"committed checkpoint", scratch.string()});
   expect_error([&] { resolve_generation_checkpoint(scratch / "nope"); }, {"does not exist"});
 
   GenerationModel loaded = load_generation_model(run, cpu_backend());
@@ -419,7 +454,8 @@ TEST(GenerateFromCheckpoint, RunDirectoryWithTokenizer) {
   // The loaded weights are the trainer's, element for element.
   const size_t total = trainer.model().layout().total();
   ASSERT_EQ(loaded.generator->model().layout().total(), total);
-  EXPECT_EQ(0, std::memcmp(loaded.generator->model().params(), trainer.model().params(), total * sizeof(float)));
+  EXPECT_EQ(0, std::memcmp(loaded.generator->model().params(), trainer.model().params(),
+                           total * sizeof(float)));
 
   GenerateOptions options;
   options.max_tokens = 12;
@@ -435,6 +471,7 @@ TEST(GenerateFromCheckpoint, RunDirectoryWithTokenizer) {
   info.step = 4;
   info.config_text = "[model]\nn_layer=2\n";
   const fs::path broken = save_training_checkpoint(trainer, run / "checkpoints", info);
-  expect_error([&] { load_generation_model(run, cpu_backend()); }, {broken.string(), "missing key"});
+  expect_error([&] { load_generation_model(run, cpu_backend()); },
+               {broken.string(), "missing key"});
   fs::remove_all(scratch);
 }

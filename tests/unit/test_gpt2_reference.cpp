@@ -39,14 +39,17 @@ void load_params(GPT2& model, const H5Fixture& f, const std::string& group) {
     std::vector<float> dst(v.numel, 0.0f);
     ASSERT_LE(src.size(), dst.size()) << v.name;
     for (size_t i = 0; i < src.size(); ++i) dst[i] = static_cast<float>(src[i]);
-    model.backend().copy_from_host(model.params() + v.flat_offset, dst.data(), v.numel * sizeof(float));
+    model.backend().copy_from_host(model.params() + v.flat_offset, dst.data(),
+                                   v.numel * sizeof(float));
   }
 }
 
-std::vector<float> tensor(const GPT2& model, const float* flat, const std::string& name, size_t keep) {
+std::vector<float> tensor(const GPT2& model, const float* flat, const std::string& name,
+                          size_t keep) {
   const TensorView& v = model.layout().get(name);
   std::vector<float> out(v.numel);
-  const_cast<GPT2&>(model).backend().copy_to_host(out.data(), flat + v.flat_offset, v.numel * sizeof(float));
+  const_cast<GPT2&>(model).backend().copy_to_host(out.data(), flat + v.flat_offset,
+                                                  v.numel * sizeof(float));
   out.resize(keep);  // drop padded vocabulary rows
   return out;
 }
@@ -73,7 +76,8 @@ TEST(GPT2Reference, ForwardAndBackwardMatchPyTorch) {
   std::vector<float> padded(static_cast<size_t>(N) * Vp), logits(static_cast<size_t>(N) * V);
   model.backend().copy_to_host(padded.data(), model.logits(0), padded.size() * sizeof(float));
   for (int n = 0; n < N; ++n)
-    for (int j = 0; j < V; ++j) logits[static_cast<size_t>(n) * V + j] = padded[static_cast<size_t>(n) * Vp + j];
+    for (int j = 0; j < V; ++j)
+      logits[static_cast<size_t>(n) * V + j] = padded[static_cast<size_t>(n) * Vp + j];
   EXPECT_LT(max_rel_error(logits, f.doubles("/forward/logits")), 1e-5);
 
   model.backward(0, 1.0f, nullptr);
@@ -85,8 +89,10 @@ TEST(GPT2Reference, ForwardAndBackwardMatchPyTorch) {
   // Padded vocabulary rows receive no gradient.
   const TensorView& wte = model.layout().get("wte");
   std::vector<float> gwte(wte.numel);
-  model.backend().copy_to_host(gwte.data(), model.grads() + wte.flat_offset, gwte.size() * sizeof(float));
-  for (size_t i = static_cast<size_t>(V) * cfg.n_embd; i < gwte.size(); ++i) ASSERT_EQ(gwte[i], 0.0f);
+  model.backend().copy_to_host(gwte.data(), model.grads() + wte.flat_offset,
+                               gwte.size() * sizeof(float));
+  for (size_t i = static_cast<size_t>(V) * cfg.n_embd; i < gwte.size(); ++i)
+    ASSERT_EQ(gwte[i], 0.0f);
 }
 
 TEST(GPT2Reference, TenAdamWStepsMatchPyTorch) {
@@ -116,20 +122,24 @@ TEST(GPT2Reference, TenAdamWStepsMatchPyTorch) {
   BatchSource data = [&](uint64_t first, int count, int32_t* tokens, int32_t* targets) {
     for (int i = 0; i < count; ++i)
       for (int t = 0; t < T; ++t) {
-        const size_t src = (first + static_cast<uint64_t>(i)) * static_cast<size_t>(T) + static_cast<size_t>(t);
+        const size_t src =
+            (first + static_cast<uint64_t>(i)) * static_cast<size_t>(T) + static_cast<size_t>(t);
         tokens[i * T + t] = tok[src];
         targets[i * T + t] = tgt[src];
       }
   };
-  const std::vector<double> losses = f.doubles("/train/losses"), norms = f.doubles("/train/grad_norms"),
-                            lrs = f.doubles("/train/lrs");
+  const std::vector<double> losses = f.doubles("/train/losses"),
+                            norms = f.doubles("/train/grad_norms"), lrs = f.doubles("/train/lrs");
   const std::vector<int> clipped = f.ints("/train/clipped");
   int clipped_steps = 0;
   for (int s = 0; s < st.optim.total_steps; ++s) {
     const StepResult r = trainer.train_step(s, data);
-    EXPECT_NEAR(r.loss, losses[static_cast<size_t>(s)], 1e-4 * losses[static_cast<size_t>(s)]) << "step " << s;
-    EXPECT_NEAR(r.grad_norm, norms[static_cast<size_t>(s)], 1e-4 * norms[static_cast<size_t>(s)]) << "step " << s;
-    EXPECT_NEAR(r.lr, lrs[static_cast<size_t>(s)], 1e-6 * lrs[static_cast<size_t>(s)]) << "step " << s;
+    EXPECT_NEAR(r.loss, losses[static_cast<size_t>(s)], 1e-4 * losses[static_cast<size_t>(s)])
+        << "step " << s;
+    EXPECT_NEAR(r.grad_norm, norms[static_cast<size_t>(s)], 1e-4 * norms[static_cast<size_t>(s)])
+        << "step " << s;
+    EXPECT_NEAR(r.lr, lrs[static_cast<size_t>(s)], 1e-6 * lrs[static_cast<size_t>(s)])
+        << "step " << s;
     EXPECT_EQ(r.clipped ? 1 : 0, clipped[static_cast<size_t>(s)]) << "step " << s;
     clipped_steps += r.clipped;
   }
@@ -145,9 +155,11 @@ TEST(GPT2Reference, TenAdamWStepsMatchPyTorch) {
       // it); in fp32 Adam can turn rounding noise into visible steps. Compared separately, absolute
       // (measured: 8e-6 after 10 steps at lr 1e-2).
       const size_t third = want.size() / 3;
-      std::vector<double> want_k(want.begin() + static_cast<long>(third), want.begin() + static_cast<long>(2 * third));
+      std::vector<double> want_k(want.begin() + static_cast<long>(third),
+                                 want.begin() + static_cast<long>(2 * third));
       for (size_t i = 0; i < third; ++i) EXPECT_NEAR(got[third + i], want_k[i], 1e-4) << v.name;
-      want.erase(want.begin() + static_cast<long>(third), want.begin() + static_cast<long>(2 * third));
+      want.erase(want.begin() + static_cast<long>(third),
+                 want.begin() + static_cast<long>(2 * third));
       got.erase(got.begin() + static_cast<long>(third), got.begin() + static_cast<long>(2 * third));
     }
     EXPECT_LT(max_rel_error(got, want), 1e-4) << "weights after 10 steps: " << v.name;

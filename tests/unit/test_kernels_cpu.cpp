@@ -24,7 +24,9 @@ using Vec = std::vector<float>;
 using DVec = std::vector<double>;
 using LossFn = std::function<double(const DVec&)>;
 
-KernelBackend& backend() { return shardlm::cpu_backend(); }
+KernelBackend& backend() {
+  return shardlm::cpu_backend();
+}
 
 const float kNaN = std::numeric_limits<float>::quiet_NaN();
 const float kInf = std::numeric_limits<float>::infinity();
@@ -37,7 +39,9 @@ Vec random_vec(size_t n, uint32_t seed, float lo = -1.0f, float hi = 1.0f) {
   return v;
 }
 
-DVec to_double(const Vec& v) { return DVec(v.begin(), v.end()); }
+DVec to_double(const Vec& v) {
+  return DVec(v.begin(), v.end());
+}
 
 // sum_i a[i] * w[i]: the scalar loss whose gradient w.r.t. an output is `w` (used as dout).
 double dot(const DVec& a, const Vec& w) {
@@ -155,7 +159,9 @@ TEST_P(TokenEmbedding, ForwardAndBackward) {
   tokens[1] = vocab_start + Vl - 1;
   tokens[2] = vocab_start;
   const Vec wte = random_vec(static_cast<size_t>(Vl) * C, 2);
-  const auto owned = [&](int n) { return tokens[n] >= vocab_start && tokens[n] < vocab_start + Vl; };
+  const auto owned = [&](int n) {
+    return tokens[n] >= vocab_start && tokens[n] < vocab_start + Vl;
+  };
   const auto forward_ref = [&](const DVec& w) {
     DVec out(static_cast<size_t>(N) * C, 0.0);
     for (int n = 0; n < N; ++n)
@@ -171,12 +177,15 @@ TEST_P(TokenEmbedding, ForwardAndBackward) {
   const Vec dout = random_vec(out.size(), 3);
   const Vec prefill = random_vec(wte.size(), 4);
   Vec dwte = prefill;
-  backend().token_embedding_backward(dwte.data(), dout.data(), tokens.data(), N, C, vocab_start, Vl);
+  backend().token_embedding_backward(dwte.data(), dout.data(), tokens.data(), N, C, vocab_start,
+                                     Vl);
   Vec grad(dwte.size());
   for (size_t i = 0; i < grad.size(); ++i) grad[i] = dwte[i] - prefill[i];
-  expect_gradient("dwte", [&](const DVec& w) { return dot(forward_ref(w), dout); }, wte, grad);
+  expect_gradient(
+      "dwte", [&](const DVec& w) { return dot(forward_ref(w), dout); }, wte, grad);
   // Accumulates: a second call adds the same gradient again.
-  backend().token_embedding_backward(dwte.data(), dout.data(), tokens.data(), N, C, vocab_start, Vl);
+  backend().token_embedding_backward(dwte.data(), dout.data(), tokens.data(), N, C, vocab_start,
+                                     Vl);
   DVec twice(dwte.size());
   for (size_t i = 0; i < twice.size(); ++i) twice[i] = prefill[i] + 2.0 * grad[i];
   expect_close(dwte, twice, 1e-6, 1e-6, "dwte after two calls");
@@ -205,7 +214,8 @@ TEST(CpuKernels, PositionEmbedding) {
   const Vec dout = random_vec(out.size(), 7);
   Vec dwpe(wpe.size(), 0.0f);
   backend().position_embedding_backward(dwpe.data(), dout.data(), B, T, C);
-  expect_gradient("dwpe", [&](const DVec& w) { return dot(forward_ref(w), dout); }, wpe, dwpe);
+  expect_gradient(
+      "dwpe", [&](const DVec& w) { return dot(forward_ref(w), dout); }, wpe, dwpe);
   for (size_t i = static_cast<size_t>(T) * C; i < dwpe.size(); ++i) EXPECT_EQ(dwpe[i], 0.0f);
   const Vec once = dwpe;
   backend().position_embedding_backward(dwpe.data(), dout.data(), B, T, C);
@@ -253,7 +263,8 @@ TEST_P(LayerNorm, ForwardAndBackward) {
 
   const Vec dout = random_vec(out.size(), 13);
   // dinp is the residual stream (+=); dweight and dbias accumulate too.
-  const Vec dinp0 = random_vec(inp.size(), 14), dweight0 = random_vec(C, 15), dbias0 = random_vec(C, 16);
+  const Vec dinp0 = random_vec(inp.size(), 14), dweight0 = random_vec(C, 15),
+            dbias0 = random_vec(C, 16);
   Vec dinp = dinp0, dweight = dweight0, dbias = dbias0;
   backend().layernorm_backward(dinp.data(), dweight.data(), dbias.data(), dout.data(), inp.data(),
                                weight.data(), mean.data(), rstd.data(), N, C);
@@ -264,15 +275,18 @@ TEST_P(LayerNorm, ForwardAndBackward) {
   };
   const size_t samples = 200;
   const DVec w_d = to_double(weight), b_d = to_double(bias), x_d = to_double(inp);
-  expect_gradient("layernorm dinp",
-                  [&](const DVec& x) { return dot(layernorm_ref(x, w_d, b_d, N, C).out, dout); },
-                  inp, minus(dinp, dinp0), samples);
-  expect_gradient("layernorm dweight",
-                  [&](const DVec& w) { return dot(layernorm_ref(x_d, w, b_d, N, C).out, dout); },
-                  weight, minus(dweight, dweight0), samples);
-  expect_gradient("layernorm dbias",
-                  [&](const DVec& b) { return dot(layernorm_ref(x_d, w_d, b, N, C).out, dout); },
-                  bias, minus(dbias, dbias0), samples);
+  expect_gradient(
+      "layernorm dinp",
+      [&](const DVec& x) { return dot(layernorm_ref(x, w_d, b_d, N, C).out, dout); }, inp,
+      minus(dinp, dinp0), samples);
+  expect_gradient(
+      "layernorm dweight",
+      [&](const DVec& w) { return dot(layernorm_ref(x_d, w, b_d, N, C).out, dout); }, weight,
+      minus(dweight, dweight0), samples);
+  expect_gradient(
+      "layernorm dbias",
+      [&](const DVec& b) { return dot(layernorm_ref(x_d, w_d, b, N, C).out, dout); }, bias,
+      minus(dbias, dbias0), samples);
 
   const Vec g_inp = minus(dinp, dinp0), g_w = minus(dweight, dweight0), g_b = minus(dbias, dbias0);
   backend().layernorm_backward(dinp.data(), dweight.data(), dbias.data(), dout.data(), inp.data(),
@@ -288,7 +302,8 @@ TEST_P(LayerNorm, ForwardAndBackward) {
 }
 
 INSTANTIATE_TEST_SUITE_P(CpuKernels, LayerNorm,
-                         ::testing::Values(std::pair{10, 12}, std::pair{37, 67}, std::pair{65, 384}));
+                         ::testing::Values(std::pair{10, 12}, std::pair{37, 67},
+                                           std::pair{65, 384}));
 
 // ---- matmul -----------------------------------------------------------------------------------
 
@@ -324,7 +339,8 @@ TEST_P(Matmul, ForwardAndBackward) {
   expect_close(out, matmul_ref(inp_d, weight_d, &bias_d, N, C, OC), 1e-5, 1e-6, "matmul out");
   std::fill(out.begin(), out.end(), kNaN);
   backend().matmul_forward(out.data(), inp.data(), weight.data(), nullptr, N, C, OC);
-  expect_close(out, matmul_ref(inp_d, weight_d, nullptr, N, C, OC), 1e-5, 1e-6, "matmul out (no bias)");
+  expect_close(out, matmul_ref(inp_d, weight_d, nullptr, N, C, OC), 1e-5, 1e-6,
+               "matmul out (no bias)");
 
   const Vec dout = random_vec(out.size(), 23);
   Vec dinp(inp.size(), kNaN);  // written
@@ -332,15 +348,18 @@ TEST_P(Matmul, ForwardAndBackward) {
   backend().matmul_backward(dinp.data(), dweight.data(), dbias.data(), dout.data(), inp.data(),
                             weight.data(), N, C, OC);
   const size_t samples = 150;
-  expect_gradient("matmul dinp",
-                  [&](const DVec& x) { return dot(matmul_ref(x, weight_d, &bias_d, N, C, OC), dout); },
-                  inp, dinp, samples);
-  expect_gradient("matmul dweight",
-                  [&](const DVec& w) { return dot(matmul_ref(inp_d, w, &bias_d, N, C, OC), dout); },
-                  weight, dweight, samples);
-  expect_gradient("matmul dbias",
-                  [&](const DVec& b) { return dot(matmul_ref(inp_d, weight_d, &b, N, C, OC), dout); },
-                  bias, dbias, samples);
+  expect_gradient(
+      "matmul dinp",
+      [&](const DVec& x) { return dot(matmul_ref(x, weight_d, &bias_d, N, C, OC), dout); }, inp,
+      dinp, samples);
+  expect_gradient(
+      "matmul dweight",
+      [&](const DVec& w) { return dot(matmul_ref(inp_d, w, &bias_d, N, C, OC), dout); }, weight,
+      dweight, samples);
+  expect_gradient(
+      "matmul dbias",
+      [&](const DVec& b) { return dot(matmul_ref(inp_d, weight_d, &b, N, C, OC), dout); }, bias,
+      dbias, samples);
 
   // Second call with dinp/dbias null: dinp and dbias untouched, dweight doubles.
   const Vec dinp1 = dinp, dbias1 = dbias, dweight1 = dweight;
@@ -390,7 +409,8 @@ void attention_ref(const DVec& qkv, int B, int T, int NH, int hd, DVec* out, DVe
           p[t2] /= sum;
           if (att) (*att)[((static_cast<size_t>(b) * NH + h) * T + t) * T + t2] = p[t2];
           const double* v = &qkv[(static_cast<size_t>(b) * T + t2) * 3 * C + 2 * C + h * hd];
-          for (int d = 0; d < hd; ++d) (*out)[(static_cast<size_t>(b) * T + t) * C + h * hd + d] += p[t2] * v[d];
+          for (int d = 0; d < hd; ++d)
+            (*out)[(static_cast<size_t>(b) * T + t) * C + h * hd + d] += p[t2] * v[d];
         }
       }
 }
@@ -419,8 +439,8 @@ TEST_P(Attention, ForwardAndBackward) {
 
   const Vec dout = random_vec(out.size(), 31);
   Vec dqkv(qkv.size(), kNaN), scratch(att.size(), kNaN);  // written; scratch is garbage on entry
-  backend().attention_backward(dqkv.data(), scratch.data(), dout.data(), qkv.data(), att.data(),
-                               B, T, NH, hd);
+  backend().attention_backward(dqkv.data(), scratch.data(), dout.data(), qkv.data(), att.data(), B,
+                               T, NH, hd);
   expect_gradient(
       "attention dqkv",
       [&](const DVec& x) {
@@ -431,8 +451,8 @@ TEST_P(Attention, ForwardAndBackward) {
       qkv, dqkv, 120);
   // Written, not accumulated: a second call gives the same result.
   const Vec first = dqkv;
-  backend().attention_backward(dqkv.data(), scratch.data(), dout.data(), qkv.data(), att.data(),
-                               B, T, NH, hd);
+  backend().attention_backward(dqkv.data(), scratch.data(), dout.data(), qkv.data(), att.data(), B,
+                               T, NH, hd);
   EXPECT_EQ(dqkv, first);
 }
 
@@ -464,8 +484,8 @@ TEST(CpuKernels, Gelu) {
   const Vec dout = random_vec(inp.size(), 41);
   Vec dinp(inp.size(), kNaN);  // written
   backend().gelu_backward(dinp.data(), inp.data(), dout.data(), inp.size());
-  expect_gradient("gelu dinp", [&](const DVec& x) { return dot(forward_ref(x), dout); }, inp, dinp,
-                  0, 1e-5);
+  expect_gradient(
+      "gelu dinp", [&](const DVec& x) { return dot(forward_ref(x), dout); }, inp, dinp, 0, 1e-5);
 }
 
 TEST(CpuKernels, GeluLargeParallel) {
@@ -583,7 +603,8 @@ TEST_P(CrossEntropy, SingleRank) {
   expect_close(losses, xent_ref(to_double(logits), targets, N, Vp, V), 1e-5, 1e-6, "xent losses");
   for (int n = 0; n < N; ++n) {
     // The loss is shift-invariant, so check the max itself: the padding must not win it.
-    EXPECT_EQ(ranks[0].row_max[n], *std::max_element(logits.begin() + n * Vp, logits.begin() + n * Vp + V));
+    EXPECT_EQ(ranks[0].row_max[n],
+              *std::max_element(logits.begin() + n * Vp, logits.begin() + n * Vp + V));
     EXPECT_EQ(ranks[0].target_logit[n], logits[n * Vp + targets[n]]);
   }
 

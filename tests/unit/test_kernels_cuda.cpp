@@ -39,8 +39,12 @@ constexpr double kTol = 1e-5;           // elementwise and row-local ops
 constexpr double kReductionTol = 1e-4;  // column sums, GEMMs over long inner dimensions
 const float kNaN = std::numeric_limits<float>::quiet_NaN();
 
-KernelBackend& cpu() { return cpu_backend(); }
-KernelBackend& gpu() { return cuda_backend(); }
+KernelBackend& cpu() {
+  return cpu_backend();
+}
+KernelBackend& gpu() {
+  return cuda_backend();
+}
 
 Vec random_vec(size_t n, uint32_t seed, float lo = -1.0f, float hi = 1.0f) {
   std::mt19937 rng(seed);
@@ -64,8 +68,10 @@ template <typename T>
 class Twin {
  public:
   explicit Twin(std::vector<T> values) : host_(std::move(values)) {
-    if constexpr (std::is_same_v<T, float>) device_ = gpu().alloc_floats(host_.size());
-    else device_ = gpu().alloc_ints(host_.size());
+    if constexpr (std::is_same_v<T, float>)
+      device_ = gpu().alloc_floats(host_.size());
+    else
+      device_ = gpu().alloc_ints(host_.size());
     gpu().copy_from_host(device_, host_.data(), host_.size() * sizeof(T));
   }
   ~Twin() { gpu().free_memory(device_); }
@@ -110,7 +116,8 @@ void expect_close(const Vec& got, const Vec& want, double tol, const std::string
   }
   const double rel = scale > 0.0 ? worst / scale : worst;
   EXPECT_LE(rel, tol) << what << ": max error " << worst << " at [" << worst_index << "] (cuda "
-                      << got[worst_index] << ", cpu " << want[worst_index] << "), max |cpu| " << scale;
+                      << got[worst_index] << ", cpu " << want[worst_index] << "), max |cpu| "
+                      << scale;
 }
 
 void expect_parity(const Twin<float>& t, double tol, const std::string& what) {
@@ -155,7 +162,8 @@ TEST_F(CudaKernels, MemoryIsZeroFilledCopiedAndOverlapSafe) {
   float* empty = gpu().alloc_floats(0);  // a valid, distinct pointer
   EXPECT_NE(empty, nullptr);
   EXPECT_NE(empty, a);
-  for (void* p : {static_cast<void*>(a), static_cast<void*>(ints), static_cast<void*>(empty)}) gpu().free_memory(p);
+  for (void* p : {static_cast<void*>(a), static_cast<void*>(ints), static_cast<void*>(empty)})
+    gpu().free_memory(p);
 }
 
 TEST_F(CudaKernels, TokenEmbeddingForwardBackward) {
@@ -170,13 +178,16 @@ TEST_F(CudaKernels, TokenEmbeddingForwardBackward) {
     Twin<float> wte(random_vec(static_cast<size_t>(s.Vl) * C, 3));
     Twin<float> out(Vec(static_cast<size_t>(N) * C, kNaN));
     cpu().token_embedding_forward(out.host(), tokens.host(), wte.host(), N, C, s.vocab_start, s.Vl);
-    gpu().token_embedding_forward(out.device(), tokens.device(), wte.device(), N, C, s.vocab_start, s.Vl);
+    gpu().token_embedding_forward(out.device(), tokens.device(), wte.device(), N, C, s.vocab_start,
+                                  s.Vl);
     expect_parity(out, 0.0, "token embedding out");
 
     Twin<float> dout(random_vec(static_cast<size_t>(N) * C, 4));
     Twin<float> dwte(random_vec(static_cast<size_t>(s.Vl) * C, 5));  // accumulated into
-    cpu().token_embedding_backward(dwte.host(), dout.host(), tokens.host(), N, C, s.vocab_start, s.Vl);
-    gpu().token_embedding_backward(dwte.device(), dout.device(), tokens.device(), N, C, s.vocab_start, s.Vl);
+    cpu().token_embedding_backward(dwte.host(), dout.host(), tokens.host(), N, C, s.vocab_start,
+                                   s.Vl);
+    gpu().token_embedding_backward(dwte.device(), dout.device(), tokens.device(), N, C,
+                                   s.vocab_start, s.Vl);
     // Same additions in the same order as the CPU backend: equal, not just close.
     expect_parity(dwte, 0.0, "dwte");
   }
@@ -208,18 +219,21 @@ TEST_F(CudaKernels, LayerNormForwardBackward) {
     Twin<float> inp(random_vec(NC, 10, 2.0f, 4.0f));  // a large mean, as the residual stream has
     Twin<float> weight(random_vec(s.C, 11, 0.5f, 1.5f)), bias(random_vec(s.C, 12));
     Twin<float> out(Vec(NC, kNaN)), mean(Vec(s.N, kNaN)), rstd(Vec(s.N, kNaN));
-    cpu().layernorm_forward(out.host(), mean.host(), rstd.host(), inp.host(), weight.host(), bias.host(), s.N, s.C);
-    gpu().layernorm_forward(out.device(), mean.device(), rstd.device(), inp.device(), weight.device(), bias.device(), s.N, s.C);
+    cpu().layernorm_forward(out.host(), mean.host(), rstd.host(), inp.host(), weight.host(),
+                            bias.host(), s.N, s.C);
+    gpu().layernorm_forward(out.device(), mean.device(), rstd.device(), inp.device(),
+                            weight.device(), bias.device(), s.N, s.C);
     expect_parity(out, kTol, "layernorm out");
     expect_parity(mean, kTol, "layernorm mean");
     expect_parity(rstd, kTol, "layernorm rstd");
 
     Twin<float> dout(random_vec(NC, 13));
-    Twin<float> dinp(random_vec(NC, 14)), dweight(random_vec(s.C, 15)), dbias(random_vec(s.C, 16));  // +=
-    cpu().layernorm_backward(dinp.host(), dweight.host(), dbias.host(), dout.host(), inp.host(), weight.host(),
-                             mean.host(), rstd.host(), s.N, s.C);
-    gpu().layernorm_backward(dinp.device(), dweight.device(), dbias.device(), dout.device(), inp.device(), weight.device(),
-                             mean.device(), rstd.device(), s.N, s.C);
+    Twin<float> dinp(random_vec(NC, 14)), dweight(random_vec(s.C, 15)),
+        dbias(random_vec(s.C, 16));  // +=
+    cpu().layernorm_backward(dinp.host(), dweight.host(), dbias.host(), dout.host(), inp.host(),
+                             weight.host(), mean.host(), rstd.host(), s.N, s.C);
+    gpu().layernorm_backward(dinp.device(), dweight.device(), dbias.device(), dout.device(),
+                             inp.device(), weight.device(), mean.device(), rstd.device(), s.N, s.C);
     expect_parity(dinp, kTol, "layernorm dinp");
     expect_parity(dweight, kReductionTol, "layernorm dweight");
     expect_parity(dbias, kReductionTol, "layernorm dbias");
@@ -234,25 +248,33 @@ TEST_F(CudaKernels, MatmulForwardBackward) {
   // An odd shape, a 3-chunk dbias (N = 600), the tied LM head (no bias), the first layer (no dinp).
   for (const Shape s : {Shape{67, 45, 93, true, true}, Shape{600, 128, 384, true, true},
                         Shape{64, 64, 384, false, true}, Shape{33, 20, 7, true, false}}) {
-    SCOPED_TRACE("N " + std::to_string(s.N) + " C " + std::to_string(s.C) + " OC " + std::to_string(s.OC));
+    SCOPED_TRACE("N " + std::to_string(s.N) + " C " + std::to_string(s.C) + " OC " +
+                 std::to_string(s.OC));
     const size_t NC = static_cast<size_t>(s.N) * s.C, NOC = static_cast<size_t>(s.N) * s.OC;
     Twin<float> inp(random_vec(NC, 20)), weight(random_vec(static_cast<size_t>(s.OC) * s.C, 21));
     Twin<float> bias(random_vec(s.OC, 22));
     Twin<float> out(Vec(NOC, kNaN));
-    cpu().matmul_forward(out.host(), inp.host(), weight.host(), s.bias ? bias.host() : nullptr, s.N, s.C, s.OC);
-    gpu().matmul_forward(out.device(), inp.device(), weight.device(), s.bias ? bias.device() : nullptr, s.N, s.C, s.OC);
+    cpu().matmul_forward(out.host(), inp.host(), weight.host(), s.bias ? bias.host() : nullptr, s.N,
+                         s.C, s.OC);
+    gpu().matmul_forward(out.device(), inp.device(), weight.device(),
+                         s.bias ? bias.device() : nullptr, s.N, s.C, s.OC);
     expect_parity(out, kTol, "matmul out");
 
     Twin<float> dout(random_vec(NOC, 23));
-    Twin<float> dinp(Vec(NC, kNaN));                                     // written
+    Twin<float> dinp(Vec(NC, kNaN));                                       // written
     Twin<float> dweight(random_vec(static_cast<size_t>(s.OC) * s.C, 24));  // +=
-    Twin<float> dbias(random_vec(s.OC, 25));                             // +=
-    cpu().matmul_backward(s.dinp ? dinp.host() : nullptr, dweight.host(), s.bias ? dbias.host() : nullptr, dout.host(),
-                          inp.host(), weight.host(), s.N, s.C, s.OC);
-    gpu().matmul_backward(s.dinp ? dinp.device() : nullptr, dweight.device(), s.bias ? dbias.device() : nullptr, dout.device(),
-                          inp.device(), weight.device(), s.N, s.C, s.OC);
-    if (s.dinp) expect_parity(dinp, kTol, "matmul dinp");
-    else EXPECT_TRUE(std::isnan(dinp.device_values()[0])) << "dinp was written although null was passed";
+    Twin<float> dbias(random_vec(s.OC, 25));                               // +=
+    cpu().matmul_backward(s.dinp ? dinp.host() : nullptr, dweight.host(),
+                          s.bias ? dbias.host() : nullptr, dout.host(), inp.host(), weight.host(),
+                          s.N, s.C, s.OC);
+    gpu().matmul_backward(s.dinp ? dinp.device() : nullptr, dweight.device(),
+                          s.bias ? dbias.device() : nullptr, dout.device(), inp.device(),
+                          weight.device(), s.N, s.C, s.OC);
+    if (s.dinp)
+      expect_parity(dinp, kTol, "matmul dinp");
+    else
+      EXPECT_TRUE(std::isnan(dinp.device_values()[0]))
+          << "dinp was written although null was passed";
     expect_parity(dweight, kReductionTol, "matmul dweight");
     expect_parity(dbias, kReductionTol, "matmul dbias");
   }
@@ -263,12 +285,13 @@ TEST_F(CudaKernels, AttentionForwardBackward) {
     int B, T, NH, hd;
   };
   for (const Shape s : {Shape{2, 37, 3, 24}, Shape{1, 130, 2, 64}, Shape{3, 1, 1, 8}}) {
-    SCOPED_TRACE("B " + std::to_string(s.B) + " T " + std::to_string(s.T) + " NH " + std::to_string(s.NH) +
-                 " hd " + std::to_string(s.hd));
+    SCOPED_TRACE("B " + std::to_string(s.B) + " T " + std::to_string(s.T) + " NH " +
+                 std::to_string(s.NH) + " hd " + std::to_string(s.hd));
     const size_t C = static_cast<size_t>(s.NH) * s.hd, N = static_cast<size_t>(s.B) * s.T;
     const size_t att_size = static_cast<size_t>(s.B) * s.NH * s.T * s.T;
     Twin<float> qkv(random_vec(N * 3 * C, 30, -2.0f, 2.0f));
-    Twin<float> out(Vec(N * C, kNaN)), att(Vec(att_size, kNaN));  // masked entries must be written too
+    Twin<float> out(Vec(N * C, kNaN)),
+        att(Vec(att_size, kNaN));  // masked entries must be written too
     cpu().attention_forward(out.host(), att.host(), qkv.host(), s.B, s.T, s.NH, s.hd);
     gpu().attention_forward(out.device(), att.device(), qkv.device(), s.B, s.T, s.NH, s.hd);
     expect_parity(att, kTol, "attention probabilities");
@@ -276,8 +299,10 @@ TEST_F(CudaKernels, AttentionForwardBackward) {
 
     Twin<float> dout(random_vec(N * C, 31));
     Twin<float> dqkv(Vec(N * 3 * C, kNaN)), scratch(Vec(att_size, kNaN));
-    cpu().attention_backward(dqkv.host(), scratch.host(), dout.host(), qkv.host(), att.host(), s.B, s.T, s.NH, s.hd);
-    gpu().attention_backward(dqkv.device(), scratch.device(), dout.device(), qkv.device(), att.device(), s.B, s.T, s.NH, s.hd);
+    cpu().attention_backward(dqkv.host(), scratch.host(), dout.host(), qkv.host(), att.host(), s.B,
+                             s.T, s.NH, s.hd);
+    gpu().attention_backward(dqkv.device(), scratch.device(), dout.device(), qkv.device(),
+                             att.device(), s.B, s.T, s.NH, s.hd);
     expect_parity(dqkv, kReductionTol, "attention dqkv");  // sums over T and hd
   }
 }
@@ -293,18 +318,25 @@ TEST_F(CudaKernels, KvCacheAppendAndDecode) {
   for (const Step s : {Step{0, 7}, Step{7, 1}, Step{8, 1}, Step{9, 3}}) {
     SCOPED_TRACE("pos0 " + std::to_string(s.pos0) + " Tq " + std::to_string(s.Tq));
     Twin<float> qkv(random_vec(static_cast<size_t>(s.Tq) * 3 * C, 42 + s.pos0, -2.0f, 2.0f));
-    cpu().kv_cache_append(k_cache.host(), v_cache.host(), qkv.host(), s.pos0, s.Tq, NH, hd, max_seq);
-    gpu().kv_cache_append(k_cache.device(), v_cache.device(), qkv.device(), s.pos0, s.Tq, NH, hd, max_seq);
+    cpu().kv_cache_append(k_cache.host(), v_cache.host(), qkv.host(), s.pos0, s.Tq, NH, hd,
+                          max_seq);
+    gpu().kv_cache_append(k_cache.device(), v_cache.device(), qkv.device(), s.pos0, s.Tq, NH, hd,
+                          max_seq);
     expect_parity(k_cache, 0.0, "k cache");
     expect_parity(v_cache, 0.0, "v cache");
     Twin<float> out(Vec(static_cast<size_t>(s.Tq) * C, kNaN));
-    cpu().attention_decode(out.host(), qkv.host(), k_cache.host(), v_cache.host(), s.pos0, s.Tq, NH, hd, max_seq);
-    gpu().attention_decode(out.device(), qkv.device(), k_cache.device(), v_cache.device(), s.pos0, s.Tq, NH, hd, max_seq);
+    cpu().attention_decode(out.host(), qkv.host(), k_cache.host(), v_cache.host(), s.pos0, s.Tq, NH,
+                           hd, max_seq);
+    gpu().attention_decode(out.device(), qkv.device(), k_cache.device(), v_cache.device(), s.pos0,
+                           s.Tq, NH, hd, max_seq);
     expect_parity(out, kTol, "decode out");
   }
   Twin<float> qkv(random_vec(3 * C, 43));
-  EXPECT_THROW(gpu().kv_cache_append(k_cache.device(), v_cache.device(), qkv.device(), max_seq, 1, NH, hd, max_seq), Error);
-  EXPECT_THROW(gpu().attention_decode(qkv.device(), qkv.device(), k_cache.device(), v_cache.device(), max_seq, 1, NH, hd, max_seq),
+  EXPECT_THROW(gpu().kv_cache_append(k_cache.device(), v_cache.device(), qkv.device(), max_seq, 1,
+                                     NH, hd, max_seq),
+               Error);
+  EXPECT_THROW(gpu().attention_decode(qkv.device(), qkv.device(), k_cache.device(),
+                                      v_cache.device(), max_seq, 1, NH, hd, max_seq),
                Error);
 }
 
@@ -348,17 +380,19 @@ TEST_F(CudaKernels, VocabParallelCrossEntropy) {
     Vec values = random_vec(NV, 70, -8.0f, 8.0f);
     // Padded columns hold huge values: they must not take part.
     for (int n = 0; n < N; ++n)
-      for (int j = std::max(0, vocab_size - s.vocab_start); j < s.Vl; ++j) values[static_cast<size_t>(n) * s.Vl + j] = 1e4f;
+      for (int j = std::max(0, vocab_size - s.vocab_start); j < s.Vl; ++j)
+        values[static_cast<size_t>(n) * s.Vl + j] = 1e4f;
     Twin<float> logits(values);
     Twin<int32_t> targets(random_ints(N, 71, 0, vocab_size));
-    Twin<float> row_max(Vec(N, kNaN)), sum_exp(Vec(N, kNaN)), target_logit(Vec(N, kNaN)), losses(Vec(N, kNaN));
+    Twin<float> row_max(Vec(N, kNaN)), sum_exp(Vec(N, kNaN)), target_logit(Vec(N, kNaN)),
+        losses(Vec(N, kNaN));
     cpu().xent_row_max(row_max.host(), logits.host(), N, s.Vl, s.vocab_start, vocab_size);
     gpu().xent_row_max(row_max.device(), logits.device(), N, s.Vl, s.vocab_start, vocab_size);
     expect_parity(row_max, 0.0, "row_max");
-    cpu().xent_partial_sums(sum_exp.host(), target_logit.host(), logits.host(), row_max.host(), targets.host(), N, s.Vl,
-                            s.vocab_start, vocab_size);
-    gpu().xent_partial_sums(sum_exp.device(), target_logit.device(), logits.device(), row_max.device(), targets.device(), N, s.Vl,
-                            s.vocab_start, vocab_size);
+    cpu().xent_partial_sums(sum_exp.host(), target_logit.host(), logits.host(), row_max.host(),
+                            targets.host(), N, s.Vl, s.vocab_start, vocab_size);
+    gpu().xent_partial_sums(sum_exp.device(), target_logit.device(), logits.device(),
+                            row_max.device(), targets.device(), N, s.Vl, s.vocab_start, vocab_size);
     expect_parity(sum_exp, kTol, "sum_exp");
     expect_parity(target_logit, 0.0, "target_logit");
     if (s.vocab_start >= vocab_size) continue;  // nothing to normalise on a shard with no column
@@ -369,15 +403,15 @@ TEST_F(CudaKernels, VocabParallelCrossEntropy) {
     // Out of place into NaN, and in place over the logits as the model does.
     const float dloss = 1.0f / 29.0f;
     Twin<float> dlogits(Vec(NV, kNaN));
-    cpu().xent_backward(dlogits.host(), logits.host(), row_max.host(), sum_exp.host(), targets.host(), dloss, N, s.Vl,
-                        s.vocab_start, vocab_size);
-    gpu().xent_backward(dlogits.device(), logits.device(), row_max.device(), sum_exp.device(), targets.device(), dloss, N, s.Vl,
-                        s.vocab_start, vocab_size);
+    cpu().xent_backward(dlogits.host(), logits.host(), row_max.host(), sum_exp.host(),
+                        targets.host(), dloss, N, s.Vl, s.vocab_start, vocab_size);
+    gpu().xent_backward(dlogits.device(), logits.device(), row_max.device(), sum_exp.device(),
+                        targets.device(), dloss, N, s.Vl, s.vocab_start, vocab_size);
     expect_parity(dlogits, kTol, "dlogits");
-    cpu().xent_backward(logits.host(), logits.host(), row_max.host(), sum_exp.host(), targets.host(), dloss, N, s.Vl,
-                        s.vocab_start, vocab_size);
-    gpu().xent_backward(logits.device(), logits.device(), row_max.device(), sum_exp.device(), targets.device(), dloss, N, s.Vl,
-                        s.vocab_start, vocab_size);
+    cpu().xent_backward(logits.host(), logits.host(), row_max.host(), sum_exp.host(),
+                        targets.host(), dloss, N, s.Vl, s.vocab_start, vocab_size);
+    gpu().xent_backward(logits.device(), logits.device(), row_max.device(), sum_exp.device(),
+                        targets.device(), dloss, N, s.Vl, s.vocab_start, vocab_size);
     expect_parity(logits, kTol, "dlogits in place");
   }
 }
@@ -388,7 +422,7 @@ TEST_F(CudaKernels, SumSquaresInDoubleAndDeterministic) {
     Twin<float> x(random_vec(n, 80, -3.0f, 3.0f));
     const double want = cpu().sum_squares(x.host(), n);
     const double got = gpu().sum_squares(x.device(), n);
-    EXPECT_NEAR(got, want, 1e-11 * want);  // both sum in double, in different orders
+    EXPECT_NEAR(got, want, 1e-11 * want);              // both sum in double, in different orders
     EXPECT_EQ(gpu().sum_squares(x.device(), n), got);  // bit-identical on a rerun
   }
   EXPECT_EQ(gpu().sum_squares(nullptr, 0), 0.0);
@@ -399,8 +433,10 @@ TEST_F(CudaKernels, AdamW) {
   Twin<float> param(random_vec(n, 90)), grad(random_vec(n, 91, -0.1f, 0.1f));
   Twin<float> m(random_vec(n, 92, -0.01f, 0.01f)), v(random_vec(n, 93, 0.0f, 1e-3f));
   for (int step = 1; step <= 3; ++step) {
-    cpu().adamw_update(param.host(), grad.host(), m.host(), v.host(), n, 6e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, 0.7f, step);
-    gpu().adamw_update(param.device(), grad.device(), m.device(), v.device(), n, 6e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, 0.7f, step);
+    cpu().adamw_update(param.host(), grad.host(), m.host(), v.host(), n, 6e-4f, 0.9f, 0.95f, 1e-8f,
+                       0.1f, 0.7f, step);
+    gpu().adamw_update(param.device(), grad.device(), m.device(), v.device(), n, 6e-4f, 0.9f, 0.95f,
+                       1e-8f, 0.1f, 0.7f, step);
   }
   expect_parity(param, kTol, "param");
   expect_parity(m, kTol, "exp_avg");
@@ -437,7 +473,8 @@ TEST_F(CudaKernels, GPT2StepMatchesCpu) {
   GPT2 on_gpu(cfg, ShardSpec::whole_model(cfg), gpu(), tp_gpu, B, T);
   on_cpu.init_weights(1234);
   on_gpu.init_weights(1234);
-  const Ints tokens = random_ints(N, 100, 0, cfg.vocab_size), targets = random_ints(N, 101, 0, cfg.vocab_size);
+  const Ints tokens = random_ints(N, 100, 0, cfg.vocab_size),
+             targets = random_ints(N, 101, 0, cfg.vocab_size);
 
   on_cpu.zero_grads();
   on_gpu.zero_grads();
@@ -445,35 +482,38 @@ TEST_F(CudaKernels, GPT2StepMatchesCpu) {
   const float loss_gpu = on_gpu.forward(0, tokens.data(), targets.data(), nullptr);
   EXPECT_NEAR(loss_gpu, loss_cpu, kTol * loss_cpu);
   const size_t n_logits = static_cast<size_t>(N) * cfg.padded_vocab();
-  expect_close(download(on_gpu, on_gpu.logits(0), n_logits), download(on_cpu, on_cpu.logits(0), n_logits), kTol,
-               "logits");
+  expect_close(download(on_gpu, on_gpu.logits(0), n_logits),
+               download(on_cpu, on_cpu.logits(0), n_logits), kTol, "logits");
 
   on_cpu.backward(0, 1.0f, nullptr);
   on_gpu.backward(0, 1.0f, nullptr);
   const size_t total = on_cpu.layout().total();
   const Vec grads_gpu = download(on_gpu, on_gpu.grads(), total);
   for (const TensorView& v : on_cpu.layout().views())
-    expect_close(tensor(on_gpu, on_gpu.grads(), v), tensor(on_cpu, on_cpu.grads(), v), kReductionTol,
-                 "grad " + v.name);
+    expect_close(tensor(on_gpu, on_gpu.grads(), v), tensor(on_cpu, on_cpu.grads(), v),
+                 kReductionTol, "grad " + v.name);
 
   // The same step again on the GPU gives the same bits: no atomics in any reduction.
   on_gpu.zero_grads();
   EXPECT_EQ(on_gpu.forward(0, tokens.data(), targets.data(), nullptr), loss_gpu);
   on_gpu.backward(0, 1.0f, nullptr);
-  EXPECT_TRUE(download(on_gpu, on_gpu.grads(), total) == grads_gpu) << "GPU gradients differ between two runs";
+  EXPECT_TRUE(download(on_gpu, on_gpu.grads(), total) == grads_gpu)
+      << "GPU gradients differ between two runs";
 
   // One AdamW step with clipping. Where a gradient is within rounding of 0 its sign, and so
   // its first AdamW step (about lr * sign(g)), may differ between the backends: allow a few
   // such elements, bounded by the step size.
   OptimizerConfig optim;
   optim.grad_clip = 0.5f;
-  AdamW adam_cpu(optim, on_cpu.layout(), cpu(), 0, total), adam_gpu(optim, on_gpu.layout(), gpu(), 0, total);
+  AdamW adam_cpu(optim, on_cpu.layout(), cpu(), 0, total),
+      adam_gpu(optim, on_gpu.layout(), gpu(), 0, total);
   const double norm_cpu = std::sqrt(cpu().sum_squares(on_cpu.grads(), total));
   const double norm_gpu = std::sqrt(gpu().sum_squares(on_gpu.grads(), total));
   EXPECT_NEAR(norm_gpu, norm_cpu, kReductionTol * norm_cpu);
   adam_cpu.update(on_cpu.params(), on_cpu.grads(), 0, clip_scale(optim, norm_cpu));
   adam_gpu.update(on_gpu.params(), on_gpu.grads(), 0, clip_scale(optim, norm_gpu));
-  const Vec params_cpu = download(on_cpu, on_cpu.params(), total), params_gpu = download(on_gpu, on_gpu.params(), total);
+  const Vec params_cpu = download(on_cpu, on_cpu.params(), total),
+            params_gpu = download(on_gpu, on_gpu.params(), total);
   size_t differing = 0;
   double worst = 0.0;
   for (size_t i = 0; i < total; ++i) {
@@ -495,6 +535,8 @@ TEST_F(CudaKernels, GPT2StepMatchesCpu) {
 
 #else  // !SHARDLM_HAVE_CUDA
 
-TEST(CudaKernels, NotBuilt) { GTEST_SKIP() << "built without the CUDA backend (SHARDLM_CUDA=OFF or no nvcc)"; }
+TEST(CudaKernels, NotBuilt) {
+  GTEST_SKIP() << "built without the CUDA backend (SHARDLM_CUDA=OFF or no nvcc)";
+}
 
 #endif

@@ -6,7 +6,6 @@
 #include <string>
 #include <vector>
 
-#include "support_errors.h"
 #include "core/error.h"
 #include "kernels/backend.h"
 #include "model/config.h"
@@ -14,6 +13,7 @@
 #include "model/init.h"
 #include "model/param_layout.h"
 #include "parallel/mpi_comm.h"
+#include "support_errors.h"
 
 using namespace shardlm;
 using shardlm::testing::error_of;
@@ -38,8 +38,10 @@ TEST(ModelConfig, PresetsHaveTheKnownSizes) {
   EXPECT_NEAR(model_preset("gpt2-large").num_parameters() / 1e6, 774.0, 0.1);
   EXPECT_NEAR(model_preset("gpt2-xl").num_parameters() / 1e6, 1557.6, 0.1);
   EXPECT_EQ(model_preset("gpt2").padded_vocab(), 50304);
-  for (const auto& name : model_preset_names()) EXPECT_NO_THROW(model_preset(name).validate()) << name;
-  EXPECT_NE(error_of([] { model_preset("gpt3"); }).find("unknown model preset 'gpt3'"), std::string::npos);
+  for (const auto& name : model_preset_names())
+    EXPECT_NO_THROW(model_preset(name).validate()) << name;
+  EXPECT_NE(error_of([] { model_preset("gpt3"); }).find("unknown model preset 'gpt3'"),
+            std::string::npos);
 }
 
 TEST(ModelConfig, InvalidConfigsNameTheField) {
@@ -68,10 +70,16 @@ TEST(ModelConfig, IniRoundTripAndErrors) {
   ModelConfig d = c;
   d.n_layer = 3;
   EXPECT_EQ(model_config_diff(c, d), "n_layer: 2 -> 3");
-  EXPECT_NE(error_of([] { model_config_from_ini("[model]\nn_layer=2\n"); }).find("missing key 'n_head'"), std::string::npos);
-  EXPECT_NE(error_of([&] { model_config_from_ini(model_config_to_ini(c) + "colour=red\n"); }).find("unknown key 'colour'"),
+  EXPECT_NE(
+      error_of([] { model_config_from_ini("[model]\nn_layer=2\n"); }).find("missing key 'n_head'"),
+      std::string::npos);
+  EXPECT_NE(error_of([&] {
+              model_config_from_ini(model_config_to_ini(c) + "colour=red\n");
+            }).find("unknown key 'colour'"),
             std::string::npos);
-  EXPECT_NE(error_of([] { model_config_from_ini("[model]\nn_layer=two\n"); }).find("n_layer must be an integer"),
+  EXPECT_NE(error_of([] {
+              model_config_from_ini("[model]\nn_layer=two\n");
+            }).find("n_layer must be an integer"),
             std::string::npos);
 }
 
@@ -102,26 +110,33 @@ TEST(ParamLayout, ShardsAreRectanglesThatTileTheGlobalTensors) {
   EXPECT_FALSE(whole.get("h.0.attn.c_attn.bias").weight_decay);  // rank 3, but a bias
   EXPECT_FALSE(whole.get("ln_f.weight").weight_decay);
   EXPECT_TRUE(whole.get("wte").weight_decay);
-  EXPECT_NE(error_of([&] { whole.get("h.9.ln_1.weight"); }).find("'h.9.ln_1.weight' is not held"), std::string::npos);
+  EXPECT_NE(error_of([&] { whole.get("h.9.ln_1.weight"); }).find("'h.9.ln_1.weight' is not held"),
+            std::string::npos);
 }
 
 TEST(GPT2Errors, BadInputIsRefusedWithAClearMessage) {
   const ModelConfig c = small();
   SelfCommunicator tp("tp");
-  EXPECT_NE(error_of([&] { GPT2(c, ShardSpec::whole_model(c), cpu_backend(), tp, 1, 9); })
-                .find("sequence length 9 is longer than the model's max_seq_len 8"),
+  EXPECT_NE(error_of([&] {
+              GPT2(c, ShardSpec::whole_model(c), cpu_backend(), tp, 1, 9);
+            }).find("sequence length 9 is longer than the model's max_seq_len 8"),
             std::string::npos);
-  EXPECT_NE(error_of([&] { GPT2(c, ShardSpec::whole_model(c), cpu_backend(), tp, 0, 4); }).find("micro-batch size"),
+  EXPECT_NE(error_of([&] {
+              GPT2(c, ShardSpec::whole_model(c), cpu_backend(), tp, 0, 4);
+            }).find("micro-batch size"),
             std::string::npos);
   GPT2 model(c, ShardSpec::whole_model(c), cpu_backend(), tp, 1, 4);
   model.init_weights(1);
   std::vector<int32_t> tokens = {1, 2, 100, 3}, targets = {1, 2, 3, 4};
-  EXPECT_NE(error_of([&] { model.forward(0, tokens.data(), targets.data(), nullptr); })
-                .find("token id 100 at position 2 is outside the vocabulary [0, 100)"),
+  EXPECT_NE(error_of([&] {
+              model.forward(0, tokens.data(), targets.data(), nullptr);
+            }).find("token id 100 at position 2 is outside the vocabulary [0, 100)"),
             std::string::npos);
   tokens[2] = 5;
   targets[0] = -1;
-  EXPECT_NE(error_of([&] { model.forward(0, tokens.data(), targets.data(), nullptr); }).find("target id -1 at position 0"),
+  EXPECT_NE(error_of([&] {
+              model.forward(0, tokens.data(), targets.data(), nullptr);
+            }).find("target id -1 at position 0"),
             std::string::npos);
   targets[0] = 99;  // the last real id is fine; padded ids 100..127 are not
   EXPECT_TRUE(std::isfinite(model.forward(0, tokens.data(), targets.data(), nullptr)));
@@ -143,7 +158,9 @@ TEST(GPT2Init, IsLayoutFreeAndGPT2Shaped) {
   auto std_of = [&](const std::string& name) {
     const TensorView& v = whole.layout().get(name);
     double ss = 0;
-    for (size_t i = 0; i < v.numel; ++i) ss += static_cast<double>(whole.params()[v.flat_offset + i]) * whole.params()[v.flat_offset + i];
+    for (size_t i = 0; i < v.numel; ++i)
+      ss += static_cast<double>(whole.params()[v.flat_offset + i]) *
+            whole.params()[v.flat_offset + i];
     return std::sqrt(ss / static_cast<double>(v.numel));
   };
   EXPECT_NEAR(std_of("h.0.mlp.c_fc.weight"), 0.02, 0.002);
@@ -159,5 +176,7 @@ TEST(GPT2Init, IsLayoutFreeAndGPT2Shaped) {
   const TensorView& wv = whole.layout().get("h.0.mlp.c_fc.weight");
   const size_t row = static_cast<size_t>(sv.local_shape[1]);
   for (size_t i = 0; i < sv.numel; ++i)
-    ASSERT_EQ(vals[i], whole.params()[wv.flat_offset + (static_cast<size_t>(sv.offset[0]) + i / row) * row + i % row]);
+    ASSERT_EQ(vals[i],
+              whole.params()[wv.flat_offset + (static_cast<size_t>(sv.offset[0]) + i / row) * row +
+                             i % row]);
 }

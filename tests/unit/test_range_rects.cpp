@@ -44,7 +44,8 @@ TEST(RangeToRects, ConcatenationEqualsTheRangeForEverySubrange) {
         const auto e = elements(r, global);
         got.insert(got.end(), e.begin(), e.end());
       }
-      ASSERT_EQ(got, std::vector<int64_t>(all.begin() + a, all.begin() + b)) << "range [" << a << ", " << b << ")";
+      ASSERT_EQ(got, std::vector<int64_t>(all.begin() + a, all.begin() + b))
+          << "range [" << a << ", " << b << ")";
       // At most two partial pieces per dimension plus the full middle.
       ASSERT_LE(rects.size(), 2 * block.count.size() - 1);
     }

@@ -44,7 +44,8 @@ class TokenShardTest : public ::testing::Test {
   }
 
   // Expects opening `path` to throw an Error whose message names the file and contains `what`.
-  void expect_refused(const std::string& path, const std::string& what, const ShardExpectations& expect = {}) {
+  void expect_refused(const std::string& path, const std::string& what,
+                      const ShardExpectations& expect = {}) {
     try {
       TokenShardReader reader(path, expect);
       ADD_FAILURE() << "opened a shard that should be refused for: " << what;
@@ -140,7 +141,9 @@ TEST_F(TokenShardTest, AbandonedWriterLeavesNothing) {
   EXPECT_FALSE(fs::exists(path + ".tmp"));
 }
 
-TEST_F(TokenShardTest, RefusesMissingFile) { expect_refused((dir_ / "nope.bin").string(), "cannot open"); }
+TEST_F(TokenShardTest, RefusesMissingFile) {
+  expect_refused((dir_ / "nope.bin").string(), "cannot open");
+}
 
 TEST_F(TokenShardTest, RefusesWrongMagic) {
   const auto path = write_valid_shard();

@@ -45,13 +45,15 @@ TEST_F(TokenizerTest, RoundTripsUnseenShakespeare) {
   const std::string all = read_file(testing::shakespeare_path());
   const std::string text = all.substr(600'000, 20'000);  // outside the 200 KB training slice
   const auto ids = tok.encode(text);
-  EXPECT_LT(ids.size(), text.size() * 6 / 10) << "BPE should merge common English into multi-byte pieces";
+  EXPECT_LT(ids.size(), text.size() * 6 / 10)
+      << "BPE should merge common English into multi-byte pieces";
   EXPECT_EQ(tok.decode(ids), text);
 }
 
 TEST_F(TokenizerTest, RoundTripsNonAsciiThroughByteFallback) {
   const Tokenizer tok = Tokenizer::from_file(model_path_);
-  const std::string text = "Grüße aus Köln, 東京 🙂 naïve — «ok»\n\tTabs,  two  spaces, trailing \n\n";
+  const std::string text =
+      "Grüße aus Köln, 東京 🙂 naïve — «ok»\n\tTabs,  two  spaces, trailing \n\n";
   const auto ids = tok.encode(text);
   bool used_byte_piece = false;
   for (int32_t id : ids) {

@@ -37,12 +37,14 @@ using cpu::load16;
 using cpu::splat16;
 using cpu::store16;
 using cpu::Vec16;
-constexpr int kScoreRows = 8;      // query rows per scores tile (8 x 32 = 16 accumulators)
+constexpr int kScoreRows = 8;  // query rows per scores tile (8 x 32 = 16 accumulators)
 constexpr int kScoreCols = 2 * kLanes;
-constexpr int kWeightedRows = 4;   // rows per weighted_rows tile (4 x 64 = 16 accumulators)
-constexpr int kWeightedVecs = 4;   // vectors per weighted_rows column chunk
+constexpr int kWeightedRows = 4;  // rows per weighted_rows tile (4 x 64 = 16 accumulators)
+constexpr int kWeightedVecs = 4;  // vectors per weighted_rows column chunk
 
-inline int round_up(int x, int m) { return (x + m - 1) / m * m; }
+inline int round_up(int x, int m) {
+  return (x + m - 1) / m * m;
+}
 
 // out[r, j] = sum_{d < K} a[r*lda + d] * bt[d*ldb + j] for r < kScoreRows, j < ncols
 // (ncols a multiple of kScoreCols).
@@ -95,10 +97,18 @@ void weighted_rows(const float* const* prow, int sk, int k0, int k1, const float
                    int hdp, float* out, int ldo) {
   for (int c = 0; c < hdp; c += kWeightedVecs * kLanes) {
     switch (std::min(kWeightedVecs, (hdp - c) / kLanes)) {
-      case 4: weighted_rows_chunk<4>(prow, sk, k0, k1, x + c, ldx, out + c, ldo); break;
-      case 3: weighted_rows_chunk<3>(prow, sk, k0, k1, x + c, ldx, out + c, ldo); break;
-      case 2: weighted_rows_chunk<2>(prow, sk, k0, k1, x + c, ldx, out + c, ldo); break;
-      default: weighted_rows_chunk<1>(prow, sk, k0, k1, x + c, ldx, out + c, ldo); break;
+      case 4:
+        weighted_rows_chunk<4>(prow, sk, k0, k1, x + c, ldx, out + c, ldo);
+        break;
+      case 3:
+        weighted_rows_chunk<3>(prow, sk, k0, k1, x + c, ldx, out + c, ldo);
+        break;
+      case 2:
+        weighted_rows_chunk<2>(prow, sk, k0, k1, x + c, ldx, out + c, ldo);
+        break;
+      default:
+        weighted_rows_chunk<1>(prow, sk, k0, k1, x + c, ldx, out + c, ldo);
+        break;
     }
   }
 }
@@ -151,14 +161,17 @@ void pack_transposed(float* dst, const float* x, size_t ldx, int T, int Tp, int 
       for (int t = t0; t < t1; ++t)
         for (int d = d0; d < d1; ++d) dst[static_cast<size_t>(d) * Tp + t] = x[t * ldx + d];
     }
-  for (int d = 0; d < hd; ++d) std::memset(dst + static_cast<size_t>(d) * Tp + T, 0, sizeof(float) * (Tp - T));
+  for (int d = 0; d < hd; ++d)
+    std::memset(dst + static_cast<size_t>(d) * Tp + T, 0, sizeof(float) * (Tp - T));
 }
 
 // Per-thread packed operands of one head.
 class HeadWorkspace {
  public:
   HeadWorkspace(int T, int hd)
-      : T(T), hd(hd), hdp(round_up(hd, kLanes)),
+      : T(T),
+        hd(hd),
+        hdp(round_up(hd, kLanes)),
         // One extra cache line per row: a row stride of a power-of-two bytes (T = 256) maps
         // the hd rows that scores_tile reads together onto a handful of L1 sets.
         Tp(round_up(T, kScoreCols) + kLanes),
@@ -168,7 +181,8 @@ class HeadWorkspace {
                           static_cast<size_t>(kScoreRows) * Tp + kWeightedRows * hdp;
     const size_t bytes = (floats * sizeof(float) + 63) / 64 * 64;
     memory_.reset(static_cast<float*>(std::aligned_alloc(64, bytes)));
-    if (!memory_) fail("attention: out of memory allocating a " + std::to_string(bytes) + "-byte workspace");
+    if (!memory_)
+      fail("attention: out of memory allocating a " + std::to_string(bytes) + "-byte workspace");
     rows_a = memory_.get();
     rows_b = rows_a + rows_block;
     rows_c = rows_b + rows_block;
@@ -232,7 +246,8 @@ void softmax_backward_row(float* dsrow, const float* prow, const float* dp, int 
   float dot = cpu::horizontal_sum(dot_v);
   for (int j = whole; j < n; ++j) dot += prow[j] * dp[j];
   const Vec16 dot_b = splat16(dot);
-  for (int j = 0; j < whole; j += kLanes) store16(dsrow + j, load16(prow + j) * (load16(dp + j) - dot_b));
+  for (int j = 0; j < whole; j += kLanes)
+    store16(dsrow + j, load16(prow + j) * (load16(dp + j) - dot_b));
   for (int j = whole; j < n; ++j) dsrow[j] = prow[j] * (dp[j] - dot);
   const int written = std::max(whole, n);
   std::memset(dsrow + written, 0, sizeof(float) * (T - written));
@@ -253,7 +268,8 @@ void for_each_score_row(const HeadWorkspace& w, const float* a, const float* bt,
 // One workspace per OpenMP thread.
 std::vector<std::unique_ptr<HeadWorkspace>> make_workspaces(int T, int hd) {
   std::vector<std::unique_ptr<HeadWorkspace>> workspaces;
-  for (int t = 0; t < omp_get_max_threads(); ++t) workspaces.push_back(std::make_unique<HeadWorkspace>(T, hd));
+  for (int t = 0; t < omp_get_max_threads(); ++t)
+    workspaces.push_back(std::make_unique<HeadWorkspace>(T, hd));
   return workspaces;
 }
 

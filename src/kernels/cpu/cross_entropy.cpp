@@ -37,7 +37,8 @@ float sum_exp_of(const float* row, int n, float max) {
   const cpu::Vec16 max_v = cpu::splat16(max);
   cpu::Vec16 sum_v = {};
   int j = 0;
-  for (; j + cpu::kLanes <= n; j += cpu::kLanes) sum_v += cpu::fast_exp(cpu::load16(row + j) - max_v);
+  for (; j + cpu::kLanes <= n; j += cpu::kLanes)
+    sum_v += cpu::fast_exp(cpu::load16(row + j) - max_v);
   float sum = cpu::horizontal_sum(sum_v);
   for (; j < n; ++j) sum += cpu::fast_exp(row[j] - max);
   return sum;
@@ -50,8 +51,8 @@ int local_target(int32_t target, int vocab_start, int valid) {
 }
 }  // namespace
 
-void CpuBackend::xent_row_max(float* row_max, const float* logits, int N, int Vl,
-                              int vocab_start, int vocab_size) {
+void CpuBackend::xent_row_max(float* row_max, const float* logits, int N, int Vl, int vocab_start,
+                              int vocab_size) {
   const int valid = valid_columns(Vl, vocab_start, vocab_size);
 #pragma omp parallel for schedule(static)
   for (int n = 0; n < N; ++n) {

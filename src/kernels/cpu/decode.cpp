@@ -22,8 +22,9 @@ namespace {
 
 void check_positions(const char* op, int pos0, int Tq, int max_seq) {
   if (pos0 < 0 || Tq < 0 || pos0 + Tq > max_seq)
-    fail(std::string(op) + ": positions [" + std::to_string(pos0) + ", " + std::to_string(pos0 + Tq) +
-         ") do not fit a cache of " + std::to_string(max_seq) + " positions");
+    fail(std::string(op) + ": positions [" + std::to_string(pos0) + ", " +
+         std::to_string(pos0 + Tq) + ") do not fit a cache of " + std::to_string(max_seq) +
+         " positions");
 }
 
 // out[0..hd) = softmax_j(scale * q . k_j for j < n) @ v_j. k and v are one head's cache rows
@@ -91,7 +92,8 @@ void CpuBackend::attention_decode(float* out, const float* qkv, const float* k_c
       const size_t head_offset = static_cast<size_t>(h) * max_seq * hd;
       attend_one(out + static_cast<size_t>(i) * C + static_cast<size_t>(h) * hd,
                  qkv + static_cast<size_t>(i) * 3 * C + static_cast<size_t>(h) * hd,
-                 k_cache + head_offset, v_cache + head_offset, pos0 + i + 1, hd, scale, thread_scores);
+                 k_cache + head_offset, v_cache + head_offset, pos0 + i + 1, hd, scale,
+                 thread_scores);
     }
   }
 }

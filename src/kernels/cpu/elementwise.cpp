@@ -6,7 +6,7 @@ namespace shardlm {
 namespace {
 // Below this size the parallel region costs more than it saves.
 constexpr size_t kParallelThreshold = 1 << 15;
-}
+}  // namespace
 
 void CpuBackend::add(float* out, const float* a, const float* b, size_t n) {
 #pragma omp parallel for simd schedule(static) if (n >= kParallelThreshold)

@@ -8,8 +8,8 @@
 
 namespace shardlm {
 
-void CpuBackend::token_embedding_forward(float* out, const int32_t* tokens, const float* wte,
-                                         int N, int C, int vocab_start, int Vl) {
+void CpuBackend::token_embedding_forward(float* out, const int32_t* tokens, const float* wte, int N,
+                                         int C, int vocab_start, int Vl) {
 #pragma omp parallel for schedule(static)
   for (int n = 0; n < N; ++n) {
     float* out_row = out + static_cast<size_t>(n) * C;
@@ -28,7 +28,8 @@ void CpuBackend::token_embedding_backward(float* dwte, const float* dout, const 
   // tokens. Each thread walks all tokens in order, so the result is deterministic.
 #pragma omp parallel
   {
-    const cpu::IndexRange cols = cpu::split_range(C, omp_get_thread_num(), omp_get_num_threads(), 16);
+    const cpu::IndexRange cols =
+        cpu::split_range(C, omp_get_thread_num(), omp_get_num_threads(), 16);
     for (int n = 0; n < N; ++n) {
       const int64_t local = static_cast<int64_t>(tokens[n]) - vocab_start;
       if (local < 0 || local >= Vl) continue;

@@ -20,10 +20,13 @@ inline T fast_exp(T x) {
   constexpr bool kVector = std::is_same_v<T, Vec16>;
   static_assert(kVector || std::is_same_v<T, float>);
   const auto splat = [](float c) -> T {
-    if constexpr (kVector) return splat16(c); else return c;
+    if constexpr (kVector)
+      return splat16(c);
+    else
+      return c;
   };
-  const T min_arg = splat(-87.33654f);  // below this exp(x) is subnormal: flush to 0
-  const T max_arg = splat(88.72283f);   // above this exp(x) overflows to +inf
+  const T min_arg = splat(-87.33654f);       // below this exp(x) is subnormal: flush to 0
+  const T max_arg = splat(88.72283f);        // above this exp(x) overflows to +inf
   const T round_magic = splat(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer
   const T xc = x > max_arg ? max_arg : (x < min_arg ? min_arg : x);
   // x = n*ln2 + r with |r| <= ln2/2, so exp(x) = 2^n * exp(r).

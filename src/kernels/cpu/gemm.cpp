@@ -12,12 +12,18 @@ namespace shardlm::cpu {
 namespace {
 const char* status_name(dnnl_status_t status) {
   switch (status) {
-    case dnnl_success: return "success";
-    case dnnl_out_of_memory: return "out of memory";
-    case dnnl_invalid_arguments: return "invalid arguments";
-    case dnnl_unimplemented: return "unimplemented";
-    case dnnl_runtime_error: return "runtime error";
-    default: return "unknown status";
+    case dnnl_success:
+      return "success";
+    case dnnl_out_of_memory:
+      return "out of memory";
+    case dnnl_invalid_arguments:
+      return "invalid arguments";
+    case dnnl_unimplemented:
+      return "unimplemented";
+    case dnnl_runtime_error:
+      return "runtime error";
+    default:
+      return "unknown status";
   }
 }
 }  // namespace

@@ -20,7 +20,8 @@ void CpuBackend::matmul_forward(float* out, const float* inp, const float* weigh
     // Start every row from the bias and let the GEMM accumulate onto it (beta = 1): one pass
     // over `out` instead of a second bias-add pass after the GEMM.
 #pragma omp parallel for schedule(static)
-    for (int n = 0; n < N; ++n) std::memcpy(out + static_cast<size_t>(n) * OC, bias, sizeof(float) * OC);
+    for (int n = 0; n < N; ++n)
+      std::memcpy(out + static_cast<size_t>(n) * OC, bias, sizeof(float) * OC);
     beta = 1.0f;
   }
   // out[N,OC] = inp[N,C] @ weight[OC,C]^T
@@ -40,7 +41,8 @@ void CpuBackend::matmul_backward(float* dinp, float* dweight, float* dbias, cons
     // The batch's sum is formed first and then added, as PyTorch accumulates .grad.
 #pragma omp parallel
     {
-      const cpu::IndexRange cols = cpu::split_range(OC, omp_get_thread_num(), omp_get_num_threads(), 16);
+      const cpu::IndexRange cols =
+          cpu::split_range(OC, omp_get_thread_num(), omp_get_num_threads(), 16);
       std::vector<float> sums(cols.end - cols.begin, 0.0f);
       for (int n = 0; n < N; ++n) {
         const float* row = dout + static_cast<size_t>(n) * OC + cols.begin;

@@ -16,26 +16,32 @@ constexpr size_t kAlignment = 64;
 void* alloc_zeroed(size_t bytes) {
   // aligned_alloc needs a size that is a multiple of the alignment; never ask for 0 bytes, so
   // that a zero-element buffer is still a valid, unique pointer.
-  const size_t rounded = bytes == 0 ? kAlignment : (bytes + kAlignment - 1) / kAlignment * kAlignment;
+  const size_t rounded =
+      bytes == 0 ? kAlignment : (bytes + kAlignment - 1) / kAlignment * kAlignment;
   SHARDLM_CHECK(rounded >= bytes, "allocation size overflows: " + std::to_string(bytes) + " bytes");
   void* p = std::aligned_alloc(kAlignment, rounded);
-  if (p == nullptr) fail("CPU backend: out of memory allocating " + std::to_string(bytes) + " bytes");
+  if (p == nullptr)
+    fail("CPU backend: out of memory allocating " + std::to_string(bytes) + " bytes");
   std::memset(p, 0, rounded);
   return p;
 }
 }  // namespace
 
 float* CpuBackend::alloc_floats(size_t n) {
-  SHARDLM_CHECK(n <= SIZE_MAX / sizeof(float), "alloc_floats: too many elements: " + std::to_string(n));
+  SHARDLM_CHECK(n <= SIZE_MAX / sizeof(float),
+                "alloc_floats: too many elements: " + std::to_string(n));
   return static_cast<float*>(alloc_zeroed(n * sizeof(float)));
 }
 
 int32_t* CpuBackend::alloc_ints(size_t n) {
-  SHARDLM_CHECK(n <= SIZE_MAX / sizeof(int32_t), "alloc_ints: too many elements: " + std::to_string(n));
+  SHARDLM_CHECK(n <= SIZE_MAX / sizeof(int32_t),
+                "alloc_ints: too many elements: " + std::to_string(n));
   return static_cast<int32_t*>(alloc_zeroed(n * sizeof(int32_t)));
 }
 
-void CpuBackend::free_memory(void* p) { std::free(p); }
+void CpuBackend::free_memory(void* p) {
+  std::free(p);
+}
 
 void CpuBackend::copy_from_host(void* dst, const void* src_host, size_t bytes) {
   if (bytes != 0) std::memcpy(dst, src_host, bytes);

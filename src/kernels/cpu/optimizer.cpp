@@ -58,7 +58,10 @@ struct AdamWStep {
  private:
   template <typename T>
   static T load(const float* p) {
-    if constexpr (std::is_same_v<T, float>) return *p; else return cpu::load16(p);
+    if constexpr (std::is_same_v<T, float>)
+      return *p;
+    else
+      return cpu::load16(p);
   }
   static void store(float* p, float x) { *p = x; }
   static void store(float* p, cpu::Vec16 x) { cpu::store16(p, x); }
@@ -75,7 +78,12 @@ void CpuBackend::adamw_update(float* param, const float* grad, float* m, float* 
       static_cast<float>(1.0 - static_cast<double>(lr) * weight_decay),
       static_cast<float>(lr / (1.0 - std::pow(static_cast<double>(beta1), step))),
       static_cast<float>(std::sqrt(1.0 - std::pow(static_cast<double>(beta2), step))),
-      beta1, beta2, 1.0f - beta1, 1.0f - beta2, eps, grad_scale};
+      beta1,
+      beta2,
+      1.0f - beta1,
+      1.0f - beta2,
+      eps,
+      grad_scale};
   // Explicit vectors: the compiler does not vectorise std::sqrt in a loop (errno semantics).
   const size_t n_vec = n / cpu::kLanes * cpu::kLanes;
 #pragma omp parallel for schedule(static) if (n >= (1u << 15))

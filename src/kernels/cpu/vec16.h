@@ -23,8 +23,12 @@ inline Vec16 load16(const float* p) {
   std::memcpy(&v, p, sizeof v);
   return v;
 }
-inline void store16(float* p, Vec16 v) { std::memcpy(p, &v, sizeof v); }
-inline Vec16 splat16(float x) { return Vec16{} + x; }
+inline void store16(float* p, Vec16 v) {
+  std::memcpy(p, &v, sizeof v);
+}
+inline Vec16 splat16(float x) {
+  return Vec16{} + x;
+}
 inline float horizontal_sum(Vec16 v) {
   float s = 0.0f;
   for (int i = 0; i < kLanes; ++i) s += v[i];

@@ -57,7 +57,8 @@ __global__ void causal_softmax_backward_kernel(float* ds, const float* att, int 
 
 }  // namespace
 
-void CudaBackend::attention_forward(float* out, float* att, const float* qkv, int B, int T, int NH, int hd) {
+void CudaBackend::attention_forward(float* out, float* att, const float* qkv, int B, int T, int NH,
+                                    int hd) {
   if (B == 0 || T == 0 || NH == 0) return;
   const int C = NH * hd, ld_qkv = 3 * C;
   const long long TT = static_cast<long long>(T) * T;
@@ -67,23 +68,26 @@ void CudaBackend::attention_forward(float* out, float* att, const float* qkv, in
     const float* k = q + C;
     float* scores = att + static_cast<size_t>(b) * NH * TT;
     // S[i,j] = scale * q_i . k_j   <=>   S^T = scale * K Q^T (K, Q as column-major [hd, T])
-    CUBLAS_CHECK(cublasSgemmStridedBatched(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, T, T, hd, &scale, k, ld_qkv, hd, q,
-                                           ld_qkv, hd, &zero, scores, T, TT, NH));
+    CUBLAS_CHECK(cublasSgemmStridedBatched(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, T, T, hd, &scale, k,
+                                           ld_qkv, hd, q, ld_qkv, hd, &zero, scores, T, TT, NH));
   }
   const int rows = B * NH * T;
-  causal_softmax_kernel<<<ceil_div(rows, kRowsPerBlock), kRowsPerBlock * kWarp, 0, stream_>>>(att, rows, T);
+  causal_softmax_kernel<<<ceil_div(rows, kRowsPerBlock), kRowsPerBlock * kWarp, 0, stream_>>>(
+      att, rows, T);
   CUDA_CHECK_LAUNCH();
   for (int b = 0; b < B; ++b) {
     const float* v = qkv + static_cast<size_t>(b) * T * ld_qkv + 2 * C;
     const float* p = att + static_cast<size_t>(b) * NH * TT;
     // out[i,:] = sum_j P[i,j] v_j   <=>   out^T = V P^T
-    CUBLAS_CHECK(cublasSgemmStridedBatched(cublas_, CUBLAS_OP_N, CUBLAS_OP_N, hd, T, T, &one, v, ld_qkv, hd, p, T,
-                                           TT, &zero, out + static_cast<size_t>(b) * T * C, C, hd, NH));
+    CUBLAS_CHECK(cublasSgemmStridedBatched(cublas_, CUBLAS_OP_N, CUBLAS_OP_N, hd, T, T, &one, v,
+                                           ld_qkv, hd, p, T, TT, &zero,
+                                           out + static_cast<size_t>(b) * T * C, C, hd, NH));
   }
 }
 
-void CudaBackend::attention_backward(float* dqkv, float* scratch, const float* dout, const float* qkv,
-                                     const float* att, int B, int T, int NH, int hd) {
+void CudaBackend::attention_backward(float* dqkv, float* scratch, const float* dout,
+                                     const float* qkv, const float* att, int B, int T, int NH,
+                                     int hd) {
   if (B == 0 || T == 0 || NH == 0) return;
   const int C = NH * hd, ld_qkv = 3 * C;
   const long long TT = static_cast<long long>(T) * T;
@@ -96,15 +100,15 @@ void CudaBackend::attention_backward(float* dqkv, float* scratch, const float* d
     float* dp = scratch + static_cast<size_t>(b) * NH * TT;
     float* dv = dqkv + qkv_offset + 2 * C;
     // dv_j = sum_i P[i,j] dy_i   <=>   dV^T = dY^T P (column-major: dY [hd,T], P^T [T,T])
-    CUBLAS_CHECK(cublasSgemmStridedBatched(cublas_, CUBLAS_OP_N, CUBLAS_OP_T, hd, T, T, &one, dy, C, hd, p, T, TT,
-                                           &zero, dv, ld_qkv, hd, NH));
+    CUBLAS_CHECK(cublasSgemmStridedBatched(cublas_, CUBLAS_OP_N, CUBLAS_OP_T, hd, T, T, &one, dy, C,
+                                           hd, p, T, TT, &zero, dv, ld_qkv, hd, NH));
     // dP[i,j] = dy_i . v_j   <=>   dP^T = V dY^T
-    CUBLAS_CHECK(cublasSgemmStridedBatched(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, T, T, hd, &one, v, ld_qkv, hd, dy, C,
-                                           hd, &zero, dp, T, TT, NH));
+    CUBLAS_CHECK(cublasSgemmStridedBatched(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, T, T, hd, &one, v,
+                                           ld_qkv, hd, dy, C, hd, &zero, dp, T, TT, NH));
   }
   const int rows = B * NH * T;
-  causal_softmax_backward_kernel<<<ceil_div(rows, kRowsPerBlock), kRowsPerBlock * kWarp, 0, stream_>>>(
-      scratch, att, rows, T);
+  causal_softmax_backward_kernel<<<ceil_div(rows, kRowsPerBlock), kRowsPerBlock * kWarp, 0,
+                                   stream_>>>(scratch, att, rows, T);
   CUDA_CHECK_LAUNCH();
   for (int b = 0; b < B; ++b) {
     const size_t qkv_offset = static_cast<size_t>(b) * T * ld_qkv;
@@ -114,11 +118,11 @@ void CudaBackend::attention_backward(float* dqkv, float* scratch, const float* d
     float* dq = dqkv + qkv_offset;
     float* dk = dq + C;
     // dq_i = scale * sum_j dS[i,j] k_j   <=>   dQ^T = scale * K dS^T
-    CUBLAS_CHECK(cublasSgemmStridedBatched(cublas_, CUBLAS_OP_N, CUBLAS_OP_N, hd, T, T, &scale, k, ld_qkv, hd, ds, T,
-                                           TT, &zero, dq, ld_qkv, hd, NH));
+    CUBLAS_CHECK(cublasSgemmStridedBatched(cublas_, CUBLAS_OP_N, CUBLAS_OP_N, hd, T, T, &scale, k,
+                                           ld_qkv, hd, ds, T, TT, &zero, dq, ld_qkv, hd, NH));
     // dk_j = scale * sum_i dS[i,j] q_i   <=>   dK^T = scale * Q dS
-    CUBLAS_CHECK(cublasSgemmStridedBatched(cublas_, CUBLAS_OP_N, CUBLAS_OP_T, hd, T, T, &scale, q, ld_qkv, hd, ds, T,
-                                           TT, &zero, dk, ld_qkv, hd, NH));
+    CUBLAS_CHECK(cublasSgemmStridedBatched(cublas_, CUBLAS_OP_N, CUBLAS_OP_T, hd, T, T, &scale, q,
+                                           ld_qkv, hd, ds, T, TT, &zero, dk, ld_qkv, hd, NH));
   }
 }
 

@@ -19,7 +19,9 @@ constexpr int kThreads = 256;
 constexpr int kBackwardColumnsPerBlock = 1024;
 
 // Number of this rank's columns that are real vocabulary entries.
-int valid_columns(int Vl, int vocab_start, int vocab_size) { return std::clamp(vocab_size - vocab_start, 0, Vl); }
+int valid_columns(int Vl, int vocab_start, int vocab_size) {
+  return std::clamp(vocab_size - vocab_start, 0, Vl);
+}
 
 // The column of target in this rank's logits, or -1 if another rank owns it.
 __device__ int local_target(int32_t target, int vocab_start, int valid) {
@@ -35,8 +37,9 @@ __global__ void row_max_kernel(float* row_max, const float* logits, int Vl, int 
   if (threadIdx.x == 0) row_max[blockIdx.x] = m;
 }
 
-__global__ void partial_sums_kernel(float* sum_exp, float* target_logit, const float* logits, const float* row_max,
-                                    const int32_t* targets, int Vl, int vocab_start, int valid) {
+__global__ void partial_sums_kernel(float* sum_exp, float* target_logit, const float* logits,
+                                    const float* row_max, const int32_t* targets, int Vl,
+                                    int vocab_start, int valid) {
   const int n = blockIdx.x;
   const float* row = logits + static_cast<size_t>(n) * Vl;
   const float m = row_max[n];
@@ -52,16 +55,17 @@ __global__ void partial_sums_kernel(float* sum_exp, float* target_logit, const f
   }
 }
 
-__global__ void loss_kernel(float* losses, const float* row_max, const float* sum_exp, const float* target_logit,
-                            int N) {
+__global__ void loss_kernel(float* losses, const float* row_max, const float* sum_exp,
+                            const float* target_logit, int N) {
   for (int n = blockIdx.x * blockDim.x + threadIdx.x; n < N; n += gridDim.x * blockDim.x)
     losses[n] = logf(sum_exp[n]) + row_max[n] - target_logit[n];
 }
 
 // Block (n, chunk): columns [chunk * kBackwardColumnsPerBlock, ...) of row n. dlogits may alias
 // logits: each element is read before it is written, by the same thread.
-__global__ void backward_kernel(float* dlogits, const float* logits, const float* row_max, const float* sum_exp,
-                                const int32_t* targets, float dloss, int Vl, int vocab_start, int valid) {
+__global__ void backward_kernel(float* dlogits, const float* logits, const float* row_max,
+                                const float* sum_exp, const int32_t* targets, float dloss, int Vl,
+                                int vocab_start, int valid) {
   const int n = blockIdx.x;
   const size_t offset = static_cast<size_t>(n) * Vl;
   const float m = row_max[n];
@@ -83,30 +87,36 @@ __global__ void backward_kernel(float* dlogits, const float* logits, const float
 void CudaBackend::xent_row_max(float* row_max, const float* logits, int N, int Vl, int vocab_start,
                                int vocab_size) {
   if (N == 0) return;
-  row_max_kernel<<<N, kThreads, 0, stream_>>>(row_max, logits, Vl, valid_columns(Vl, vocab_start, vocab_size));
+  row_max_kernel<<<N, kThreads, 0, stream_>>>(row_max, logits, Vl,
+                                              valid_columns(Vl, vocab_start, vocab_size));
   CUDA_CHECK_LAUNCH();
 }
 
-void CudaBackend::xent_partial_sums(float* sum_exp, float* target_logit, const float* logits, const float* row_max,
-                                    const int32_t* targets, int N, int Vl, int vocab_start, int vocab_size) {
+void CudaBackend::xent_partial_sums(float* sum_exp, float* target_logit, const float* logits,
+                                    const float* row_max, const int32_t* targets, int N, int Vl,
+                                    int vocab_start, int vocab_size) {
   if (N == 0) return;
-  partial_sums_kernel<<<N, kThreads, 0, stream_>>>(sum_exp, target_logit, logits, row_max, targets, Vl, vocab_start,
+  partial_sums_kernel<<<N, kThreads, 0, stream_>>>(sum_exp, target_logit, logits, row_max, targets,
+                                                   Vl, vocab_start,
                                                    valid_columns(Vl, vocab_start, vocab_size));
   CUDA_CHECK_LAUNCH();
 }
 
-void CudaBackend::xent_loss(float* losses, const float* row_max, const float* sum_exp, const float* target_logit,
-                            int N) {
+void CudaBackend::xent_loss(float* losses, const float* row_max, const float* sum_exp,
+                            const float* target_logit, int N) {
   if (N == 0) return;
-  loss_kernel<<<grid_for(N, kThreads), kThreads, 0, stream_>>>(losses, row_max, sum_exp, target_logit, N);
+  loss_kernel<<<grid_for(N, kThreads), kThreads, 0, stream_>>>(losses, row_max, sum_exp,
+                                                               target_logit, N);
   CUDA_CHECK_LAUNCH();
 }
 
-void CudaBackend::xent_backward(float* dlogits, const float* logits, const float* row_max, const float* sum_exp,
-                                const int32_t* targets, float dloss, int N, int Vl, int vocab_start, int vocab_size) {
+void CudaBackend::xent_backward(float* dlogits, const float* logits, const float* row_max,
+                                const float* sum_exp, const int32_t* targets, float dloss, int N,
+                                int Vl, int vocab_start, int vocab_size) {
   if (N == 0 || Vl == 0) return;
   const dim3 grid(N, ceil_div(Vl, kBackwardColumnsPerBlock));
-  backward_kernel<<<grid, kThreads, 0, stream_>>>(dlogits, logits, row_max, sum_exp, targets, dloss, Vl, vocab_start,
+  backward_kernel<<<grid, kThreads, 0, stream_>>>(dlogits, logits, row_max, sum_exp, targets, dloss,
+                                                  Vl, vocab_start,
                                                   valid_columns(Vl, vocab_start, vocab_size));
   CUDA_CHECK_LAUNCH();
 }

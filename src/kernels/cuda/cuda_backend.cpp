@@ -39,7 +39,8 @@ CudaBackend::~CudaBackend() {
 }
 
 void CudaBackend::set_tf32(bool enabled) {
-  CUBLAS_CHECK(cublasSetMathMode(cublas_, enabled ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+  CUBLAS_CHECK(
+      cublasSetMathMode(cublas_, enabled ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
   tf32_ = enabled;
 }
 
@@ -55,7 +56,8 @@ void* CudaBackend::scratch(Scratch slot, size_t bytes) {
     const size_t grown = bytes + bytes / 2;
     if (cudaMalloc(&scratch_ptr_[i], grown) != cudaSuccess) {
       cudaGetLastError();  // clear the error before throwing our own
-      fail("CUDA backend: out of device memory allocating a " + std::to_string(grown) + "-byte workspace");
+      fail("CUDA backend: out of device memory allocating a " + std::to_string(grown) +
+           "-byte workspace");
     }
     scratch_bytes_[i] = grown;
   }

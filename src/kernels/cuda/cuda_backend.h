@@ -58,8 +58,8 @@ class CudaBackend final : public KernelBackend {
   // embedding (embedding.cu)
   void token_embedding_forward(float* out, const int32_t* tokens, const float* wte, int N, int C,
                                int vocab_start, int Vl) override;
-  void token_embedding_backward(float* dwte, const float* dout, const int32_t* tokens, int N,
-                                int C, int vocab_start, int Vl) override;
+  void token_embedding_backward(float* dwte, const float* dout, const int32_t* tokens, int N, int C,
+                                int vocab_start, int Vl) override;
   void position_embedding_forward(float* out, const float* wpe, int B, int T, int C) override;
   void position_embedding_backward(float* dwpe, const float* dout, int B, int T, int C) override;
 

@@ -23,7 +23,9 @@ inline unsigned grid_for(size_t n, int threads, size_t max_blocks = 4096) {
   return static_cast<unsigned>(std::clamp<size_t>(blocks, 1, max_blocks));
 }
 
-inline unsigned ceil_div(size_t a, size_t b) { return static_cast<unsigned>((a + b - 1) / b); }
+inline unsigned ceil_div(size_t a, size_t b) {
+  return static_cast<unsigned>((a + b - 1) / b);
+}
 
 __device__ __forceinline__ float warp_sum(float x) {
 #pragma unroll
@@ -39,7 +41,8 @@ __device__ __forceinline__ double warp_sum(double x) {
 
 __device__ __forceinline__ float warp_max(float x) {
 #pragma unroll
-  for (int offset = kWarp / 2; offset > 0; offset /= 2) x = fmaxf(x, __shfl_xor_sync(kFullMask, x, offset));
+  for (int offset = kWarp / 2; offset > 0; offset /= 2)
+    x = fmaxf(x, __shfl_xor_sync(kFullMask, x, offset));
   return x;
 }
 
@@ -50,14 +53,23 @@ __device__ T block_reduce(T x) {
   __shared__ T warp_results[kWarp];
   const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
   const int warps = blockDim.x / kWarp;
-  if constexpr (Max) x = warp_max(x); else x = warp_sum(x);
+  if constexpr (Max)
+    x = warp_max(x);
+  else
+    x = warp_sum(x);
   __syncthreads();  // warp_results may still be read by a previous call
   if (lane == 0) warp_results[warp] = x;
   __syncthreads();
   T identity;
-  if constexpr (Max) identity = -INFINITY; else identity = T(0);
+  if constexpr (Max)
+    identity = -INFINITY;
+  else
+    identity = T(0);
   x = lane < warps ? warp_results[lane] : identity;
-  if constexpr (Max) x = warp_max(x); else x = warp_sum(x);
+  if constexpr (Max)
+    x = warp_max(x);
+  else
+    x = warp_sum(x);
   return x;
 }
 
@@ -75,7 +87,8 @@ struct ColumnValues {
 };
 
 template <int K, typename ValueFn>
-__global__ void column_partial_sums_kernel(float* partials /*[chunks,K,C]*/, ValueFn value, int N, int C) {
+__global__ void column_partial_sums_kernel(float* partials /*[chunks,K,C]*/, ValueFn value, int N,
+                                           int C) {
   __shared__ float lanes[K][kColumnRowLanes][kWarp];
   const int c = blockIdx.x * kWarp + threadIdx.x;
   const int row_begin = blockIdx.y * kColumnChunkRows;
@@ -107,14 +120,16 @@ struct ColumnOutputs {
 };
 
 template <int K>
-__global__ void column_add_partials_kernel(ColumnOutputs<K> outputs, const float* partials, int chunks, int C) {
+__global__ void column_add_partials_kernel(ColumnOutputs<K> outputs, const float* partials,
+                                           int chunks, int C) {
   const int c = blockIdx.x * blockDim.x + threadIdx.x;
   if (c >= C) return;
 #pragma unroll
   for (int k = 0; k < K; ++k) {
     // The chunks' sum first, then one add: the batch's gradient is formed, then accumulated.
     float sum = 0.0f;
-    for (int chunk = 0; chunk < chunks; ++chunk) sum += partials[(static_cast<size_t>(chunk) * K + k) * C + c];
+    for (int chunk = 0; chunk < chunks; ++chunk)
+      sum += partials[(static_cast<size_t>(chunk) * K + k) * C + c];
     outputs.out[k][c] += sum;
   }
 }
@@ -126,13 +141,16 @@ inline size_t column_sums_workspace(int N, int C, int K) {
 
 // outputs.out[k][c] += sum_n value(n, c).v[k]; workspace holds column_sums_workspace floats.
 template <int K, typename ValueFn>
-void column_sums(ColumnOutputs<K> outputs, ValueFn value, int N, int C, float* workspace, cudaStream_t stream) {
+void column_sums(ColumnOutputs<K> outputs, ValueFn value, int N, int C, float* workspace,
+                 cudaStream_t stream) {
   if (C == 0) return;
   const unsigned chunks = std::max(1u, ceil_div(static_cast<size_t>(N), kColumnChunkRows));
-  column_partial_sums_kernel<K><<<dim3(ceil_div(C, kWarp), chunks), dim3(kWarp, kColumnRowLanes), 0, stream>>>(
-      workspace, value, N, C);
+  column_partial_sums_kernel<K>
+      <<<dim3(ceil_div(C, kWarp), chunks), dim3(kWarp, kColumnRowLanes), 0, stream>>>(workspace,
+                                                                                      value, N, C);
   CUDA_CHECK_LAUNCH();
-  column_add_partials_kernel<K><<<ceil_div(C, 256), 256, 0, stream>>>(outputs, workspace, static_cast<int>(chunks), C);
+  column_add_partials_kernel<K>
+      <<<ceil_div(C, 256), 256, 0, stream>>>(outputs, workspace, static_cast<int>(chunks), C);
   CUDA_CHECK_LAUNCH();
 }
 

@@ -21,13 +21,14 @@ constexpr int kThreads = 256;
 
 void check_positions(const char* op, int pos0, int Tq, int max_seq) {
   if (pos0 < 0 || Tq < 0 || pos0 + Tq > max_seq)
-    fail(std::string(op) + ": positions [" + std::to_string(pos0) + ", " + std::to_string(pos0 + Tq) +
-         ") do not fit a cache of " + std::to_string(max_seq) + " positions");
+    fail(std::string(op) + ": positions [" + std::to_string(pos0) + ", " +
+         std::to_string(pos0 + Tq) + ") do not fit a cache of " + std::to_string(max_seq) +
+         " positions");
 }
 
 // k_cache[h, pos0+i, :] = k part of qkv row i; likewise v.
-__global__ void kv_cache_append_kernel(float* k_cache, float* v_cache, const float* qkv, int pos0, int Tq, int NH,
-                                       int hd, int max_seq) {
+__global__ void kv_cache_append_kernel(float* k_cache, float* v_cache, const float* qkv, int pos0,
+                                       int Tq, int NH, int hd, int max_seq) {
   const size_t C = static_cast<size_t>(NH) * hd, total = static_cast<size_t>(Tq) * C;
   for (size_t e = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; e < total;
        e += static_cast<size_t>(gridDim.x) * blockDim.x) {
@@ -41,8 +42,9 @@ __global__ void kv_cache_append_kernel(float* k_cache, float* v_cache, const flo
 
 // Block (i, h): out[i, h] = softmax_j(scale * q . k_j for j <= pos0 + i) @ v_j.
 // scores: [Tq * NH, max_seq] workspace.
-__global__ void attention_decode_kernel(float* out, const float* qkv, const float* k_cache, const float* v_cache,
-                                        float* scores, int pos0, int NH, int hd, int max_seq, float scale) {
+__global__ void attention_decode_kernel(float* out, const float* qkv, const float* k_cache,
+                                        const float* v_cache, float* scores, int pos0, int NH,
+                                        int hd, int max_seq, float scale) {
   const int i = blockIdx.x / NH, h = blockIdx.x % NH;
   const int n = pos0 + i + 1;
   const size_t C = static_cast<size_t>(NH) * hd, head = static_cast<size_t>(h) * max_seq * hd;
@@ -80,25 +82,27 @@ __global__ void attention_decode_kernel(float* out, const float* qkv, const floa
 
 }  // namespace
 
-void CudaBackend::kv_cache_append(float* k_cache, float* v_cache, const float* qkv, int pos0, int Tq, int NH,
-                                  int hd, int max_seq) {
+void CudaBackend::kv_cache_append(float* k_cache, float* v_cache, const float* qkv, int pos0,
+                                  int Tq, int NH, int hd, int max_seq) {
   check_positions("kv_cache_append", pos0, Tq, max_seq);
   const size_t total = static_cast<size_t>(Tq) * NH * hd;
   if (total == 0) return;
-  kv_cache_append_kernel<<<grid_for(total, kThreads), kThreads, 0, stream_>>>(k_cache, v_cache, qkv, pos0, Tq, NH,
-                                                                              hd, max_seq);
+  kv_cache_append_kernel<<<grid_for(total, kThreads), kThreads, 0, stream_>>>(
+      k_cache, v_cache, qkv, pos0, Tq, NH, hd, max_seq);
   CUDA_CHECK_LAUNCH();
 }
 
-void CudaBackend::attention_decode(float* out, const float* qkv, const float* k_cache, const float* v_cache,
-                                   int pos0, int Tq, int NH, int hd, int max_seq) {
+void CudaBackend::attention_decode(float* out, const float* qkv, const float* k_cache,
+                                   const float* v_cache, int pos0, int Tq, int NH, int hd,
+                                   int max_seq) {
   check_positions("attention_decode", pos0, Tq, max_seq);
   if (Tq == 0 || NH == 0) return;
   const size_t pairs = static_cast<size_t>(Tq) * NH;
-  auto* scores = static_cast<float*>(scratch(Scratch::DecodeScores, pairs * max_seq * sizeof(float)));
+  auto* scores =
+      static_cast<float*>(scratch(Scratch::DecodeScores, pairs * max_seq * sizeof(float)));
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  attention_decode_kernel<<<static_cast<unsigned>(pairs), kThreads, 0, stream_>>>(out, qkv, k_cache, v_cache, scores,
-                                                                                  pos0, NH, hd, max_seq, scale);
+  attention_decode_kernel<<<static_cast<unsigned>(pairs), kThreads, 0, stream_>>>(
+      out, qkv, k_cache, v_cache, scores, pos0, NH, hd, max_seq, scale);
   CUDA_CHECK_LAUNCH();
 }
 

@@ -38,8 +38,8 @@ __global__ void layernorm_forward_kernel(float* out, float* mean, float* rstd, c
 
 // dinp[n, :] += s * (dnorm - mean(dnorm) - norm * mean(dnorm * norm)), dnorm = dout * weight.
 __global__ void layernorm_backward_input_kernel(float* dinp, const float* dout, const float* inp,
-                                                const float* weight, const float* mean, const float* rstd,
-                                                int N, int C) {
+                                                const float* weight, const float* mean,
+                                                const float* rstd, int N, int C) {
   const int n = blockIdx.x * kRowsPerBlock + threadIdx.x / kWarp;
   const int lane = threadIdx.x % kWarp;
   if (n >= N) return;
@@ -76,8 +76,8 @@ struct LayerNormParamGrads {
 
 }  // namespace
 
-void CudaBackend::layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight,
-                                    const float* bias, int N, int C) {
+void CudaBackend::layernorm_forward(float* out, float* mean, float* rstd, const float* inp,
+                                    const float* weight, const float* bias, int N, int C) {
   if (N == 0) return;
   layernorm_forward_kernel<<<ceil_div(N, kRowsPerBlock), kRowsPerBlock * kWarp, 0, stream_>>>(
       out, mean, rstd, inp, weight, bias, N, C);
@@ -85,16 +85,16 @@ void CudaBackend::layernorm_forward(float* out, float* mean, float* rstd, const 
 }
 
 void CudaBackend::layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout,
-                                     const float* inp, const float* weight, const float* mean, const float* rstd,
-                                     int N, int C) {
+                                     const float* inp, const float* weight, const float* mean,
+                                     const float* rstd, int N, int C) {
   if (N == 0) return;
-  layernorm_backward_input_kernel<<<ceil_div(N, kRowsPerBlock), kRowsPerBlock * kWarp, 0, stream_>>>(
-      dinp, dout, inp, weight, mean, rstd, N, C);
+  layernorm_backward_input_kernel<<<ceil_div(N, kRowsPerBlock), kRowsPerBlock * kWarp, 0,
+                                    stream_>>>(dinp, dout, inp, weight, mean, rstd, N, C);
   CUDA_CHECK_LAUNCH();
   auto* workspace = static_cast<float*>(
       scratch(Scratch::ColumnPartials, cuda::column_sums_workspace(N, C, 2) * sizeof(float)));
-  cuda::column_sums<2>({{dweight, dbias}}, LayerNormParamGrads{dout, inp, mean, rstd, C}, N, C, workspace,
-                       stream_);
+  cuda::column_sums<2>({{dweight, dbias}}, LayerNormParamGrads{dout, inp, mean, rstd, C}, N, C,
+                       workspace, stream_);
 }
 
 }  // namespace shardlm

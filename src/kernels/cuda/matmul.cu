@@ -32,30 +32,33 @@ constexpr int kThreads = 256;
 
 }  // namespace
 
-void CudaBackend::matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int N,
-                                 int C, int OC) {
+void CudaBackend::matmul_forward(float* out, const float* inp, const float* weight,
+                                 const float* bias, int N, int C, int OC) {
   if (N == 0 || OC == 0) return;
   float beta = 0.0f;
   if (bias != nullptr) {
-    broadcast_rows_kernel<<<grid_for(static_cast<size_t>(N) * OC, kThreads), kThreads, 0, stream_>>>(out, bias,
-                                                                                                     N, OC);
+    broadcast_rows_kernel<<<grid_for(static_cast<size_t>(N) * OC, kThreads), kThreads, 0,
+                            stream_>>>(out, bias, N, OC);
     CUDA_CHECK_LAUNCH();
     beta = 1.0f;
   }
   const float one = 1.0f;
   // out[N,OC] = inp[N,C] @ weight[OC,C]^T   <=>   out^T = weight @ inp^T (column-major)
-  CUBLAS_CHECK(cublasSgemm(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, OC, N, C, &one, weight, C, inp, C, &beta, out, OC));
+  CUBLAS_CHECK(cublasSgemm(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, OC, N, C, &one, weight, C, inp, C,
+                           &beta, out, OC));
 }
 
-void CudaBackend::matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
-                                  const float* weight, int N, int C, int OC) {
+void CudaBackend::matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout,
+                                  const float* inp, const float* weight, int N, int C, int OC) {
   const float one = 1.0f, zero = 0.0f;
   // dinp[N,C] = dout[N,OC] @ weight[OC,C]   <=>   dinp^T = weight^T @ dout^T
   if (dinp != nullptr && N > 0 && C > 0)
-    CUBLAS_CHECK(cublasSgemm(cublas_, CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, &one, weight, C, dout, OC, &zero, dinp, C));
+    CUBLAS_CHECK(cublasSgemm(cublas_, CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, &one, weight, C, dout, OC,
+                             &zero, dinp, C));
   // dweight[OC,C] += dout[N,OC]^T @ inp[N,C]   <=>   dweight^T += inp^T @ dout
   if (OC > 0 && C > 0)
-    CUBLAS_CHECK(cublasSgemm(cublas_, CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, &one, inp, C, dout, OC, &one, dweight, C));
+    CUBLAS_CHECK(cublasSgemm(cublas_, CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, &one, inp, C, dout, OC,
+                             &one, dweight, C));
   if (dbias != nullptr) {
     auto* workspace = static_cast<float*>(
         scratch(Scratch::ColumnPartials, cuda::column_sums_workspace(N, OC, 1) * sizeof(float)));

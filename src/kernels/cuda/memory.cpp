@@ -23,7 +23,8 @@ void* alloc_zeroed(size_t bytes, cudaStream_t stream) {
     size_t free_bytes = 0, total_bytes = 0;
     cudaMemGetInfo(&free_bytes, &total_bytes);
     fail("CUDA backend: out of device memory allocating " + std::to_string(bytes) + " bytes (" +
-         std::to_string(free_bytes >> 20) + " MiB free of " + std::to_string(total_bytes >> 20) + " MiB)");
+         std::to_string(free_bytes >> 20) + " MiB free of " + std::to_string(total_bytes >> 20) +
+         " MiB)");
   }
   // Ordered before every later use of p, which all go through the same stream.
   CUDA_CHECK(cudaMemsetAsync(p, 0, size, stream));
@@ -32,12 +33,14 @@ void* alloc_zeroed(size_t bytes, cudaStream_t stream) {
 }  // namespace
 
 float* CudaBackend::alloc_floats(size_t n) {
-  SHARDLM_CHECK(n <= SIZE_MAX / sizeof(float), "alloc_floats: too many elements: " + std::to_string(n));
+  SHARDLM_CHECK(n <= SIZE_MAX / sizeof(float),
+                "alloc_floats: too many elements: " + std::to_string(n));
   return static_cast<float*>(alloc_zeroed(n * sizeof(float), stream_));
 }
 
 int32_t* CudaBackend::alloc_ints(size_t n) {
-  SHARDLM_CHECK(n <= SIZE_MAX / sizeof(int32_t), "alloc_ints: too many elements: " + std::to_string(n));
+  SHARDLM_CHECK(n <= SIZE_MAX / sizeof(int32_t),
+                "alloc_ints: too many elements: " + std::to_string(n));
   return static_cast<int32_t*>(alloc_zeroed(n * sizeof(int32_t), stream_));
 }
 
@@ -78,6 +81,8 @@ void CudaBackend::fill_zero(float* p, size_t n) {
   if (n != 0) CUDA_CHECK(cudaMemsetAsync(p, 0, n * sizeof(float), stream_));
 }
 
-void CudaBackend::synchronize() { CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+void CudaBackend::synchronize() {
+  CUDA_CHECK(cudaStreamSynchronize(stream_));
+}
 
 }  // namespace shardlm

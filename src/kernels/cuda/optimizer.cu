@@ -45,7 +45,8 @@ struct AdamWStep {
   float beta1, beta2, one_minus_beta1, one_minus_beta2, eps, grad_scale;
 };
 
-__global__ void adamw_kernel(float* param, const float* grad, float* m, float* v, size_t n, AdamWStep s) {
+__global__ void adamw_kernel(float* param, const float* grad, float* m, float* v, size_t n,
+                             AdamWStep s) {
   for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<size_t>(gridDim.x) * blockDim.x) {
     const float g = grad[i] * s.grad_scale;
@@ -63,24 +64,32 @@ double CudaBackend::sum_squares(const float* x, size_t n) {
   if (n == 0) return 0.0;
   const unsigned blocks = grid_for(n, kThreads, kSumSquaresBlocks);
   // [result | partials...]
-  auto* workspace = static_cast<double*>(scratch(Scratch::Reduction, (1 + blocks) * sizeof(double)));
+  auto* workspace =
+      static_cast<double*>(scratch(Scratch::Reduction, (1 + blocks) * sizeof(double)));
   sum_squares_partial_kernel<<<blocks, kThreads, 0, stream_>>>(workspace + 1, x, n);
   CUDA_CHECK_LAUNCH();
-  sum_partials_kernel<<<1, kThreads, 0, stream_>>>(workspace, workspace + 1, static_cast<int>(blocks));
+  sum_partials_kernel<<<1, kThreads, 0, stream_>>>(workspace, workspace + 1,
+                                                   static_cast<int>(blocks));
   CUDA_CHECK_LAUNCH();
   double result = 0.0;
   copy_to_host(&result, workspace, sizeof(double));
   return result;
 }
 
-void CudaBackend::adamw_update(float* param, const float* grad, float* m, float* v, size_t n, float lr,
-                               float beta1, float beta2, float eps, float weight_decay, float grad_scale, int step) {
+void CudaBackend::adamw_update(float* param, const float* grad, float* m, float* v, size_t n,
+                               float lr, float beta1, float beta2, float eps, float weight_decay,
+                               float grad_scale, int step) {
   if (n == 0) return;
   // Bias corrections in double, as PyTorch computes them in Python.
   const AdamWStep s{static_cast<float>(1.0 - static_cast<double>(lr) * weight_decay),
                     static_cast<float>(lr / (1.0 - std::pow(static_cast<double>(beta1), step))),
                     static_cast<float>(std::sqrt(1.0 - std::pow(static_cast<double>(beta2), step))),
-                    beta1, beta2, 1.0f - beta1, 1.0f - beta2, eps, grad_scale};
+                    beta1,
+                    beta2,
+                    1.0f - beta1,
+                    1.0f - beta2,
+                    eps,
+                    grad_scale};
   adamw_kernel<<<grid_for(n, kThreads), kThreads, 0, stream_>>>(param, grad, m, v, n, s);
   CUDA_CHECK_LAUNCH();
 }
