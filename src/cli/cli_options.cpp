@@ -21,13 +21,13 @@ std::optional<int> parse_options(const std::string& usage, const po::options_des
     po::store(po::command_line_parser(args).options(all).positional(positional).run(), vm);
     if (vm.count("help")) {
       print_usage(std::cout);
-      return kExitOk;
+      return shardlm::kExitOk;
     }
     po::notify(vm);
   } catch (const po::error& e) {
     std::cerr << "error: " << e.what() << "\n\n";
     print_usage(std::cerr);
-    return kExitUsage;
+    return shardlm::kExitUsage;
   }
   return std::nullopt;
 }
@@ -49,17 +49,17 @@ int run_subcommand(const std::string& command, const std::vector<Command>& subco
   };
   if (args.empty()) {
     print_list(std::cerr);
-    return kExitUsage;
+    return shardlm::kExitUsage;
   }
   if (args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
     print_list(std::cout);
-    return kExitOk;
+    return shardlm::kExitOk;
   }
   for (const auto& s : subcommands)
     if (s.name == args[0]) return s.run(std::vector<std::string>(args.begin() + 1, args.end()));
   std::cerr << "shardlm " << command << ": unknown subcommand '" << args[0] << "'\n\n";
   print_list(std::cerr);
-  return kExitUsage;
+  return shardlm::kExitUsage;
 }
 
 }  // namespace shardlm::cli

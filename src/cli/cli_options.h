@@ -15,8 +15,8 @@ namespace shardlm::cli {
 namespace po = boost::program_options;
 
 // Parses `args` against `visible` (shown by --help, which is added here) and `hidden` (e.g. the
-// targets of positional arguments). Returns the exit code to return right away: kExitOk after
-// printing help, kExitUsage after printing a parse error (unknown option, missing required
+// targets of positional arguments). Returns the exit code to return right away: shardlm::kExitOk after
+// printing help, shardlm::kExitUsage after printing a parse error (unknown option, missing required
 // option, bad value) and the usage; std::nullopt when the command should run.
 std::optional<int> parse_options(const std::string& usage, const po::options_description& visible,
                                  const po::options_description& hidden,
@@ -29,7 +29,7 @@ std::optional<int> parse_options(const std::string& usage, const po::options_des
 
 // `shardlm <command> <subcommand> [options]`: runs the named subcommand with the remaining
 // arguments; prints the list of subcommands for --help (exit 0) or for a missing or unknown
-// one (exit kExitUsage).
+// one (exit shardlm::kExitUsage).
 int run_subcommand(const std::string& command, const std::vector<Command>& subcommands,
                    const std::vector<std::string>& args);
 

@@ -44,7 +44,7 @@ std::optional<int> parse_paths(const std::string& usage, const std::vector<std::
   for (size_t i = 0; i < names.size(); ++i) {
     if (!values[i].empty()) continue;
     std::cerr << "error: missing the " << names[i] << " argument\n\nusage: " << usage << "\n";
-    return kExitUsage;
+    return shardlm::kExitUsage;
   }
   return std::nullopt;
 }
@@ -62,7 +62,7 @@ int ckpt_verify(const std::vector<std::string>& args) {
   std::printf("OK %s: %d files, %lld tensors in %lld slices, %.1f MiB of tensor data checked\n",
               dir.c_str(), report.files, static_cast<long long>(report.tensors),
               static_cast<long long>(report.slices), static_cast<double>(report.bytes) / (1 << 20));
-  return kExitOk;
+  return shardlm::kExitOk;
 }
 
 int ckpt_inspect(const std::vector<std::string>& args) {
@@ -75,7 +75,7 @@ int ckpt_inspect(const std::vector<std::string>& args) {
           args, {"DIR"}, paths))
     return *rc;
   std::cout << describe_checkpoint(resolve_checkpoint(paths[0]));
-  return kExitOk;
+  return shardlm::kExitOk;
 }
 
 int ckpt_consolidate(const std::vector<std::string>& args) {
@@ -89,7 +89,7 @@ int ckpt_consolidate(const std::vector<std::string>& args) {
   const fs::path dir = resolve_checkpoint(paths[0]);
   consolidate_checkpoint(dir, paths[1]);
   std::printf("wrote %s from %s\n", paths[1].c_str(), dir.c_str());
-  return kExitOk;
+  return shardlm::kExitOk;
 }
 
 int cmd_ckpt(const std::vector<std::string>& args) {

@@ -108,7 +108,7 @@ int data_prepare(const std::vector<std::string>& args) {
                 << static_cast<double>(bytes) / static_cast<double>(tokens) << " bytes/token";
     std::cout << "\n";
   }
-  return kExitOk;
+  return shardlm::kExitOk;
 }
 
 int data_inspect(const std::vector<std::string>& args) {
@@ -166,7 +166,7 @@ int data_inspect(const std::vector<std::string>& args) {
               << "\n";
   }
   std::cout << "\nall shards valid (magic, version, sizes, checksums, token ids, index)\n";
-  return kExitOk;
+  return shardlm::kExitOk;
 }
 
 int cmd_data(const std::vector<std::string>& args) {

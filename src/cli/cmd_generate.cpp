@@ -71,7 +71,7 @@ int cmd_generate(const std::vector<std::string>& args) {
   if (vm.count("prompt") == vm.count("prompt-ids")) {
     std::cerr
         << "error: give exactly one of --prompt and --prompt-ids (see shardlm generate --help)\n";
-    return kExitUsage;
+    return shardlm::kExitUsage;
   }
   options.use_kv_cache = !no_kv_cache;
   options.sampling.validate();
@@ -109,7 +109,7 @@ int cmd_generate(const std::vector<std::string>& args) {
                 result.total_seconds > 0 ? static_cast<double>(n) / result.total_seconds : 0.0,
                 options.use_kv_cache ? "on" : "off", stop_reason_name(result.stop));
   std::cerr << stats;
-  return kExitOk;
+  return shardlm::kExitOk;
 }
 
 const CommandRegistrar reg("generate", "sample text from a checkpoint (KV-cached, CPU)",

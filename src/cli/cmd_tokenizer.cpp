@@ -49,7 +49,7 @@ int tokenizer_train(const std::vector<std::string>& args) {
   const Tokenizer tok = Tokenizer::from_file(o.model_prefix + ".model");
   std::cout << "wrote " << o.model_prefix << ".model: vocab " << tok.vocab_size()
             << ", fingerprint " << hex64(tok.fingerprint()) << "\n";
-  return kExitOk;
+  return shardlm::kExitOk;
 }
 
 int tokenizer_encode(const std::vector<std::string>& args) {
@@ -66,7 +66,7 @@ int tokenizer_encode(const std::vector<std::string>& args) {
   const auto ids = tok.encode(vm.count("text") ? text : read_stdin());
   for (size_t i = 0; i < ids.size(); ++i) std::cout << (i ? " " : "") << ids[i];
   std::cout << "\n";
-  return kExitOk;
+  return shardlm::kExitOk;
 }
 
 int tokenizer_decode(const std::vector<std::string>& args) {
@@ -95,7 +95,7 @@ int tokenizer_decode(const std::vector<std::string>& args) {
     }
   }
   std::cout << tok.decode(ids);
-  return kExitOk;
+  return shardlm::kExitOk;
 }
 
 int tokenizer_info(const std::vector<std::string>& args) {
@@ -112,7 +112,7 @@ int tokenizer_info(const std::vector<std::string>& args) {
             << "unk_id       " << tok.unk_id() << "\n"
             << "bos_id       " << tok.bos_id() << "\n"
             << "eos_id       " << tok.eos_id() << "\n";
-  return kExitOk;
+  return shardlm::kExitOk;
 }
 
 int cmd_tokenizer(const std::vector<std::string>& args) {

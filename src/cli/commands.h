@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "core/exit_codes.h"
+
 namespace shardlm::cli {
 
 using CommandFn = std::function<int(const std::vector<std::string>& args)>;
@@ -27,11 +29,5 @@ struct CommandRegistrar {
     command_registry().push_back({std::move(name), std::move(summary), std::move(fn)});
   }
 };
-
-// Exit codes shared by the trainer, the launcher and the SLURM templates.
-constexpr int kExitOk = 0;
-constexpr int kExitError = 1;
-constexpr int kExitUsage = 2;
-constexpr int kExitSavedRequeue = 75;  // EX_TEMPFAIL: checkpoint saved, please requeue/resume
 
 }  // namespace shardlm::cli

@@ -30,12 +30,12 @@ int main(int argc, char** argv) {
   using namespace shardlm::cli;
   if (argc < 2) {
     print_usage(std::cerr);
-    return kExitUsage;
+    return shardlm::kExitUsage;
   }
   const std::string name = argv[1];
   if (name == "--help" || name == "-h" || name == "help") {
     print_usage(std::cout);
-    return kExitOk;
+    return shardlm::kExitOk;
   }
   for (const auto& c : command_registry()) {
     if (c.name != name) continue;
@@ -43,10 +43,10 @@ int main(int argc, char** argv) {
       return c.run(std::vector<std::string>(argv + 2, argv + argc));
     } catch (const std::exception& e) {
       std::cerr << "shardlm " << name << ": error: " << e.what() << std::endl;
-      return kExitError;
+      return shardlm::kExitError;
     }
   }
   std::cerr << "shardlm: unknown command '" << name << "'\n\n";
   print_usage(std::cerr);
-  return kExitUsage;
+  return shardlm::kExitUsage;
 }

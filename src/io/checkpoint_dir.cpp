@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/fs.h"
 #include "io/checkpoint.h"
 #include "io/checkpoint_fs.h"
 #include "io/checkpoint_manifest.h"
@@ -21,41 +22,12 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string errno_text() {
-  return std::strerror(errno);
-}
-
 bool is_committed(const fs::path& dir) {
   std::error_code ec;
   return fs::is_regular_file(dir / kManifestFileName, ec);
 }
 
 }  // namespace
-
-void fsync_path(const fs::path& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) fail("cannot open " + path.string() + " to fsync it: " + errno_text());
-  const int rc = ::fsync(fd);
-  const std::string why = rc != 0 ? errno_text() : "";
-  ::close(fd);
-  if (rc != 0) fail("fsync of " + path.string() + " failed: " + why);
-}
-
-void write_file_atomically(const fs::path& path, const std::string& text) {
-  fs::path tmp = path;
-  tmp += ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << text;
-    out.close();
-    if (!out) fail("cannot write " + tmp.string() + ": " + errno_text());
-  }
-  fsync_path(tmp);
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) fail("cannot rename " + tmp.string() + " to " + path.string() + ": " + ec.message());
-  fsync_path(path.parent_path().empty() ? fs::path(".") : path.parent_path());
-}
 
 std::optional<int64_t> parse_checkpoint_dir_name(const std::string& name) {
   if (name.size() != 13 || name.compare(0, 5, "step_") != 0) return std::nullopt;

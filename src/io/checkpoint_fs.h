@@ -7,14 +7,12 @@
 #include <optional>
 #include <string>
 
+#include "core/fs.h"
+
 namespace shardlm {
 
 inline constexpr const char* kLatestFileName = "latest";
 
-// fsync a file or a directory (a directory's fsync makes renames and creations in it durable).
-void fsync_path(const std::filesystem::path& path);
-// Writes `text` to path.tmp, fsyncs it, renames it over `path` and fsyncs the directory.
-void write_file_atomically(const std::filesystem::path& path, const std::string& text);
 // The step of a committed-checkpoint directory name "step_XXXXXXXX" (exactly 8 digits), else
 // nullopt (so step_X.tmp and anything else is never taken for a checkpoint).
 std::optional<int64_t> parse_checkpoint_dir_name(const std::string& name);

@@ -210,7 +210,7 @@ void commit(const fs::path& root, const fs::path& tmp_dir, const fs::path& final
   fsync_path(tmp_dir);  // the rank files' and the manifest's directory entries
   install_directory(tmp_dir, final_dir);
   fsync_path(root);
-  write_file_atomically(root / kLatestFileName, final_dir.filename().string() + "\n");
+  write_file_atomic(root / kLatestFileName, final_dir.filename().string() + "\n");
   remove_tmp_entries(root);
 }
 

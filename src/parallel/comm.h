@@ -9,10 +9,11 @@
 #include <memory>
 #include <string>
 
+#include "core/dtype.h"
+
 namespace shardlm {
 
 enum class ReduceOp { Sum, Max, Min };
-enum class DType { F32, F64, I32, I64, U8 };
 
 class Communicator {
  public:
@@ -45,7 +46,5 @@ class Communicator {
     all_reduce(buf, count, DType::F32, ReduceOp::Sum);
   }
 };
-
-size_t dtype_size(DType dtype);
 
 }  // namespace shardlm

@@ -21,8 +21,20 @@ MPI_Datatype mpi_type(DType dtype) {
       return MPI_INT64_T;
     case DType::U8:
       return MPI_UINT8_T;
+    case DType::BF16:
+    case DType::F16:
+      // Moved as raw 16-bit patterns; MPI has no arithmetic for them (reductions refuse).
+      return MPI_UINT16_T;
   }
   fail("MPI communicator: unknown DType value " + std::to_string(static_cast<int>(dtype)));
+}
+
+// Reductions need arithmetic MPI has for the type (not for the 16-bit float patterns).
+MPI_Datatype mpi_reduce_type(DType dtype, const std::string& comm) {
+  if (dtype == DType::BF16 || dtype == DType::F16)
+    fail("communicator '" + comm + "': no MPI reduction for " + dtype_name(dtype) +
+         " (reduce in f32)");
+  return mpi_type(dtype);
 }
 
 MPI_Op mpi_op(ReduceOp op) {
@@ -136,8 +148,8 @@ void MpiCommunicator::all_reduce(void* buf, size_t count, DType dtype, ReduceOp 
   const size_t es = dtype_size(dtype);
   char* bytes = static_cast<char*>(buf);
   for (const Chunk& c : split_into_chunks(count, max_chunk_))
-    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, bytes + c.offset * es, c.count, mpi_type(dtype),
-                            mpi_op(op), comm_));
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, bytes + c.offset * es, c.count,
+                            mpi_reduce_type(dtype, name_), mpi_op(op), comm_));
   bytes_sent_ += ring_share(2 * count * es, size_);
 }
 
@@ -155,8 +167,8 @@ void MpiCommunicator::reduce_scatter(const void* send, void* recv, size_t recv_c
 
   const size_t block_limit = max_block_chunk();
   if (recv_count <= block_limit) {
-    MPI_CHECK(MPI_Reduce_scatter_block(send, recv, static_cast<int>(recv_count), mpi_type(dtype),
-                                       mpi_op(op), comm_));
+    MPI_CHECK(MPI_Reduce_scatter_block(send, recv, static_cast<int>(recv_count),
+                                       mpi_reduce_type(dtype, name_), mpi_op(op), comm_));
   } else {
     // Block r's piece [offset, offset+n) is not contiguous with block r+1's, so gather the
     // pieces into one contiguous buffer per call (at most max_chunk_ elements).
@@ -166,7 +178,7 @@ void MpiCommunicator::reduce_scatter(const void* send, void* recv, size_t recv_c
       for (size_t r = 0; r < p; ++r)
         std::memcpy(packed.data() + r * piece, in + (r * recv_count + c.offset) * es, piece);
       MPI_CHECK(MPI_Reduce_scatter_block(packed.data(), out + c.offset * es, c.count,
-                                         mpi_type(dtype), mpi_op(op), comm_));
+                                         mpi_reduce_type(dtype, name_), mpi_op(op), comm_));
     }
   }
   bytes_sent_ += ring_share(p * recv_count * es, size_);

@@ -18,15 +18,14 @@
 #include <sstream>
 #include <thread>
 
-#include "cli/commands.h"
 #include "core/error.h"
+#include "core/exit_codes.h"
+#include "core/fs.h"
 #include "io/checkpoint.h"
 #include "io/data_loader.h"
 #include "io/synthetic_data.h"
 #include "io/tokenizer.h"
-#ifdef SHARDLM_HAVE_CUDA
-#include "kernels/cuda/cuda_backend.h"
-#endif
+#include "kernels/registry.h"
 #include "model/init.h"
 #include "parallel/consistency.h"
 #include "parallel/mesh.h"
@@ -68,25 +67,6 @@ std::string format_duration(double s) {
   return os.str();
 }
 
-// Writes `text` to `path` atomically (temp file + rename).
-void write_file_atomic(const fs::path& path, const std::string& text) {
-  const fs::path tmp = path.string() + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) fail("cannot write " + tmp.string());
-    out << text;
-  }
-  fs::rename(tmp, path);
-}
-
-std::string read_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("cannot read " + path.string());
-  std::ostringstream os;
-  os << in.rdbuf();
-  return os.str();
-}
-
 // fp32 FMA peak of one core of the reference machine (bench_peak_fma, docs/performance.md).
 constexpr double kCpuCorePeakFlops = 0.27e12;
 
@@ -117,21 +97,13 @@ bool launched_under_mpi() {
 // communicators pass host pointers (MPI without CUDA awareness), so several ranks or ZeRO-1's
 // host-side all-gather would hand them device memory.
 KernelBackend& select_backend(const RunConfig& cfg, const Mesh& mesh) {
-  if (cfg.device == "cpu") return cpu_backend();
-  if (cfg.device != "cuda") fail("--device must be 'cpu' or 'cuda', got '" + cfg.device + "'");
-#ifdef SHARDLM_HAVE_CUDA
-  if (mesh.world_size() != 1 || cfg.zero != 0)
-    fail("--device cuda runs a single rank without ZeRO for now (got " +
+  KernelBackend& backend = resolve_backend(cfg.device);
+  if (!backend.host_memory() && (mesh.world_size() != 1 || cfg.zero != 0))
+    fail("--device " + cfg.device + " runs one rank on one GPU without ZeRO for now (got " +
          std::to_string(mesh.world_size()) + " ranks, zero " + std::to_string(cfg.zero) +
-         "); multi-GPU needs the NCCL communicator");
-  if (!cuda_device_available()) fail("--device cuda: no usable CUDA device on this machine");
-  return cuda_backend();
-#else
-  (void)mesh;
-  fail(
-      "--device cuda: this shardlm was built without CUDA (configure with -DSHARDLM_CUDA=ON where "
-      "nvcc is installed)");
-#endif
+         "): start a single process (no mpirun/srun -n > 1) with --zero 0, or use --device cpu "
+         "for several ranks; multi-GPU needs the NCCL communicator");
+  return backend;
 }
 
 // A JSON number, or null for NaN/inf (which JSON cannot represent).
@@ -342,7 +314,7 @@ int run_training(RunConfig cfg) {
   const double t_start = now_seconds();
   if (start_step == 0 || cfg.eval_every > 0) evaluate(start_step);
   int step = start_step;
-  int exit_code = cli::kExitOk;
+  int exit_code = kExitOk;
   double window_start = now_seconds();
   int window_steps = 0;
   while (step < cfg.steps) {
@@ -389,15 +361,15 @@ int run_training(RunConfig cfg) {
       if (leader)
         std::cout << "stop requested ("
                   << (stop > 1 ? "signal " + std::to_string(stop) : std::string("time budget"))
-                  << ") at step " << step << ": saving and exiting with " << cli::kExitSavedRequeue
+                  << ") at step " << step << ": saving and exiting with " << kExitSavedRequeue
                   << "\n"
                   << std::flush;
       save(step);
-      exit_code = cli::kExitSavedRequeue;
+      exit_code = kExitSavedRequeue;
       break;
     }
   }
-  if (exit_code == cli::kExitOk) {
+  if (exit_code == kExitOk) {
     evaluate(step);
     save(step);
     if (leader)

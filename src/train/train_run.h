@@ -7,7 +7,7 @@
 
 namespace shardlm {
 
-// Returns the process exit code: 0 finished, cli::kExitSavedRequeue (75) when a checkpoint
+// Returns the process exit code: 0 finished, kExitSavedRequeue (75) when a checkpoint
 // was saved because of a signal or --exit-after-minutes. Errors throw.
 int run_training(RunConfig cfg);
 

@@ -1,0 +1,22 @@
+// Durable file-system steps shared by checkpoints, run directories and heartbeats.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+namespace shardlm {
+
+// fsync a file or a directory (a directory's fsync makes renames and creations in it durable).
+// Throws shardlm::Error naming the path.
+void fsync_path(const std::filesystem::path& path);
+
+// The one atomic write: `text` goes to <path>.tmp, which is fsynced and renamed over `path`,
+// then the directory is fsynced. A reader sees the old file or the new one, never a part.
+// Throws shardlm::Error naming the path (the old file, if any, is left as it was).
+void write_file_atomic(const std::filesystem::path& path, std::string_view text);
+
+// The whole file; throws naming the path when it cannot be read.
+std::string read_file(const std::filesystem::path& path);
+
+}  // namespace shardlm
