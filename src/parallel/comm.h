@@ -37,6 +37,10 @@ class Communicator {
   virtual void send_recv(const void* send_buf, size_t send_count, int dst, int send_tag,
                          void* recv_buf, size_t recv_count, int src, int recv_tag, DType dtype) = 0;
   virtual void barrier() = 0;
+  // How many ranks of this group share this rank's node (its shared-memory domain): the
+  // CPU cores of a node are divided among them, and a GPU rank picks its device by it.
+  // Collective over the group.
+  virtual int ranks_on_my_node() = 0;
 
   // Bytes this rank has sent through this communicator (for the bandwidth benchmarks).
   virtual uint64_t bytes_sent() const = 0;

@@ -277,6 +277,16 @@ void MpiCommunicator::send_recv(const void* send_buf, size_t send_count, int dst
   bytes_sent_ += send_count * es;
 }
 
+int MpiCommunicator::ranks_on_my_node() {
+  MPI_Comm node = MPI_COMM_NULL;
+  MPI_CHECK(MPI_Comm_split_type(comm_, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node));
+  int n = 1;
+  const int rc = MPI_Comm_size(node, &n);
+  MPI_Comm_free(&node);
+  MPI_CHECK(rc);
+  return n;
+}
+
 void MpiCommunicator::barrier() {
   MPI_CHECK(MPI_Barrier(comm_));
 }

@@ -62,6 +62,7 @@ class MpiCommunicator : public Communicator {
   void send_recv(const void* send_buf, size_t send_count, int dst, int send_tag, void* recv_buf,
                  size_t recv_count, int src, int recv_tag, DType dtype) override;
   void barrier() override;
+  int ranks_on_my_node() override;
   uint64_t bytes_sent() const override { return bytes_sent_; }
 
   // Largest element count passed to one MPI call (INT_MAX by default). Tests lower it to drive
@@ -108,6 +109,7 @@ class SelfCommunicator : public Communicator {
   void send_recv(const void* send_buf, size_t send_count, int dst, int send_tag, void* recv_buf,
                  size_t recv_count, int src, int recv_tag, DType dtype) override;
   void barrier() override {}
+  int ranks_on_my_node() override { return 1; }
   uint64_t bytes_sent() const override { return 0; }
 
  private:

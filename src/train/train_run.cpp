@@ -1,6 +1,5 @@
 #include "train/train_run.h"
 
-#include <mpi.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -71,17 +70,9 @@ std::string format_duration(double s) {
 constexpr double kCpuCorePeakFlops = 0.27e12;
 
 // The CPU cores of this node divided among the ranks running on it.
-double cpu_peak_flops_per_rank() {
-  int local_ranks = 1;
-  int initialised = 0;
-  MPI_Initialized(&initialised);
-  if (initialised) {
-    MPI_Comm node;
-    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
-    MPI_Comm_size(node, &local_ranks);
-    MPI_Comm_free(&node);
-  }
-  return kCpuCorePeakFlops * std::max(1u, std::thread::hardware_concurrency()) / local_ranks;
+double cpu_peak_flops_per_rank(Communicator& world) {
+  return kCpuCorePeakFlops * std::max(1u, std::thread::hardware_concurrency()) /
+         world.ranks_on_my_node();
 }
 
 // Whether mpirun or srun started this process (Open MPI, PMIx and PMI set one of these). A
@@ -310,7 +301,7 @@ int run_training(RunConfig cfg) {
   const double tokens_per_step = static_cast<double>(trainer.samples_per_step()) * cfg.seq_len;
   const double flops_tok = model_flops_per_token(cfg.model, cfg.seq_len);
   const double peak_per_rank =
-      cfg.peak_tflops > 0 ? cfg.peak_tflops * 1e12 : cpu_peak_flops_per_rank();
+      cfg.peak_tflops > 0 ? cfg.peak_tflops * 1e12 : cpu_peak_flops_per_rank(mesh.world());
   const double t_start = now_seconds();
   if (start_step == 0 || cfg.eval_every > 0) evaluate(start_step);
   int step = start_step;

@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "parallel/consistency.h"
 #include "parallel/mpi_comm.h"
+#include "support_errors.h"
 
 namespace shardlm {
 namespace {
@@ -65,6 +66,25 @@ TEST_F(CommTest, MatchesWorld) {
   EXPECT_EQ(comm.size(), world_size);
   EXPECT_EQ(comm.name(), "world");
   EXPECT_GE(comm.size(), 2) << "run this test under mpirun with several ranks";
+}
+
+// The tests run on one machine: every rank of the group is on this node, and a split group
+// counts only its own members.
+TEST_F(CommTest, RanksOnMyNode) {
+  EXPECT_EQ(comm.ranks_on_my_node(), p);
+  auto odd = MpiCommunicator::split(MPI_COMM_WORLD, r % 2, r, "parity");
+  EXPECT_EQ(odd->ranks_on_my_node(), odd->size());
+}
+
+// 16-bit float patterns travel through point-to-point and gathers, but MPI has no arithmetic
+// for them: a reduction is refused with the dtype named.
+TEST_F(CommTest, Bf16MovesButDoesNotReduce) {
+  std::vector<uint16_t> mine(3, static_cast<uint16_t>(0x3F80 + r)), all(3 * static_cast<size_t>(p));
+  comm.all_gather(mine.data(), all.data(), 3, DType::BF16);
+  for (int q = 0; q < p; ++q) EXPECT_EQ(all[3 * static_cast<size_t>(q)], 0x3F80 + q);
+  const std::string msg =
+      testing::error_of([&] { comm.all_reduce(mine.data(), 3, DType::BF16, ReduceOp::Sum); });
+  EXPECT_NE(msg.find("bf16"), std::string::npos) << msg;
 }
 
 template <class T>
