@@ -20,8 +20,8 @@
 #include <string>
 #include <vector>
 
+#include "checkpoint/checkpoint.h"
 #include "core/error.h"
-#include "io/checkpoint.h"
 #include "parallel/mesh.h"
 #include "parallel/mpi_comm.h"
 

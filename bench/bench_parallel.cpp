@@ -34,7 +34,7 @@
 #include <vector>
 
 #include "core/error.h"
-#include "io/synthetic_data.h"
+#include "data/synthetic.h"
 #include "kernels/backend.h"
 #include "model/config.h"
 #include "parallel/mesh.h"
@@ -108,7 +108,7 @@ Options parse_options(int argc, char** argv) {
   return o;
 }
 
-// Seeded pseudo-random ids (io/synthetic_data.h), the same for every layout. The benchmark
+// Seeded pseudo-random ids (data/synthetic.h), the same for every layout. The benchmark
 // measures speed, so the text does not need to be learnable.
 void synthetic_batch(int vocab, int T, uint64_t first, int count, int32_t* tokens /*[count,T]*/,
                      int32_t* targets /*[count,T]*/) {

@@ -25,7 +25,7 @@
 #include <vector>
 
 #include "core/error.h"
-#include "io/synthetic_data.h"
+#include "data/synthetic.h"
 #include "kernels/backend.h"
 #include "kernels/cpu/peak_flops.h"
 #include "model/config.h"

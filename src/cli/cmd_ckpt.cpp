@@ -1,13 +1,13 @@
 // `shardlm ckpt verify|inspect|consolidate`: offline tools for sharded checkpoints
-// (io/checkpoint.h, docs/checkpoint-format.md).
+// (checkpoint/checkpoint.h, docs/checkpoint-format.md).
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
 
+#include "checkpoint/checkpoint.h"
 #include "cli/cli_options.h"
 #include "cli/commands.h"
 #include "core/error.h"
-#include "io/checkpoint.h"
 
 namespace shardlm::cli {
 namespace {

@@ -1,5 +1,5 @@
-// `shardlm data prepare|inspect`: text -> token shards (io/data_prepare.h), and a look at a
-// prepared dataset that also validates every shard (io/data_loader.h).
+// `shardlm data prepare|inspect`: text -> token shards (data/prepare.h), and a look at a
+// prepared dataset that also validates every shard (data/loader.h).
 #include <unistd.h>
 
 #include <algorithm>
@@ -12,8 +12,8 @@
 #include "cli/cli_options.h"
 #include "cli/commands.h"
 #include "core/error.h"
-#include "io/data_loader.h"
-#include "io/data_prepare.h"
+#include "data/loader.h"
+#include "data/prepare.h"
 
 namespace shardlm::cli {
 namespace {

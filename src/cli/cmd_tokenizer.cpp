@@ -1,4 +1,4 @@
-// `shardlm tokenizer train|encode|decode|info`: SentencePiece BPE tokenizers (io/tokenizer.h).
+// `shardlm tokenizer train|encode|decode|info`: SentencePiece BPE tokenizers (data/tokenizer.h).
 #include <cstdio>
 #include <iostream>
 #include <iterator>
@@ -7,7 +7,7 @@
 #include "cli/cli_options.h"
 #include "cli/commands.h"
 #include "core/error.h"
-#include "io/tokenizer.h"
+#include "data/tokenizer.h"
 
 namespace shardlm::cli {
 namespace {

@@ -2,8 +2,8 @@
 
 #include <algorithm>
 
+#include "checkpoint/rect.h"
 #include "core/error.h"
-#include "io/checkpoint_rect.h"
 
 namespace shardlm {
 

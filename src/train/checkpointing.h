@@ -1,4 +1,4 @@
-// The bridge between a training run and the sharded checkpoint format (io/checkpoint.h):
+// The bridge between a training run and the sharded checkpoint format (checkpoint/checkpoint.h):
 // which rectangles each rank writes, and how any rank fills its buffers from a checkpoint
 // saved with any other layout.
 //
@@ -14,8 +14,8 @@
 #include <string>
 #include <vector>
 
-#include "io/checkpoint.h"
-#include "io/checkpoint_rect.h"
+#include "checkpoint/checkpoint.h"
+#include "checkpoint/rect.h"
 #include "model/gpt2.h"
 #include "train/trainer.h"
 

@@ -2,8 +2,8 @@
 
 #include <string>
 
+#include "checkpoint/checkpoint.h"
 #include "core/error.h"
-#include "io/checkpoint.h"
 #include "model/config.h"
 #include "train/checkpointing.h"
 

@@ -7,7 +7,7 @@
 #include <memory>
 #include <optional>
 
-#include "io/tokenizer.h"
+#include "data/tokenizer.h"
 #include "kernels/backend.h"
 #include "model/generator.h"
 

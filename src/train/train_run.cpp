@@ -17,13 +17,13 @@
 #include <sstream>
 #include <thread>
 
+#include "checkpoint/checkpoint.h"
 #include "core/error.h"
 #include "core/exit_codes.h"
 #include "core/fs.h"
-#include "io/checkpoint.h"
-#include "io/data_loader.h"
-#include "io/synthetic_data.h"
-#include "io/tokenizer.h"
+#include "data/loader.h"
+#include "data/synthetic.h"
+#include "data/tokenizer.h"
 #include "kernels/registry.h"
 #include "model/init.h"
 #include "parallel/consistency.h"

@@ -11,9 +11,9 @@
 #include <vector>
 
 #include "../unit/checkpoint_test_support.h"
+#include "checkpoint/checkpoint.h"
+#include "checkpoint/manifest.h"
 #include "core/error.h"
-#include "io/checkpoint.h"
-#include "io/checkpoint_manifest.h"
 #include "parallel/mpi_comm.h"
 
 namespace shardlm {

@@ -16,8 +16,8 @@
 #include <string>
 #include <vector>
 
-#include "io/checkpoint.h"
-#include "io/synthetic_data.h"
+#include "checkpoint/checkpoint.h"
+#include "data/synthetic.h"
 #include "parallel/mesh.h"
 #include "train/checkpointing.h"
 #include "train/trainer.h"

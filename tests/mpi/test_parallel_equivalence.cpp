@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "io/synthetic_data.h"
+#include "data/synthetic.h"
 #include "kernels/backend.h"
 #include "parallel/mesh.h"
 #include "support_args.h"

@@ -10,7 +10,7 @@
 #include <iterator>
 #include <string>
 
-#include "io/tokenizer.h"
+#include "data/tokenizer.h"
 
 namespace shardlm::testing {
 

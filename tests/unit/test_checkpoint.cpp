@@ -18,12 +18,12 @@
 #include <thread>
 #include <vector>
 
+#include "checkpoint/checkpoint.h"
+#include "checkpoint/manifest.h"
+#include "checkpoint/rect.h"
 #include "checkpoint_test_support.h"
+#include "core/checksum.h"
 #include "core/error.h"
-#include "io/checkpoint.h"
-#include "io/checkpoint_manifest.h"
-#include "io/checkpoint_rect.h"
-#include "io/checksum.h"
 #include "parallel/mpi_comm.h"
 #include "support_errors.h"
 

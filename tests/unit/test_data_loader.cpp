@@ -9,10 +9,10 @@
 #include <set>
 
 #include "core/error.h"
+#include "data/loader.h"
+#include "data/prepare.h"
+#include "data/tokenizer.h"
 #include "data_test_support.h"
-#include "io/data_loader.h"
-#include "io/data_prepare.h"
-#include "io/tokenizer.h"
 
 namespace shardlm {
 namespace {

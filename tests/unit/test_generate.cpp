@@ -15,9 +15,9 @@
 #include <utility>
 #include <vector>
 
+#include "checkpoint/checkpoint.h"
 #include "core/error.h"
 #include "data_test_support.h"
-#include "io/checkpoint.h"
 #include "kernels/backend.h"
 #include "model/config.h"
 #include "model/generator.h"

@@ -6,10 +6,10 @@
 #include <filesystem>
 #include <random>
 
+#include "core/checksum.h"
 #include "core/error.h"
+#include "data/token_shard.h"
 #include "data_test_support.h"
-#include "io/checksum.h"
-#include "io/token_shard.h"
 
 namespace shardlm {
 namespace {

@@ -5,8 +5,8 @@
 #include <filesystem>
 
 #include "core/error.h"
+#include "data/tokenizer.h"
 #include "data_test_support.h"
-#include "io/tokenizer.h"
 
 namespace shardlm {
 namespace {

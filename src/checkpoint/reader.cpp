@@ -3,11 +3,11 @@
 #include <bit>
 #include <map>
 
+#include "checkpoint/checkpoint.h"
+#include "checkpoint/h5.h"
+#include "checkpoint/manifest.h"
+#include "checkpoint/slice_io.h"
 #include "core/error.h"
-#include "io/checkpoint.h"
-#include "io/checkpoint_h5.h"
-#include "io/checkpoint_manifest.h"
-#include "io/checkpoint_slice_io.h"
 
 namespace shardlm {
 

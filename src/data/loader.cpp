@@ -1,4 +1,4 @@
-#include "io/data_loader.h"
+#include "data/loader.h"
 
 #include <algorithm>
 #include <bit>

@@ -1,4 +1,4 @@
-#include "io/checkpoint_h5.h"
+#include "checkpoint/h5.h"
 
 #include <type_traits>
 

@@ -1,5 +1,5 @@
 // File-system steps of the atomic checkpoint commit, and discovery of committed checkpoints.
-// Internal to src/io.
+// Internal to src/checkpoint.
 #pragma once
 
 #include <cstdint>

@@ -1,6 +1,6 @@
 // Reading and writing one stored rectangle (a tensor dataset of a rank or consolidated file):
 // dataset creation, its attributes, and the bounded streaming pass that checks its checksum.
-// Internal to src/io.
+// Internal to src/checkpoint.
 #pragma once
 
 #include <hdf5.h>
@@ -11,9 +11,9 @@
 #include <string>
 #include <vector>
 
-#include "io/checkpoint.h"
-#include "io/checkpoint_h5.h"
-#include "io/checkpoint_rect.h"
+#include "checkpoint/checkpoint.h"
+#include "checkpoint/h5.h"
+#include "checkpoint/rect.h"
 
 namespace shardlm {
 

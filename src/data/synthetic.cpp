@@ -1,4 +1,4 @@
-#include "io/synthetic_data.h"
+#include "data/synthetic.h"
 
 #include "core/hash.h"
 

@@ -1,4 +1,4 @@
-#include "io/data_prepare.h"
+#include "data/prepare.h"
 
 #include <algorithm>
 #include <chrono>
@@ -14,8 +14,8 @@
 
 #include "core/error.h"
 #include "core/hash.h"
-#include "io/token_shard.h"
-#include "io/tokenizer.h"
+#include "data/token_shard.h"
+#include "data/tokenizer.h"
 
 namespace shardlm {
 

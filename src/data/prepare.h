@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "io/dataset_index.h"
+#include "data/dataset_index.h"
 
 namespace shardlm {
 

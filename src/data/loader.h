@@ -17,8 +17,8 @@
 #include <string>
 #include <vector>
 
-#include "io/dataset_index.h"
-#include "io/token_shard.h"
+#include "data/dataset_index.h"
+#include "data/token_shard.h"
 
 namespace shardlm {
 

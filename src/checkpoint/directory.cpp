@@ -10,11 +10,11 @@
 #include <set>
 #include <sstream>
 
+#include "checkpoint/checkpoint.h"
+#include "checkpoint/directory.h"
+#include "checkpoint/manifest.h"
 #include "core/error.h"
 #include "core/fs.h"
-#include "io/checkpoint.h"
-#include "io/checkpoint_fs.h"
-#include "io/checkpoint_manifest.h"
 
 namespace shardlm {
 

@@ -1,5 +1,5 @@
 // The manifest of a checkpoint (manifest.h5, written by rank 0 at commit): every rank file,
-// every stored rectangle with its checksum, and the run's metadata. Internal to src/io.
+// every stored rectangle with its checksum, and the run's metadata. Internal to src/checkpoint.
 #pragma once
 
 #include <hdf5.h>
@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "io/checkpoint.h"
+#include "checkpoint/checkpoint.h"
 
 namespace shardlm {
 

@@ -1,4 +1,4 @@
-#include "io/dataset_index.h"
+#include "data/dataset_index.h"
 
 #include <charconv>
 #include <cstdio>

@@ -4,13 +4,13 @@
 #include <map>
 #include <sstream>
 
+#include "checkpoint/checkpoint.h"
+#include "checkpoint/directory.h"
+#include "checkpoint/h5.h"
+#include "checkpoint/manifest.h"
+#include "checkpoint/slice_io.h"
+#include "core/checksum.h"
 #include "core/error.h"
-#include "io/checkpoint.h"
-#include "io/checkpoint_fs.h"
-#include "io/checkpoint_h5.h"
-#include "io/checkpoint_manifest.h"
-#include "io/checkpoint_slice_io.h"
-#include "io/checksum.h"
 
 namespace shardlm {
 

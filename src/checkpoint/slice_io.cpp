@@ -1,10 +1,10 @@
-#include "io/checkpoint_slice_io.h"
+#include "checkpoint/slice_io.h"
 
 #include <fcntl.h>
 
+#include "checkpoint/manifest.h"
+#include "core/checksum.h"
 #include "core/error.h"
-#include "io/checkpoint_manifest.h"
-#include "io/checksum.h"
 
 namespace shardlm {
 

@@ -1,4 +1,4 @@
-#include "io/checkpoint_manifest.h"
+#include "checkpoint/manifest.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -6,11 +6,11 @@
 #include <map>
 #include <type_traits>
 
+#include "checkpoint/directory.h"
+#include "checkpoint/h5.h"
+#include "checkpoint/rect.h"
+#include "core/checksum.h"
 #include "core/error.h"
-#include "io/checkpoint_fs.h"
-#include "io/checkpoint_h5.h"
-#include "io/checkpoint_rect.h"
-#include "io/checksum.h"
 
 namespace shardlm {
 

@@ -1,4 +1,4 @@
-#include "io/token_shard.h"
+#include "data/token_shard.h"
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -12,8 +12,8 @@
 #include <filesystem>
 #include <utility>
 
+#include "core/checksum.h"
 #include "core/error.h"
-#include "io/checksum.h"
 
 namespace shardlm {
 

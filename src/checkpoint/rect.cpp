@@ -1,4 +1,4 @@
-#include "io/checkpoint_rect.h"
+#include "checkpoint/rect.h"
 
 #include <algorithm>
 #include <cstring>
