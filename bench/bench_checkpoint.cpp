@@ -20,8 +20,10 @@
 #include <string>
 #include <vector>
 
+#include "bench_args.h"
 #include "checkpoint/checkpoint.h"
 #include "core/error.h"
+#include "core/parse.h"
 #include "parallel/mesh.h"
 #include "parallel/mpi_comm.h"
 
@@ -58,7 +60,8 @@ double run_dd(const std::string& command) {
   if (::pclose(pipe) != 0) fail("'" + command + "' failed:\n" + output);
   const size_t copied = output.rfind("copied, ");
   if (copied == std::string::npos) fail("cannot parse dd's output:\n" + output);
-  return std::stod(output.substr(copied + 8));
+  const size_t seconds = copied + 8, end = output.find(' ', seconds);
+  return parse_double("dd's copy time", std::string_view(output).substr(seconds, end - seconds));
 }
 
 struct Tensor {
@@ -94,25 +97,20 @@ int main(int argc, char** argv) {
   int64_t mb = 500;
   int repeat = 3;
   bool keep = false;
-  fs::path dir = fs::temp_directory_path() / "shardlm-bench-checkpoint";
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "--mb" && i + 1 < argc)
-      mb = std::stoll(argv[++i]);
-    else if (a == "--dir" && i + 1 < argc)
-      dir = argv[++i];
-    else if (a == "--repeat" && i + 1 < argc)
-      repeat = std::stoi(argv[++i]);
-    else if (a == "--keep")
-      keep = true;
-    else {
-      if (world.rank() == 0)
-        std::fprintf(stderr,
-                     "usage: [mpirun -np P] bench_checkpoint [--mb 500] [--dir DIR] [--repeat 3] "
-                     "[--keep]\n");
-      return 2;
+  std::string dir_flag = (fs::temp_directory_path() / "shardlm-bench-checkpoint").string();
+  shardlm::bench::Flags flags(
+      "usage: [mpirun -np P] bench_checkpoint [--mb 500] [--dir DIR] [--repeat 3] [--keep]");
+  flags.add("mb", &mb).add("dir", &dir_flag).add("repeat", &repeat).add_switch("keep", &keep);
+  try {
+    if (!flags.parse(argc, argv)) {
+      if (world.rank() == 0) std::printf("%s\n", flags.usage().c_str());
+      return 0;
     }
+  } catch (const shardlm::Error& e) {
+    if (world.rank() == 0) std::fprintf(stderr, "bench_checkpoint: %s\n", e.what());
+    return 2;
   }
+  const fs::path dir = dir_flag;
   const int rank = world.rank(), ranks = world.size();
   const bool leader = rank == 0;
   try {

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_args.h"
 #include "core/error.h"
 #include "kernels/backend.h"
 #include "model/config.h"
@@ -22,24 +23,27 @@ namespace {
 
 using namespace shardlm;
 
-std::string arg(int argc, char** argv, const std::string& name, const std::string& fallback) {
-  for (int i = 1; i + 1 < argc; ++i)
-    if (argv[i] == "--" + name) return argv[i + 1];
-  return fallback;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) try {
-  const std::string preset = arg(argc, argv, "preset", "mini");
-  const int tokens = std::stoi(arg(argc, argv, "tokens", "200"));
-  const int prompt_tokens = std::stoi(arg(argc, argv, "prompt-tokens", "16"));
-  const int repeat = std::stoi(arg(argc, argv, "repeat", "3"));
-  GenerateOptions options;
+  std::string preset = "mini";
+  int tokens = 200, prompt_tokens = 16, repeat = 3;
+  GenerateOptions options;  // sampling defaults: temperature 1, top-k 0, top-p 1
+  bench::Flags flags(
+      "usage: bench_generate [--preset mini] [--tokens 200] [--prompt-tokens 16] [--repeat 3]\n"
+      "                      [--temperature 1] [--top-k 0] [--top-p 1]");
+  flags.add("preset", &preset)
+      .add("tokens", &tokens)
+      .add("prompt-tokens", &prompt_tokens)
+      .add("repeat", &repeat)
+      .add("temperature", &options.sampling.temperature)
+      .add("top-k", &options.sampling.top_k)
+      .add("top-p", &options.sampling.top_p);
+  if (!flags.parse(argc, argv)) {
+    std::printf("%s\n", flags.usage().c_str());
+    return 0;
+  }
   options.max_tokens = tokens;
-  options.sampling.temperature = std::stof(arg(argc, argv, "temperature", "1"));
-  options.sampling.top_k = std::stoi(arg(argc, argv, "top-k", "0"));
-  options.sampling.top_p = std::stof(arg(argc, argv, "top-p", "1"));
   options.sampling.seed = 1;
 
   const ModelConfig cfg = model_preset(preset);

@@ -28,11 +28,12 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <sstream>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "bench_args.h"
 #include "core/error.h"
 #include "data/synthetic.h"
 #include "kernels/backend.h"
@@ -61,47 +62,29 @@ struct Options {
   int seq_len = 256, micro_batch = 2, micro_batches = 8, steps = 3, warmup = 1;
 };
 
-std::vector<int> parse_int_list(const std::string& text) {
-  std::vector<int> out;
-  std::stringstream ss(text);
-  std::string item;
-  while (std::getline(ss, item, ',')) out.push_back(std::stoi(item));
-  return out;
-}
-
-// Throws on an unknown flag or a missing value (same on every rank, so every rank throws).
-Options parse_options(int argc, char** argv) {
+// Throws on an unknown flag, a missing value or a bad number (the same on every rank, so every
+// rank throws); nullopt for --help.
+std::optional<Options> parse_options(int argc, char** argv) {
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (i + 1 >= argc) fail("flag " + a + " needs a value");
-    const std::string v = argv[++i];
-    if (a == "--tp")
-      o.tp = std::stoi(v);
-    else if (a == "--pp")
-      o.pp = std::stoi(v);
-    else if (a == "--zero")
-      o.zero = std::stoi(v);
-    else if (a == "--pp-layers")
-      o.pp_layers = parse_int_list(v);
-    else if (a == "--model")
-      o.model = v;
-    else if (a == "--n-head")
-      o.n_head = std::stoi(v);
-    else if (a == "--seq-len")
-      o.seq_len = std::stoi(v);
-    else if (a == "--micro-batch")
-      o.micro_batch = std::stoi(v);
-    else if (a == "--micro-batches")
-      o.micro_batches = std::stoi(v);
-    else if (a == "--steps")
-      o.steps = std::stoi(v);
-    else if (a == "--warmup")
-      o.warmup = std::stoi(v);
-    else if (a == "--name")
-      o.name = v;
-    else
-      fail("unknown flag " + a);
+  bench::Flags flags(
+      "usage: mpirun -np N bench_parallel --tp T --pp P [--zero 1] [--pp-layers a,b,..]\n"
+      "       [--model mini] [--n-head H] [--seq-len 256] [--micro-batch 2] [--micro-batches 8]\n"
+      "       [--steps 3] [--warmup 1] [--name LABEL]");
+  flags.add("tp", &o.tp)
+      .add("pp", &o.pp)
+      .add("zero", &o.zero)
+      .add("pp-layers", &o.pp_layers)
+      .add("model", &o.model)
+      .add("n-head", &o.n_head)
+      .add("seq-len", &o.seq_len)
+      .add("micro-batch", &o.micro_batch)
+      .add("micro-batches", &o.micro_batches)
+      .add("steps", &o.steps)
+      .add("warmup", &o.warmup)
+      .add("name", &o.name);
+  if (!flags.parse(argc, argv)) {
+    std::printf("%s\n", flags.usage().c_str());
+    return std::nullopt;
   }
   if (o.steps < 1) fail("--steps must be >= 1");
   if (o.warmup < 0) fail("--warmup must be >= 0");
@@ -467,7 +450,8 @@ int run_bench(const Options& o) {
 int main(int argc, char** argv) {
   MpiRuntime mpi(&argc, &argv);
   try {
-    return run_bench(parse_options(argc, argv));
+    const std::optional<Options> options = parse_options(argc, argv);
+    return options ? run_bench(*options) : 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_parallel: %s\n", e.what());
     // A rank that fails alone would leave the others blocked in a collective.

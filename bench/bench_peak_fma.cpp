@@ -6,13 +6,14 @@
 #include <omp.h>
 
 #include <cstdio>
-#include <cstdlib>
+#include <exception>
 
+#include "core/parse.h"
 #include "kernels/cpu/peak_flops.h"
 
-int main(int argc, char** argv) {
-  const double seconds = argc > 1 ? std::atof(argv[1]) : 0.05;
-  const int runs = argc > 2 ? std::atoi(argv[2]) : 40;
+int main(int argc, char** argv) try {
+  const double seconds = argc > 1 ? shardlm::parse_double("seconds per run", argv[1]) : 0.05;
+  const int runs = argc > 2 ? shardlm::parse_int("runs", argv[2]) : 40;
   const int threads = omp_get_max_threads();
   omp_set_num_threads(1);
   const shardlm::cpu::FmaPeak single = shardlm::cpu::measure_fma_peak(seconds, runs);
@@ -22,4 +23,7 @@ int main(int argc, char** argv) {
   std::printf("  %3d thread(s) %14.1f %21.1f\n", 1, single.wall_gflops, single.cpu_gflops);
   std::printf("  %3d thread(s) %14.1f %21.1f\n", threads, all.wall_gflops, all.cpu_gflops);
   return 0;
+} catch (const std::exception& e) {
+  std::fprintf(stderr, "bench_peak_fma: %s\n", e.what());
+  return 2;
 }

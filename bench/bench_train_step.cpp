@@ -20,10 +20,11 @@
 #include <exception>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
-#include <type_traits>
 #include <vector>
 
+#include "bench_args.h"
 #include "core/error.h"
 #include "data/synthetic.h"
 #include "kernels/backend.h"
@@ -46,42 +47,21 @@ struct Options {
   double peak_gflops = 0.0;  // 0: measure
 };
 
-// The whole of `value` as a number, or an error naming the flag.
-template <class Number>
-Number parse_number(const std::string& flag, const std::string& value) {
-  size_t used = 0;
-  try {
-    const Number n = std::is_integral_v<Number> ? static_cast<Number>(std::stoi(value, &used))
-                                                : static_cast<Number>(std::stod(value, &used));
-    if (used == value.size()) return n;
-  } catch (const std::exception&) {
-  }
-  shardlm::fail(flag + ": expected a number, got '" + value + "'");
-}
-
-Options parse_options(int argc, char** argv) {
+// nullopt for --help; throws naming the flag on anything else it cannot read.
+std::optional<Options> parse_options(int argc, char** argv) {
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string flag = argv[i];
-    if (i + 1 >= argc)
-      shardlm::fail(flag + ": missing value (see the usage at the top of bench_train_step.cpp)");
-    const std::string value = argv[++i];
-    if (flag == "--model")
-      o.model = value;
-    else if (flag == "--seq-len")
-      o.seq_len = parse_number<int>(flag, value);
-    else if (flag == "--micro-batch")
-      o.micro_batch = parse_number<int>(flag, value);
-    else if (flag == "--steps")
-      o.steps = parse_number<int>(flag, value);
-    else if (flag == "--warmup-steps")
-      o.warmup_steps = parse_number<int>(flag, value);
-    else if (flag == "--peak-gflops")
-      o.peak_gflops = parse_number<double>(flag, value);
-    else
-      shardlm::fail(
-          "unknown flag " + flag +
-          " (known: --model --seq-len --micro-batch --steps --warmup-steps --peak-gflops)");
+  shardlm::bench::Flags flags(
+      "usage: bench_train_step [--model PRESET] [--seq-len T] [--micro-batch B] [--steps N]\n"
+      "                        [--warmup-steps W] [--peak-gflops X]");
+  flags.add("model", &o.model)
+      .add("seq-len", &o.seq_len)
+      .add("micro-batch", &o.micro_batch)
+      .add("steps", &o.steps)
+      .add("warmup-steps", &o.warmup_steps)
+      .add("peak-gflops", &o.peak_gflops);
+  if (!flags.parse(argc, argv)) {
+    std::printf("%s\n", flags.usage().c_str());
+    return std::nullopt;
   }
   if (o.steps < 1) shardlm::fail("--steps must be >= 1, got " + std::to_string(o.steps));
   if (o.warmup_steps < 0)
@@ -410,7 +390,8 @@ int run(const Options& o) {
 
 int main(int argc, char** argv) {
   try {
-    return run(parse_options(argc, argv));
+    const std::optional<Options> options = parse_options(argc, argv);
+    return options ? run(*options) : 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_train_step: %s\n", e.what());
     return 1;

@@ -18,10 +18,12 @@
 #include <cstdint>
 #include <exception>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "bench_args.h"
 #include "core/error.h"
 #include "kernels/cuda/cuda_backend.h"
 #include "model/config.h"
@@ -43,32 +45,22 @@ struct Options {
   int gemm_reps = 20;
 };
 
-Options parse_options(int argc, char** argv) {
+// nullopt for --help; throws naming the flag on anything else it cannot read.
+std::optional<Options> parse_options(int argc, char** argv) {
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string flag = argv[i];
-    if (i + 1 >= argc)
-      shardlm::fail(flag +
-                    ": missing value (see the usage at the top of bench_train_step_cuda.cpp)");
-    const std::string value = argv[++i];
-    if (flag == "--model")
-      o.model = value;
-    else if (flag == "--seq-len")
-      o.seq_len = std::stoi(value);
-    else if (flag == "--micro-batch")
-      o.micro_batch = std::stoi(value);
-    else if (flag == "--steps")
-      o.steps = std::stoi(value);
-    else if (flag == "--warmup-steps")
-      o.warmup_steps = std::stoi(value);
-    else if (flag == "--math")
-      o.math = value;
-    else if (flag == "--gemm-reps")
-      o.gemm_reps = std::stoi(value);
-    else
-      shardlm::fail(
-          "unknown flag " + flag +
-          " (known: --model --seq-len --micro-batch --steps --warmup-steps --math --gemm-reps)");
+  shardlm::bench::Flags flags(
+      "usage: bench_train_step_cuda [--model PRESET] [--seq-len T] [--micro-batch B] [--steps N]\n"
+      "                             [--warmup-steps W] [--math fp32|tf32|both] [--gemm-reps R]");
+  flags.add("model", &o.model)
+      .add("seq-len", &o.seq_len)
+      .add("micro-batch", &o.micro_batch)
+      .add("steps", &o.steps)
+      .add("warmup-steps", &o.warmup_steps)
+      .add("math", &o.math)
+      .add("gemm-reps", &o.gemm_reps);
+  if (!flags.parse(argc, argv)) {
+    std::printf("%s\n", flags.usage().c_str());
+    return std::nullopt;
   }
   if (o.steps < 1) shardlm::fail("--steps must be >= 1, got " + std::to_string(o.steps));
   if (o.warmup_steps < 0)
@@ -246,7 +238,8 @@ int run(const Options& o) {
 
 int main(int argc, char** argv) {
   try {
-    return run(parse_options(argc, argv));
+    const std::optional<Options> options = parse_options(argc, argv);
+    return options ? run(*options) : 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_train_step_cuda: %s\n", e.what());
     return 1;

@@ -15,6 +15,7 @@
 #include "checkpoint/manifest.h"
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/parse.h"
 
 namespace shardlm {
 
@@ -33,7 +34,7 @@ std::optional<int64_t> parse_checkpoint_dir_name(const std::string& name) {
   if (name.size() != 13 || name.compare(0, 5, "step_") != 0) return std::nullopt;
   if (!std::all_of(name.begin() + 5, name.end(), [](char c) { return c >= '0' && c <= '9'; }))
     return std::nullopt;
-  return std::stoll(name.substr(5));
+  return parse_int64("checkpoint directory name", std::string_view(name).substr(5));
 }
 
 void remove_tmp_entries(const fs::path& root) {

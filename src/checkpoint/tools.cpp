@@ -11,6 +11,7 @@
 #include "checkpoint/slice_io.h"
 #include "core/checksum.h"
 #include "core/error.h"
+#include "core/fs.h"
 
 namespace shardlm {
 
@@ -135,10 +136,7 @@ void consolidate_checkpoint(const fs::path& dir, const fs::path& out_h5) {
     }
     file.close_checked();
   }
-  fsync_path(tmp);
-  std::error_code ec;
-  fs::rename(tmp, out_h5, ec);
-  if (ec) fail("cannot rename " + tmp.string() + " to " + out_h5.string() + ": " + ec.message());
+  commit_file(tmp, out_h5);
 }
 
 std::string describe_checkpoint(const fs::path& dir) {

@@ -4,11 +4,11 @@
 #include <cstdio>
 #include <iostream>
 #include <sstream>
-#include <stdexcept>
 
 #include "cli/cli_options.h"
 #include "cli/commands.h"
 #include "core/error.h"
+#include "core/parse.h"
 #include "kernels/backend.h"
 #include "model/generator.h"
 #include "train/generation_loader.h"
@@ -21,14 +21,9 @@ std::vector<int32_t> parse_ids(const std::string& text) {
   std::vector<int32_t> ids;
   std::string word;
   while (in >> word) {
-    try {
-      size_t used = 0;
-      const long id = std::stol(word, &used);
-      if (used != word.size() || id < 0 || id > INT32_MAX) throw std::invalid_argument(word);
-      ids.push_back(static_cast<int32_t>(id));
-    } catch (const std::exception&) {
-      fail("--prompt-ids: '" + word + "' is not a token id");
-    }
+    const int id = parse_int("--prompt-ids: token id", word);
+    if (id < 0) fail("--prompt-ids: '" + word + "' is not a token id");
+    ids.push_back(id);
   }
   return ids;
 }

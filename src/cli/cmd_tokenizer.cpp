@@ -7,6 +7,7 @@
 #include "cli/cli_options.h"
 #include "cli/commands.h"
 #include "core/error.h"
+#include "core/parse.h"
 #include "data/tokenizer.h"
 
 namespace shardlm::cli {
@@ -83,17 +84,7 @@ int tokenizer_decode(const std::vector<std::string>& args) {
   std::istringstream in(vm.count("ids") ? ids_text : read_stdin());
   std::vector<int32_t> ids;
   std::string word;
-  while (in >> word) {
-    try {
-      size_t used = 0;
-      const long id = std::stol(word, &used);
-      if (used != word.size() || id < INT32_MIN || id > INT32_MAX)
-        throw std::invalid_argument(word);
-      ids.push_back(static_cast<int32_t>(id));
-    } catch (const std::logic_error&) {
-      fail("'" + word + "' is not a token id");
-    }
-  }
+  while (in >> word) ids.push_back(parse_int("token id", word));
   std::cout << tok.decode(ids);
   return shardlm::kExitOk;
 }

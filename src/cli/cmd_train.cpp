@@ -1,33 +1,18 @@
 // `shardlm train`: flags and an optional config file (--config; keys are the flags' long
 // names, e.g. `lr = 3e-4`; flags given on the command line win) -> RunConfig -> run_training.
-#include <fstream>
 #include <iostream>
 #include <sstream>
 
 #include "cli/cli_options.h"
 #include "cli/commands.h"
 #include "core/error.h"
+#include "core/fs.h"
+#include "core/parse.h"
 #include "model/config.h"
 #include "train/train_run.h"
 
 namespace shardlm::cli {
 namespace {
-
-std::vector<int> parse_int_list(const std::string& flag, const std::string& text) {
-  std::vector<int> out;
-  std::stringstream ss(text);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    try {
-      size_t used = 0;
-      out.push_back(std::stoi(item, &used));
-      if (used != item.size()) throw std::invalid_argument(item);
-    } catch (const std::exception&) {
-      fail("--" + flag + ": expected a comma-separated list of integers, got '" + text + "'");
-    }
-  }
-  return out;
-}
 
 int cmd_train(const std::vector<std::string>& args) {
   RunConfig c;
@@ -112,8 +97,7 @@ int cmd_train(const std::vector<std::string>& args) {
       "shardlm train --out RUN_DIR [options]   (under mpirun for several ranks)";
   if (auto rc = parse_options(usage, all, args, vm)) return *rc;
   if (!config_file.empty()) {
-    std::ifstream in(config_file);
-    if (!in) fail("--config " + config_file + ": cannot open");
+    std::istringstream in(read_file(config_file));
     try {
       po::store(po::parse_config_file(in, all, /*allow_unregistered=*/false), vm);
       po::notify(vm);
@@ -132,7 +116,7 @@ int cmd_train(const std::vector<std::string>& args) {
     c.model.vocab_size = vocab_size;
   else if (c.data != "synthetic")
     c.model.vocab_size = 0;
-  if (!pp_layers.empty()) c.pp_layers = parse_int_list("pp-layers", pp_layers);
+  if (!pp_layers.empty()) c.pp_layers = parse_int_list("--pp-layers", pp_layers);
   if (on_nan != "error" && on_nan != "skip")
     fail("--on-nan must be 'error' or 'skip', got '" + on_nan + "'");
   c.skip_non_finite = on_nan == "skip";

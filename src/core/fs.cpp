@@ -29,6 +29,14 @@ void fsync_path(const fs::path& path) {
   if (rc != 0) fail("fsync of " + path.string() + " failed: " + why);
 }
 
+void commit_file(const fs::path& tmp, const fs::path& path) {
+  fsync_path(tmp);
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec) fail("cannot rename " + tmp.string() + " to " + path.string() + ": " + ec.message());
+  fsync_path(path.parent_path().empty() ? fs::path(".") : path.parent_path());
+}
+
 void write_file_atomic(const fs::path& path, std::string_view text) {
   fs::path tmp = path;
   tmp += ".tmp";
@@ -39,11 +47,7 @@ void write_file_atomic(const fs::path& path, std::string_view text) {
     out.close();
     if (!out) fail("cannot write " + tmp.string() + ": " + errno_text());
   }
-  fsync_path(tmp);
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) fail("cannot rename " + tmp.string() + " to " + path.string() + ": " + ec.message());
-  fsync_path(path.parent_path().empty() ? fs::path(".") : path.parent_path());
+  commit_file(tmp, path);
 }
 
 std::string read_file(const fs::path& path) {

@@ -11,6 +11,11 @@ namespace shardlm {
 // Throws shardlm::Error naming the path.
 void fsync_path(const std::filesystem::path& path);
 
+// The commit step of every atomic file write: fsyncs the finished `tmp`, renames it over
+// `path` and fsyncs the directory. For writers that produce the file themselves (token shards,
+// HDF5 files); text goes through write_file_atomic. Throws shardlm::Error naming both paths.
+void commit_file(const std::filesystem::path& tmp, const std::filesystem::path& path);
+
 // The one atomic write: `text` goes to <path>.tmp, which is fsynced and renamed over `path`,
 // then the directory is fsynced. A reader sees the old file or the new one, never a part.
 // Throws shardlm::Error naming the path (the old file, if any, is left as it was).

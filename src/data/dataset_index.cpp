@@ -5,8 +5,11 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <string_view>
 
 #include "core/error.h"
+#include "core/fs.h"
+#include "core/parse.h"
 
 namespace shardlm {
 
@@ -23,9 +26,7 @@ std::vector<DatasetShardEntry> DatasetIndex::split_shards(const std::string& spl
 
 void write_dataset_index(const std::string& dir, const DatasetIndex& index) {
   const auto path = std::filesystem::path(dir) / kDatasetIndexFile;
-  const auto tmp = path.string() + ".tmp";
-  std::ofstream out(tmp, std::ios::trunc);
-  if (!out) fail("cannot create '" + tmp + "'");
+  std::ostringstream out;
   char fingerprint[19];
   std::snprintf(fingerprint, sizeof fingerprint, "0x%016llx",
                 static_cast<unsigned long long>(index.tokenizer_fingerprint));
@@ -56,11 +57,7 @@ void write_dataset_index(const std::string& dir, const DatasetIndex& index) {
   for (const auto& s : index.shards)
     out << "shard " << s.split << " " << s.file << " " << s.tokens << " " << s.text_bytes << " "
         << s.documents << "\n";
-  out.close();
-  if (!out) fail("cannot write '" + tmp + "'");
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) fail("cannot rename '" + tmp + "' to '" + path.string() + "': " + ec.message());
+  write_file_atomic(path, out.str());
 }
 
 DatasetIndex read_dataset_index(const std::string& dir) {
@@ -78,13 +75,19 @@ DatasetIndex read_dataset_index(const std::string& dir) {
     std::istringstream fields(line);
     std::string key;
     fields >> key;
-    const auto bad = [&](const std::string& why) {
-      fail("dataset index '" + path + "' line " + std::to_string(line_no) + ": " + why + ": '" +
-           line + "'");
+    const std::string where = "dataset index '" + path + "' line " + std::to_string(line_no);
+    const auto bad = [&](const std::string& why) { fail(where + ": " + why + ": '" + line + "'"); };
+    // The next field's text; its number is parsed (core/parse) under a name with the location.
+    const auto next = [&](const char* field) {
+      std::string word;
+      if (!(fields >> word)) bad(std::string("missing ") + field);
+      return word;
+    };
+    const auto uint64_field = [&](const char* field) {
+      return parse_uint64(where + ": " + field, next(field));
     };
     if (key == "format") {
-      int format = 0;
-      if (!(fields >> format)) bad("malformed format line");
+      const int format = parse_int(where + ": format", next("format"));
       if (format != kIndexFormat)
         bad("unsupported index format " + std::to_string(format) + " (this build reads " +
             std::to_string(kIndexFormat) + ")");
@@ -94,29 +97,28 @@ DatasetIndex read_dataset_index(const std::string& dir) {
       if (!(fields >> file) || file != kDatasetTokenizerFile)
         bad("expected 'tokenizer " + std::string(kDatasetTokenizerFile) + "'");
     } else if (key == "tokenizer_fingerprint") {
-      std::string hex;
-      if (!(fields >> hex)) bad("missing fingerprint");
-      try {
-        size_t used = 0;
-        index.tokenizer_fingerprint = std::stoull(hex, &used, 16);
-        if (used != hex.size()) bad("malformed fingerprint");
-      } catch (const std::logic_error&) {
-        bad("malformed fingerprint");
-      }
+      const std::string hex = next("tokenizer_fingerprint");
+      index.tokenizer_fingerprint =
+          parse_uint64(where + ": tokenizer_fingerprint",
+                       hex.starts_with("0x") ? std::string_view(hex).substr(2) : hex, 16);
       seen_fingerprint = true;
     } else if (key == "vocab_size") {
-      if (!(fields >> index.vocab_size) || index.vocab_size == 0) bad("malformed vocab size");
+      const uint64_t vocab = uint64_field("vocab_size");
+      if (vocab == 0 || vocab > UINT32_MAX) bad("vocab size out of range");
+      index.vocab_size = static_cast<uint32_t>(vocab);
       seen_vocab = true;
     } else if (key == "val_fraction") {
-      if (!(fields >> index.val_fraction)) bad("malformed val fraction");
+      index.val_fraction = parse_double(where + ": val_fraction", next("val_fraction"));
     } else if (key == "block_bytes") {
-      if (!(fields >> index.block_bytes)) bad("malformed block bytes");
+      index.block_bytes = uint64_field("block_bytes");
     } else if (key == "shard_tokens") {
-      if (!(fields >> index.shard_tokens)) bad("malformed shard tokens");
+      index.shard_tokens = uint64_field("shard_tokens");
     } else if (key == "shard") {
       DatasetShardEntry e;
-      if (!(fields >> e.split >> e.file >> e.tokens >> e.text_bytes >> e.documents))
-        bad("malformed shard line");
+      if (!(fields >> e.split >> e.file)) bad("malformed shard line");
+      e.tokens = uint64_field("shard tokens");
+      e.text_bytes = uint64_field("shard text_bytes");
+      e.documents = uint64_field("shard documents");
       if (e.split != "train" && e.split != "val") bad("unknown split '" + e.split + "'");
       if (e.file.find('/') != std::string::npos)
         bad("shard file names must be plain names inside the directory");

@@ -14,6 +14,7 @@
 
 #include "core/checksum.h"
 #include "core/error.h"
+#include "core/fs.h"
 
 namespace shardlm {
 
@@ -169,15 +170,12 @@ TokenShardHeader TokenShardWriter::finish() {
   unsigned char bytes[kTokenShardHeaderBytes];
   encode_header(header_, bytes);
   if (std::fseek(file_, 0, SEEK_SET) != 0 ||
-      std::fwrite(bytes, 1, sizeof bytes, file_) != sizeof bytes || std::fflush(file_) != 0 ||
-      ::fsync(fileno(file_)) != 0)
+      std::fwrite(bytes, 1, sizeof bytes, file_) != sizeof bytes || std::fflush(file_) != 0)
     fail("cannot write token shard '" + tmp_path_ + "': " + errno_text());
   const int rc = std::fclose(file_);
   file_ = nullptr;
   if (rc != 0) fail("cannot close token shard '" + tmp_path_ + "': " + errno_text());
-  std::error_code ec;
-  std::filesystem::rename(tmp_path_, path_, ec);
-  if (ec) fail("cannot rename '" + tmp_path_ + "' to '" + path_ + "': " + ec.message());
+  commit_file(tmp_path_, path_);
   return header_;
 }
 

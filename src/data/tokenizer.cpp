@@ -6,24 +6,16 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <sstream>
 #include <thread>
 #include <unordered_map>
 
 #include "core/error.h"
+#include "core/fs.h"
 
 namespace shardlm {
 
 namespace {
-
-std::string read_whole_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("cannot open tokenizer model '" + path + "'");
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) fail("error reading tokenizer model '" + path + "'");
-  return bytes;
-}
 
 // Feeds the training files to SentencePiece line by line, so that file names may contain the
 // commas that its --input flag would split on.
@@ -80,7 +72,7 @@ Tokenizer::Tokenizer(std::string serialized, const std::string& origin)
 }
 
 Tokenizer Tokenizer::from_file(const std::string& model_path) {
-  return Tokenizer(read_whole_file(model_path), "'" + model_path + "'");
+  return Tokenizer(read_file(model_path), "'" + model_path + "'");
 }
 
 Tokenizer Tokenizer::from_serialized(std::string serialized, const std::string& origin) {
@@ -134,10 +126,7 @@ const std::string& Tokenizer::piece(int id) const {
 }
 
 void Tokenizer::save(const std::string& path) const {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(serialized_.data(), static_cast<std::streamsize>(serialized_.size()));
-  out.close();
-  if (!out) fail("cannot write tokenizer model '" + path + "'");
+  write_file_atomic(path, serialized_);
 }
 
 void train_tokenizer(const TokenizerTrainOptions& options) {

@@ -57,7 +57,7 @@ class Tokenizer {
   uint64_t fingerprint() const { return fingerprint_; }
   // The .model file's bytes, exactly as loaded.
   const std::string& serialized() const { return serialized_; }
-  // Writes serialized() to `path` (e.g. next to the token shards).
+  // Writes serialized() to `path` atomically (core/fs.h), e.g. next to the token shards.
   void save(const std::string& path) const;
 
  private:

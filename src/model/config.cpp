@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/parse.h"
 
 namespace shardlm {
 
@@ -86,13 +87,7 @@ ModelConfig model_config_from_ini(const std::string& ini_text) {
     for (const auto& f : kModelFields)
       if (key == f.key) field = &f;
     if (!field) fail("[model] section: unknown key '" + key + "'");
-    try {
-      size_t used = 0;
-      cfg.*field->member = std::stoi(value, &used);
-      if (used != value.size()) throw std::invalid_argument(value);
-    } catch (const std::exception&) {
-      fail("[model] section: " + key + " must be an integer, got '" + value + "'");
-    }
+    cfg.*field->member = parse_int("[model] section: " + key, value);
     seen[key] = true;
   }
   for (const auto& f : kModelFields)

@@ -11,10 +11,10 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <sstream>
 #include <string>
 #include <vector>
 
+#include "core/parse.h"
 #include "data/synthetic.h"
 #include "kernels/backend.h"
 #include "parallel/mesh.h"
@@ -54,15 +54,6 @@ TrainSettings base_settings() {
   return st;
 }
 
-std::vector<int> parse_list(const std::string& s) {
-  std::vector<int> out;
-  std::stringstream ss(s);
-  std::string item;
-  while (std::getline(ss, item, ','))
-    if (!item.empty()) out.push_back(std::stoi(item));
-  return out;
-}
-
 std::vector<float> host_copy(KernelBackend& be, const float* p, size_t n) {
   std::vector<float> out(n);
   be.copy_to_host(out.data(), p, n * sizeof(float));
@@ -94,7 +85,8 @@ TEST(ParallelEquivalence, TenStepsMatchSingleRank) {
   const int tp = test_option_int("tp", 1), pp = test_option_int("pp", 1);
   TrainSettings st = base_settings();
   st.zero_stage = test_option_int("zero", 0);
-  st.pipeline_layers = parse_list(test_option("pp-layers", ""));
+  const std::string pp_layers = test_option("pp-layers", "");
+  if (!pp_layers.empty()) st.pipeline_layers = parse_int_list("--pp-layers", pp_layers);
   Mesh mesh(tp, pp);
   const int dp = mesh.sizes().dp;
   ASSERT_EQ(kGlobalMicroBatches % dp, 0);

@@ -1,15 +1,15 @@
 #include "support_args.h"
 
-#include <fstream>
-#include <iterator>
 #include <vector>
+
+#include "core/fs.h"
+#include "core/parse.h"
 
 namespace shardlm::testing {
 
 namespace {
 std::vector<std::string> command_line() {
-  std::ifstream in("/proc/self/cmdline", std::ios::binary);
-  const std::string raw((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string raw = read_file("/proc/self/cmdline");
   std::vector<std::string> args;
   std::string cur;
   for (char c : raw) {
@@ -33,7 +33,7 @@ std::string test_option(const std::string& name, const std::string& fallback) {
 
 int test_option_int(const std::string& name, int fallback) {
   const std::string v = test_option(name, "");
-  return v.empty() ? fallback : std::stoi(v);
+  return v.empty() ? fallback : parse_int("--" + name, v);
 }
 
 }  // namespace shardlm::testing
