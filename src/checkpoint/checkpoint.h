@@ -91,6 +91,13 @@ std::vector<int64_t> list_checkpoints(const std::filesystem::path& root);
 // nullopt when there is none. *.tmp directories are never returned.
 std::optional<std::filesystem::path> find_latest_checkpoint(const std::filesystem::path& root);
 
+// The one way a user-given path becomes a checkpoint (--resume, `shardlm generate`, `shardlm
+// ckpt`): a committed checkpoint directory (it has a manifest.h5) as is; a run directory
+// resolves to the newest committed checkpoint under <path>/checkpoints; a checkpoint root to
+// the newest under it (find_latest_checkpoint). Throws naming the path when it does not exist
+// or holds no committed checkpoint.
+std::filesystem::path resolve_checkpoint(const std::filesystem::path& path);
+
 // Deletes committed checkpoints except the newest `keep_last`, those whose step is a multiple
 // of `keep_every` (0: none kept for that reason) and the one `latest` names. Run by one rank
 // after a commit. Returns the deleted directories.

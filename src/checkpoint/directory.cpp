@@ -83,6 +83,23 @@ std::optional<fs::path> find_latest_checkpoint(const fs::path& root) {
   return root / checkpoint_dir_name(steps.back());
 }
 
+fs::path resolve_checkpoint(const fs::path& path) {
+  if (!fs::exists(path)) fail("checkpoint path " + path.string() + " does not exist");
+  // The commit is the rename of step_X.tmp to step_X: a *.tmp directory, manifest or not, is a
+  // save that did not finish.
+  if (path.filename().string().ends_with(".tmp"))
+    fail(path.string() + " is not a committed checkpoint: a save that did not finish (*.tmp)");
+  if (is_committed(path)) return path;
+  const fs::path run_root = path / "checkpoints";
+  for (const fs::path& root : {run_root, path})
+    if (fs::is_directory(root))
+      if (const auto latest = find_latest_checkpoint(root)) return *latest;
+  fail(path.string() +
+       " is neither a checkpoint (no manifest.h5) nor a run directory or checkpoint root with a "
+       "committed checkpoint (looked in " +
+       run_root.string() + " and " + path.string() + ")");
+}
+
 std::vector<fs::path> apply_retention(const fs::path& root, int keep_last, int64_t keep_every) {
   SHARDLM_CHECK(keep_last >= 0, "keep_last must be >= 0, got " + std::to_string(keep_last));
   SHARDLM_CHECK(keep_every >= 0, "keep_every must be >= 0, got " + std::to_string(keep_every));

@@ -15,17 +15,16 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr const char* kDirHelp =
-    "a checkpoint directory (step_XXXXXXXX), or a checkpoint root: then the one `latest` names";
+    "a checkpoint directory (step_XXXXXXXX), or a run directory or checkpoint root: then its "
+    "newest committed checkpoint";
 
-// A step directory as is; a checkpoint root resolves to its latest checkpoint.
-fs::path resolve_checkpoint(const fs::path& path) {
-  if (fs::exists(path / "manifest.h5")) return path;
-  if (const auto latest = find_latest_checkpoint(path)) {
-    std::cerr << "using the latest checkpoint under " << path.string() << ": " << latest->string()
+// resolve_checkpoint, saying which checkpoint a run directory or root stands for.
+fs::path resolve_and_report(const fs::path& path) {
+  const fs::path resolved = resolve_checkpoint(path);
+  if (resolved != path)
+    std::cerr << "using the latest checkpoint under " << path.string() << ": " << resolved.string()
               << "\n";
-    return *latest;
-  }
-  return path;  // the reader names what is missing
+  return resolved;
 }
 
 // Parses `shardlm ckpt <name> DIR [OUT.h5]`: exactly `names.size()` positional arguments.
@@ -57,7 +56,7 @@ int ckpt_verify(const std::vector<std::string>& args) {
               kDirHelp,
           args, {"DIR"}, paths))
     return *rc;
-  const fs::path dir = resolve_checkpoint(paths[0]);
+  const fs::path dir = resolve_and_report(paths[0]);
   const VerifyReport report = verify_checkpoint(dir);
   std::printf("OK %s: %d files, %lld tensors in %lld slices, %.1f MiB of tensor data checked\n",
               dir.c_str(), report.files, static_cast<long long>(report.tensors),
@@ -74,7 +73,7 @@ int ckpt_inspect(const std::vector<std::string>& args) {
               kDirHelp,
           args, {"DIR"}, paths))
     return *rc;
-  std::cout << describe_checkpoint(resolve_checkpoint(paths[0]));
+  std::cout << describe_checkpoint(resolve_and_report(paths[0]));
   return shardlm::kExitOk;
 }
 
@@ -86,7 +85,7 @@ int ckpt_consolidate(const std::vector<std::string>& args) {
               kDirHelp,
           args, {"DIR", "OUT.h5"}, paths))
     return *rc;
-  const fs::path dir = resolve_checkpoint(paths[0]);
+  const fs::path dir = resolve_and_report(paths[0]);
   consolidate_checkpoint(dir, paths[1]);
   std::printf("wrote %s from %s\n", paths[1].c_str(), dir.c_str());
   return shardlm::kExitOk;

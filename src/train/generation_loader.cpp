@@ -11,21 +11,9 @@ namespace shardlm {
 
 namespace fs = std::filesystem;
 
-fs::path resolve_generation_checkpoint(const fs::path& path) {
-  if (!fs::exists(path)) fail("checkpoint path " + path.string() + " does not exist");
-  if (fs::exists(path / "manifest.h5")) return path;
-  for (const fs::path& root : {path / "checkpoints", path})
-    if (fs::is_directory(root))
-      if (const auto latest = find_latest_checkpoint(root)) return *latest;
-  fail(path.string() +
-       " is neither a checkpoint (no manifest.h5) nor a run directory or checkpoint root with a " +
-       "committed checkpoint (looked in " + (path / "checkpoints").string() + " and " +
-       path.string() + ")");
-}
-
 GenerationModel load_generation_model(const fs::path& path, KernelBackend& backend) {
   GenerationModel loaded;
-  loaded.checkpoint = resolve_generation_checkpoint(path);
+  loaded.checkpoint = resolve_checkpoint(path);
   CheckpointReader reader(loaded.checkpoint);
   ModelConfig cfg;
   try {

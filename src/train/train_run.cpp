@@ -170,13 +170,10 @@ int run_training(RunConfig cfg) {
   if (cfg.resume == "auto") {
     resume_from = find_latest_checkpoint(ckpt_root);
   } else if (cfg.resume != "none") {
-    resume_from = fs::path(cfg.resume);
-    if (!fs::exists(*resume_from / "manifest.h5")) {
-      if (auto latest = find_latest_checkpoint(*resume_from))
-        resume_from = latest;
-      else
-        fail("--resume " + cfg.resume +
-             ": not a committed checkpoint (no manifest.h5) nor a checkpoint root");
+    try {
+      resume_from = resolve_checkpoint(cfg.resume);
+    } catch (const Error& e) {
+      throw Error("--resume: " + std::string(e.what()));
     }
   }
   const fs::path run_ini = run_dir / "run_config.ini";

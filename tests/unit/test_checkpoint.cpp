@@ -591,6 +591,56 @@ TEST(Checkpoint, LatestPointerWinsAndBrokenPointerFallsBack) {
   EXPECT_EQ(find_latest_checkpoint(empty.path() / "does-not-exist"), std::nullopt);
 }
 
+// resolve_checkpoint: what --resume, `shardlm generate` and `shardlm ckpt` accept.
+TEST(ResolveCheckpoint, CommittedDirRunDirAndRoot) {
+  ScratchDir scratch;
+  const fs::path run = scratch.path() / "run", root = run / "checkpoints";
+  const fs::path older = save_tensors(root, 1, small_model());
+  const fs::path newest = save_tensors(root, 2, small_model());
+  EXPECT_EQ(resolve_checkpoint(older), older);  // a committed directory as is, even an old one
+  EXPECT_EQ(resolve_checkpoint(run), newest);
+  EXPECT_EQ(resolve_checkpoint(root), newest);
+}
+
+TEST(ResolveCheckpoint, LatestNamingADeletedDirFallsBackToTheNewest) {
+  ScratchDir scratch;
+  const fs::path root = scratch.path() / "checkpoints";
+  const fs::path first = save_tensors(root, 1, small_model());
+  const fs::path second = save_tensors(root, 2, small_model());
+  fs::remove_all(second);  // `latest` still names step_00000002
+  EXPECT_EQ(read_text(root / "latest"), "step_00000002\n");
+  EXPECT_EQ(resolve_checkpoint(scratch.path()), first);
+  EXPECT_EQ(resolve_checkpoint(root), first);
+  fs::remove_all(first);  // and with nothing committed left, a refusal
+  testing::expect_error([&] { resolve_checkpoint(root); }, {root.string(), "committed checkpoint"});
+}
+
+TEST(ResolveCheckpoint, UncommittedLeftoversAreNoCheckpoint) {
+  ScratchDir scratch;
+  const fs::path root = scratch.path() / "checkpoints";
+  const fs::path saved = save_tensors(root, 3, small_model());
+  // What an interrupted save leaves: only step_X.tmp, here with its manifest already written
+  // (and a `latest` pointing to nothing).
+  const fs::path tmp = root / "step_00000003.tmp";
+  fs::rename(saved, tmp);
+  for (const fs::path& p : {scratch.path(), root})
+    testing::expect_error([&] { resolve_checkpoint(p); },
+                          {p.string(), "no manifest.h5", "committed checkpoint"});
+  testing::expect_error([&] { resolve_checkpoint(tmp); },
+                        {tmp.string(), "not a committed checkpoint", "did not finish"});
+}
+
+TEST(ResolveCheckpoint, NothingThereIsRefusedNamingThePath) {
+  ScratchDir scratch;
+  testing::expect_error([&] { resolve_checkpoint(scratch.path()); },
+                        {scratch.path().string(), "neither a checkpoint"});
+  const fs::path missing = scratch.path() / "nope";
+  testing::expect_error([&] { resolve_checkpoint(missing); }, {missing.string(), "does not exist"});
+  std::ofstream(scratch.path() / "file.txt") << "x";
+  testing::expect_error([&] { resolve_checkpoint(scratch.path() / "file.txt"); },
+                        {"file.txt", "neither a checkpoint"});
+}
+
 TEST(Checkpoint, KillDuringSaveLeavesALoadableCheckpoint) {
   ScratchDir root;
   const std::vector<int64_t> shape{512, 1024};  // 2 MiB per tensor, 3 tensors per step

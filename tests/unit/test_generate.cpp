@@ -439,12 +439,11 @@ TEST(GenerateFromCheckpoint, RunDirectoryWithTokenizer) {
   const fs::path saved = save_training_checkpoint(trainer, run / "checkpoints", info);
 
   // The run directory resolves to its newest checkpoint; so do the root and the step itself.
-  EXPECT_EQ(resolve_generation_checkpoint(run), saved);
-  EXPECT_EQ(resolve_generation_checkpoint(run / "checkpoints"), saved);
-  EXPECT_EQ(resolve_generation_checkpoint(saved), saved);
-  expect_error([&] { resolve_generation_checkpoint(scratch); },
-               {"committed checkpoint", scratch.string()});
-  expect_error([&] { resolve_generation_checkpoint(scratch / "nope"); }, {"does not exist"});
+  EXPECT_EQ(resolve_checkpoint(run), saved);
+  EXPECT_EQ(resolve_checkpoint(run / "checkpoints"), saved);
+  EXPECT_EQ(resolve_checkpoint(saved), saved);
+  expect_error([&] { resolve_checkpoint(scratch); }, {"committed checkpoint", scratch.string()});
+  expect_error([&] { resolve_checkpoint(scratch / "nope"); }, {"does not exist"});
 
   GenerationModel loaded = load_generation_model(run, cpu_backend());
   EXPECT_EQ(loaded.checkpoint, saved);
