@@ -48,7 +48,7 @@ int main(int argc, char** argv) try {
 
   const ModelConfig cfg = model_preset(preset);
   Generator gen(cfg, cpu_backend());
-  gen.model().init_weights(1);
+  gen.weights().init(1);
   std::mt19937 rng(2);
   std::uniform_int_distribution<int32_t> dist(0, cfg.vocab_size - 1);
   std::vector<int32_t> prompt(static_cast<size_t>(prompt_tokens));

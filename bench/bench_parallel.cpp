@@ -198,7 +198,7 @@ void sleeping_barrier(MPI_Comm comm) {
 // Forward and backward of one micro-batch on this rank's stage while the other stages sleep,
 // so that the stage has the machine to itself as it would have its own devices.
 void time_stage_alone(Trainer& trainer, Mesh& mesh, int reps, StageTimes& out) {
-  GPT2& model = trainer.model();
+  ModelStage& model = trainer.model();
   KernelBackend& be = model.backend();
   const size_t N = static_cast<size_t>(model.batch()) * model.seq_len();
   const size_t NC = N * static_cast<size_t>(model.config().n_embd);

@@ -1,6 +1,6 @@
 // Full optimizer steps (forward, backward, grad norm, AdamW) of one process on synthetic tokens:
-// tokens/s, achieved model GFLOP/s (train/flops.h) and % of the FMA peak measured in the same
-// program, then where the step's time goes, op family by op family.
+// tokens/s, achieved model GFLOP/s (ModelFamily::flops_per_token) and % of the FMA peak measured in
+// the same program, then where the step's time goes, op family by op family.
 //   usage: bench_train_step [--model PRESET] [--seq-len T] [--micro-batch B] [--steps N]
 //                           [--warmup-steps W] [--peak-gflops X]
 // Threads: OMP_NUM_THREADS. The "config:" and "result:" lines are key=value for scripts
@@ -30,8 +30,8 @@
 #include "kernels/backend.h"
 #include "kernels/cpu/peak_flops.h"
 #include "model/config.h"
+#include "model/family.h"
 #include "parallel/mesh.h"
-#include "train/flops.h"
 #include "train/trainer.h"
 
 namespace {
@@ -157,7 +157,7 @@ class TimingBackend final : public KernelBackend {
           [&] { inner_.matmul_backward(dinp, dweight, dbias, dout, inp, weight, N, C, OC); });
   }
 
-  // FLOPs of the causal half of the T x T products, as in model_flops_per_token: q@k^T and
+  // FLOPs of the causal half of the T x T products, as in ModelFamily::flops_per_token: q@k^T and
   // att@v forward, twice that backward.
   void attention_forward(float* out, float* att, const float* qkv, int B, int T, int NH,
                          int hd) override {
@@ -353,7 +353,7 @@ int run(const Options& o) {
   backend.enabled = false;
 
   const double tokens_per_step = static_cast<double>(trainer.samples_per_step()) * T;
-  const double flops_per_token = shardlm::model_flops_per_token(cfg, T);
+  const double flops_per_token = shardlm::model_family(cfg.family).flops_per_token(cfg, T);
   const double tokens_per_s = tokens_per_step * o.steps / total;
   const double best_tokens_per_s =
       tokens_per_step / *std::min_element(step_seconds.begin(), step_seconds.end());

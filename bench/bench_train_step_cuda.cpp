@@ -1,8 +1,8 @@
 // The CUDA backend on one GPU: GEMM TFLOP/s of the model's linear layers (forward, and
 // backward = dinp + dweight + dbias), then full optimizer steps (forward, backward, grad norm,
-// AdamW) of one process on synthetic tokens: tokens/s and model TFLOP/s (train/flops.h).
-// Each measurement runs in fp32 (the default, CPU-parity numerics) and with TF32 tensor-core
-// GEMMs, unless --math picks one.
+// AdamW) of one process on synthetic tokens: tokens/s and model TFLOP/s
+// (ModelFamily::flops_per_token). Each measurement runs in fp32 (the default, CPU-parity numerics)
+// and with TF32 tensor-core GEMMs, unless --math picks one.
 //   usage: bench_train_step_cuda [--model PRESET] [--seq-len T] [--micro-batch B] [--steps N]
 //                                [--warmup-steps W] [--math fp32|tf32|both] [--gemm-reps R]
 // Defaults: the 124M `gpt2` preset, T = 1024, B = 8. The "device:", "gemm:" and "result:"
@@ -27,8 +27,8 @@
 #include "core/error.h"
 #include "kernels/cuda/cuda_backend.h"
 #include "model/config.h"
+#include "model/family.h"
 #include "parallel/mesh.h"
-#include "train/flops.h"
 #include "train/trainer.h"
 
 namespace {
@@ -199,7 +199,8 @@ void train_steps(CudaBackend& be, const Options& o, const char* math) {
   const double tokens_per_step = static_cast<double>(trainer.samples_per_step()) * T;
   const double tokens_per_s = tokens_per_step * o.steps / total;
   const double best = *std::min_element(step_seconds.begin(), step_seconds.end());
-  const double tflops = tokens_per_s * shardlm::model_flops_per_token(cfg, T) * 1e-12;
+  const double tflops =
+      tokens_per_s * shardlm::model_family(cfg.family).flops_per_token(cfg, T) * 1e-12;
   std::printf(
       "result: math=%s model=%s seq_len=%d micro_batch=%d steps=%d tokens_per_s=%.0f "
       "best_tokens_per_s=%.0f "

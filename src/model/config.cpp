@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "core/parse.h"
+#include "model/family.h"
 
 namespace shardlm {
 
@@ -14,6 +15,7 @@ int ModelConfig::padded_vocab() const {
 }
 
 void ModelConfig::validate() const {
+  const ModelFamily& fam = model_family(family);  // throws naming unknown families
   auto positive = [](const char* field, int v) {
     if (v <= 0)
       fail(std::string("invalid model config: ") + field + " must be > 0, got " +
@@ -28,17 +30,15 @@ void ModelConfig::validate() const {
   if (n_embd % n_head != 0)
     fail("invalid model config: n_embd (" + std::to_string(n_embd) +
          ") must be divisible by n_head (" + std::to_string(n_head) + ")");
+  fam.validate(*this);
 }
 
 int64_t ModelConfig::num_parameters() const {
-  const int64_t C = n_embd, V = vocab_size, T = max_seq_len;
-  const int64_t per_layer =
-      2 * C + (3 * C * C + 3 * C) + (C * C + C) + 2 * C + (4 * C * C + 4 * C) + (4 * C * C + C);
-  return V * C + T * C + n_layer * per_layer + 2 * C;
+  return model_family(family).num_parameters(*this);
 }
 
 namespace {
-// The fields of the [model] section, in order.
+// The integer fields of the [model] section, in order (after `family`).
 struct ModelField {
   const char* key;
   int ModelConfig::*member;
@@ -58,11 +58,12 @@ std::string trim(const std::string& s) {
   const size_t b = s.find_last_not_of(" \t\r");
   return s.substr(a, b - a + 1);
 }
+
 }  // namespace
 
 std::string model_config_to_ini(const ModelConfig& cfg) {
   std::ostringstream os;
-  os << "[model]\n";
+  os << "[model]\nfamily=" << cfg.family << "\n";
   for (const auto& f : kModelFields) os << f.key << "=" << cfg.*f.member << "\n";
   return os.str();
 }
@@ -83,12 +84,16 @@ ModelConfig model_config_from_ini(const std::string& ini_text) {
     const size_t eq = line.find('=');
     if (eq == std::string::npos) fail("[model] section: expected key=value, got '" + line + "'");
     const std::string key = trim(line.substr(0, eq)), value = trim(line.substr(eq + 1));
+    seen[key] = true;
+    if (key == "family") {
+      cfg.family = value;
+      continue;
+    }
     const ModelField* field = nullptr;
     for (const auto& f : kModelFields)
       if (key == f.key) field = &f;
     if (!field) fail("[model] section: unknown key '" + key + "'");
     cfg.*field->member = parse_int("[model] section: " + key, value);
-    seen[key] = true;
   }
   for (const auto& f : kModelFields)
     if (!seen[f.key]) fail(std::string("[model] section: missing key '") + f.key + "'");
@@ -98,6 +103,7 @@ ModelConfig model_config_from_ini(const std::string& ini_text) {
 
 std::string model_config_diff(const ModelConfig& from, const ModelConfig& to) {
   std::string diff;
+  if (from.family != to.family) diff = "family: " + from.family + " -> " + to.family;
   for (const auto& f : kModelFields)
     if (from.*f.member != to.*f.member)
       diff += (diff.empty() ? "" : ", ") + std::string(f.key) + ": " +
@@ -105,43 +111,20 @@ std::string model_config_diff(const ModelConfig& from, const ModelConfig& to) {
   return diff;
 }
 
-namespace {
-const std::map<std::string, ModelConfig>& presets() {
-  static const std::map<std::string, ModelConfig> table = [] {
-    std::map<std::string, ModelConfig> t;
-    auto make = [](int L, int H, int C, int V, int T) {
-      ModelConfig c;
-      c.n_layer = L;
-      c.n_head = H;
-      c.n_embd = C;
-      c.vocab_size = V;
-      c.max_seq_len = T;
-      return c;
-    };
-    t["tiny"] = make(2, 4, 128, 8192, 256);  // seconds per step on 2 cores
-    t["mini"] = make(6, 6, 384, 8192, 256);  // the demo / benchmark model
-    t["gpt2"] = make(12, 12, 768, 50257, 1024);
-    t["gpt2-medium"] = make(24, 16, 1024, 50257, 1024);
-    t["gpt2-large"] = make(36, 20, 1280, 50257, 1024);
-    t["gpt2-xl"] = make(48, 25, 1600, 50257, 1024);
-    return t;
-  }();
-  return table;
-}
-}  // namespace
-
 std::vector<std::string> model_preset_names() {
-  return {"tiny", "mini", "gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl"};
+  std::vector<std::string> names;
+  for (const ModelFamily* fam : model_families())
+    for (const auto& [name, cfg] : fam->presets()) names.push_back(name);
+  return names;
 }
 
 ModelConfig model_preset(const std::string& name) {
-  auto it = presets().find(name);
-  if (it == presets().end()) {
-    std::string known;
-    for (const auto& n : model_preset_names()) known += (known.empty() ? "" : ", ") + n;
-    fail("unknown model preset '" + name + "' (known: " + known + ")");
-  }
-  return it->second;
+  for (const ModelFamily* fam : model_families())
+    for (const auto& [preset, cfg] : fam->presets())
+      if (preset == name) return cfg;
+  std::string known;
+  for (const auto& n : model_preset_names()) known += (known.empty() ? "" : ", ") + n;
+  fail("unknown model preset '" + name + "' (known: " + known + ")");
 }
 
 }  // namespace shardlm

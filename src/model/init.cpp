@@ -8,13 +8,6 @@
 
 namespace shardlm {
 
-namespace {
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() &&
-         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-}  // namespace
-
 float counter_normal(uint64_t key, uint64_t index) {
   // Box-Muller on two 53-bit uniforms derived from (key, index).
   const uint64_t a = splitmix64(key ^ splitmix64(2 * index));
@@ -24,25 +17,13 @@ float counter_normal(uint64_t key, uint64_t index) {
   return static_cast<float>(std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2));
 }
 
-void fill_gpt2_init(float* out, const TensorView& view, const ModelConfig& cfg, uint64_t seed) {
-  const std::string& name = view.name;
-  const bool is_bias = ends_with(name, ".bias");
-  const bool is_ln_weight =
-      ends_with(name, "ln_1.weight") || ends_with(name, "ln_2.weight") || name == "ln_f.weight";
-  if (is_bias) {
-    for (size_t i = 0; i < view.numel; ++i) out[i] = 0.0f;
-    return;
-  }
-  if (is_ln_weight) {
-    for (size_t i = 0; i < view.numel; ++i) out[i] = 1.0f;
-    return;
-  }
-  const bool residual_proj =
-      ends_with(name, "attn.c_proj.weight") || ends_with(name, "mlp.c_proj.weight");
-  const float std =
-      residual_proj ? 0.02f / std::sqrt(2.0f * static_cast<float>(cfg.n_layer)) : 0.02f;
-  const uint64_t key = splitmix64(seed) ^ fnv1a64(name.data(), name.size());
+void fill_constant(float* out, const TensorView& view, float value) {
+  for (size_t i = 0; i < view.numel; ++i) out[i] = value;
+}
 
+void fill_counter_normal(float* out, const TensorView& view, uint64_t seed, float std,
+                         int64_t zero_rows_from) {
+  const uint64_t key = splitmix64(seed) ^ fnv1a64(view.name.data(), view.name.size());
   // Walk the local block in row-major order, tracking each element's global linear index.
   const size_t rank = view.local_shape.size();
   std::vector<int64_t> idx(rank, 0);
@@ -51,8 +32,8 @@ void fill_gpt2_init(float* out, const TensorView& view, const ModelConfig& cfg, 
     for (size_t d = 0; d < rank; ++d)
       global = global * static_cast<uint64_t>(view.global_shape[d]) +
                static_cast<uint64_t>(view.offset[d] + idx[d]);
-    const bool padded_vocab_row = name == "wte" && view.offset[0] + idx[0] >= cfg.vocab_size;
-    out[i] = padded_vocab_row ? 0.0f : std * counter_normal(key, global);
+    const bool zero_row = zero_rows_from >= 0 && view.offset[0] + idx[0] >= zero_rows_from;
+    out[i] = zero_row ? 0.0f : std * counter_normal(key, global);
     for (size_t d = rank; d-- > 0;) {
       if (++idx[d] < view.local_shape[d]) break;
       idx[d] = 0;

@@ -3,22 +3,9 @@
 // rectangle of the global tensor it is. Optimizer, DP reductions and checkpoints work on flat
 // ranges; this table is what lets a checkpoint load into another layout.
 //
-// Global layouts (PyTorch Linear convention, weight = [out, in]; y = x W^T + b):
-//   wte                      [Vp, C]          vocab-parallel: TP rank r owns rows r*Vp/tp..
-//   wpe                      [max_seq, C]     replicated over TP
-//   h.L.ln_1.weight/bias     [C]              replicated
-//   h.L.attn.c_attn.weight   [3, H, hd, C]    column-parallel over heads: rank owns H/tp heads
-//   h.L.attn.c_attn.bias     [3, H, hd]       (q rows of all heads, then k, then v)
-//   h.L.attn.c_proj.weight   [C, C]           row-parallel: rank owns columns r*C/tp..
-//   h.L.attn.c_proj.bias     [C]              replicated
-//   h.L.ln_2.weight/bias     [C]              replicated
-//   h.L.mlp.c_fc.weight      [4C, C]          column-parallel: rank owns rows r*4C/tp..
-//   h.L.mlp.c_fc.bias        [4C]
-//   h.L.mlp.c_proj.weight    [C, 4C]          row-parallel: rank owns columns r*4C/tp..
-//   h.L.mlp.c_proj.bias      [C]              replicated
-//   ln_f.weight/bias         [C]              replicated
-// With pipeline parallelism the first stage holds wte and wpe, the last stage ln_f and a copy
-// of wte (tied LM head); when first == last there is one copy.
+// It is built from a family's tensor plan (tensor_plan.h) and the rank's ShardSpec: the plan's
+// first-stage tensors, then the blocks this stage runs, then the last-stage tensors, then the
+// tied copies the last stage holds when it is not also the first.
 #pragma once
 
 #include <cstddef>
@@ -27,6 +14,7 @@
 #include <vector>
 
 #include "model/config.h"
+#include "model/tensor_plan.h"
 
 namespace shardlm {
 
@@ -53,15 +41,20 @@ struct TensorView {
   size_t flat_offset = 0;             // elements from the start of the flat buffer
   size_t numel = 0;                   // elements of the local block
   bool tp_replicated = false;         // every TP rank holds the whole tensor
-  bool weight_decay = false;          // AdamW decay: rank >= 2 tensors that are not biases
+  bool weight_decay = false;          // AdamW decays it (the family's rule)
   // This rank's copy is the one that counts: in the global grad norm and in checkpoints.
-  // False for TP-replicated tensors on tp_rank > 0 and for the last stage's copy of wte.
+  // False for TP-replicated tensors on tp_rank > 0 and for the last stage's tied copies.
   bool primary = true;
+  // Held by both the first and the last pipeline stage (a tied tensor with pp > 1): its
+  // gradient is summed between the two copies before the optimizer step.
+  bool tied_across_stages = false;
 };
 
 class ParamLayout {
  public:
   ParamLayout() = default;
+  ParamLayout(const TensorPlan& plan, const ShardSpec& shard);
+  // The layout of cfg's family plan (cfg is validated first).
   ParamLayout(const ModelConfig& cfg, const ShardSpec& shard);
 
   const std::vector<TensorView>& views() const { return views_; }
@@ -75,14 +68,10 @@ class ParamLayout {
   static constexpr size_t kAlign = 16;
 
  private:
-  void add(const std::string& name, std::vector<int64_t> global_shape, int split_dim,
-           bool replicated, bool primary = true);
+  void add(const TensorSpec& spec, bool primary, bool tied);
   std::vector<TensorView> views_;
   size_t total_ = 0;
   ShardSpec shard_;
 };
-
-// "h.<layer>.<suffix>"
-std::string layer_param_name(int layer, const char* suffix);
 
 }  // namespace shardlm

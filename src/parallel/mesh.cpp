@@ -1,7 +1,5 @@
 #include "parallel/mesh.h"
 
-#include <mpi.h>
-
 #include "core/error.h"
 #include "parallel/mpi_comm.h"
 
@@ -29,38 +27,27 @@ int mesh_world_rank(const MeshShape& shape, const MeshCoord& coord) {
   return coord.pp * (shape.dp * shape.tp) + coord.dp * shape.tp + coord.tp;
 }
 
-Mesh::Mesh(int tp, int pp) : Mesh(MPI_COMM_NULL, tp, pp) {}
+Mesh::Mesh(int tp, int pp) : Mesh(*world_communicator(), tp, pp) {}
 
-Mesh::Mesh(MPI_Comm base, int tp, int pp) {
-  int initialised = 0, finalised = 0;
-  MPI_Initialized(&initialised);
-  MPI_Finalized(&finalised);
-  const bool use_mpi = initialised && !finalised;
-  if (use_mpi && base == MPI_COMM_NULL) base = MPI_COMM_WORLD;
-  int world_size = 1;
-  if (use_mpi) {
-    MPI_CHECK(MPI_Comm_rank(base, &world_rank_));
-    MPI_CHECK(MPI_Comm_size(base, &world_size));
-  }
+Mesh::Mesh(Communicator& base, int tp, int pp) {
+  world_rank_ = base.rank();
   set_error_rank(world_rank_);
   // Same inputs on every rank, so every rank throws here alike: no collective is pending yet.
-  shape_ = make_mesh_shape(world_size, tp, pp);
+  shape_ = make_mesh_shape(base.size(), tp, pp);
   coord_ = mesh_coord(shape_, world_rank_);
-  if (world_size == 1) {
+  if (base.size() == 1) {
     world_ = std::make_unique<SelfCommunicator>("world");
     tp_ = std::make_unique<SelfCommunicator>("tp");
     dp_ = std::make_unique<SelfCommunicator>("dp");
     pp_ = std::make_unique<SelfCommunicator>("pp");
     return;
   }
-  auto world = std::make_unique<MpiCommunicator>(base, "world");
-  const MPI_Comm w = world->handle();
+  world_ = base.split(0, world_rank_, "world");  // the mesh's own copy of the group
   // A group is the set of ranks agreeing on the other two coordinates; its own coordinate
   // orders it.
-  tp_ = MpiCommunicator::split(w, coord_.pp * shape_.dp + coord_.dp, coord_.tp, "tp");
-  dp_ = MpiCommunicator::split(w, coord_.pp * shape_.tp + coord_.tp, coord_.dp, "dp");
-  pp_ = MpiCommunicator::split(w, coord_.dp * shape_.tp + coord_.tp, coord_.pp, "pp");
-  world_ = std::move(world);
+  tp_ = world_->split(coord_.pp * shape_.dp + coord_.dp, coord_.tp, "tp");
+  dp_ = world_->split(coord_.pp * shape_.tp + coord_.tp, coord_.dp, "dp");
+  pp_ = world_->split(coord_.dp * shape_.tp + coord_.tp, coord_.pp, "pp");
 }
 
 std::unique_ptr<Mesh> Mesh::single_process() {
@@ -78,28 +65,6 @@ std::string Mesh::describe() const {
          std::to_string(coord_.dp) + ", tp " + std::to_string(coord_.tp) + ") of pp" +
          std::to_string(shape_.pp) + " x dp" + std::to_string(shape_.dp) + " x tp" +
          std::to_string(shape_.tp);
-}
-
-MpiRuntime::MpiRuntime(int* argc, char*** argv) {
-  int initialised = 0;
-  MPI_CHECK(MPI_Initialized(&initialised));
-  if (initialised) return;
-  int provided = 0;
-  MPI_CHECK(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided));
-  if (provided < MPI_THREAD_FUNNELED) {
-    MPI_Finalize();
-    fail("MPI provides thread level " + std::to_string(provided) +
-         ", below MPI_THREAD_FUNNELED, which OpenMP kernels next to MPI calls need");
-  }
-  initialised_here_ = true;
-  MPI_CHECK(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
-}
-
-MpiRuntime::~MpiRuntime() {
-  if (!initialised_here_) return;
-  int finalised = 0;
-  MPI_Finalized(&finalised);
-  if (!finalised) MPI_Finalize();
 }
 
 }  // namespace shardlm

@@ -4,12 +4,11 @@
 // Every group's communicator is made once, at construction.
 #pragma once
 
-#include <mpi.h>
-
 #include <memory>
 #include <string>
 
 #include "parallel/comm.h"
+#include "parallel/mpi_runtime.h"
 
 namespace shardlm {
 
@@ -38,8 +37,8 @@ class Mesh {
   // group is a SelfCommunicator. Records world_rank for error messages (set_error_rank).
   Mesh(int tp, int pp);
   // The same over the ranks of `base` only (e.g. the first N ranks of a larger test job); its
-  // rank 0 is the mesh's world rank 0. Collective over `base`.
-  Mesh(MPI_Comm base, int tp, int pp);
+  // rank 0 is the mesh's world rank 0. Collective over `base`, which stays the caller's.
+  Mesh(Communicator& base, int tp, int pp);
   // A 1 x 1 x 1 mesh of this process alone (SelfCommunicators), even inside an MPI job: for
   // computing single-rank references next to a parallel run.
   static std::unique_ptr<Mesh> single_process();
@@ -65,22 +64,6 @@ class Mesh {
   MeshCoord coord_;
   int world_rank_ = 0;
   std::unique_ptr<Communicator> world_, tp_, dp_, pp_;
-};
-
-// Initialises MPI (MPI_THREAD_FUNNELED: only the main thread calls MPI, OpenMP threads do
-// not) unless it already is, and finalises it on destruction if this object initialised it.
-// MPI_COMM_WORLD then returns errors instead of aborting, so MPI_CHECK can throw.
-class MpiRuntime {
- public:
-  MpiRuntime(int* argc = nullptr, char*** argv = nullptr);
-  ~MpiRuntime();
-  MpiRuntime(const MpiRuntime&) = delete;
-  MpiRuntime& operator=(const MpiRuntime&) = delete;
-
-  bool initialised_here() const { return initialised_here_; }
-
- private:
-  bool initialised_here_ = false;
 };
 
 }  // namespace shardlm

@@ -4,22 +4,54 @@
 #include <chrono>
 
 #include "core/error.h"
+#include "kernels/backend.h"
+#include "parallel/message_tags.h"
 
 namespace shardlm {
 
 namespace {
-constexpr int kTagActivation = 11;
-constexpr int kTagGradient = 12;
-
 double now_seconds() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 }  // namespace
 
-Pipeline::Pipeline(GPT2& model, Communicator& pp) : model_(model), pp_(pp) {
-  const size_t N = static_cast<size_t>(model.batch()) * model.seq_len();
-  act_count_ = N * static_cast<size_t>(model.config().n_embd);
-  auto& be = model.backend();
+std::vector<std::pair<int, int>> pipeline_stage_ranges(int n_layer, int pp,
+                                                       const std::vector<int>& layers) {
+  std::vector<std::pair<int, int>> ranges;
+  if (!layers.empty()) {
+    if (static_cast<int>(layers.size()) != pp)
+      fail("--pp-layers lists " + std::to_string(layers.size()) + " stages but pp is " +
+           std::to_string(pp));
+    int begin = 0;
+    for (size_t s = 0; s < layers.size(); ++s) {
+      if (layers[s] < 1)
+        fail("--pp-layers: stage " + std::to_string(s) + " has " + std::to_string(layers[s]) +
+             " layers (need >= 1)");
+      ranges.emplace_back(begin, begin + layers[s]);
+      begin += layers[s];
+    }
+    if (begin != n_layer)
+      fail("--pp-layers sums to " + std::to_string(begin) + " layers but the model has n_layer " +
+           std::to_string(n_layer));
+    return ranges;
+  }
+  if (pp > n_layer)
+    fail("pp " + std::to_string(pp) + " is larger than n_layer " + std::to_string(n_layer) +
+         ": every stage needs a layer");
+  // Even split; the first stages take the remainder (the last stage also runs the LM head).
+  int begin = 0;
+  for (int s = 0; s < pp; ++s) {
+    const int n = n_layer / pp + (s < n_layer % pp ? 1 : 0);
+    ranges.emplace_back(begin, begin + n);
+    begin += n;
+  }
+  return ranges;
+}
+
+Pipeline::Pipeline(PipelineStage& stage, Communicator& pp) : stage_(stage), pp_(pp) {
+  const size_t N = stage.tokens_per_micro_batch();
+  act_count_ = stage.boundary_numel();
+  auto& be = stage.backend();
   input_ = be.alloc_floats(act_count_);
   grad_ = be.alloc_floats(act_count_);
   tokens_.resize(N);
@@ -27,27 +59,27 @@ Pipeline::Pipeline(GPT2& model, Communicator& pp) : model_(model), pp_(pp) {
 }
 
 Pipeline::~Pipeline() {
-  model_.backend().free_memory(input_);
-  model_.backend().free_memory(grad_);
+  stage_.backend().free_memory(input_);
+  stage_.backend().free_memory(grad_);
 }
 
 double Pipeline::forward(int m, const MicroBatchFetch& fetch) {
   fetch(m, tokens_.data(), targets_.data());
   const bool first = pp_.rank() == 0;
-  return model_.forward(m % model_.slots(), tokens_.data(), targets_.data(),
+  return stage_.forward(m % stage_.slots(), tokens_.data(), targets_.data(),
                         first ? nullptr : input_);
 }
 
 void Pipeline::backward(int m, float loss_scale) {
   const bool last = pp_.rank() == pp_.size() - 1;
-  model_.backward(m % model_.slots(), loss_scale, last ? nullptr : grad_);
+  stage_.backward(m % stage_.slots(), loss_scale, last ? nullptr : grad_);
 }
 
 double Pipeline::run(int M, const MicroBatchFetch& fetch, float loss_scale, bool train) {
   const int S = pp_.size(), s = pp_.rank();
   const bool first = s == 0, last = s == S - 1;
   SHARDLM_CHECK(M >= 1, "pipeline needs at least one micro-batch");
-  SHARDLM_CHECK(S == 1 || model_.slots() >= std::min(M, S),
+  SHARDLM_CHECK(S == 1 || stage_.slots() >= std::min(M, S),
                 "model has too few activation slots for 1F1B");
   wait_seconds_ = 0.0;
   double loss_sum = 0.0;
@@ -61,14 +93,14 @@ double Pipeline::run(int M, const MicroBatchFetch& fetch, float loss_scale, bool
   };
   auto send_forward = [&](int m) {
     if (!last)
-      pp_.send(model_.stage_output(m % model_.slots()), act_count_, DType::F32, s + 1,
+      pp_.send(stage_.stage_output(m % stage_.slots()), act_count_, DType::F32, s + 1,
                kTagActivation);
   };
   auto recv_backward = [&] {
-    if (!last) timed([&] { pp_.recv(grad_, act_count_, DType::F32, s + 1, kTagGradient); });
+    if (!last) timed([&] { pp_.recv(grad_, act_count_, DType::F32, s + 1, kTagActivationGrad); });
   };
   auto send_backward = [&] {
-    if (!first) pp_.send(model_.input_grad(), act_count_, DType::F32, s - 1, kTagGradient);
+    if (!first) pp_.send(stage_.input_grad(), act_count_, DType::F32, s - 1, kTagActivationGrad);
   };
 
   if (!train) {
@@ -94,8 +126,8 @@ double Pipeline::run(int M, const MicroBatchFetch& fetch, float loss_scale, bool
     // send_forward_recv_backward: one exchange with the next stage.
     if (!last)
       timed([&] {
-        pp_.send_recv(model_.stage_output(m % model_.slots()), act_count_, s + 1, kTagActivation,
-                      grad_, act_count_, s + 1, kTagGradient, DType::F32);
+        pp_.send_recv(stage_.stage_output(m % stage_.slots()), act_count_, s + 1, kTagActivation,
+                      grad_, act_count_, s + 1, kTagActivationGrad, DType::F32);
       });
     backward(i, loss_scale);
     if (i == steady - 1) {
@@ -103,8 +135,8 @@ double Pipeline::run(int M, const MicroBatchFetch& fetch, float loss_scale, bool
     } else if (!first) {
       // send_backward_recv_forward: one exchange with the previous stage.
       timed([&] {
-        pp_.send_recv(model_.input_grad(), act_count_, s - 1, kTagGradient, input_, act_count_,
-                      s - 1, kTagActivation, DType::F32);
+        pp_.send_recv(stage_.input_grad(), act_count_, s - 1, kTagActivationGrad, input_,
+                      act_count_, s - 1, kTagActivation, DType::F32);
       });
     }
   }

@@ -4,26 +4,11 @@
 
 #include "checkpoint/rect.h"
 #include "core/error.h"
+#include "kernels/host_staging.h"
 
 namespace shardlm {
 
 namespace {
-
-// Host-readable view of a backend buffer: the buffer itself for host memory, else a copy.
-class HostView {
- public:
-  HostView(KernelBackend& be, const float* p, size_t n) : data_(p) {
-    if (be.host_memory()) return;
-    copy_.resize(n);
-    be.copy_to_host(copy_.data(), p, n * sizeof(float));
-    data_ = copy_.data();
-  }
-  const float* data() const { return data_; }
-
- private:
-  const float* data_;
-  std::vector<float> copy_;
-};
 
 Rect view_rect(const TensorView& v) {
   return Rect{v.offset, v.local_shape};
@@ -94,25 +79,24 @@ std::vector<Rect> range_to_rects(const Rect& block, int64_t begin, int64_t end) 
 
 std::filesystem::path save_training_checkpoint(Trainer& trainer, const std::filesystem::path& root,
                                                const TrainingCheckpointInfo& info) {
-  GPT2& model = trainer.model();
+  ModelStage& model = trainer.model();
   Mesh& mesh = trainer.mesh();
   AdamW& opt = trainer.optimizer();
-  const bool zero = trainer.settings().zero_stage == 1;
-  const bool dp_leader = mesh.dp_rank() == 0;
+  const GradientSync& sync = trainer.gradient_sync();
   // Slices are written straight from the flat buffers when they are host memory (CPU); a
   // device backend stages them through host copies.
   KernelBackend& be = model.backend();
-  HostView params(be, model.params(), model.layout().total());
-  HostView m(be, opt.exp_avg(), opt.end() - opt.begin());
-  HostView v(be, opt.exp_avg_sq(), opt.end() - opt.begin());
+  const HostStaged params(be, model.params(), model.layout().total());
+  const HostStaged m(be, opt.exp_avg(), opt.end() - opt.begin());
+  const HostStaged v(be, opt.exp_avg_sq(), opt.end() - opt.begin());
 
   std::vector<CheckpointSlice> slices;
   for (const auto& view : model.layout().views()) {
     if (!view.primary) continue;
-    if (dp_leader)
+    if (sync.writes_params())
       slices.push_back({kRoleParam, view.name, view.global_shape, view.offset, view.local_shape,
                         params.data() + view.flat_offset});
-    if (!zero && !dp_leader) continue;
+    if (!sync.writes_optimizer_state()) continue;
     size_t lo = 0, hi = 0;
     if (!view_range(view, opt.begin(), opt.end(), lo, hi)) continue;
     const int64_t a = static_cast<int64_t>(lo - view.flat_offset),
@@ -153,36 +137,25 @@ void check_shape(CheckpointReader& reader, const std::string& role, const Tensor
 }
 }  // namespace
 
-void load_model_params(GPT2& model, CheckpointReader& reader) {
-  KernelBackend& be = model.backend();
-  std::vector<float> staging;  // one tensor at a time, for device backends
-  for (const auto& view : model.layout().views()) {
+void load_model_params(ModelWeights& weights, CheckpointReader& reader) {
+  KernelBackend& be = weights.backend();
+  for (const auto& view : weights.layout().views()) {
     check_shape(reader, kRoleParam, view);
-    float* dest = model.params() + view.flat_offset;
-    if (be.host_memory()) {
-      reader.read(kRoleParam, view.name, view.offset, view.local_shape, dest);
-      continue;
-    }
-    staging.assign(view.numel, 0.0f);
-    reader.read(kRoleParam, view.name, view.offset, view.local_shape, staging.data());
-    be.copy_from_host(dest, staging.data(), view.numel * sizeof(float));
+    HostStaged dest(be, weights.params() + view.flat_offset, view.numel, HostStaged::Mode::Write);
+    reader.read(kRoleParam, view.name, view.offset, view.local_shape, dest.data());
+    dest.flush();
   }
 }
 
 void load_training_checkpoint(Trainer& trainer, CheckpointReader& reader) {
-  GPT2& model = trainer.model();
-  load_model_params(model, reader);
+  ModelStage& model = trainer.model();
+  load_model_params(model.weights(), reader);
   AdamW& opt = trainer.optimizer();
   KernelBackend& be = model.backend();
   // Read straight into the moment buffers when they are host memory; else stage on the host.
   const size_t n = opt.end() - opt.begin();
-  std::vector<float> m_host, v_host;
-  if (!be.host_memory()) {
-    m_host.assign(n, 0.0f);
-    v_host.assign(n, 0.0f);
-  }
-  float* m = be.host_memory() ? opt.exp_avg() : m_host.data();
-  float* v = be.host_memory() ? opt.exp_avg_sq() : v_host.data();
+  HostStaged m(be, opt.exp_avg(), n, HostStaged::Mode::Write);
+  HostStaged v(be, opt.exp_avg_sq(), n, HostStaged::Mode::Write);
   for (const auto& view : model.layout().views()) {
     size_t lo = 0, hi = 0;
     if (!view_range(view, opt.begin(), opt.end(), lo, hi)) continue;
@@ -192,15 +165,13 @@ void load_training_checkpoint(Trainer& trainer, CheckpointReader& reader) {
                   b = static_cast<int64_t>(hi - view.flat_offset);
     int64_t pos = static_cast<int64_t>(lo - opt.begin());
     for (const Rect& r : range_to_rects(view_rect(view), a, b)) {
-      reader.read(kRoleExpAvg, view.name, r.offset, r.count, m + pos);
-      reader.read(kRoleExpAvgSq, view.name, r.offset, r.count, v + pos);
+      reader.read(kRoleExpAvg, view.name, r.offset, r.count, m.data() + pos);
+      reader.read(kRoleExpAvgSq, view.name, r.offset, r.count, v.data() + pos);
       pos += r.numel();
     }
   }
-  if (!be.host_memory()) {
-    be.copy_from_host(opt.exp_avg(), m, n * sizeof(float));
-    be.copy_from_host(opt.exp_avg_sq(), v, n * sizeof(float));
-  }
+  m.flush();
+  v.flush();
 }
 
 }  // namespace shardlm

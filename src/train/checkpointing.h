@@ -3,8 +3,9 @@
 // saved with any other layout.
 //
 // Ownership rules (each global element is written exactly once):
-//  - parameters and, without ZeRO, AdamW moments: DP rank 0 writes the primary copy of every
-//    view (TP-replicated tensors from TP rank 0; the tied wte from the first stage);
+//  - which DP rank writes parameters and AdamW moments is GradientSync's rule
+//    (parallel/data_parallel.h); of a rank's views only the primary copies are written
+//    (TP-replicated tensors from TP rank 0; a tied tensor from the first stage);
 //  - with ZeRO-1 every DP rank writes the moments of its flat partition, cut along view
 //    boundaries into rectangles (range_to_rects), so the checkpoint stays layout-free.
 #pragma once
@@ -16,7 +17,7 @@
 
 #include "checkpoint/checkpoint.h"
 #include "checkpoint/rect.h"
-#include "model/gpt2.h"
+#include "model/weights.h"
 #include "train/trainer.h"
 
 namespace shardlm {
@@ -40,7 +41,7 @@ std::filesystem::path save_training_checkpoint(Trainer& trainer, const std::file
 // the tensor when the checkpoint's shapes do not fit this model.
 void load_training_checkpoint(Trainer& trainer, CheckpointReader& reader);
 
-// Fills only the parameters of `model` (for generation and conversion).
-void load_model_params(GPT2& model, CheckpointReader& reader);
+// Fills only the parameters of `weights` (training stage or generation decoder; any layout).
+void load_model_params(ModelWeights& weights, CheckpointReader& reader);
 
 }  // namespace shardlm

@@ -33,7 +33,7 @@ GenerationModel load_generation_model(const fs::path& path, KernelBackend& backe
            " pieces but the model's vocab_size is " + std::to_string(cfg.vocab_size));
   }
   loaded.generator = std::make_unique<Generator>(cfg, backend);
-  load_model_params(loaded.generator->model(), reader);
+  load_model_params(loaded.generator->weights(), reader);
   return loaded;
 }
 

@@ -25,11 +25,11 @@
 #include "data/synthetic.h"
 #include "data/tokenizer.h"
 #include "kernels/registry.h"
+#include "model/family.h"
 #include "model/init.h"
 #include "parallel/consistency.h"
 #include "parallel/mesh.h"
 #include "train/checkpointing.h"
-#include "train/flops.h"
 #include "train/trainer.h"
 
 namespace fs = std::filesystem;
@@ -296,7 +296,7 @@ int run_training(RunConfig cfg) {
   const fs::path heartbeat =
       run_dir / "progress" / ("rank_" + std::to_string(mesh.world_rank()) + ".txt");
   const double tokens_per_step = static_cast<double>(trainer.samples_per_step()) * cfg.seq_len;
-  const double flops_tok = model_flops_per_token(cfg.model, cfg.seq_len);
+  const double flops_tok = model_family(cfg.model.family).flops_per_token(cfg.model, cfg.seq_len);
   const double peak_per_rank =
       cfg.peak_tflops > 0 ? cfg.peak_tflops * 1e12 : cpu_peak_flops_per_rank(mesh.world());
   const double t_start = now_seconds();

@@ -1,10 +1,11 @@
 // One optimizer step of data x tensor x pipeline parallel training, and evaluation.
 //
 // A step: every DP rank runs `micro_batches` micro-batches of `micro_batch` sequences through
-// its pipeline (1F1B when pp > 1), accumulating gradients; the tied embedding's two copies
-// (first and last stage) are summed; gradients are averaged over DP (all-reduce, or
-// reduce-scatter with ZeRO-1); the global gradient norm is computed counting every parameter
+// its pipeline (1F1B when pp > 1), accumulating gradients; tied tensors' two copies (first and
+// last stage) are summed; gradients are averaged over DP (parallel/data_parallel.h: all-reduce,
+// or reduce-scatter with ZeRO-1); the global gradient norm is computed counting every parameter
 // once; AdamW updates (each DP rank only its shard under ZeRO-1, followed by an all-gather).
+// The model is whatever family settings.model names (model/family.h).
 #pragma once
 
 #include <cstdint>
@@ -14,8 +15,9 @@
 
 #include "kernels/backend.h"
 #include "model/config.h"
-#include "model/gpt2.h"
+#include "model/model.h"
 #include "optim/adamw.h"
+#include "parallel/data_parallel.h"
 #include "parallel/mesh.h"
 #include "parallel/pipeline.h"
 
@@ -64,40 +66,32 @@ class Trainer {
   double evaluate(uint64_t first, int batches, const BatchSource& data);
 
   uint64_t samples_per_step() const;
-  GPT2& model() { return *model_; }
+  ModelStage& model() { return *model_; }
   AdamW& optimizer() { return *optimizer_; }
+  GradientSync& gradient_sync() { return *grad_sync_; }
   Mesh& mesh() { return mesh_; }
   Pipeline& pipeline() { return *pipeline_; }
   const TrainSettings& settings() const { return settings_; }
   // The flat range of parameters this rank's optimizer updates (all of it without ZeRO).
-  size_t shard_begin() const { return shard_begin_; }
-  size_t shard_end() const { return shard_end_; }
+  size_t shard_begin() const { return grad_sync_->shard_begin(); }
+  size_t shard_end() const { return grad_sync_->shard_end(); }
 
  private:
   // Forward+backward over all micro-batches (backward skipped when train is false); returns
   // the summed micro-batch losses on the last stage (0 elsewhere).
   double run_micro_batches(uint64_t first_sample, const BatchSource& data, bool train);
-  void sync_tied_embedding();
-  void reduce_gradients();
+  void sync_tied_tensors();
   double global_grad_norm();
   double average_loss(double local_loss_sum, int micro_batches);
 
   TrainSettings settings_;
   Mesh& mesh_;
   KernelBackend& be_;
-  std::unique_ptr<GPT2> model_;
+  std::unique_ptr<ModelStage> model_;
+  std::unique_ptr<GradientSync> grad_sync_;
   std::unique_ptr<AdamW> optimizer_;
   std::unique_ptr<Pipeline> pipeline_;
-  size_t flat_size_ = 0;  // flat buffer size, padded to a multiple of dp * align (ZeRO partitions)
-  size_t shard_begin_ = 0, shard_end_ = 0;
-  float* grad_shard_ = nullptr;  // ZeRO-1: this rank's reduced gradient shard
 };
-
-// Layer range of every pipeline stage: `layers` per stage if given (must sum to n_layer, each
-// >= 1), otherwise an even split with the remainder going to the first stages (the last
-// stage also runs the LM head and the loss).
-std::vector<std::pair<int, int>> pipeline_stage_ranges(int n_layer, int pp,
-                                                       const std::vector<int>& layers);
 
 // Refuses, with a message naming the values, layouts that do not divide the model or batch.
 void validate_layout(const TrainSettings& settings, const MeshShape& shape);

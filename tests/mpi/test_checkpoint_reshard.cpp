@@ -19,6 +19,7 @@
 #include "checkpoint/checkpoint.h"
 #include "data/synthetic.h"
 #include "parallel/mesh.h"
+#include "parallel/mpi_comm.h"
 #include "train/checkpointing.h"
 #include "train/trainer.h"
 
@@ -87,7 +88,7 @@ fs::path shared_temp_dir() {
   return path;
 }
 
-std::vector<float> host_params(GPT2& model, const TensorView& v) {
+std::vector<float> host_params(ModelStage& model, const TensorView& v) {
   std::vector<float> out(v.numel);
   model.backend().copy_to_host(out.data(), model.params() + v.flat_offset, v.numel * sizeof(float));
   return out;
@@ -108,7 +109,8 @@ TEST(CheckpointReshard, EveryLayoutResumesEveryOther) {
   for (size_t a = 0; a < kLayoutCount; ++a) {
     const Layout& L = kLayouts[a];
     on_first_ranks(L.ranks, [&](MPI_Comm comm) {
-      Mesh mesh(comm, L.tp, L.pp);
+      MpiCommunicator base(comm, "base");
+      Mesh mesh(base, L.tp, L.pp);
       TrainSettings st = settings_for(mesh.sizes().dp);
       st.zero_stage = L.zero;
       Trainer tr(st, mesh, cpu_backend());
@@ -130,7 +132,8 @@ TEST(CheckpointReshard, EveryLayoutResumesEveryOther) {
       const Layout& B = kLayouts[b];
       const std::string pair = std::string(A.name) + " -> " + B.name;
       on_first_ranks(B.ranks, [&](MPI_Comm comm) {
-        Mesh mesh(comm, B.tp, B.pp);
+        MpiCommunicator base(comm, "base");
+        Mesh mesh(base, B.tp, B.pp);
         TrainSettings st = settings_for(mesh.sizes().dp);
         st.zero_stage = B.zero;
         Trainer tr(st, mesh, cpu_backend());

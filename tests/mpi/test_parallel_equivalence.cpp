@@ -135,7 +135,7 @@ TEST(ParallelEquivalence, TenStepsMatchSingleRank) {
 
   // Every block this rank owns equals the same block of the reference model.
   KernelBackend& be = cpu_backend();
-  GPT2& model = run.model();
+  ModelStage& model = run.model();
   double worst = 0.0;
   for (const auto& v : model.layout().views()) {
     const TensorView& rv = ref.model().layout().get(v.name);

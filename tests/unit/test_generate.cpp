@@ -1,4 +1,4 @@
-// Generation (model/generator.h): the KV-cached decode reproduces GPT2::forward's logits at
+// Generation (model/generator.h): the KV-cached decode reproduces the training stage's logits at
 // every position, cached and full-recompute generation give the same tokens, the sampler's
 // greedy / top-k / top-p rules, the stop conditions and input errors, the [model] INI section,
 // and loading a checkpoint written by the trainer (train/generation_loader.h).
@@ -21,9 +21,10 @@
 #include "kernels/backend.h"
 #include "model/config.h"
 #include "model/generator.h"
-#include "model/gpt2.h"
+#include "model/model.h"
 #include "parallel/mesh.h"
 #include "parallel/mpi_comm.h"
+#include "support_errors.h"
 #include "train/checkpointing.h"
 #include "train/generation_loader.h"
 #include "train/trainer.h"
@@ -134,10 +135,11 @@ TEST_P(DecodeMatchesForward, LogitsAtEveryPosition) {
   const int L = cfg.max_seq_len, V = cfg.vocab_size, Vp = cfg.padded_vocab();
   KernelBackend& be = cpu_backend();
   SelfCommunicator tp("tp");
-  GPT2 reference(cfg, ShardSpec::whole_model(cfg), be, tp, 1, L);
+  auto reference_stage = make_model_stage(cfg, ShardSpec::whole_model(cfg), be, tp, 1, L);
+  ModelStage& reference = *reference_stage;
   reference.init_weights(7);
   Generator gen(cfg, be);
-  gen.model().init_weights(7);
+  gen.weights().init(7);
 
   const std::vector<int32_t> tokens = random_tokens(L, V, 11);
   reference.forward(0, tokens.data(), tokens.data(), nullptr);
@@ -175,7 +177,7 @@ INSTANTIATE_TEST_SUITE_P(Shapes, DecodeMatchesForward,
 class GenerateTest : public ::testing::Test {
  protected:
   GenerateTest() : cfg_(small_config(2, 4, 64, 300, 40)), gen_(cfg_, cpu_backend()) {
-    gen_.model().init_weights(3);
+    gen_.weights().init(3);
   }
   GenerateResult run(const SamplingOptions& sampling, bool cache, int max_tokens = 25,
                      const std::vector<int32_t>& prompt = {5, 17, 42, 8}, int eos = -1) {
@@ -383,16 +385,26 @@ TEST(ModelConfigIni, RoundTrip) {
   ModelConfig odd = small_config(3, 5, 40, 1234, 77);
   odd.vocab_pad_multiple = 64;
   EXPECT_EQ(model_config_to_ini(odd),
-            "[model]\nn_layer=3\nn_head=5\nn_embd=40\nvocab_size=1234\nmax_seq_len=77\nvocab_pad_"
-            "multiple=64\n");
+            "[model]\nfamily=gpt2\nn_layer=3\nn_head=5\nn_embd=40\nvocab_size=1234\nmax_seq_len="
+            "77\nvocab_pad_multiple=64\n");
   // Other sections, comments and spacing around '=' are fine.
   const std::string run_config = "[data]\nn_layer=99\npath=x\n\n# the model\n" +
                                  model_config_to_ini(odd) +
                                  "; trailing comment\n[optimizer]\nlr = 3e-4\n";
   EXPECT_EQ(model_config_from_ini(run_config), odd);
+  // Written before `family` existed: reads as gpt2.
   EXPECT_EQ(model_config_from_ini("[model]\nn_layer = 3\nn_head=5\nn_embd=40\nvocab_size=1234\n"
                                   "max_seq_len=77\nvocab_pad_multiple=64\n"),
             odd);
+  // An unknown family is refused by name, listing the known ones.
+  const std::string msg = shardlm::testing::error_of([&] {
+    model_config_from_ini("[model]\nfamily=gpt5\n" + model_config_to_ini(odd).substr(20));
+  });
+  EXPECT_NE(msg.find("unknown model family 'gpt5'"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("gpt2"), std::string::npos) << msg;
+  ModelConfig other = odd;
+  other.family = "llama";
+  EXPECT_EQ(model_config_diff(odd, other), "family: gpt2 -> llama");
 }
 
 TEST(ModelConfigIni, Errors) {
@@ -452,8 +464,8 @@ TEST(GenerateFromCheckpoint, RunDirectoryWithTokenizer) {
   EXPECT_EQ(loaded.tokenizer->fingerprint(), tokenizer.fingerprint());
   // The loaded weights are the trainer's, element for element.
   const size_t total = trainer.model().layout().total();
-  ASSERT_EQ(loaded.generator->model().layout().total(), total);
-  EXPECT_EQ(0, std::memcmp(loaded.generator->model().params(), trainer.model().params(),
+  ASSERT_EQ(loaded.generator->weights().layout().total(), total);
+  EXPECT_EQ(0, std::memcmp(loaded.generator->weights().params(), trainer.model().params(),
                            total * sizeof(float)));
 
   GenerateOptions options;

@@ -9,7 +9,7 @@
 
 #include "fixture_h5.h"
 #include "kernels/backend.h"
-#include "model/gpt2.h"
+#include "model/model.h"
 #include "parallel/mesh.h"
 #include "parallel/mpi_comm.h"
 #include "train/trainer.h"
@@ -33,7 +33,7 @@ ModelConfig fixture_config(const H5Fixture& f) {
 }
 
 // Copies /<group>/<name> into the model's flat buffer (wte is unpadded in the fixture).
-void load_params(GPT2& model, const H5Fixture& f, const std::string& group) {
+void load_params(ModelStage& model, const H5Fixture& f, const std::string& group) {
   for (const auto& v : model.layout().views()) {
     std::vector<double> src = f.doubles(group + "/" + v.name);
     std::vector<float> dst(v.numel, 0.0f);
@@ -44,12 +44,12 @@ void load_params(GPT2& model, const H5Fixture& f, const std::string& group) {
   }
 }
 
-std::vector<float> tensor(const GPT2& model, const float* flat, const std::string& name,
+std::vector<float> tensor(const ModelStage& model, const float* flat, const std::string& name,
                           size_t keep) {
   const TensorView& v = model.layout().get(name);
   std::vector<float> out(v.numel);
-  const_cast<GPT2&>(model).backend().copy_to_host(out.data(), flat + v.flat_offset,
-                                                  v.numel * sizeof(float));
+  const_cast<ModelStage&>(model).backend().copy_to_host(out.data(), flat + v.flat_offset,
+                                                        v.numel * sizeof(float));
   out.resize(keep);  // drop padded vocabulary rows
   return out;
 }
@@ -61,7 +61,8 @@ TEST(GPT2Reference, ForwardAndBackwardMatchPyTorch) {
   const ModelConfig cfg = fixture_config(f);
   const int B = f.attr_int("/", "B"), T = f.attr_int("/", "T"), V = cfg.vocab_size;
   SelfCommunicator tp("tp");
-  GPT2 model(cfg, ShardSpec::whole_model(cfg), cpu_backend(), tp, B, T);
+  auto model_stage = make_model_stage(cfg, ShardSpec::whole_model(cfg), cpu_backend(), tp, B, T);
+  ModelStage& model = *model_stage;
   load_params(model, f, "/params");
   const std::vector<int> tok = f.ints("/inputs/tokens"), tgt = f.ints("/inputs/targets");
   std::vector<int32_t> tokens(tok.begin(), tok.end()), targets(tgt.begin(), tgt.end());
@@ -146,7 +147,7 @@ TEST(GPT2Reference, TenAdamWStepsMatchPyTorch) {
   EXPECT_GT(clipped_steps, 0);
   EXPECT_LT(clipped_steps, st.optim.total_steps);
 
-  const GPT2& model = trainer.model();
+  const ModelStage& model = trainer.model();
   for (const auto& v : model.layout().views()) {
     std::vector<double> want = f.doubles("/train/params_after/" + v.name);
     std::vector<float> got = tensor(model, model.params(), v.name, want.size());

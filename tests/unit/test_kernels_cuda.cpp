@@ -25,7 +25,7 @@
 #include "core/error.h"
 #include "kernels/backend.h"
 #include "kernels/cuda/cuda_backend.h"
-#include "model/gpt2.h"
+#include "model/model.h"
 #include "optim/adamw.h"
 #include "parallel/mpi_comm.h"
 
@@ -455,13 +455,13 @@ ModelConfig small_gpt2() {
   return cfg;
 }
 
-Vec download(GPT2& model, const float* p, size_t n) {
+Vec download(ModelStage& model, const float* p, size_t n) {
   Vec out(n);
   model.backend().copy_to_host(out.data(), p, n * sizeof(float));
   return out;
 }
 
-Vec tensor(GPT2& model, const float* flat, const TensorView& view) {
+Vec tensor(ModelStage& model, const float* flat, const TensorView& view) {
   return download(model, flat + view.flat_offset, view.numel);
 }
 
@@ -469,8 +469,10 @@ TEST_F(CudaKernels, GPT2StepMatchesCpu) {
   const ModelConfig cfg = small_gpt2();
   const int B = 3, T = 19, N = B * T;
   SelfCommunicator tp_cpu("tp"), tp_gpu("tp");
-  GPT2 on_cpu(cfg, ShardSpec::whole_model(cfg), cpu(), tp_cpu, B, T);
-  GPT2 on_gpu(cfg, ShardSpec::whole_model(cfg), gpu(), tp_gpu, B, T);
+  auto on_cpu_stage = make_model_stage(cfg, ShardSpec::whole_model(cfg), cpu(), tp_cpu, B, T);
+  ModelStage& on_cpu = *on_cpu_stage;
+  auto on_gpu_stage = make_model_stage(cfg, ShardSpec::whole_model(cfg), gpu(), tp_gpu, B, T);
+  ModelStage& on_gpu = *on_gpu_stage;
   on_cpu.init_weights(1234);
   on_gpu.init_weights(1234);
   const Ints tokens = random_ints(N, 100, 0, cfg.vocab_size),

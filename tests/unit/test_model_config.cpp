@@ -9,8 +9,8 @@
 #include "core/error.h"
 #include "kernels/backend.h"
 #include "model/config.h"
-#include "model/gpt2.h"
 #include "model/init.h"
+#include "model/model.h"
 #include "model/param_layout.h"
 #include "parallel/mpi_comm.h"
 #include "support_errors.h"
@@ -118,14 +118,15 @@ TEST(GPT2Errors, BadInputIsRefusedWithAClearMessage) {
   const ModelConfig c = small();
   SelfCommunicator tp("tp");
   EXPECT_NE(error_of([&] {
-              GPT2(c, ShardSpec::whole_model(c), cpu_backend(), tp, 1, 9);
+              make_model_stage(c, ShardSpec::whole_model(c), cpu_backend(), tp, 1, 9);
             }).find("sequence length 9 is longer than the model's max_seq_len 8"),
             std::string::npos);
   EXPECT_NE(error_of([&] {
-              GPT2(c, ShardSpec::whole_model(c), cpu_backend(), tp, 0, 4);
+              make_model_stage(c, ShardSpec::whole_model(c), cpu_backend(), tp, 0, 4);
             }).find("micro-batch size"),
             std::string::npos);
-  GPT2 model(c, ShardSpec::whole_model(c), cpu_backend(), tp, 1, 4);
+  auto model_stage = make_model_stage(c, ShardSpec::whole_model(c), cpu_backend(), tp, 1, 4);
+  ModelStage& model = *model_stage;
   model.init_weights(1);
   std::vector<int32_t> tokens = {1, 2, 100, 3}, targets = {1, 2, 3, 4};
   EXPECT_NE(error_of([&] {
@@ -146,7 +147,8 @@ TEST(GPT2Init, IsLayoutFreeAndGPT2Shaped) {
   ModelConfig c = small();
   c.n_head = 4;
   SelfCommunicator tp1("tp");
-  GPT2 whole(c, ShardSpec::whole_model(c), cpu_backend(), tp1, 1, 4);
+  auto whole_stage = make_model_stage(c, ShardSpec::whole_model(c), cpu_backend(), tp1, 1, 4);
+  ModelStage& whole = *whole_stage;
   whole.init_weights(42);
   // Padded vocabulary rows start (and stay, having no gradient) at zero.
   const TensorView& wte = whole.layout().get("wte");
@@ -172,7 +174,7 @@ TEST(GPT2Init, IsLayoutFreeAndGPT2Shaped) {
   const ParamLayout shard(c, s);
   const TensorView& sv = shard.get("h.0.mlp.c_fc.weight");
   std::vector<float> vals(sv.numel);
-  fill_gpt2_init(vals.data(), sv, c, 42);
+  model_family("gpt2").init_tensor(vals.data(), sv, c, 42);
   const TensorView& wv = whole.layout().get("h.0.mlp.c_fc.weight");
   const size_t row = static_cast<size_t>(sv.local_shape[1]);
   for (size_t i = 0; i < sv.numel; ++i)

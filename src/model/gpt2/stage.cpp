@@ -1,0 +1,200 @@
+#include "model/gpt2/stage.h"
+
+#include <string>
+
+#include "core/error.h"
+
+namespace shardlm {
+
+// One micro-batch slot's activations (N = B*T rows; Cl = C/tp, Fl = 4C/tp, Hl = NH/tp).
+struct Gpt2Stage::Acts {
+  int32_t* tokens = nullptr;   // [N]
+  int32_t* targets = nullptr;  // [N]
+  std::vector<float*> resid;   // n_local_layers + 1 of [N,C]: resid[i] = input of local layer i
+  std::vector<Gpt2BlockActs> layers;
+  std::vector<float*> att;    // per local layer [B,Hl,T,T] softmax probabilities
+  float* lnf = nullptr;       // [N,C]
+  float* lnf_mean = nullptr;  // [N]
+  float* lnf_rstd = nullptr;  // [N]
+  float* logits = nullptr;    // [N,Vl] (dlogits in place after backward)
+  float* row_max = nullptr;   // [N]
+  float* sums = nullptr;      // [2N]: sum_exp then target_logit (one TP all-reduce)
+  float* losses = nullptr;    // [N]
+  std::vector<void*> owned;
+};
+
+Gpt2Stage::Gpt2Stage(const ModelConfig& cfg, const ShardSpec& shard, KernelBackend& backend,
+                     Communicator& tp, int B, int T, int slots, size_t flat_capacity)
+    : ModelStage(model_family("gpt2"), cfg, shard, backend, B, T, flat_capacity), tp_(tp) {
+  SHARDLM_CHECK(tp.size() == shard.tp_size && tp.rank() == shard.tp_rank,
+                "TP communicator does not match the shard spec");
+  hd_ = cfg.head_dim();
+  H_local_ = cfg.n_head / shard.tp_size;
+  dims_ = {B * T, cfg.n_embd, H_local_ * hd_, 4 * cfg.n_embd / shard.tp_size};
+  for (int s = 0; s < slots; ++s) acts_.push_back(make_acts());
+  const size_t N = dims_.N, C = dims_.C, Cl = dims_.Cl, Fl = dims_.Fl;
+  dresid_ = alloc(N * C, owned_);
+  scratch_ = {alloc(N * C, owned_), alloc(N * 3 * Cl, owned_), alloc(N * Cl, owned_),
+              alloc(N * Fl, owned_), alloc(N * Fl, owned_)};
+  datt_ = alloc(static_cast<size_t>(B) * H_local_ * T * T, owned_);
+}
+
+Gpt2Stage::~Gpt2Stage() {
+  for (auto& a : acts_)
+    for (void* p : a->owned) backend().free_memory(p);
+  for (void* p : owned_) backend().free_memory(p);
+}
+
+float* Gpt2Stage::alloc(size_t n, std::vector<void*>& owner) {
+  float* p = backend().alloc_floats(n);
+  owner.push_back(p);
+  return p;
+}
+
+std::unique_ptr<Gpt2Stage::Acts> Gpt2Stage::make_acts() {
+  auto a = std::make_unique<Acts>();
+  const size_t N = dims_.N, C = dims_.C, Cl = dims_.Cl, Fl = dims_.Fl,
+               att = static_cast<size_t>(B_) * H_local_ * T_ * T_;
+  auto f = [&](size_t n) { return alloc(n, a->owned); };
+  if (shard().first_stage) {
+    a->tokens = backend().alloc_ints(N);
+    a->owned.push_back(a->tokens);
+  }
+  const int n_local = shard().layer_end - shard().layer_begin;
+  for (int i = 0; i <= n_local; ++i) a->resid.push_back(f(N * C));
+  for (int i = 0; i < n_local; ++i) {
+    Gpt2BlockActs L{};
+    L.ln1 = f(N * C);
+    L.ln1_mean = f(N);
+    L.ln1_rstd = f(N);
+    L.qkv = f(N * 3 * Cl);
+    a->att.push_back(f(att));
+    L.atty = f(N * Cl);
+    L.attproj = f(N * C);
+    L.resid2 = f(N * C);
+    L.ln2 = f(N * C);
+    L.ln2_mean = f(N);
+    L.ln2_rstd = f(N);
+    L.fc = f(N * Fl);
+    L.fc_gelu = f(N * Fl);
+    L.fcproj = f(N * C);
+    a->layers.push_back(L);
+  }
+  if (shard().last_stage) {
+    a->targets = backend().alloc_ints(N);
+    a->owned.push_back(a->targets);
+    a->lnf = f(N * C);
+    a->lnf_mean = f(N);
+    a->lnf_rstd = f(N);
+    a->logits = f(N * static_cast<size_t>(vocab_local_));
+    a->row_max = f(N);
+    a->sums = f(2 * N);
+    a->losses = f(N);
+  }
+  return a;
+}
+
+const float* Gpt2Stage::stage_output(int slot) const {
+  return acts_.at(static_cast<size_t>(slot))->resid.back();
+}
+const float* Gpt2Stage::logits(int slot) const {
+  return acts_.at(static_cast<size_t>(slot))->logits;
+}
+
+float Gpt2Stage::forward(int slot, const int32_t* tokens, const int32_t* targets,
+                         const float* input) {
+  Acts& a = *acts_.at(static_cast<size_t>(slot));
+  KernelBackend& be = backend();
+  const int N = dims_.N;
+  const size_t NC = static_cast<size_t>(N) * dims_.C;
+  if (shard().first_stage) {
+    SHARDLM_CHECK(tokens != nullptr, "first stage needs tokens");
+    check_ids(tokens, "token");
+    be.copy_from_host(a.tokens, tokens, static_cast<size_t>(N) * sizeof(int32_t));
+    gpt2_embedding_forward(be, tp_, a.resid[0], a.tokens, param("wte"), param("wpe"), B_, T_,
+                           dims_.C, 0, vocab_start_, vocab_local_);
+  } else {
+    SHARDLM_CHECK(input != nullptr, "a non-first stage needs its input activations");
+    be.copy(a.resid[0], input, NC * sizeof(float));
+  }
+  for (int l = shard().layer_begin; l < shard().layer_end; ++l) {
+    const auto li = static_cast<size_t>(l - shard().layer_begin);
+    float* att = a.att[li];
+    const auto attention = [&](float* out, const float* qkv) {
+      be.attention_forward(out, att, qkv, B_, T_, H_local_, hd_);
+    };
+    gpt2_block_forward(be, tp_, dims_, gpt2_block_tensors(layout(), params(), l), a.layers[li],
+                       a.resid[li], a.resid[li + 1], attention);
+  }
+  if (!shard().last_stage) return 0.0f;
+  SHARDLM_CHECK(targets != nullptr, "last stage needs targets");
+  check_ids(targets, "target");
+  be.copy_from_host(a.targets, targets, static_cast<size_t>(N) * sizeof(int32_t));
+  return head_forward(a);
+}
+
+// Final LayerNorm, the tied head over this rank's vocabulary rows, vocab-parallel softmax
+// cross-entropy; returns the mean loss over the micro-batch.
+float Gpt2Stage::head_forward(Acts& a) {
+  KernelBackend& be = backend();
+  const int N = dims_.N, C = dims_.C, V = cfg_.vocab_size;
+  be.layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, a.resid.back(), param("ln_f.weight"),
+                       param("ln_f.bias"), N, C);
+  be.matmul_forward(a.logits, a.lnf, param("wte"), nullptr, N, C, vocab_local_);
+  be.xent_row_max(a.row_max, a.logits, N, vocab_local_, vocab_start_, V);
+  tp_.max_over_vocab(a.row_max, static_cast<size_t>(N));
+  be.xent_partial_sums(a.sums, a.sums + N, a.logits, a.row_max, a.targets, N, vocab_local_,
+                       vocab_start_, V);
+  tp_.sum_over_vocab(a.sums, 2 * static_cast<size_t>(N));
+  be.xent_loss(a.losses, a.row_max, a.sums, a.sums + N, N);
+  std::vector<float> losses(static_cast<size_t>(N));
+  be.copy_to_host(losses.data(), a.losses, losses.size() * sizeof(float));
+  double total = 0.0;
+  for (float x : losses) total += x;
+  return static_cast<float>(total / N);
+}
+
+void Gpt2Stage::head_backward(Acts& a, float loss_scale) {
+  KernelBackend& be = backend();
+  const int N = dims_.N, C = dims_.C;
+  // d(mean loss)/d(loss_n) = 1/N; dlogits overwrite the logits.
+  be.xent_backward(a.logits, a.logits, a.row_max, a.sums, a.targets,
+                   loss_scale / static_cast<float>(N), N, vocab_local_, vocab_start_,
+                   cfg_.vocab_size);
+  // Partial d(lnf) over this rank's vocabulary rows, summed over TP.
+  be.matmul_backward(scratch_.dln, grad("wte"), nullptr, a.logits, a.lnf, param("wte"), N, C,
+                     vocab_local_);
+  tp_.copy_to_region_backward(scratch_.dln, static_cast<size_t>(N) * C);
+  be.fill_zero(dresid_, static_cast<size_t>(N) * C);
+  be.layernorm_backward(dresid_, grad("ln_f.weight"), grad("ln_f.bias"), scratch_.dln,
+                        a.resid.back(), param("ln_f.weight"), a.lnf_mean, a.lnf_rstd, N, C);
+}
+
+void Gpt2Stage::backward(int slot, float loss_scale, const float* output_grad) {
+  Acts& a = *acts_.at(static_cast<size_t>(slot));
+  KernelBackend& be = backend();
+  const int N = dims_.N;
+  if (shard().last_stage) {
+    head_backward(a, loss_scale);
+  } else {
+    SHARDLM_CHECK(output_grad != nullptr, "a non-last stage needs the gradient of its output");
+    be.copy(dresid_, output_grad, static_cast<size_t>(N) * dims_.C * sizeof(float));
+  }
+  for (int l = shard().layer_end - 1; l >= shard().layer_begin; --l) {
+    const auto li = static_cast<size_t>(l - shard().layer_begin);
+    const float* att = a.att[li];
+    const auto attention_backward = [&](float* dqkv, const float* datty, const float* qkv) {
+      be.attention_backward(dqkv, datt_, datty, qkv, att, B_, T_, H_local_, hd_);
+    };
+    gpt2_block_backward(be, tp_, dims_, gpt2_block_tensors(layout(), params(), l),
+                        gpt2_block_tensors(layout(), grads(), l), a.layers[li], a.resid[li],
+                        dresid_, scratch_, attention_backward);
+  }
+  if (shard().first_stage) {
+    be.position_embedding_backward(grad("wpe"), dresid_, B_, T_, dims_.C);
+    be.token_embedding_backward(grad("wte"), dresid_, a.tokens, N, dims_.C, vocab_start_,
+                                vocab_local_);
+  }
+}
+
+}  // namespace shardlm

@@ -1,0 +1,72 @@
+// What the pipeline, the trainer, the checkpoint glue and the benchmarks see of a model: one
+// rank's pipeline stage of some family (model/family.h) — its weights (view table + flat
+// buffers), forward/backward of a micro-batch slot, the stage's input/output and input
+// gradient. Families implement the computation; nothing outside src/model/ names one.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "model/config.h"
+#include "model/family.h"
+#include "model/param_layout.h"
+#include "model/weights.h"
+#include "parallel/pipeline.h"
+
+namespace shardlm {
+
+class ModelStage : public PipelineStage {
+ public:
+  ModelStage(const ModelFamily& family, const ModelConfig& cfg, const ShardSpec& shard,
+             KernelBackend& backend, int B, int T, size_t flat_capacity);
+  ~ModelStage() override = default;
+  ModelStage(const ModelStage&) = delete;
+  ModelStage& operator=(const ModelStage&) = delete;
+
+  const ModelFamily& family() const { return family_; }
+  const ModelConfig& config() const { return cfg_; }
+  ModelWeights& weights() { return weights_; }
+  const ParamLayout& layout() const { return weights_.layout(); }
+  const ShardSpec& shard() const { return layout().shard(); }
+  KernelBackend& backend() override { return weights_.backend(); }
+  int batch() const { return B_; }
+  int seq_len() const { return T_; }
+  size_t tokens_per_micro_batch() const override { return static_cast<size_t>(B_) * T_; }
+  size_t flat_capacity() const { return weights_.capacity(); }
+
+  // Flat buffers (backend memory), flat_capacity() elements each (the tail past
+  // layout().total() is padding that stays zero).
+  float* params() { return weights_.params(); }
+  const float* params() const { return weights_.params(); }
+  float* grads() { return weights_.grads(); }
+  const float* grads() const { return weights_.grads(); }
+  float* param(const std::string& name) { return weights_.param(name); }
+  float* grad(const std::string& name) { return weights_.grad(name); }
+
+  void init_weights(uint64_t seed) { weights_.init(seed); }
+  void zero_grads() { weights_.zero_grads(); }
+
+  // Last stage, after forward: logits of this TP rank's vocabulary shard [B,T,Vp/tp]
+  // (overwritten by backward, which computes dlogits in place).
+  virtual const float* logits(int slot) const = 0;
+  int vocab_start() const { return vocab_start_; }  // first vocabulary row of this TP rank
+  int vocab_local() const { return vocab_local_; }  // vocabulary rows of this TP rank
+
+ protected:
+  // Throws naming the position when an id is outside [0, vocab_size).
+  void check_ids(const int32_t* ids, const char* what) const;
+
+  const ModelFamily& family_;
+  ModelConfig cfg_;
+  ModelWeights weights_;
+  int B_, T_;
+  int vocab_start_, vocab_local_;
+};
+
+// The family's stage for `cfg` (model_family(cfg.family).make_stage).
+std::unique_ptr<ModelStage> make_model_stage(const ModelConfig& cfg, const ShardSpec& shard,
+                                             KernelBackend& backend, Communicator& tp, int B, int T,
+                                             int slots = 1, size_t flat_capacity = 0);
+
+}  // namespace shardlm
