@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Packs what a GPU machine needs to run the CUDA parity tests and benchmark built here, for
+# Packs what a GPU machine needs to run the backend op tests and benchmark built here, for
 # machines that have the NVIDIA driver and the CUDA 13 toolkit but none of our Debian
 # libraries (MPI, HDF5, oneDNN, Boost, SentencePiece, OpenMP, ...):
-#   BUILD/gpu-bundle/shardlm-gpu.tar.gz   bin/  stripped test_kernels_cuda, bench_train_step_cuda, shardlm
+#   BUILD/gpu-bundle/shardlm-gpu.tar.gz   bin/  stripped test_backend_ops, bench_train_step_cuda, shardlm
 #                                         lib/  every shared library they load (ldd), except
 #                                               what the GPU machine must provide itself: the
 #                                               driver (libcuda), cuBLAS/cuBLASLt (600 MB; from
@@ -14,12 +14,12 @@
 #   usage: scripts/collect-runtime-libs.sh [BUILD_DIR]     (default: build-cuda)
 # Build first, without -march=native (the GPU machine's CPU may lack this one's extensions):
 #   cmake -S . -B build-cuda -DSHARDLM_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 -DSHARDLM_NATIVE=OFF
-#   cmake --build build-cuda -j2 --target test_kernels_cuda bench_train_step_cuda shardlm
+#   cmake --build build-cuda -j2 --target test_backend_ops bench_train_step_cuda shardlm
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 build=$(realpath "${1:-$repo/build-cuda}")
-programs=(tests/test_kernels_cuda bench/bench_train_step_cuda shardlm)
+programs=(tests/test_backend_ops bench/bench_train_step_cuda shardlm)
 # Provided by the GPU machine: the driver, cuBLAS, and glibc's libraries.
 provided='^(libcuda\.so|libcublas\.so|libcublasLt\.so|libc\.so|libm\.so|libdl\.so|libpthread\.so|librt\.so|libresolv\.so|ld-linux)'
 
