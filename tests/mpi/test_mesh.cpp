@@ -8,9 +8,12 @@
 
 #include "core/error.h"
 #include "parallel/mesh.h"
+#include "support_errors.h"
 
 namespace shardlm {
 namespace {
+
+using testing::expect_error;
 
 struct ShapeCase {
   int tp, pp, expected_dp;
@@ -92,16 +95,9 @@ TEST(MeshDescribe, MatchesDocumentedExample) {
   }
 }
 
-void expect_invalid(int tp, int pp) {
-  try {
-    Mesh mesh(tp, pp);
-    ADD_FAILURE() << "tp=" << tp << " pp=" << pp << " accepted on 8 ranks";
-  } catch (const Error& e) {
-    const std::string what = e.what();
-    EXPECT_NE(what.find("tp=" + std::to_string(tp)), std::string::npos) << what;
-    EXPECT_NE(what.find("pp=" + std::to_string(pp)), std::string::npos) << what;
-    EXPECT_NE(what.find("world size 8"), std::string::npos) << what;
-  }
+void expect_invalid(int tp, int pp, std::source_location where = std::source_location::current()) {
+  expect_error([&] { Mesh mesh(tp, pp); },
+               {"tp=" + std::to_string(tp), "pp=" + std::to_string(pp), "world size 8"}, where);
 }
 
 TEST(MeshInvalid, ShapesThatDoNotDivideTheWorldThrowEverywhere) {

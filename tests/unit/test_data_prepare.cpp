@@ -10,11 +10,13 @@
 #include "data/prepare.h"
 #include "data/tokenizer.h"
 #include "data_test_support.h"
+#include "support_errors.h"
 
 namespace shardlm {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::expect_error;
 using testing::read_file;
 using testing::write_file;
 
@@ -130,7 +132,7 @@ TEST_F(DataPrepareTest, RefusesToOverwriteWithoutAsking) {
   auto o = options({text.string()}, "again");
   o.val_fraction = 0.0;
   prepare_token_shards(o);
-  EXPECT_THROW(prepare_token_shards(o), Error);
+  expect_error([&] { prepare_token_shards(o); }, {"already holds dataset files", "--overwrite"});
   o.overwrite = true;
   EXPECT_NO_THROW(prepare_token_shards(o));
   EXPECT_NO_THROW(TokenDataset(o.out_dir, "train"));
@@ -142,12 +144,13 @@ TEST_F(DataPrepareTest, RefusesBadOptions) {
   auto o = options({text.string()}, "bad");
   o.val_fraction = 0.5;
   o.block_bytes = 1 << 20;  // one block: it cannot be split 50/50
-  EXPECT_THROW(prepare_token_shards(o), Error);
+  expect_error([&] { prepare_token_shards(o); },
+               {"no block fell into the val split", "--block-bytes"});
   o = options({(dir_ / "missing.txt").string()}, "bad2");
-  EXPECT_THROW(prepare_token_shards(o), Error);
+  expect_error([&] { prepare_token_shards(o); }, {"missing.txt", "is not a readable file"});
   o = options({text.string()}, "bad3");
   o.val_fraction = 1.0;
-  EXPECT_THROW(prepare_token_shards(o), Error);
+  expect_error([&] { prepare_token_shards(o); }, {"--val-fraction", "got 1.0"});
 }
 
 }  // namespace

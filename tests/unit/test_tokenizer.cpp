@@ -7,11 +7,13 @@
 #include "core/error.h"
 #include "data/tokenizer.h"
 #include "data_test_support.h"
+#include "support_errors.h"
 
 namespace shardlm {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::expect_error;
 using testing::make_scratch_dir;
 using testing::read_file;
 
@@ -103,22 +105,23 @@ TEST_F(TokenizerTest, FingerprintIsFnv1aOfTheModelBytesAndSurvivesSerialization)
 
 TEST_F(TokenizerTest, Refusals) {
   const Tokenizer tok = Tokenizer::from_file(model_path_);
-  EXPECT_THROW(tok.decode({5, 512}), Error);
-  EXPECT_THROW(tok.decode({-1}), Error);
-  EXPECT_THROW(Tokenizer::from_file((dir_ / "missing.model").string()), Error);
-  EXPECT_THROW(Tokenizer::from_serialized("definitely not a protobuf"), Error);
+  expect_error([&] { tok.decode({5, 512}); }, {"token id 512 at position 1", "512 ids"});
+  expect_error([&] { tok.decode({-1}); }, {"token id -1 at position 0"});
+  expect_error([&] { Tokenizer::from_file((dir_ / "missing.model").string()); }, {"missing.model"});
+  expect_error([&] { Tokenizer::from_serialized("definitely not a protobuf"); },
+               {"cannot load tokenizer model"});
 
   TokenizerTrainOptions options;
   options.input_files = {(dir_ / "tiny-train.txt").string()};
   options.model_prefix = (dir_ / "bad").string();
   options.vocab_size = 100;  // no room for the 256 byte pieces
-  EXPECT_THROW(train_tokenizer(options), Error);
+  expect_error([&] { train_tokenizer(options); }, {"--vocab-size 100", "at least 264"});
   options.vocab_size = 512;
   options.input_files = {(dir_ / "no-such-input.txt").string()};
-  EXPECT_THROW(train_tokenizer(options), Error);
+  expect_error([&] { train_tokenizer(options); }, {"no-such-input.txt", "not a readable file"});
   options.input_files = {(dir_ / "tiny-train.txt").string()};
   options.character_coverage = 1.5;
-  EXPECT_THROW(train_tokenizer(options), Error);
+  expect_error([&] { train_tokenizer(options); }, {"--character-coverage", "got 1.5"});
 }
 
 }  // namespace
