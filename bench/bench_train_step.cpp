@@ -97,8 +97,7 @@ class TimingBackend final : public KernelBackend {
 
   const char* name() const override { return inner_.name(); }
 
-  float* alloc_floats(size_t n) override { return inner_.alloc_floats(n); }
-  int32_t* alloc_ints(size_t n) override { return inner_.alloc_ints(n); }
+  void* alloc(size_t n, shardlm::DType dtype) override { return inner_.alloc(n, dtype); }
   void free_memory(void* p) override { inner_.free_memory(p); }
   void copy_from_host(void* dst, const void* src_host, size_t bytes) override {
     timed("memory (copy, zero)", 0, [&] { inner_.copy_from_host(dst, src_host, bytes); });

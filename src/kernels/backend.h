@@ -1,10 +1,12 @@
 // The kernel seam. Every op family has forward/backward functions with the same argument
-// order; a backend (CPU now, CUDA next) implements all of them, and the model calls them
-// through this interface without branching on the device. Pointers are backend memory
-// (host memory for the CPU backend, device memory for CUDA).
+// order; every backend (cpu/, cuda/; kernels/registry.h resolves --device) implements all of
+// them, and the model calls them through this interface without branching on the device.
+// Pointers are backend memory (host memory for the CPU backend, device memory for CUDA).
 //
 // Conventions:
-//  - fp32 everywhere; counts are elements.
+//  - The element type is in the signature: float* is f32 (every op computes in f32 today).
+//    Buffers are allocated with their DType (alloc); a bf16 kernel is an added overload over
+//    bf16* (core/dtype.h), not a change to these. Counts are elements.
 //  - Parameter gradients ACCUMULATE (+=), so gradient accumulation over micro-batches is free.
 //  - Activation gradients are WRITTEN (=), except where noted as residual-stream (+=).
 //  - N = B*T rows (tokens); C = channels; OC = output channels.
@@ -12,6 +14,8 @@
 
 #include <cstddef>
 #include <cstdint>
+
+#include "core/dtype.h"
 
 namespace shardlm {
 
@@ -21,8 +25,14 @@ class KernelBackend {
   virtual const char* name() const = 0;
 
   // ---- memory -------------------------------------------------------------------------
-  virtual float* alloc_floats(size_t n) = 0;  // zero-filled
-  virtual int32_t* alloc_ints(size_t n) = 0;  // zero-filled
+  // n zero-filled elements of `dtype`; throws naming the size when it cannot.
+  virtual void* alloc(size_t n, DType dtype) = 0;
+  template <typename T>
+  T* alloc_array(size_t n) {
+    return static_cast<T*>(alloc(n, dtype_of<T>()));
+  }
+  float* alloc_floats(size_t n) { return alloc_array<float>(n); }
+  int32_t* alloc_ints(size_t n) { return alloc_array<int32_t>(n); }
   virtual void free_memory(void* p) = 0;
   virtual void copy_from_host(void* dst, const void* src_host, size_t bytes) = 0;
   virtual void copy_to_host(void* dst_host, const void* src, size_t bytes) = 0;

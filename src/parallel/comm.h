@@ -1,6 +1,8 @@
 // Communicator interface used by the model, the pipeline schedule, DP gradient sync and
-// checkpointing. Counts are ELEMENTS, never bytes. Buffers are backend memory (host pointers
-// for the MPI implementation; the NCCL implementation takes device pointers).
+// checkpointing. Counts are ELEMENTS, never bytes; the DType travels with every call.
+// Implementations: MpiCommunicator (mpi_comm.h, host memory: no CUDA-aware MPI is assumed, so
+// device backends stage through kernels/host_staging.h) and SelfCommunicator (self_comm.h, a
+// group of one). A NCCL communicator over device memory is the multi-GPU step still to come.
 // All calls are blocking and collective over the communicator's group (except send/recv).
 #pragma once
 

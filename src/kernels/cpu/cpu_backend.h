@@ -15,8 +15,7 @@ class CpuBackend final : public KernelBackend {
   const char* name() const override { return "cpu"; }
 
   // memory (memory.cpp)
-  float* alloc_floats(size_t n) override;
-  int32_t* alloc_ints(size_t n) override;
+  void* alloc(size_t n, DType dtype) override;
   void free_memory(void* p) override;
   void copy_from_host(void* dst, const void* src_host, size_t bytes) override;
   void copy_to_host(void* dst_host, const void* src, size_t bytes) override;

@@ -27,16 +27,11 @@ void* alloc_zeroed(size_t bytes) {
 }
 }  // namespace
 
-float* CpuBackend::alloc_floats(size_t n) {
-  SHARDLM_CHECK(n <= SIZE_MAX / sizeof(float),
-                "alloc_floats: too many elements: " + std::to_string(n));
-  return static_cast<float*>(alloc_zeroed(n * sizeof(float)));
-}
-
-int32_t* CpuBackend::alloc_ints(size_t n) {
-  SHARDLM_CHECK(n <= SIZE_MAX / sizeof(int32_t),
-                "alloc_ints: too many elements: " + std::to_string(n));
-  return static_cast<int32_t*>(alloc_zeroed(n * sizeof(int32_t)));
+void* CpuBackend::alloc(size_t n, DType dtype) {
+  const size_t es = dtype_size(dtype);
+  SHARDLM_CHECK(n <= SIZE_MAX / es, std::string("alloc: too many ") + dtype_name(dtype) +
+                                        " elements: " + std::to_string(n));
+  return alloc_zeroed(n * es);
 }
 
 void CpuBackend::free_memory(void* p) {

@@ -45,8 +45,7 @@ class CudaBackend final : public KernelBackend {
   int device() const { return device_; }
 
   // memory (memory.cpp)
-  float* alloc_floats(size_t n) override;
-  int32_t* alloc_ints(size_t n) override;
+  void* alloc(size_t n, DType dtype) override;
   void free_memory(void* p) override;
   void copy_from_host(void* dst, const void* src_host, size_t bytes) override;
   void copy_to_host(void* dst_host, const void* src, size_t bytes) override;

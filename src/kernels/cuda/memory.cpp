@@ -32,16 +32,11 @@ void* alloc_zeroed(size_t bytes, cudaStream_t stream) {
 }
 }  // namespace
 
-float* CudaBackend::alloc_floats(size_t n) {
-  SHARDLM_CHECK(n <= SIZE_MAX / sizeof(float),
-                "alloc_floats: too many elements: " + std::to_string(n));
-  return static_cast<float*>(alloc_zeroed(n * sizeof(float), stream_));
-}
-
-int32_t* CudaBackend::alloc_ints(size_t n) {
-  SHARDLM_CHECK(n <= SIZE_MAX / sizeof(int32_t),
-                "alloc_ints: too many elements: " + std::to_string(n));
-  return static_cast<int32_t*>(alloc_zeroed(n * sizeof(int32_t), stream_));
+void* CudaBackend::alloc(size_t n, DType dtype) {
+  const size_t es = dtype_size(dtype);
+  SHARDLM_CHECK(n <= SIZE_MAX / es, std::string("alloc: too many ") + dtype_name(dtype) +
+                                        " elements: " + std::to_string(n));
+  return alloc_zeroed(n * es, stream_);
 }
 
 void CudaBackend::free_memory(void* p) {
