@@ -4,8 +4,9 @@
 # (LAUNCHER); everything about running, signalling and requeueing the job step lives here.
 #
 # What it does, once per start of the job (the first start and every requeue):
-#   1. builds `$SHARDLM_BIN train [--config $CONFIG] $TRAIN_ARGS --out $RUN_DIR --resume auto
-#      --save-every $SAVE_EVERY [--exit-after-minutes $EXIT_AFTER_MINUTES]` and runs it as one
+#   1. builds `$SHARDLM_BIN train [--config $CONFIG] $TRAIN_ARGS --device $DEVICE --out $RUN_DIR
+#      --resume auto --save-every $SAVE_EVERY [--exit-after-minutes $EXIT_AFTER_MINUTES]` and
+#      runs it as one
 #      job step with `srun --mpi=pmix`, `mpirun` or launch/shardlm-launch (LAUNCHER), in the
 #      BACKGROUND, then waits:
 #      bash runs a trap only between commands, so a foreground step would delay the signal;
@@ -25,6 +26,7 @@
 : "${SHARDLM_BIN:=shardlm}"
 : "${CONFIG:=}"
 : "${TRAIN_ARGS:=}"
+: "${DEVICE:=cpu}"
 : "${SAVE_EVERY:=100}"
 : "${EXIT_AFTER_MINUTES:=}"
 : "${MAX_RESTARTS:=10}"
@@ -48,7 +50,8 @@ job_log() {
 train_cmd=("$SHARDLM_BIN" train)
 [ -z "$CONFIG" ] || train_cmd+=(--config "$CONFIG")
 read -r -a train_extra <<<"$TRAIN_ARGS"
-train_cmd+=("${train_extra[@]}" --out "$RUN_DIR" --resume auto --save-every "$SAVE_EVERY")
+train_cmd+=("${train_extra[@]}" --device "$DEVICE" --out "$RUN_DIR" --resume auto
+  --save-every "$SAVE_EVERY")
 [ -z "$EXIT_AFTER_MINUTES" ] || train_cmd+=(--exit-after-minutes "$EXIT_AFTER_MINUTES")
 
 ntasks=${SLURM_NTASKS:-1}
