@@ -23,7 +23,7 @@ class H5Fixture {
   hid_t file_;
 };
 
-// max |a - b| / max |b|: the relative error measure of DESIGN.md for whole tensors.
+// max |a - b| / max |b|: the relative error measure the reference tests use for whole tensors.
 double max_rel_error(const std::vector<float>& got, const std::vector<double>& want);
 
 }  // namespace shardlm::testing
