@@ -97,16 +97,14 @@ void Trainer::sync_tied_tensors() {
   for (const TensorView& v : model_->layout().views()) {
     if (!v.tied_across_stages) continue;
     float* g = model_->grads() + v.flat_offset;
-    std::vector<float> other(v.numel);
-    HostStaged mine(be_, g, v.numel, HostStaged::Mode::ReadWrite);
-    mesh_.pp().send_recv(mine.data(), v.numel, peer, kTagTiedGradient, other.data(), v.numel, peer,
-                         kTagTiedGradient, DType::F32);
-    if (be_.host_memory()) {
-      be_.add_inplace(g, other.data(), v.numel);
-      continue;
-    }
-    for (size_t i = 0; i < v.numel; ++i) mine.data()[i] += other[i];
-    mine.flush();
+    float* other = be_.alloc_floats(v.numel);  // the peer's gradient, then summed on the backend
+    const HostStaged mine(be_, g, v.numel);
+    HostStaged received(be_, other, v.numel, HostStaged::Mode::Write);
+    mesh_.pp().send_recv(mine.data(), v.numel, peer, kTagTiedGradient, received.data(), v.numel,
+                         peer, kTagTiedGradient, DType::F32);
+    received.flush();
+    be_.add_inplace(g, other, v.numel);
+    be_.free_memory(other);
   }
 }
 
