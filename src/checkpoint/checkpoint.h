@@ -18,26 +18,38 @@
 #include <variant>
 #include <vector>
 
+#include "core/dtype.h"
+
 namespace shardlm {
 
 class Communicator;
 
-// The manifest's format_version; readers refuse versions they do not know.
+// A file's format_version is the oldest version that describes its contents, so that a build
+// reads every file it can and refuses, by version, one it would misread:
+//   1: every tensor is f32 (all checkpoints before dtypes existed, and every checkpoint the
+//      trainer saves: any build reads them);
+//   2: tensors may be stored as bf16 or f16 (the manifest's slices/dtype column); builds that
+//      know only version 1 refuse these instead of failing their checksums.
+// Readers accept 1 through kNewestCheckpointFormatVersion.
 constexpr int64_t kCheckpointFormatVersion = 1;
+constexpr int64_t kCheckpointFormatVersionDTypes = 2;
+constexpr int64_t kNewestCheckpointFormatVersion = kCheckpointFormatVersionDTypes;
 
 // Roles a stored tensor can have.
 inline constexpr const char* kRoleParam = "param";
 inline constexpr const char* kRoleExpAvg = "exp_avg";
 inline constexpr const char* kRoleExpAvgSq = "exp_avg_sq";
 
-// One rectangle of a global fp32 tensor, written straight from the caller's memory.
+// One rectangle of a global tensor, written straight from the caller's memory in the caller's
+// dtype (F32, BF16 or F16: no conversion on save; every slice of a tensor has the same dtype).
 struct CheckpointSlice {
   std::string role;                   // kRoleParam, kRoleExpAvg or kRoleExpAvgSq
   std::string name;                   // global tensor name, e.g. "h.3.mlp.c_fc.weight"
   std::vector<int64_t> global_shape;  // the full tensor
   std::vector<int64_t> offset;        // the rectangle's corner in the global tensor
   std::vector<int64_t> count;         // the rectangle's extent
-  const float* data = nullptr;        // [prod(count)] row-major
+  const void* data = nullptr;         // [prod(count)] elements of `dtype`, row-major
+  DType dtype = DType::F32;
 };
 
 // Key/value metadata: integers, doubles, text and opaque byte strings (RNG states).
@@ -60,7 +72,8 @@ struct StoredSlice {
   // further rectangle of the same tensor and role that one rank stores.
   std::string dataset;
   std::vector<int64_t> global_shape, offset, count;
-  uint32_t checksum = 0;  // CRC32C of the little-endian fp32 bytes, row-major
+  uint32_t checksum = 0;     // CRC32C of the stored little-endian bytes, row-major
+  DType dtype = DType::F32;  // as stored: F32, BF16 or F16
   int64_t numel() const;
 };
 
@@ -68,6 +81,7 @@ struct StoredSlice {
 struct StoredTensor {
   std::string role, name;
   std::vector<int64_t> global_shape;
+  DType dtype = DType::F32;  // the dtype all its slices are stored in
   int64_t numel() const;
 };
 
@@ -135,10 +149,11 @@ class CheckpointReader {
   // Throws naming the tensor if the checkpoint does not hold it.
   const std::vector<int64_t>& global_shape(const std::string& role, const std::string& name) const;
 
-  // dest: [prod(count)] row-major, the rectangle (offset, count) of the global tensor. Filled
-  // from every stored rectangle that overlaps it (the first in manifest order where stored
-  // rectangles overlap). Throws if any element is not stored, or if a stored rectangle it
-  // touches fails its checksum (each one is verified once per reader), naming file and tensor.
+  // dest: [prod(count)] row-major, the rectangle (offset, count) of the global tensor, as fp32
+  // whatever dtype it is stored in (bf16 and f16 convert exactly). Filled from every stored
+  // rectangle that overlaps it (the first in manifest order where stored rectangles overlap).
+  // Throws if any element is not stored, or if a stored rectangle it touches fails its checksum
+  // (each one is verified once per reader), naming file and tensor.
   void read(const std::string& role, const std::string& name, const std::vector<int64_t>& offset,
             const std::vector<int64_t>& count, float* dest);
 
@@ -159,12 +174,13 @@ struct VerifyReport {
 // each naming the file and the tensor.
 VerifyReport verify_checkpoint(const std::filesystem::path& dir);
 
-// Writes one HDF5 file with the full tensors /<role>/<name> (same attributes as a rank file,
-// offset all zero) plus the metadata, streaming tensor by tensor through a bounded buffer.
+// Writes one HDF5 file with the full tensors /<role>/<name>, each in its stored dtype (same
+// attributes as a rank file, offset all zero) plus the metadata, streaming tensor by tensor
+// through a bounded buffer.
 void consolidate_checkpoint(const std::filesystem::path& dir, const std::filesystem::path& out_h5);
 
-// Human-readable summary: step, format, layout metadata, every tensor with its global shape and
-// size, and the config text.
+// Human-readable summary: step, format, layout metadata, every tensor with its dtype, global
+// shape and size, and the config text.
 std::string describe_checkpoint(const std::filesystem::path& dir);
 
 }  // namespace shardlm

@@ -125,6 +125,34 @@ herr_t collect_link_name(hid_t, const char* name, const H5L_info_t*, void* out) 
 
 }  // namespace
 
+Handle tensor_type(DType dtype) {
+  Handle t = checked(H5Tcopy(H5T_IEEE_F32LE), H5Tclose, "H5Tcopy(H5T_IEEE_F32LE)");
+  if (dtype == DType::F32) return t;
+  // (exponent bits, mantissa bits, exponent bias) of the 16-bit formats.
+  size_t exponent_bits = 0, mantissa_bits = 0, bias = 0;
+  if (dtype == DType::F16) {
+    exponent_bits = 5, mantissa_bits = 10, bias = 15;
+  } else if (dtype == DType::BF16) {
+    exponent_bits = 8, mantissa_bits = 7, bias = 127;
+  } else {
+    fail(std::string("no HDF5 tensor type for dtype ") + dtype_name(dtype) +
+         " (f32, bf16 and f16 only)");
+  }
+  // Fields first (they must fit the precision), then shrink precision and size to 16 bits.
+  H5_CHECK(H5Tset_fields(t, 15, mantissa_bits, exponent_bits, 0, mantissa_bits));
+  H5_CHECK(H5Tset_precision(t, 16));
+  H5_CHECK(H5Tset_size(t, 2));
+  H5_CHECK(H5Tset_ebias(t, bias));
+  return t;
+}
+
+bool is_tensor_type(hid_t type, DType dtype) {
+  Handle expected = tensor_type(dtype);
+  const htri_t equal = H5Tequal(type, expected);
+  H5_CHECK(equal);
+  return equal > 0;
+}
+
 Handle create_file(const std::filesystem::path& path) {
   Handle fapl = file_access();
   return checked(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl), H5Fclose,

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "checkpoint/checkpoint.h"
+#include "core/dtype.h"
 
 namespace shardlm::h5 {
 
@@ -64,6 +65,16 @@ std::vector<int64_t> dataset_dims(hid_t dataset);
 // Selects the hyperslab (offset, count) in `space` (replacing any selection).
 void select_hyperslab(hid_t space, const std::vector<int64_t>& offset,
                       const std::vector<int64_t>& count);
+
+// The file type of tensor data stored as `dtype`: H5T_IEEE_F32LE for F32; for F16 and BF16 a
+// 16-bit little-endian IEEE-style float built field by field from it (HDF5 1.10 predefines no
+// half type): f16 = sign 15, exponent 10..14 (bias 15), mantissa 0..9, which h5py reads as
+// numpy float16; bf16 = sign 15, exponent 7..14 (bias 127), mantissa 0..6, the top half of an
+// f32, which h5py reads as float32. Used as the memory type too, so data moves as raw bits.
+// Throws naming the dtype for any other.
+Handle tensor_type(DType dtype);
+// Whether `type` (a dataset's) is tensor_type(dtype).
+bool is_tensor_type(hid_t type, DType dtype);
 
 // Attributes.
 bool has_attr(hid_t obj, const std::string& name);

@@ -9,6 +9,7 @@
 #include "checkpoint/directory.h"
 #include "checkpoint/h5.h"
 #include "checkpoint/rect.h"
+#include "checkpoint/slice_io.h"
 #include "core/checksum.h"
 #include "core/error.h"
 
@@ -72,7 +73,9 @@ class ByteReader {
   size_t pos_ = 0;
 };
 
-void put_slices(ByteWriter& w, const std::vector<StoredSlice>& slices) {
+// `with_dtype`: the gathered records always carry it; the manifest checksum of a version 1
+// manifest must not (it is the checksum every build before dtypes computes).
+void put_slices(ByteWriter& w, const std::vector<StoredSlice>& slices, bool with_dtype) {
   w.put<uint64_t>(slices.size());
   for (const auto& s : slices) {
     w.put<int64_t>(s.rank);
@@ -83,6 +86,7 @@ void put_slices(ByteWriter& w, const std::vector<StoredSlice>& slices) {
     w.put_dims(s.offset);
     w.put_dims(s.count);
     w.put<uint32_t>(s.checksum);
+    if (with_dtype) w.put_string(dtype_name(s.dtype));
   }
 }
 
@@ -95,7 +99,7 @@ uint32_t manifest_checksum(const Manifest& m) {
     w.put_string(f.name);
     w.put<int64_t>(f.bytes);
   }
-  put_slices(w, m.slices);
+  put_slices(w, m.slices, m.format_version >= kCheckpointFormatVersionDTypes);
   w.put_string(m.config_text);
   w.put_bytes(m.tokenizer_model.data(), m.tokenizer_model.size());
   w.put<uint64_t>(m.metadata.size());
@@ -136,6 +140,35 @@ void require_rows(const std::vector<int64_t>& table, size_t rows, size_t width,
          std::to_string(rows * width));
 }
 
+// slices/dtype, one stored dtype per slice. Manifests before dtypes have no such column: all
+// their slices are f32. A version 1 manifest (checksummed without the column) that lists
+// another dtype is refused: its checksum would not vouch for that.
+std::vector<DType> read_dtypes(hid_t file, int64_t format_version, size_t n) {
+  if (!h5::link_exists(file, "slices/dtype")) {
+    if (format_version >= kCheckpointFormatVersionDTypes)
+      fail("format_version " + std::to_string(format_version) + " needs a slices/dtype column");
+    return std::vector<DType>(n, DType::F32);
+  }
+  const auto names = h5::read_strings(file, "slices/dtype");
+  if (names.size() != n) fail("the slices/ columns have different lengths");
+  std::vector<DType> dtypes;
+  for (size_t i = 0; i < n; ++i) {
+    const std::string where = "slices/dtype[" + std::to_string(i) + "] '" + names[i] + "'";
+    DType dtype = DType::F32;
+    try {
+      dtype = dtype_from_name(names[i]);
+    } catch (const Error&) {
+      fail(where + " is not a dtype");
+    }
+    if (!is_stored_dtype(dtype)) fail(where + " is not a stored dtype (f32, bf16 or f16)");
+    if (dtype != DType::F32 && format_version < kCheckpointFormatVersionDTypes)
+      fail(where + " in a format_version " + std::to_string(format_version) +
+           " manifest, which holds f32 tensors only");
+    dtypes.push_back(dtype);
+  }
+  return dtypes;
+}
+
 Manifest read_manifest_contents(const std::filesystem::path& path) {
   h5::QuietErrors quiet;
   h5::Handle file = h5::open_file_read(path);
@@ -145,10 +178,11 @@ Manifest read_manifest_contents(const std::filesystem::path& path) {
     fail("not a shardlm checkpoint manifest (no format = \"" + std::string(kCheckpointFormatName) +
          "\" attribute)");
   m.format_version = h5::read_attr_i64(file, "format_version");
-  if (m.format_version != kCheckpointFormatVersion)
+  if (m.format_version < kCheckpointFormatVersion ||
+      m.format_version > kNewestCheckpointFormatVersion)
     fail("format_version " + std::to_string(m.format_version) +
          " is not one this build reads (it reads " + std::to_string(kCheckpointFormatVersion) +
-         ")");
+         " to " + std::to_string(kNewestCheckpointFormatVersion) + ")");
   m.step = h5::read_attr_i64(file, "step");
   const int64_t world_size = h5::read_attr_i64(file, "world_size");
 
@@ -166,6 +200,7 @@ Manifest read_manifest_contents(const std::filesystem::path& path) {
   const auto ndims = h5::read_i64s(file, "slices/ndim");
   const auto checksums = h5::read_u32s(file, "slices/checksum");
   const size_t n = ranks.size();
+  const auto dtypes = read_dtypes(file, m.format_version, n);
   if (roles.size() != n || tensor_names.size() != n || datasets.size() != n || ndims.size() != n ||
       checksums.size() != n)
     fail("the slices/ columns have different lengths");
@@ -193,6 +228,7 @@ Manifest read_manifest_contents(const std::filesystem::path& path) {
     s.offset.assign(offsets.begin() + row, offsets.begin() + end);
     s.count.assign(counts.begin() + row, counts.begin() + end);
     s.checksum = checksums[i];
+    s.dtype = dtypes[i];
     m.slices.push_back(std::move(s));
   }
   m.config_text = h5::read_string(file, "config_text");
@@ -218,10 +254,11 @@ std::string tensor_label(const std::string& role, const std::string& name) {
   return role + "/" + name;
 }
 
-void write_run_info(hid_t file, int64_t step, const std::string& config_text,
-                    const std::vector<uint8_t>& tokenizer_model, const Metadata& metadata) {
+void write_run_info(hid_t file, int64_t format_version, int64_t step,
+                    const std::string& config_text, const std::vector<uint8_t>& tokenizer_model,
+                    const Metadata& metadata) {
   h5::write_attr_string(file, "format", kCheckpointFormatName);
-  h5::write_attr_i64(file, "format_version", kCheckpointFormatVersion);
+  h5::write_attr_i64(file, "format_version", format_version);
   h5::write_attr_i64(file, "step", step);
   h5::write_string(file, "config_text", config_text);
   h5::write_bytes(file, "tokenizer_model", tokenizer_model);
@@ -230,7 +267,7 @@ void write_run_info(hid_t file, int64_t step, const std::string& config_text,
 
 void write_manifest(const std::filesystem::path& path, const Manifest& m) {
   h5::Handle file = h5::create_file(path);
-  write_run_info(file, m.step, m.config_text, m.tokenizer_model, m.metadata);
+  write_run_info(file, m.format_version, m.step, m.config_text, m.tokenizer_model, m.metadata);
   h5::write_attr_i64(file, "world_size", static_cast<int64_t>(m.files.size()));
   h5::write_attr_string(file, "checksum_algorithm", "crc32c");
   h5::write_attr_u32(file, "manifest_checksum", manifest_checksum(m));
@@ -249,7 +286,7 @@ void write_manifest(const std::filesystem::path& path, const Manifest& m) {
   const auto n = static_cast<int64_t>(m.slices.size());
   size_t width = 1;
   std::vector<int64_t> ranks, ndims;
-  std::vector<std::string> roles, tensor_names, datasets;
+  std::vector<std::string> roles, tensor_names, datasets, dtypes;
   std::vector<uint32_t> checksums;
   for (const auto& s : m.slices) {
     width = std::max(width, s.global_shape.size());
@@ -259,6 +296,7 @@ void write_manifest(const std::filesystem::path& path, const Manifest& m) {
     tensor_names.push_back(s.name);
     datasets.push_back(s.dataset);
     checksums.push_back(s.checksum);
+    dtypes.push_back(dtype_name(s.dtype));
   }
   const std::vector<int64_t> table{n, static_cast<int64_t>(width)};
   h5::write_i64s(slices, "rank", {n}, ranks);
@@ -271,6 +309,7 @@ void write_manifest(const std::filesystem::path& path, const Manifest& m) {
   h5::write_i64s(slices, "offset", table, dims_table(m.slices, width, &StoredSlice::offset));
   h5::write_i64s(slices, "count", table, dims_table(m.slices, width, &StoredSlice::count));
   h5::write_u32s(slices, "checksum", checksums);
+  h5::write_strings(slices, "dtype", dtypes);
   slices.reset();
   files.reset();
   file.close_checked();
@@ -289,7 +328,7 @@ Manifest read_manifest(const std::filesystem::path& path) {
 
 std::vector<uint8_t> encode_slices(const std::vector<StoredSlice>& slices) {
   ByteWriter w;
-  put_slices(w, slices);
+  put_slices(w, slices, /*with_dtype=*/true);
   return std::move(w.bytes());
 }
 
@@ -305,6 +344,7 @@ std::vector<StoredSlice> decode_slices(const std::vector<uint8_t>& bytes) {
     s.offset = r.get_dims();
     s.count = r.get_dims();
     s.checksum = r.get<uint32_t>();
+    s.dtype = dtype_from_name(r.get_string());
   }
   if (!r.done()) fail("slice record list has trailing bytes");
   return slices;
@@ -320,6 +360,13 @@ std::vector<std::string> check_slice_coverage(const std::vector<StoredSlice>& sl
     bool consistent = true;
     for (const StoredSlice* s : parts) {
       const std::string where = rank_file_name(s->rank) + ": tensor " + label + ": ";
+      if (s->dtype != parts.front()->dtype) {
+        problems.push_back(where + "dtype " + dtype_name(s->dtype) + " differs from " +
+                           dtype_name(parts.front()->dtype) + " in " +
+                           rank_file_name(parts.front()->rank));
+        consistent = false;
+        continue;
+      }
       if (s->global_shape != shape) {
         problems.push_back(where + "global shape " + shape_string(s->global_shape) +
                            " differs from " + shape_string(shape) + " in " +

@@ -1,5 +1,6 @@
 // The manifest of a checkpoint (manifest.h5, written by rank 0 at commit): every rank file,
-// every stored rectangle with its checksum, and the run's metadata. Internal to src/checkpoint.
+// every stored rectangle with its checksum and dtype, and the run's metadata. Internal to
+// src/checkpoint.
 #pragma once
 
 #include <hdf5.h>
@@ -22,7 +23,7 @@ struct ManifestFile {
 };
 
 struct Manifest {
-  int64_t format_version = kCheckpointFormatVersion;
+  int64_t format_version = kCheckpointFormatVersion;  // 2 when a slice is not f32
   int64_t step = 0;
   std::vector<ManifestFile> files;  // index = world rank
   std::vector<StoredSlice> slices;  // grouped by rank, each rank's in save order
@@ -41,15 +42,16 @@ Manifest read_manifest(const std::filesystem::path& path);
 
 // The run-wide part every checkpoint-like file carries (manifest, consolidated file): root
 // attributes format/format_version/step and /config_text, /tokenizer_model, /metadata.
-void write_run_info(hid_t file, int64_t step, const std::string& config_text,
-                    const std::vector<uint8_t>& tokenizer_model, const Metadata& metadata);
+void write_run_info(hid_t file, int64_t format_version, int64_t step,
+                    const std::string& config_text, const std::vector<uint8_t>& tokenizer_model,
+                    const Metadata& metadata);
 
 // Byte encoding of slice records, for gathering every rank's list on rank 0.
 std::vector<uint8_t> encode_slices(const std::vector<StoredSlice>& slices);
 std::vector<StoredSlice> decode_slices(const std::vector<uint8_t>& bytes);
 
-// Every problem with how the slices describe their tensors: global shapes that disagree,
-// rectangles outside their tensor, elements that no slice stores. Empty when consistent.
+// Every problem with how the slices describe their tensors: dtypes or global shapes that
+// disagree, rectangles outside their tensor, elements that no slice stores. Empty when consistent.
 std::vector<std::string> check_slice_coverage(const std::vector<StoredSlice>& slices);
 
 // "param/h.0.attn.c_attn.weight"

@@ -68,19 +68,7 @@ struct CheckpointReader::State {
         verified[index] = true;
         return;
       }
-      h5::Handle file_space(H5Dget_space(dataset), H5Sclose);
-      H5_CHECK(file_space.get());
-      h5::Handle mem_space = h5::make_space(request.count);
-      for (const Rect& piece : pieces) {
-        std::vector<int64_t> in_file(piece.offset.size()), in_dest(piece.offset.size());
-        for (size_t d = 0; d < piece.offset.size(); ++d) {
-          in_file[d] = piece.offset[d] - slice.offset[d];
-          in_dest[d] = piece.offset[d] - request.offset[d];
-        }
-        h5::select_hyperslab(file_space, in_file, piece.count);
-        h5::select_hyperslab(mem_space, in_dest, piece.count);
-        H5_CHECK(H5Dread(dataset, H5T_NATIVE_FLOAT, mem_space, file_space, H5P_DEFAULT, dest));
-      }
+      for (const Rect& piece : pieces) read_slice_piece(dataset, slice, piece, request, dest);
     } catch (const Error& e) {
       throw Error(slice_context(dir, slice) + e.what());
     }
@@ -174,8 +162,10 @@ Metadata CheckpointReader::rank_metadata(int rank) const {
 
 std::vector<StoredTensor> CheckpointReader::tensors() const {
   std::vector<StoredTensor> out;
-  for (const auto& [key, indices] : state_->by_tensor)
-    out.push_back({key.first, key.second, state_->manifest.slices[indices.front()].global_shape});
+  for (const auto& [key, indices] : state_->by_tensor) {
+    const StoredSlice& first = state_->manifest.slices[indices.front()];
+    out.push_back({key.first, key.second, first.global_shape, first.dtype});
+  }
   return out;
 }
 

@@ -1,4 +1,5 @@
 // Whole-checkpoint operations behind `shardlm ckpt`: verify, consolidate, inspect.
+#include <algorithm>
 #include <cstdio>
 #include <iomanip>
 #include <map>
@@ -9,7 +10,7 @@
 #include "checkpoint/h5.h"
 #include "checkpoint/manifest.h"
 #include "checkpoint/slice_io.h"
-#include "core/checksum.h"
+#include "core/dtype.h"
 #include "core/error.h"
 #include "core/fs.h"
 
@@ -45,7 +46,7 @@ void verify_rank_file(const fs::path& dir, const Manifest& m, int rank, VerifyRe
       check_slice_attributes(dataset, slice);
       stream_slice(dataset, slice, buffer, [](const Rect&, const float*) {});
       ++report.slices;
-      report.bytes += slice.numel() * static_cast<int64_t>(sizeof(float));
+      report.bytes += slice.numel() * static_cast<int64_t>(dtype_size(slice.dtype));
     } catch (const Error& e) {
       problems.push_back(slice_context(dir, slice) + e.what());
     }
@@ -109,30 +110,33 @@ void consolidate_checkpoint(const fs::path& dir, const fs::path& out_h5) {
   h5::QuietErrors quiet;
   fs::path tmp = out_h5;
   tmp += ".tmp";
+  const std::vector<StoredTensor> tensors = reader.tensors();
+  int64_t format_version = kCheckpointFormatVersion;
+  for (const StoredTensor& t : tensors)
+    format_version = std::max(format_version, format_version_for(t.dtype));
   {
     h5::Handle file = h5::create_file(tmp);
-    write_run_info(file, reader.step(), reader.config_text(), reader.tokenizer_model(),
-                   reader.metadata());
+    write_run_info(file, format_version, reader.step(), reader.config_text(),
+                   reader.tokenizer_model(), reader.metadata());
     h5::write_attr_string(file, "checksum_algorithm", "crc32c");
     h5::write_attr_string(file, "consolidated_from", fs::absolute(dir).string());
     std::vector<float> buffer;
-    for (const StoredTensor& t : reader.tensors()) {
-      h5::Handle dataset =
-          create_tensor_dataset(file, t.role, slice_dataset_path(t.role, t.name), t.global_shape);
-      h5::Handle file_space(H5Dget_space(dataset), H5Sclose);
-      H5_CHECK(file_space.get());
+    std::vector<uint8_t> stored;  // a block in the tensor's dtype
+    for (const StoredTensor& t : tensors) {
+      h5::Handle dataset = create_tensor_dataset(file, t.role, slice_dataset_path(t.role, t.name),
+                                                 t.global_shape, t.dtype);
       uint32_t crc = 0;
       const Rect whole{std::vector<int64_t>(t.global_shape.size(), 0), t.global_shape};
       for_each_block(whole, kStreamBlockElements, [&](const Rect& block) {
-        buffer.resize(static_cast<size_t>(block.numel()));
+        const auto n = static_cast<size_t>(block.numel());
+        buffer.resize(n);
+        stored.resize(n * dtype_size(t.dtype));
         reader.read(t.role, t.name, block.offset, block.count, buffer.data());
-        crc = crc32c_update(crc, buffer.data(), buffer.size() * sizeof(float));
-        h5::select_hyperslab(file_space, block.offset, block.count);
-        h5::Handle mem_space = h5::make_space({block.numel()});
-        H5_CHECK(
-            H5Dwrite(dataset, H5T_NATIVE_FLOAT, mem_space, file_space, H5P_DEFAULT, buffer.data()));
+        // Back to the stored dtype: exact, as every bf16/f16 value is an f32 one (NaNs stay NaN).
+        convert_from_float(buffer.data(), t.dtype, stored.data(), n);
+        crc = write_block(dataset, block, t.dtype, stored.data(), crc);
       });
-      write_slice_attributes(dataset, t.global_shape, whole.offset, crc);
+      write_slice_attributes(dataset, t.global_shape, whole.offset, crc, t.dtype);
     }
     file.close_checked();
   }
@@ -174,9 +178,10 @@ std::string describe_checkpoint(const fs::path& dir) {
   os << ")\n";
   for (const auto& t : tensors) {
     os << "  " << std::left << std::setw(static_cast<int>(name_width))
-       << tensor_label(t.role, t.name) << "  " << std::setw(20) << shape_string(t.global_shape)
-       << std::right << std::setw(12) << t.numel() << " elements " << std::setw(11)
-       << mib(t.numel() * static_cast<int64_t>(sizeof(float))) << "  "
+       << tensor_label(t.role, t.name) << "  " << std::setw(5) << dtype_name(t.dtype)
+       << std::setw(20) << shape_string(t.global_shape) << std::right << std::setw(12) << t.numel()
+       << " elements " << std::setw(11)
+       << mib(t.numel() * static_cast<int64_t>(dtype_size(t.dtype))) << "  "
        << slice_counts[{t.role, t.name}] << " slice"
        << (slice_counts[{t.role, t.name}] == 1 ? "" : "s") << "\n";
   }

@@ -15,7 +15,6 @@
 #include "checkpoint/h5.h"
 #include "checkpoint/manifest.h"
 #include "checkpoint/slice_io.h"
-#include "core/checksum.h"
 #include "core/error.h"
 #include "parallel/comm.h"
 
@@ -55,6 +54,8 @@ void validate_slices(const std::vector<CheckpointSlice>& slices) {
           s.offset[d] + s.count[d] > s.global_shape[d])
         fail(label + "rectangle at " + shape_string(s.offset) + " of extent " +
              shape_string(s.count) + " does not fit in " + shape_string(s.global_shape));
+    if (!is_stored_dtype(s.dtype))
+      fail(label + "dtype " + dtype_name(s.dtype) + " cannot be stored (f32, bf16 or f16)");
     if (Rect{s.offset, s.count}.numel() == 0) continue;
     if (!s.data) fail(label + "data is null");
   }
@@ -91,7 +92,6 @@ std::vector<StoredSlice> write_rank_file(const fs::path& path, int rank, int wor
                                          const Metadata& rank_metadata) {
   h5::Handle file = h5::create_file(path);
   h5::write_attr_string(file, "format", kCheckpointFormatName);
-  h5::write_attr_i64(file, "format_version", kCheckpointFormatVersion);
   h5::write_attr_i64(file, "step", step);
   h5::write_attr_i64(file, "rank", rank);
   h5::write_attr_i64(file, "world_size", world_size);
@@ -105,27 +105,26 @@ std::vector<StoredSlice> write_rank_file(const fs::path& path, int rank, int wor
     const int k = rectangles_so_far[{s.role, s.name}]++;
     const std::string path =
         slice_dataset_path(s.role, s.name) + (k ? "@" + std::to_string(k) : "");
-    h5::Handle dataset = create_tensor_dataset(file, s.role, path, s.count);
-    // Bounded blocks in row-major order, each checksummed while it is in cache: one huge
-    // pwrite per tensor ran at half the page cache's speed (docs/performance.md).
-    h5::Handle file_space(H5Dget_space(dataset), H5Sclose);
-    H5_CHECK(file_space.get());
+    h5::Handle dataset = create_tensor_dataset(file, s.role, path, s.count, s.dtype);
+    const auto* bytes = static_cast<const uint8_t*>(s.data);
+    const size_t element_bytes = dtype_size(s.dtype);
     uint32_t checksum = 0;
-    int64_t done = 0;
-    for_each_block(
-        Rect{std::vector<int64_t>(s.count.size(), 0), s.count}, kStreamBlockElements,
-        [&](const Rect& block) {
-          const int64_t n = block.numel();
-          const float* data = s.data + done;
-          checksum = crc32c_update(checksum, data, static_cast<size_t>(n) * sizeof(float));
-          h5::select_hyperslab(file_space, block.offset, block.count);
-          h5::Handle mem_space = h5::make_space({n});
-          H5_CHECK(H5Dwrite(dataset, H5T_NATIVE_FLOAT, mem_space, file_space, H5P_DEFAULT, data));
-          done += n;
-        });
-    write_slice_attributes(dataset, s.global_shape, s.offset, checksum);
-    stored.push_back({rank, s.role, s.name, path, s.global_shape, s.offset, s.count, checksum});
+    int64_t done = 0;  // elements written: blocks come in the slice's row-major order
+    for_each_block(Rect{std::vector<int64_t>(s.count.size(), 0), s.count}, kStreamBlockElements,
+                   [&](const Rect& block) {
+                     const void* data = bytes + static_cast<size_t>(done) * element_bytes;
+                     checksum = write_block(dataset, block, s.dtype, data, checksum);
+                     done += block.numel();
+                   });
+    write_slice_attributes(dataset, s.global_shape, s.offset, checksum, s.dtype);
+    stored.push_back(
+        {rank, s.role, s.name, path, s.global_shape, s.offset, s.count, checksum, s.dtype});
   }
+  // The oldest version that describes what this file holds (checkpoint.h).
+  int64_t format_version = kCheckpointFormatVersion;
+  for (const auto& s : stored)
+    format_version = std::max(format_version, format_version_for(s.dtype));
+  h5::write_attr_i64(file, "format_version", format_version);
   file.close_checked();
   fsync_path(path);
   return stored;
@@ -193,6 +192,8 @@ void install_directory(const fs::path& tmp_dir, const fs::path& final_dir) {
 void commit(const fs::path& root, const fs::path& tmp_dir, const fs::path& final_dir, int64_t step,
             const GatheredFiles& gathered, const CheckpointInfo& info) {
   Manifest manifest;
+  for (const auto& s : gathered.slices)
+    manifest.format_version = std::max(manifest.format_version, format_version_for(s.dtype));
   manifest.step = step;
   for (size_t r = 0; r < gathered.file_bytes.size(); ++r)
     manifest.files.push_back({rank_file_name(static_cast<int>(r)), gathered.file_bytes[r]});

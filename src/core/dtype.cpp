@@ -2,6 +2,7 @@
 
 #include <bit>
 #include <cmath>
+#include <cstring>
 
 #include "core/error.h"
 
@@ -79,6 +80,38 @@ float f16_to_float(f16 x) {
   }
   if (exp == 31) return std::bit_cast<float>(sign | 0x7F800000 | (mant << 13));
   return std::bit_cast<float>(sign | ((exp + 112) << 23) | (mant << 13));
+}
+
+void convert_to_float(DType dtype, const void* src, float* dst, size_t n) {
+  switch (dtype) {
+    case DType::F32:
+      std::memcpy(dst, src, n * sizeof(float));
+      return;
+    case DType::BF16:
+      for (size_t i = 0; i < n; ++i) dst[i] = bf16_to_float(static_cast<const bf16*>(src)[i]);
+      return;
+    case DType::F16:
+      for (size_t i = 0; i < n; ++i) dst[i] = f16_to_float(static_cast<const f16*>(src)[i]);
+      return;
+    default:
+      fail(std::string("cannot convert ") + dtype_name(dtype) + " to f32 (f32, bf16 and f16 only)");
+  }
+}
+
+void convert_from_float(const float* src, DType dtype, void* dst, size_t n) {
+  switch (dtype) {
+    case DType::F32:
+      std::memcpy(dst, src, n * sizeof(float));
+      return;
+    case DType::BF16:
+      for (size_t i = 0; i < n; ++i) static_cast<bf16*>(dst)[i] = bf16_from_float(src[i]);
+      return;
+    case DType::F16:
+      for (size_t i = 0; i < n; ++i) static_cast<f16*>(dst)[i] = f16_from_float(src[i]);
+      return;
+    default:
+      fail(std::string("cannot convert f32 to ") + dtype_name(dtype) + " (f32, bf16 and f16 only)");
+  }
 }
 
 }  // namespace shardlm

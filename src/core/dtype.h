@@ -33,6 +33,11 @@ float bf16_to_float(bf16 x);
 f16 f16_from_float(float x);
 float f16_to_float(f16 x);
 
+// Buffer conversions between fp32 and the floating-point storage types (F32, BF16, F16), with
+// the rounding above; `n` elements each way. Throws naming the dtype for any other.
+void convert_to_float(DType dtype, const void* src, float* dst, size_t n);
+void convert_from_float(const float* src, DType dtype, void* dst, size_t n);
+
 // The C++ type of each DType, for templates over element types.
 template <typename T>
 constexpr DType dtype_of();

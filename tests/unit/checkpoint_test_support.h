@@ -1,11 +1,57 @@
 // Shared by the checkpoint tests (unit and MPI): tensors whose every element is a distinct,
-// exactly representable function of its global position, so any misplaced element shows.
+// exactly representable function of its global position, so any misplaced element shows; a
+// scratch directory; damage done to a file through the bare HDF5 API.
 #pragma once
 
+#include <hdf5.h>
+#include <stdlib.h>
+
 #include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 namespace shardlm::testing {
+
+// A fresh directory under the system's temp directory, removed with everything in it.
+class ScratchDir {
+ public:
+  ScratchDir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "shardlm-ckpt-XXXXXX").string();
+    if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
+    path_ = tmpl;
+  }
+  ~ScratchDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// File offset of a contiguous dataset's data, through the plain HDF5 API.
+inline haddr_t data_offset(const std::filesystem::path& file, const std::string& dataset) {
+  const hid_t f = H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  const hid_t d = H5Dopen2(f, dataset.c_str(), H5P_DEFAULT);
+  const haddr_t offset = H5Dget_offset(d);
+  H5Dclose(d);
+  H5Fclose(f);
+  return offset;
+}
+
+inline void flip_byte(const std::filesystem::path& file, uint64_t offset) {
+  std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekg(static_cast<std::streamoff>(offset));
+  char c = 0;
+  f.read(&c, 1);
+  c = static_cast<char>(c ^ 0x5A);
+  f.seekp(static_cast<std::streamoff>(offset));
+  f.write(&c, 1);
+}
 
 // seed in [1, 9], tensors under 7M elements: seed * 1e6 + flat index stays below 2^24, so every
 // value is an exact float and two positions (or two seeds) never share one.

@@ -31,26 +31,12 @@ namespace shardlm {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::data_offset;
 using testing::error_of;
+using testing::flip_byte;
 using testing::make_block;
 using testing::make_tensor;
-
-class ScratchDir {
- public:
-  ScratchDir() {
-    std::string tmpl = (fs::temp_directory_path() / "shardlm-ckpt-XXXXXX").string();
-    if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using testing::ScratchDir;
 
 std::string read_text(const fs::path& path) {
   std::ifstream in(path);
@@ -112,26 +98,6 @@ std::vector<float> read_rect(CheckpointReader& reader, const std::string& role,
   std::vector<float> out(static_cast<size_t>(n), -1.0f);
   reader.read(role, name, offset, count, out.data());
   return out;
-}
-
-// File offset of a contiguous dataset's data, through the plain HDF5 API.
-haddr_t data_offset(const fs::path& file, const std::string& dataset) {
-  const hid_t f = H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
-  const hid_t d = H5Dopen2(f, dataset.c_str(), H5P_DEFAULT);
-  const haddr_t offset = H5Dget_offset(d);
-  H5Dclose(d);
-  H5Fclose(f);
-  return offset;
-}
-
-void flip_byte(const fs::path& file, uint64_t offset) {
-  std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
-  f.seekg(static_cast<std::streamoff>(offset));
-  char c = 0;
-  f.read(&c, 1);
-  c = static_cast<char>(c ^ 0x5A);
-  f.seekp(static_cast<std::streamoff>(offset));
-  f.write(&c, 1);
 }
 
 // ---- checksum and rectangle geometry -------------------------------------------------------

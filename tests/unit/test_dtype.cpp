@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include "support_errors.h"
 
@@ -53,6 +54,31 @@ TEST(DType, F16NormalSubnormalAndOverflow) {
     ASSERT_EQ(f16_from_float(f16_to_float(h)).bits, h.bits) << std::hex << b;
   }
   EXPECT_EQ(f16_to_float(f16{0x3555}), 0.333251953125f);
+}
+
+TEST(DType, BufferConversionsMatchTheScalarOnes) {
+  const std::vector<float> x{1.0f, -2.5f, 3.14159f, 0x1p-20f, 70000.0f, 0.0f};
+  std::vector<bf16> b(x.size());
+  std::vector<f16> h(x.size());
+  std::vector<float> f32(x.size()), back(x.size());
+  convert_from_float(x.data(), DType::BF16, b.data(), x.size());
+  convert_from_float(x.data(), DType::F16, h.data(), x.size());
+  convert_from_float(x.data(), DType::F32, f32.data(), x.size());
+  EXPECT_EQ(f32, x);
+  for (size_t i = 0; i < x.size(); ++i) {
+    EXPECT_EQ(b[i].bits, bf16_from_float(x[i]).bits) << i;
+    EXPECT_EQ(h[i].bits, f16_from_float(x[i]).bits) << i;
+  }
+  convert_to_float(DType::BF16, b.data(), back.data(), x.size());
+  for (size_t i = 0; i < x.size(); ++i) EXPECT_EQ(back[i], bf16_to_float(b[i])) << i;
+  convert_to_float(DType::F16, h.data(), back.data(), x.size());
+  for (size_t i = 0; i < x.size(); ++i) EXPECT_EQ(back[i], f16_to_float(h[i])) << i;
+  convert_to_float(DType::F32, x.data(), back.data(), x.size());
+  EXPECT_EQ(back, x);
+  int32_t ints[1] = {};
+  float out[1] = {};
+  testing::expect_error([&] { convert_to_float(DType::I32, ints, out, 1); }, {"i32"});
+  testing::expect_error([&] { convert_from_float(out, DType::U8, ints, 1); }, {"u8"});
 }
 
 }  // namespace
