@@ -1,5 +1,6 @@
 #include "model/config.h"
 
+#include <iomanip>
 #include <map>
 #include <sstream>
 
@@ -52,11 +53,51 @@ constexpr ModelField kModelFields[] = {
     {"vocab_pad_multiple", &ModelConfig::vocab_pad_multiple},
 };
 
+// The optional fields: written only when they differ from ModelConfig's defaults.
+struct OptionalIntField {
+  const char* key;
+  int ModelConfig::*member;
+};
+constexpr OptionalIntField kOptionalInts[] = {
+    {"n_kv_head", &ModelConfig::n_kv_head},
+    {"intermediate_size", &ModelConfig::intermediate_size},
+    {"tie_embeddings", &ModelConfig::tie_embeddings},
+};
+struct OptionalDoubleField {
+  const char* key;
+  double ModelConfig::*member;
+};
+constexpr OptionalDoubleField kOptionalDoubles[] = {
+    {"rope_theta", &ModelConfig::rope_theta},
+    {"norm_eps", &ModelConfig::norm_eps},
+};
+
+std::string exact(double x) {
+  std::ostringstream os;
+  os << std::setprecision(17) << x;
+  return os.str();
+}
+
 std::string trim(const std::string& s) {
   const size_t a = s.find_first_not_of(" \t\r");
   if (a == std::string::npos) return "";
   const size_t b = s.find_last_not_of(" \t\r");
   return s.substr(a, b - a + 1);
+}
+
+// Sets an optional field from key=value; false when `key` is not one.
+bool parse_optional_field(ModelConfig& cfg, const std::string& key, const std::string& value) {
+  for (const auto& f : kOptionalInts) {
+    if (key != f.key) continue;
+    cfg.*f.member = parse_int("[model] section: " + key, value);
+    return true;
+  }
+  for (const auto& f : kOptionalDoubles) {
+    if (key != f.key) continue;
+    cfg.*f.member = parse_double("[model] section: " + key, value);
+    return true;
+  }
+  return false;
 }
 
 }  // namespace
@@ -65,6 +106,11 @@ std::string model_config_to_ini(const ModelConfig& cfg) {
   std::ostringstream os;
   os << "[model]\nfamily=" << cfg.family << "\n";
   for (const auto& f : kModelFields) os << f.key << "=" << cfg.*f.member << "\n";
+  const ModelConfig defaults;
+  for (const auto& f : kOptionalInts)
+    if (cfg.*f.member != defaults.*f.member) os << f.key << "=" << cfg.*f.member << "\n";
+  for (const auto& f : kOptionalDoubles)
+    if (cfg.*f.member != defaults.*f.member) os << f.key << "=" << exact(cfg.*f.member) << "\n";
   return os.str();
 }
 
@@ -89,6 +135,7 @@ ModelConfig model_config_from_ini(const std::string& ini_text) {
       cfg.family = value;
       continue;
     }
+    if (parse_optional_field(cfg, key, value)) continue;
     const ModelField* field = nullptr;
     for (const auto& f : kModelFields)
       if (key == f.key) field = &f;
@@ -104,10 +151,14 @@ ModelConfig model_config_from_ini(const std::string& ini_text) {
 std::string model_config_diff(const ModelConfig& from, const ModelConfig& to) {
   std::string diff;
   if (from.family != to.family) diff = "family: " + from.family + " -> " + to.family;
+  auto add = [&](const char* key, const std::string& a, const std::string& b) {
+    if (a != b) diff += (diff.empty() ? "" : ", ") + std::string(key) + ": " + a + " -> " + b;
+  };
   for (const auto& f : kModelFields)
-    if (from.*f.member != to.*f.member)
-      diff += (diff.empty() ? "" : ", ") + std::string(f.key) + ": " +
-              std::to_string(from.*f.member) + " -> " + std::to_string(to.*f.member);
+    add(f.key, std::to_string(from.*f.member), std::to_string(to.*f.member));
+  for (const auto& f : kOptionalInts)
+    add(f.key, std::to_string(from.*f.member), std::to_string(to.*f.member));
+  for (const auto& f : kOptionalDoubles) add(f.key, exact(from.*f.member), exact(to.*f.member));
   return diff;
 }
 

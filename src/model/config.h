@@ -19,8 +19,16 @@ struct ModelConfig {
   // The vocabulary is rounded up to a multiple of this (GEMM speed, and so that it divides
   // tp). Padded ids never get probability mass or gradient. Must be > 0.
   int vocab_pad_multiple = 128;
+  // Fields only some families use (Llama); at their defaults they are not written to the
+  // [model] section, and a family that does not use one refuses a non-default value.
+  int n_kv_head = 0;            // key/value heads (grouped-query attention); 0: n_head
+  int intermediate_size = 0;    // MLP hidden width (SwiGLU)
+  double rope_theta = 10000.0;  // RoPE base
+  double norm_eps = 1e-5;       // RMSNorm epsilon
+  int tie_embeddings = 0;       // 1: the LM head is the input embedding
 
   int head_dim() const { return n_embd / n_head; }
+  int kv_heads() const { return n_kv_head > 0 ? n_kv_head : n_head; }
   int padded_vocab() const;
   // Throws shardlm::Error naming the offending field (the family's own checks included).
   void validate() const;
@@ -32,9 +40,11 @@ struct ModelConfig {
 // The [model] section of an INI text, exactly:
 //   [model]\nfamily=..\nn_layer=..\nn_head=..\nn_embd=..\nvocab_size=..\nmax_seq_len=..\n
 //   vocab_pad_multiple=..\n
-// (run_config.ini, checkpoint configs). Parsing reads only the [model] section; unknown or
-// missing keys there are errors naming the key, except `family`, which defaults to gpt2
-// (checkpoints written before it existed). The result is validated.
+// then each optional field (n_kv_head, intermediate_size, rope_theta, norm_eps,
+// tie_embeddings) that differs from its default, as key=value (doubles round-trip exactly).
+// (run_config.ini, checkpoint configs). Parsing reads only the [model] section; unknown keys,
+// and missing keys other than the optional ones, are errors naming the key; `family` defaults
+// to gpt2 (checkpoints written before it existed). The result is validated.
 std::string model_config_to_ini(const ModelConfig& cfg);
 ModelConfig model_config_from_ini(const std::string& ini_text);
 // "n_layer: 6 -> 8, n_embd: 384 -> 512" (empty when equal).

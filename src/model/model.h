@@ -11,6 +11,7 @@
 #include "model/config.h"
 #include "model/family.h"
 #include "model/param_layout.h"
+#include "model/vocab_parallel.h"
 #include "model/weights.h"
 #include "parallel/pipeline.h"
 
@@ -52,6 +53,7 @@ class ModelStage : public PipelineStage {
   virtual const float* logits(int slot) const = 0;
   int vocab_start() const { return vocab_start_; }  // first vocabulary row of this TP rank
   int vocab_local() const { return vocab_local_; }  // vocabulary rows of this TP rank
+  VocabShard vocab_shard() const { return {vocab_start_, vocab_local_, cfg_.vocab_size}; }
 
  protected:
   // Throws naming the position when an id is outside [0, vocab_size).

@@ -414,8 +414,11 @@ TEST(ModelConfigIni, Errors) {
     s.replace(s.find(from), from.size(), to);
     return s;
   };
+  expect_error([&] { model_config_from_ini(good + "n_expert=2\n"); },
+               {"unknown key", "n_expert"});
+  // A key of another family is known, but GPT-2 refuses it by name.
   expect_error([&] { model_config_from_ini(good + "n_kv_head=2\n"); },
-               {"unknown key", "n_kv_head"});
+               {"gpt2 family has no n_kv_head"});
   expect_error([&] { model_config_from_ini(replace("max_seq_len=256\n", "")); },
                {"missing key", "max_seq_len"});
   expect_error([&] { model_config_from_ini("[data]\npath=x\n"); }, {"missing key", "n_layer"});

@@ -1,5 +1,7 @@
 #include "model/gpt2/block.h"
 
+#include "model/vocab_parallel.h"
+
 namespace shardlm {
 
 Gpt2BlockTensors gpt2_block_tensors(const ParamLayout& layout, float* flat, int layer) {
@@ -62,9 +64,7 @@ void gpt2_block_backward(KernelBackend& be, TensorParallel& tp, const Gpt2Dims& 
 void gpt2_embedding_forward(KernelBackend& be, TensorParallel& tp, float* out,
                             const int32_t* tokens, const float* wte, const float* wpe, int B, int T,
                             int C, int pos0, int vocab_start, int vocab_local) {
-  const int N = B * T;
-  be.token_embedding_forward(out, tokens, wte, N, C, vocab_start, vocab_local);
-  tp.reduce_from_region(out, static_cast<size_t>(N) * C);
+  vocab_embedding_forward(be, tp, out, tokens, wte, B * T, C, {vocab_start, vocab_local, 0});
   be.position_embedding_forward(out, wpe + static_cast<size_t>(pos0) * C, B, T, C);
 }
 

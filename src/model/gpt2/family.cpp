@@ -3,6 +3,7 @@
 #include <cmath>
 #include <string>
 
+#include "core/error.h"
 #include "core/hash.h"
 #include "model/gpt2/decoder.h"
 #include "model/gpt2/stage.h"
@@ -42,7 +43,18 @@ class Gpt2Family final : public ModelFamily {
     };
   }
 
-  void validate(const ModelConfig&) const override {}  // the generic checks cover GPT-2
+  // The generic checks cover GPT-2's own fields; the other families' fields must stay unset.
+  void validate(const ModelConfig& c) const override {
+    const ModelConfig d;
+    auto unused = [](const char* key, bool set) {
+      if (set) fail(std::string("invalid model config: the gpt2 family has no ") + key);
+    };
+    unused("n_kv_head (grouped-query attention)", c.n_kv_head != d.n_kv_head);
+    unused("intermediate_size (its MLP is 4*n_embd)", c.intermediate_size != d.intermediate_size);
+    unused("rope_theta (it has learned positions)", c.rope_theta != d.rope_theta);
+    unused("norm_eps (its LayerNorm eps is 1e-5)", c.norm_eps != d.norm_eps);
+    unused("tie_embeddings (its head is always tied)", c.tie_embeddings != d.tie_embeddings);
+  }
 
   TensorPlan tensor_plan(const ModelConfig& cfg) const override {
     const int64_t C = cfg.n_embd, H = cfg.n_head, hd = cfg.head_dim(), Vp = cfg.padded_vocab();

@@ -16,10 +16,7 @@ struct Gpt2Stage::Acts {
   float* lnf = nullptr;       // [N,C]
   float* lnf_mean = nullptr;  // [N]
   float* lnf_rstd = nullptr;  // [N]
-  float* logits = nullptr;    // [N,Vl] (dlogits in place after backward)
-  float* row_max = nullptr;   // [N]
-  float* sums = nullptr;      // [2N]: sum_exp then target_logit (one TP all-reduce)
-  float* losses = nullptr;    // [N]
+  VocabLossBuffers loss{};    // logits [N,Vl] and the cross-entropy's per-row values
   std::vector<void*> owned;
 };
 
@@ -86,10 +83,7 @@ std::unique_ptr<Gpt2Stage::Acts> Gpt2Stage::make_acts() {
     a->lnf = f(N * C);
     a->lnf_mean = f(N);
     a->lnf_rstd = f(N);
-    a->logits = f(N * static_cast<size_t>(vocab_local_));
-    a->row_max = f(N);
-    a->sums = f(2 * N);
-    a->losses = f(N);
+    a->loss = {f(N * static_cast<size_t>(vocab_local_)), f(N), f(2 * N), f(N)};
   }
   return a;
 }
@@ -98,7 +92,7 @@ const float* Gpt2Stage::stage_output(int slot) const {
   return acts_.at(static_cast<size_t>(slot))->resid.back();
 }
 const float* Gpt2Stage::logits(int slot) const {
-  return acts_.at(static_cast<size_t>(slot))->logits;
+  return acts_.at(static_cast<size_t>(slot))->loss.logits;
 }
 
 float Gpt2Stage::forward(int slot, const int32_t* tokens, const int32_t* targets,
@@ -133,38 +127,21 @@ float Gpt2Stage::forward(int slot, const int32_t* tokens, const int32_t* targets
   return head_forward(a);
 }
 
-// Final LayerNorm, the tied head over this rank's vocabulary rows, vocab-parallel softmax
-// cross-entropy; returns the mean loss over the micro-batch.
+// Final LayerNorm, then the tied head and the vocab-parallel cross-entropy; returns the mean
+// loss over the micro-batch.
 float Gpt2Stage::head_forward(Acts& a) {
   KernelBackend& be = backend();
-  const int N = dims_.N, C = dims_.C, V = cfg_.vocab_size;
+  const int N = dims_.N, C = dims_.C;
   be.layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, a.resid.back(), param("ln_f.weight"),
                        param("ln_f.bias"), N, C);
-  be.matmul_forward(a.logits, a.lnf, param("wte"), nullptr, N, C, vocab_local_);
-  be.xent_row_max(a.row_max, a.logits, N, vocab_local_, vocab_start_, V);
-  tp_.max_over_vocab(a.row_max, static_cast<size_t>(N));
-  be.xent_partial_sums(a.sums, a.sums + N, a.logits, a.row_max, a.targets, N, vocab_local_,
-                       vocab_start_, V);
-  tp_.sum_over_vocab(a.sums, 2 * static_cast<size_t>(N));
-  be.xent_loss(a.losses, a.row_max, a.sums, a.sums + N, N);
-  std::vector<float> losses(static_cast<size_t>(N));
-  be.copy_to_host(losses.data(), a.losses, losses.size() * sizeof(float));
-  double total = 0.0;
-  for (float x : losses) total += x;
-  return static_cast<float>(total / N);
+  return vocab_loss_forward(be, tp_, a.loss, a.lnf, param("wte"), a.targets, N, C, vocab_shard());
 }
 
 void Gpt2Stage::head_backward(Acts& a, float loss_scale) {
   KernelBackend& be = backend();
   const int N = dims_.N, C = dims_.C;
-  // d(mean loss)/d(loss_n) = 1/N; dlogits overwrite the logits.
-  be.xent_backward(a.logits, a.logits, a.row_max, a.sums, a.targets,
-                   loss_scale / static_cast<float>(N), N, vocab_local_, vocab_start_,
-                   cfg_.vocab_size);
-  // Partial d(lnf) over this rank's vocabulary rows, summed over TP.
-  be.matmul_backward(scratch_.dln, grad("wte"), nullptr, a.logits, a.lnf, param("wte"), N, C,
-                     vocab_local_);
-  tp_.copy_to_region_backward(scratch_.dln, static_cast<size_t>(N) * C);
+  vocab_loss_backward(be, tp_, a.loss, scratch_.dln, grad("wte"), a.lnf, param("wte"), a.targets,
+                      loss_scale, N, C, vocab_shard());
   be.fill_zero(dresid_, static_cast<size_t>(N) * C);
   be.layernorm_backward(dresid_, grad("ln_f.weight"), grad("ln_f.bias"), scratch_.dln,
                         a.resid.back(), param("ln_f.weight"), a.lnf_mean, a.lnf_rstd, N, C);

@@ -13,6 +13,7 @@
 
 #include "model/gpt2/block.h"
 #include "model/model.h"
+#include "model/vocab_parallel.h"
 #include "parallel/tensor_parallel.h"
 
 namespace shardlm {
