@@ -107,6 +107,79 @@ void BM_AttentionBackward(benchmark::State& state) {
   set_rate(state, "tokens/s", s.N);
 }
 
+// Grouped-query attention at the same size: H = NH query heads in KV = NH / g groups
+// (state.range(0) = g; g = 1 is the multi-head case in the grouped layout).
+void BM_AttentionGqaForward(benchmark::State& state) {
+  const auto& s = shapes();
+  const int g = static_cast<int>(state.range(0)), KV = s.NH / g;
+  const size_t row = size_t(KV) * (g + 2) * s.hd;
+  Buffer out(size_t(s.N) * s.C), att(size_t(s.B) * s.NH * s.T * s.T), qkv(size_t(s.N) * row);
+  for (auto _ : state)
+    be().attention_gqa_forward(out.get(), att.get(), qkv.get(), s.B, s.T, KV, g, s.hd);
+  set_rate(state, "FLOP/s", attention_forward_flops(s));
+  set_rate(state, "tokens/s", s.N);
+}
+
+void BM_AttentionGqaBackward(benchmark::State& state) {
+  const auto& s = shapes();
+  const int g = static_cast<int>(state.range(0)), KV = s.NH / g;
+  const size_t row = size_t(KV) * (g + 2) * s.hd;
+  Buffer out(size_t(s.N) * s.C), att(size_t(s.B) * s.NH * s.T * s.T), qkv(size_t(s.N) * row);
+  Buffer dqkv(size_t(s.N) * row), scratch(size_t(s.B) * s.NH * s.T * s.T), dout(size_t(s.N) * s.C);
+  be().attention_gqa_forward(out.get(), att.get(), qkv.get(), s.B, s.T, KV, g, s.hd);
+  for (auto _ : state)
+    be().attention_gqa_backward(dqkv.get(), scratch.get(), dout.get(), qkv.get(), att.get(), s.B,
+                                s.T, KV, g, s.hd);
+  set_rate(state, "FLOP/s", 2.0 * attention_forward_flops(s));
+  set_rate(state, "tokens/s", s.N);
+}
+
+void BM_RmsNormForward(benchmark::State& state) {
+  const auto& s = shapes();
+  Buffer out(size_t(s.N) * s.C), rstd(s.N), inp(size_t(s.N) * s.C), w(s.C);
+  for (auto _ : state)
+    be().rmsnorm_forward(out.get(), rstd.get(), inp.get(), w.get(), s.N, s.C, 1e-5f);
+  set_rate(state, "tokens/s", s.N);
+}
+
+void BM_RmsNormBackward(benchmark::State& state) {
+  const auto& s = shapes();
+  Buffer out(size_t(s.N) * s.C), rstd(s.N), inp(size_t(s.N) * s.C), w(s.C);
+  Buffer dinp(size_t(s.N) * s.C), dw(s.C), dout(size_t(s.N) * s.C);
+  be().rmsnorm_forward(out.get(), rstd.get(), inp.get(), w.get(), s.N, s.C, 1e-5f);
+  for (auto _ : state)
+    be().rmsnorm_backward(dinp.get(), dw.get(), dout.get(), inp.get(), w.get(), rstd.get(), s.N,
+                          s.C);
+  set_rate(state, "tokens/s", s.N);
+}
+
+// SwiGLU over a 4C hidden width (as GELU's MLP above).
+void BM_SwigluForward(benchmark::State& state) {
+  const auto& s = shapes();
+  const int F = 4 * s.C;
+  Buffer out(size_t(s.N) * F), gu(size_t(s.N) * 2 * F, -4.0f, 4.0f);
+  for (auto _ : state) be().swiglu_forward(out.get(), gu.get(), s.N, F);
+  set_rate(state, "elements/s", double(s.N) * F);
+}
+
+void BM_SwigluBackward(benchmark::State& state) {
+  const auto& s = shapes();
+  const int F = 4 * s.C;
+  Buffer dgu(size_t(s.N) * 2 * F), gu(size_t(s.N) * 2 * F, -4.0f, 4.0f), dout(size_t(s.N) * F);
+  for (auto _ : state) be().swiglu_backward(dgu.get(), gu.get(), dout.get(), s.N, F);
+  set_rate(state, "elements/s", double(s.N) * F);
+}
+
+// RoPE on the query and key heads of GQA rows (g = 3), as the forward applies it.
+void BM_RopeForward(benchmark::State& state) {
+  const auto& s = shapes();
+  const int g = 3, KV = s.NH / g;
+  Buffer qkv(size_t(s.N) * KV * (g + 2) * s.hd), cos(size_t(s.T) * s.hd / 2),
+      sin(size_t(s.T) * s.hd / 2);
+  for (auto _ : state) be().rope_forward(qkv.get(), cos.get(), sin.get(), s.B, s.T, 0, KV, g, s.hd);
+  set_rate(state, "tokens/s", s.N);
+}
+
 void BM_GeluForward(benchmark::State& state) {
   const auto& s = shapes();
   const size_t n = size_t(s.N) * 4 * s.C;
@@ -185,6 +258,13 @@ BENCHMARK(BM_LayerNormForward)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_LayerNormBackward)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_AttentionForward)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_AttentionBackward)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_AttentionGqaForward)->Arg(1)->Arg(3)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_AttentionGqaBackward)->Arg(1)->Arg(3)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_RmsNormForward)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_RmsNormBackward)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_SwigluForward)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_SwigluBackward)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_RopeForward)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_GeluForward)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_GeluBackward)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_CrossEntropyForward)->Unit(benchmark::kMillisecond)->UseRealTime();

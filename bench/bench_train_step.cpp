@@ -144,6 +144,16 @@ class TimingBackend final : public KernelBackend {
     });
   }
 
+  void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int N, int C,
+                       float eps) override {
+    timed("rmsnorm fwd", 0, [&] { inner_.rmsnorm_forward(out, rstd, inp, weight, N, C, eps); });
+  }
+  void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp,
+                        const float* weight, const float* rstd, int N, int C) override {
+    timed("rmsnorm bwd", 0,
+          [&] { inner_.rmsnorm_backward(dinp, dweight, dout, inp, weight, rstd, N, C); });
+  }
+
   void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int N,
                       int C, int OC) override {
     timed("matmul fwd " + matmul_layer(C, OC), 2.0 * N * C * OC,
@@ -178,11 +188,47 @@ class TimingBackend final : public KernelBackend {
     inner_.attention_decode(out, qkv, k_cache, v_cache, pos0, Tq, NH, hd, max_seq);
   }
 
+  void rope_forward(float* qkv, const float* cos, const float* sin, int B, int T, int pos0, int KV,
+                    int g, int hd) override {
+    timed("rope fwd", 0, [&] { inner_.rope_forward(qkv, cos, sin, B, T, pos0, KV, g, hd); });
+  }
+  void rope_backward(float* dqkv, const float* cos, const float* sin, int B, int T, int pos0,
+                     int KV, int g, int hd) override {
+    timed("rope bwd", 0, [&] { inner_.rope_backward(dqkv, cos, sin, B, T, pos0, KV, g, hd); });
+  }
+  // As attention_forward/backward, over H = KV * g query heads.
+  void attention_gqa_forward(float* out, float* att, const float* qkv, int B, int T, int KV, int g,
+                             int hd) override {
+    timed("attention fwd", 2.0 * B * KV * g * T * T * hd,
+          [&] { inner_.attention_gqa_forward(out, att, qkv, B, T, KV, g, hd); });
+  }
+  void attention_gqa_backward(float* dqkv, float* scratch, const float* dout, const float* qkv,
+                              const float* att, int B, int T, int KV, int g, int hd) override {
+    timed("attention bwd", 4.0 * B * KV * g * T * T * hd,
+          [&] { inner_.attention_gqa_backward(dqkv, scratch, dout, qkv, att, B, T, KV, g, hd); });
+  }
+  void kv_cache_append_gqa(float* k_cache, float* v_cache, const float* qkv, int pos0, int Tq,
+                           int KV, int g, int hd, int max_seq) override {
+    inner_.kv_cache_append_gqa(k_cache, v_cache, qkv, pos0, Tq, KV, g, hd, max_seq);
+  }
+  void attention_decode_gqa(float* out, const float* qkv, const float* k_cache,
+                            const float* v_cache, int pos0, int Tq, int KV, int g, int hd,
+                            int max_seq) override {
+    inner_.attention_decode_gqa(out, qkv, k_cache, v_cache, pos0, Tq, KV, g, hd, max_seq);
+  }
+
   void gelu_forward(float* out, const float* inp, size_t n) override {
     timed("gelu fwd", 0, [&] { inner_.gelu_forward(out, inp, n); });
   }
   void gelu_backward(float* dinp, const float* inp, const float* dout, size_t n) override {
     timed("gelu bwd", 0, [&] { inner_.gelu_backward(dinp, inp, dout, n); });
+  }
+
+  void swiglu_forward(float* out, const float* gu, int N, int F) override {
+    timed("swiglu fwd", 0, [&] { inner_.swiglu_forward(out, gu, N, F); });
+  }
+  void swiglu_backward(float* dgu, const float* gu, const float* dout, int N, int F) override {
+    timed("swiglu bwd", 0, [&] { inner_.swiglu_backward(dgu, gu, dout, N, F); });
   }
 
   void add(float* out, const float* a, const float* b, size_t n) override {

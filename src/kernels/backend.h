@@ -71,6 +71,16 @@ class KernelBackend {
                                   const float* mean /*[N]*/, const float* rstd /*[N]*/, int N,
                                   int C) = 0;
 
+  // ---- RMSNorm: out = inp / sqrt(mean(inp^2) + eps) * weight ----------------------------------
+  virtual void rmsnorm_forward(float* out /*[N,C]*/, float* rstd /*[N]*/,
+                               const float* inp /*[N,C]*/, const float* weight /*[C]*/, int N,
+                               int C, float eps) = 0;
+  // dinp += (residual stream); dweight +=
+  virtual void rmsnorm_backward(float* dinp /*[N,C]*/, float* dweight /*[C]*/,
+                                const float* dout /*[N,C]*/, const float* inp /*[N,C]*/,
+                                const float* weight /*[C]*/, const float* rstd /*[N]*/, int N,
+                                int C) = 0;
+
   // ---- matmul: out = inp @ weight^T (+ bias) ---------------------------------------------
   // bias may be null.
   virtual void matmul_forward(float* out /*[N,OC]*/, const float* inp /*[N,C]*/,
@@ -112,10 +122,56 @@ class KernelBackend {
                                 const float* v_cache /*[NH,max_seq,hd]*/, int pos0, int Tq, int NH,
                                 int hd, int max_seq) = 0;
 
+  // ---- grouped-query attention (Llama) -----------------------------------------------------
+  // Row layout of qkv (per token): KV groups, each holding its g = H/KV query heads, then its
+  // key head, then its value head: [KV, g+2, hd] (query head h = kv*g + i uses key/value head
+  // kv; Megatron's "query groups", and Hugging Face's repeat_kv mapping). out rows are [H, hd]
+  // with head h = kv*g + i.
+  // RoPE (Hugging Face rotate-half): for each query and key head and i < hd/2, with
+  // c = cos[pos][i], s = sin[pos][i]:
+  //   x[i] <- x[i]*c - x[i+hd/2]*s ;  x[i+hd/2] <- x[i+hd/2]*c + x[i]*s.
+  // Position of row (b, t) is pos0 + t. Value heads are untouched. In place. hd must be even
+  // (throws otherwise); the tables must hold rows up to pos0 + T - 1 (not checked: their
+  // length is not an argument).
+  virtual void rope_forward(float* qkv /*[B,T,KV,g+2,hd]*/, const float* cos /*[max_seq,hd/2]*/,
+                            const float* sin /*[max_seq,hd/2]*/, int B, int T, int pos0, int KV,
+                            int g, int hd) = 0;
+  // The transpose rotation applied in place to d(qkv) (value heads untouched).
+  virtual void rope_backward(float* dqkv /*[B,T,KV,g+2,hd]*/, const float* cos, const float* sin,
+                             int B, int T, int pos0, int KV, int g, int hd) = 0;
+  // Causal softmax attention, scale 1/sqrt(hd); att keeps the probabilities for backward.
+  virtual void attention_gqa_forward(float* out /*[B,T,H*hd]*/, float* att /*[B,H,T,T]*/,
+                                     const float* qkv /*[B,T,KV*(g+2)*hd]*/, int B, int T, int KV,
+                                     int g, int hd) = 0;
+  // dqkv written (q, k and v parts; a key/value head's gradient sums over its g query heads);
+  // scratch: at least B*H*T*T floats.
+  virtual void attention_gqa_backward(float* dqkv /*[B,T,KV*(g+2)*hd]*/,
+                                      float* scratch /*[B,H,T,T]*/,
+                                      const float* dout /*[B,T,H*hd]*/, const float* qkv,
+                                      const float* att /*[B,H,T,T]*/, int B, int T, int KV, int g,
+                                      int hd) = 0;
+  // KV cache of KV heads (not H): k_cache, v_cache [KV, max_seq, hd]. Appends the (already
+  // rotated) key and value heads of Tq rows at positions pos0.. ; then the Tq queries attend
+  // causally to positions 0..pos0+i. pos0 = 0, Tq = T must give attention_gqa_forward's out for
+  // one sequence. Both throw naming the positions when pos0 < 0 or pos0 + Tq > max_seq.
+  virtual void kv_cache_append_gqa(float* k_cache, float* v_cache,
+                                   const float* qkv /*[Tq,KV*(g+2)*hd]*/, int pos0, int Tq, int KV,
+                                   int g, int hd, int max_seq) = 0;
+  virtual void attention_decode_gqa(float* out /*[Tq,H*hd]*/, const float* qkv,
+                                    const float* k_cache, const float* v_cache, int pos0, int Tq,
+                                    int KV, int g, int hd, int max_seq) = 0;
+
   // ---- GELU (tanh approximation) -----------------------------------------------------------
   virtual void gelu_forward(float* out, const float* inp, size_t n) = 0;
   // dinp written
   virtual void gelu_backward(float* dinp, const float* inp, const float* dout, size_t n) = 0;
+
+  // ---- SwiGLU: out[n,j] = silu(gu[n,j]) * gu[n,F+j], silu(x) = x / (1 + exp(-x)) ----------------
+  // gu is the fused gate|up projection output [N, 2F] (gate columns first, then up).
+  virtual void swiglu_forward(float* out /*[N,F]*/, const float* gu /*[N,2F]*/, int N, int F) = 0;
+  // dgu written (both halves)
+  virtual void swiglu_backward(float* dgu /*[N,2F]*/, const float* gu /*[N,2F]*/,
+                               const float* dout /*[N,F]*/, int N, int F) = 0;
 
   // ---- elementwise -------------------------------------------------------------------------
   virtual void add(float* out, const float* a, const float* b, size_t n) = 0;  // out = a + b

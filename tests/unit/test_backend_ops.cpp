@@ -528,6 +528,64 @@ Row layernorm(const LayerNormRow& r) {
   return row(shape_name("layernorm", {{"N", r.N}, {"C", r.C}}), r, layernorm_case);
 }
 
+// ---- RMSNorm ----------------------------------------------------------------------------------
+
+struct RmsNormRef {
+  DVec out, rstd;
+};
+
+RmsNormRef rmsnorm_ref(const DVec& x, const DVec& w, int N, int C, double eps) {
+  RmsNormRef r{DVec(x.size()), DVec(N)};
+  for (int n = 0; n < N; ++n) {
+    double sq = 0.0;
+    for (int c = 0; c < C; ++c) sq += x[n * C + c] * x[n * C + c];
+    const double s = 1.0 / std::sqrt(sq / C + eps);
+    for (int c = 0; c < C; ++c) r.out[n * C + c] = x[n * C + c] * s * w[c];
+    r.rstd[n] = s;
+  }
+  return r;
+}
+
+struct RmsNormRow {
+  int N, C;
+  float eps;
+  float lo, hi;  // the input's range
+  size_t fd_samples;
+  bool fd = true;
+};
+
+Case rmsnorm_case(const RmsNormRow& r) {
+  const size_t NC = static_cast<size_t>(r.N) * r.C;
+  const Tol twice{1e-5, 1e-6};
+  Case c;
+  c.tensors = {input("inp", random_vec(NC, 17, r.lo, r.hi)),
+               input("weight", random_vec(r.C, 18, 0.5f, 1.5f)),
+               written("out", NC, {1e-5, 1e-6}, kTol), written("rstd", r.N, {1e-5, 0}, kTol),
+               input("dout", random_vec(NC, 19)),
+               // dinp is the residual stream (+=); dweight accumulates.
+               accumulated("dinp", random_vec(NC, 20), {}, kTol, twice),
+               accumulated("dweight", random_vec(r.C, 21), {}, kReductionTol, twice)};
+  c.run = [r](KernelBackend& be, Buffers& t) {
+    be.rmsnorm_forward(t["out"], t["rstd"], t["inp"], t["weight"], r.N, r.C, r.eps);
+    be.rmsnorm_backward(t["dinp"], t["dweight"], t["dout"], t["inp"], t["weight"], t["rstd"], r.N,
+                        r.C);
+  };
+  c.reference = [r](const DTensors& in, const Tensors&) {
+    RmsNormRef ref = rmsnorm_ref(in.at("inp"), in.at("weight"), r.N, r.C, r.eps);
+    return DTensors{{"out", ref.out}, {"rstd", ref.rstd}};
+  };
+  if (r.fd)
+    for (const char* x : {"inp", "weight"})
+      c.grads.push_back({std::string("d") + x, x, "out", "dout", 1.0, r.fd_samples});
+  return c;
+}
+
+Row rmsnorm(const RmsNormRow& r) {
+  std::string name = shape_name("rmsnorm", {{"N", r.N}, {"C", r.C}});
+  if (r.eps != 1e-5f) name += "_eps" + std::to_string(static_cast<int>(-std::log10(r.eps)));
+  return row(name, r, rmsnorm_case);
+}
+
 // ---- matmul -----------------------------------------------------------------------------------
 
 DVec matmul_ref(const DVec& inp, const DVec& weight, const DVec* bias, int N, int C, int OC) {
@@ -778,6 +836,295 @@ Row kv_cache_decode(const DecodeRow& r) {
   return row(name, r, kv_cache_decode_case);
 }
 
+// ---- grouped-query attention: RoPE, attention, KV-cached decoding ------------------------------
+
+// Where the heads of a qkv row [KV, g+2, hd] sit: query head h = kv*g + i, then each group's
+// key and value head.
+struct GqaHeads {
+  int KV, g, hd;
+  int H() const { return KV * g; }
+  size_t row() const { return static_cast<size_t>(KV) * (g + 2) * hd; }
+  size_t out_row() const { return static_cast<size_t>(H()) * hd; }
+  size_t query(int h) const { return (static_cast<size_t>(h / g) * (g + 2) + h % g) * hd; }
+  size_t key(int kv) const { return (static_cast<size_t>(kv) * (g + 2) + g) * hd; }
+  size_t value(int kv) const { return key(kv) + hd; }
+};
+
+// Hugging Face's tables: angle pos * theta^(-2i/hd), [max_seq, hd/2] each.
+std::pair<Vec, Vec> rope_tables(int max_seq, int hd, double theta) {
+  Vec cos_t(static_cast<size_t>(max_seq) * (hd / 2)), sin_t(cos_t.size());
+  for (int p = 0; p < max_seq; ++p)
+    for (int i = 0; i < hd / 2; ++i) {
+      const double angle = p * std::pow(theta, -2.0 * i / hd);
+      cos_t[static_cast<size_t>(p) * (hd / 2) + i] = static_cast<float>(std::cos(angle));
+      sin_t[static_cast<size_t>(p) * (hd / 2) + i] = static_cast<float>(std::sin(angle));
+    }
+  return {cos_t, sin_t};
+}
+
+// qkv with its query and key heads rotated (the rotate-half convention), values untouched.
+DVec rope_ref(DVec x, const DVec& cos_t, const DVec& sin_t, int B, int T, int pos0, GqaHeads S) {
+  const int half = S.hd / 2;
+  for (int b = 0; b < B; ++b)
+    for (int t = 0; t < T; ++t)
+      for (int kv = 0; kv < S.KV; ++kv)
+        for (int head = 0; head <= S.g; ++head) {
+          double* v = &x[(static_cast<size_t>(b) * T + t) * S.row() +
+                         (static_cast<size_t>(kv) * (S.g + 2) + head) * S.hd];
+          for (int i = 0; i < half; ++i) {
+            const double c = cos_t[static_cast<size_t>(pos0 + t) * half + i];
+            const double s = sin_t[static_cast<size_t>(pos0 + t) * half + i];
+            const double x1 = v[i], x2 = v[i + half];
+            v[i] = x1 * c - x2 * s;
+            v[i + half] = x2 * c + x1 * s;
+          }
+        }
+  return x;
+}
+
+struct RopeRow {
+  int B, T, pos0, KV, g, hd;
+  size_t fd_samples;
+};
+
+Case rope_case(const RopeRow& r) {
+  const GqaHeads S{r.KV, r.g, r.hd};
+  const size_t n = static_cast<size_t>(r.B) * r.T * S.row();
+  const int max_seq = r.pos0 + r.T + 3;  // rows past the last position must not matter
+  auto [cos_t, sin_t] = rope_tables(max_seq, r.hd, 10000.0);
+  Case c;
+  // In place: "qkv" and "dqkv" start as copies of the inputs.
+  c.tensors = {input("cos", cos_t),
+               input("sin", sin_t),
+               input("qkv_in", random_vec(n, 90, -2.0f, 2.0f)),
+               written("qkv", n, {1e-6, 1e-6}, kTol, {0, 0}),
+               input("dqkv_in", random_vec(n, 91)),
+               written("dqkv", n, {}, kTol, {0, 0})};
+  c.run = [r, n](KernelBackend& be, Buffers& t) {
+    be.copy(t["qkv"], t["qkv_in"], n * sizeof(float));
+    be.rope_forward(t["qkv"], t["cos"], t["sin"], r.B, r.T, r.pos0, r.KV, r.g, r.hd);
+    be.copy(t["dqkv"], t["dqkv_in"], n * sizeof(float));
+    be.rope_backward(t["dqkv"], t["cos"], t["sin"], r.B, r.T, r.pos0, r.KV, r.g, r.hd);
+  };
+  c.reference = [r, S](const DTensors& in, const Tensors&) {
+    return DTensors{
+        {"qkv", rope_ref(in.at("qkv_in"), in.at("cos"), in.at("sin"), r.B, r.T, r.pos0, S)}};
+  };
+  // The backward is the transpose: d(sum qkv * dqkv_in)/d(qkv_in).
+  c.grads = {{"dqkv", "qkv_in", "qkv", "dqkv_in", 1.0, r.fd_samples}};
+  c.check = [r, S](const Tensors& before, const Tensors& after) {
+    // Value heads come back bit for bit, forward and backward.
+    for (const char* name : {"qkv", "dqkv"}) {
+      const Vec& got = after.at(name);
+      const Vec& start = before.at(std::string(name) + "_in");
+      for (int row = 0; row < r.B * r.T; ++row)
+        for (int kv = 0; kv < r.KV; ++kv)
+          for (int d = 0; d < r.hd; ++d) {
+            const size_t at = row * S.row() + S.value(kv) + d;
+            ASSERT_EQ(got[at], start[at]) << name << " value head " << kv << " row " << row;
+          }
+    }
+  };
+  return c;
+}
+
+Row rope(const RopeRow& r) {
+  return row(
+      shape_name("rope",
+                 {{"B", r.B}, {"T", r.T}, {"pos", r.pos0}, {"KV", r.KV}, {"g", r.g}, {"hd", r.hd}}),
+      r, rope_case);
+}
+
+// qkv [B,T,KV,g+2,hd] -> out [B,T,H,hd], att [B,H,T,T]: query head h on key/value head h / g.
+void attention_gqa_ref(const DVec& qkv, int B, int T, GqaHeads S, DVec* out, DVec* att) {
+  const int H = S.H(), hd = S.hd;
+  const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
+  out->assign(static_cast<size_t>(B) * T * S.out_row(), 0.0);
+  if (att) att->assign(static_cast<size_t>(B) * H * T * T, 0.0);
+  std::vector<double> p(T);
+  for (int b = 0; b < B; ++b)
+    for (int h = 0; h < H; ++h)
+      for (int t = 0; t < T; ++t) {
+        const auto row = [&](int t2) { return &qkv[(static_cast<size_t>(b) * T + t2) * S.row()]; };
+        const double* q = row(t) + S.query(h);
+        double m = -1e300;
+        for (int t2 = 0; t2 <= t; ++t2) {
+          const double* k = row(t2) + S.key(h / S.g);
+          double s = 0.0;
+          for (int d = 0; d < hd; ++d) s += q[d] * k[d];
+          m = std::max(m, p[t2] = s * scale);
+        }
+        double sum = 0.0;
+        for (int t2 = 0; t2 <= t; ++t2) sum += (p[t2] = std::exp(p[t2] - m));
+        for (int t2 = 0; t2 <= t; ++t2) {
+          p[t2] /= sum;
+          if (att) (*att)[((static_cast<size_t>(b) * H + h) * T + t) * T + t2] = p[t2];
+          const double* v = row(t2) + S.value(h / S.g);
+          for (int d = 0; d < hd; ++d)
+            (*out)[(static_cast<size_t>(b) * T + t) * S.out_row() + h * hd + d] += p[t2] * v[d];
+        }
+      }
+}
+
+struct AttentionGqaRow {
+  int B, T, KV, g, hd;
+  float range;  // qkv in [-range, range]
+  size_t fd_samples;
+};
+
+Case attention_gqa_case(const AttentionGqaRow& r) {
+  const GqaHeads S{r.KV, r.g, r.hd};
+  const size_t N = static_cast<size_t>(r.B) * r.T;
+  const size_t att_size = static_cast<size_t>(r.B) * S.H() * r.T * r.T;
+  Case c;
+  c.tensors = {input("qkv", random_vec(N * S.row(), 32, -r.range, r.range)),
+               written("out", N * S.out_row(), {1e-5, 1e-6}, kTol),
+               written("att", att_size, {1e-5, 1e-7}, kTol),  // masked entries too
+               input("dout", random_vec(N * S.out_row(), 33)),
+               written("dqkv", N * S.row(), {}, kReductionTol),  // sums over T, hd and g
+               {"scratch", Role::kScratch, nans(att_size)}};
+  c.run = [r](KernelBackend& be, Buffers& t) {
+    be.attention_gqa_forward(t["out"], t["att"], t["qkv"], r.B, r.T, r.KV, r.g, r.hd);
+    be.attention_gqa_backward(t["dqkv"], t["scratch"], t["dout"], t["qkv"], t["att"], r.B, r.T,
+                              r.KV, r.g, r.hd);
+  };
+  c.reference = [r, S](const DTensors& in, const Tensors&) {
+    DTensors expected;
+    attention_gqa_ref(in.at("qkv"), r.B, r.T, S, &expected["out"], &expected["att"]);
+    return expected;
+  };
+  c.grads = {{"dqkv", "qkv", "out", "dout", 1.0, r.fd_samples}};
+  c.check = [r, S](const Tensors&, const Tensors& after) {
+    const Vec& att = after.at("att");
+    for (size_t row = 0; row < static_cast<size_t>(r.B) * S.H() * r.T; ++row)
+      for (int t2 = static_cast<int>(row % r.T) + 1; t2 < r.T; ++t2)
+        ASSERT_EQ(att[row * r.T + t2], 0.0f) << "masked att[" << row * r.T + t2 << "]";
+  };
+  return c;
+}
+
+Row attention_gqa(const AttentionGqaRow& r) {
+  return row(
+      shape_name("attention_gqa", {{"B", r.B}, {"T", r.T}, {"KV", r.KV}, {"g", r.g}, {"hd", r.hd}}),
+      r, attention_gqa_case);
+}
+
+// One sequence appended and decoded step by step; the outputs equal attention_gqa_forward's rows
+// of the same sequence, and the cache holds its key and value heads.
+struct DecodeGqaRow {
+  int KV, g, hd, max_seq;
+  std::vector<DecodeStep> steps;  // consecutive, from position 0
+};
+
+void kv_append_gqa_ref(DVec& k_cache, DVec& v_cache, const DVec& qkv, DecodeStep s, GqaHeads S,
+                       int max_seq) {
+  for (int i = 0; i < s.Tq; ++i)
+    for (int kv = 0; kv < S.KV; ++kv)
+      for (int d = 0; d < S.hd; ++d) {
+        const size_t at = (static_cast<size_t>(kv) * max_seq + s.pos0 + i) * S.hd + d;
+        const size_t row = static_cast<size_t>(s.pos0 + i) * S.row();
+        k_cache[at] = qkv[row + S.key(kv) + d];
+        v_cache[at] = qkv[row + S.value(kv) + d];
+      }
+}
+
+// Queries of rows pos0.. of qkv against cache positions 0..pos0+i (cache head h / g).
+DVec decode_gqa_ref(const DVec& qkv, const DVec& k_cache, const DVec& v_cache, DecodeStep s,
+                    GqaHeads S, int max_seq) {
+  const int hd = S.hd;
+  const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
+  DVec out(static_cast<size_t>(s.Tq) * S.out_row(), 0.0);
+  for (int i = 0; i < s.Tq; ++i)
+    for (int h = 0; h < S.H(); ++h) {
+      const int n = s.pos0 + i + 1;
+      const double* q = &qkv[static_cast<size_t>(s.pos0 + i) * S.row() + S.query(h)];
+      const size_t head = static_cast<size_t>(h / S.g) * max_seq * hd;
+      DVec p(n);
+      double m = -1e300, sum = 0.0;
+      for (int j = 0; j < n; ++j) {
+        double dotp = 0.0;
+        for (int d = 0; d < hd; ++d) dotp += q[d] * k_cache[head + j * hd + d];
+        m = std::max(m, p[j] = dotp * scale);
+      }
+      for (int j = 0; j < n; ++j) sum += (p[j] = std::exp(p[j] - m));
+      for (int j = 0; j < n; ++j)
+        for (int d = 0; d < hd; ++d)
+          out[i * S.out_row() + h * hd + d] += p[j] / sum * v_cache[head + j * hd + d];
+    }
+  return out;
+}
+
+Case kv_cache_decode_gqa_case(const DecodeGqaRow& r) {
+  const GqaHeads S{r.KV, r.g, r.hd};
+  const int T = r.steps.back().pos0 + r.steps.back().Tq;
+  const size_t cache_size = static_cast<size_t>(r.KV) * r.max_seq * r.hd;
+  Case c;
+  // The caches start from random values (copied in, so that a rerun starts over): only the
+  // appended positions may change.
+  c.tensors = {input("qkv", random_vec(T * S.row(), 43, -2.0f, 2.0f)),
+               input("k_start", random_vec(cache_size, 44)),
+               input("v_start", random_vec(cache_size, 45)),
+               written("k_cache", cache_size, {0, 0}, 0),
+               written("v_cache", cache_size, {0, 0}, 0),
+               written("out/full", T * S.out_row(), {1e-5, 1e-6}, kTol),
+               written("att/full", static_cast<size_t>(S.H()) * T * T, {1e-5, 1e-7}, kTol)};
+  for (const DecodeStep s : r.steps) {
+    c.tensors.push_back(written(at("k_cache", s.pos0), cache_size, {0, 0}, 0));
+    c.tensors.push_back(written(at("v_cache", s.pos0), cache_size, {0, 0}, 0));
+    c.tensors.push_back(written(at("out", s.pos0), s.Tq * S.out_row(), {1e-5, 1e-6}, kTol));
+  }
+  c.run = [r, S, T, cache_size](KernelBackend& be, Buffers& t) {
+    be.attention_gqa_forward(t["out/full"], t["att/full"], t["qkv"], 1, T, r.KV, r.g, r.hd);
+    be.copy(t["k_cache"], t["k_start"], cache_size * sizeof(float));
+    be.copy(t["v_cache"], t["v_start"], cache_size * sizeof(float));
+    for (const DecodeStep s : r.steps) {
+      const float* rows = t["qkv"] + s.pos0 * S.row();
+      be.kv_cache_append_gqa(t["k_cache"], t["v_cache"], rows, s.pos0, s.Tq, r.KV, r.g, r.hd,
+                             r.max_seq);
+      // The cache after each step, so a later step cannot hide an earlier one's error.
+      be.copy(t[at("k_cache", s.pos0)], t["k_cache"], cache_size * sizeof(float));
+      be.copy(t[at("v_cache", s.pos0)], t["v_cache"], cache_size * sizeof(float));
+      be.attention_decode_gqa(t[at("out", s.pos0)], rows, t["k_cache"], t["v_cache"], s.pos0, s.Tq,
+                              r.KV, r.g, r.hd, r.max_seq);
+    }
+  };
+  c.reference = [r, S, T](const DTensors& in, const Tensors&) {
+    DTensors expected;
+    attention_gqa_ref(in.at("qkv"), 1, T, S, &expected["out/full"], &expected["att/full"]);
+    DVec k = in.at("k_start"), v = in.at("v_start");
+    for (const DecodeStep s : r.steps) {
+      kv_append_gqa_ref(k, v, in.at("qkv"), s, S, r.max_seq);
+      expected[at("k_cache", s.pos0)] = k;
+      expected[at("v_cache", s.pos0)] = v;
+      expected[at("out", s.pos0)] = decode_gqa_ref(in.at("qkv"), k, v, s, S, r.max_seq);
+    }
+    expected["k_cache"] = k;
+    expected["v_cache"] = v;
+    return expected;
+  };
+  // On every backend: the decoded rows are the training forward's rows (fp32 rounding apart).
+  c.check = [r, S](const Tensors&, const Tensors& after) {
+    const Vec& full = after.at("out/full");
+    for (const DecodeStep s : r.steps) {
+      const size_t first = s.pos0 * S.out_row();
+      const DVec want(full.begin() + first, full.begin() + first + s.Tq * S.out_row());
+      expect_close(after.at(at("out", s.pos0)), want, {1e-5, 1e-6},
+                   at("out", s.pos0) + " against attention_gqa_forward");
+    }
+  };
+  return c;
+}
+
+Row kv_cache_decode_gqa(const DecodeGqaRow& r) {
+  std::string name = shape_name("kv_cache_decode_gqa",
+                                {{"KV", r.KV}, {"g", r.g}, {"hd", r.hd}, {"max", r.max_seq}});
+  for (const DecodeStep s : r.steps) {
+    name += '_';
+    name += std::to_string(s.Tq);
+  }
+  return row(name, r, kv_cache_decode_gqa_case);
+}
+
 // ---- GELU (tanh approximation) ----------------------------------------------------------------
 
 double gelu_ref(double x) {
@@ -836,6 +1183,53 @@ Row gelu(const GeluRow& r) {
   std::string name = shape_name("gelu", {{"n", static_cast<long>(r.n)}});
   if (r.special_values) name += "_special";
   return row(name, r, gelu_case);
+}
+
+// ---- SwiGLU -------------------------------------------------------------------------------------
+
+double silu_ref(double x) {
+  return x / (1.0 + std::exp(-x));
+}
+
+struct SwigluRow {
+  int N, F;
+  uint32_t seed;        // gu; dout follows
+  float range;          // gu in [-range, range]
+  bool special_values;  // the first row's gates: signed zeros, tiny and huge values
+  size_t fd_samples;
+};
+
+Case swiglu_case(const SwigluRow& r) {
+  const size_t NF = static_cast<size_t>(r.N) * r.F;
+  Vec gu = random_vec(2 * NF, r.seed, -r.range, r.range);
+  if (r.special_values) {
+    const float special[] = {0.0f, -0.0f, 1e-6f, -1e-6f, 20.0f, -20.0f, 90.0f, -90.0f};
+    for (int j = 0; j < std::min<int>(r.F, std::size(special)); ++j) gu[j] = special[j];
+  }
+  Case c;
+  c.tensors = {input("gu", gu), written("out", NF, {1e-5, 1e-7}, kTol),
+               input("dout", random_vec(NF, r.seed + 1)), written("dgu", 2 * NF, {}, kTol)};
+  c.run = [r](KernelBackend& be, Buffers& t) {
+    be.swiglu_forward(t["out"], t["gu"], r.N, r.F);
+    be.swiglu_backward(t["dgu"], t["gu"], t["dout"], r.N, r.F);
+  };
+  c.reference = [r](const DTensors& in, const Tensors&) {
+    const DVec& x = in.at("gu");
+    DVec out(static_cast<size_t>(r.N) * r.F);
+    for (int n = 0; n < r.N; ++n)
+      for (int j = 0; j < r.F; ++j)
+        out[static_cast<size_t>(n) * r.F + j] = silu_ref(x[static_cast<size_t>(n) * 2 * r.F + j]) *
+                                                x[static_cast<size_t>(n) * 2 * r.F + r.F + j];
+    return DTensors{{"out", out}};
+  };
+  c.grads = {{"dgu", "gu", "out", "dout", 1.0, r.fd_samples}};
+  return c;
+}
+
+Row swiglu(const SwigluRow& r) {
+  std::string name = shape_name("swiglu", {{"N", r.N}, {"F", r.F}});
+  if (r.special_values) name += "_special";
+  return row(name, r, swiglu_case);
 }
 
 // ---- elementwise ------------------------------------------------------------------------------
@@ -1221,6 +1615,14 @@ const std::vector<Row>& op_table() {
     // rstd = 316 that no relative finite-difference tolerance fits: parity and reference only.
     t.push_back(layernorm({5, 1, 2.0f, 4.0f, 0, false}));
 
+    // RMSNorm: small and odd widths, Llama's eps 1e-6, three column-sum chunks (N = 600) at a
+    // 768 width, and C = 1 (parity and reference only: dinp is rounding noise there).
+    t.push_back(rmsnorm({10, 12, 1e-5f, -1.5f, 2.5f, kEvery}));
+    t.push_back(rmsnorm({37, 67, 1e-6f, -1.5f, 2.5f, 200}));
+    t.push_back(rmsnorm({65, 384, 1e-5f, 2.0f, 4.0f, 200}));
+    t.push_back(rmsnorm({600, 768, 1e-6f, -3.0f, 3.0f, 0, false}));
+    t.push_back(rmsnorm({7, 1, 1e-5f, 2.0f, 4.0f, 0, false}));
+
     // Matmul: each small shape with bias and dinp, and with neither (dweight alone); an odd
     // shape, a 3-chunk dbias (N = 600), the tied LM head (no bias), the first layer (no dinp).
     for (const auto& [N, C, OC] :
@@ -1245,9 +1647,36 @@ const std::vector<Row>& op_table() {
     // KV cache: a prompt of 7 positions, then single-token steps, then a chunk of 3.
     t.push_back(kv_cache_decode({3, 24, 50, {{0, 7}, {7, 1}, {8, 1}, {9, 3}}}));
 
+    // RoPE on [KV, g+2, hd] rows: g = 3 with hd 6; MQA from position 3; MHA (g = 1); the
+    // OpenMP split with Llama's head size; the smallest head (hd = 2).
+    for (const auto& [B, T, pos0, KV, g, hd] :
+         {std::array{2, 5, 0, 2, 3, 6}, std::array{1, 7, 3, 1, 4, 10},
+          std::array{2, 9, 0, 3, 1, 20}, std::array{4, 33, 5, 2, 2, 64},
+          std::array{1, 3, 1, 1, 1, 2}})
+      t.push_back(rope({B, T, pos0, KV, g, hd, 200}));
+
+    // Grouped-query attention: g = 3 with hd 6; MQA (KV = 1) with g = 4 and hd 20; MHA (g = 1)
+    // with an odd T; g = 3 over three key blocks (T = 130); Llama's head size; one position;
+    // KV = g = 1.
+    for (const auto& [B, T, KV, g, hd] :
+         {std::array{2, 5, 2, 3, 6}, std::array{1, 37, 1, 4, 20}, std::array{2, 33, 3, 1, 24},
+          std::array{1, 130, 2, 3, 16}, std::array{2, 64, 2, 2, 64}, std::array{3, 1, 2, 2, 8},
+          std::array{1, 67, 1, 1, 10}})
+      t.push_back(attention_gqa({B, T, KV, g, hd, 1.5f, 120}));
+
+    // GQA KV cache: a prompt, single-token steps, then a chunk, equal to the training forward.
+    t.push_back(kv_cache_decode_gqa({2, 3, 6, 20, {{0, 7}, {7, 1}, {8, 1}, {9, 3}}}));
+    t.push_back(kv_cache_decode_gqa({1, 4, 10, 16, {{0, 5}, {5, 1}, {6, 2}}}));  // MQA
+    t.push_back(kv_cache_decode_gqa({3, 1, 24, 30, {{0, 4}, {4, 1}, {5, 1}}}));  // MHA
+
     t.push_back(gelu({1003, 40, 6.0f, true, true}));
     t.push_back(gelu({100003, 42, 8.0f, false, false}));  // OpenMP splits
     t.push_back(gelu({10007, 50, 6.0f, false, false}));
+
+    // SwiGLU: special gates with every coordinate differentiated; odd sizes; OpenMP splits.
+    t.push_back(swiglu({7, 13, 100, 6.0f, true, kEvery}));
+    t.push_back(swiglu({33, 100, 102, 4.0f, false, 300}));
+    t.push_back(swiglu({129, 257, 104, 8.0f, true, 100}));
 
     t.push_back(elementwise({13, 50, -0.75f}));
     t.push_back(elementwise({100003, 50, -0.75f}));
@@ -1525,8 +1954,30 @@ TEST_P(Backend, RefusesCachePositionsPastTheEnd) {
                {"attention_decode", "[50, 51)", "50 positions"});
   expect_error([&] { be().kv_cache_append(k, v, qkv, 48, 3, NH, hd, max_seq); },
                {"kv_cache_append", "[48, 51)"});
+  // A grouped-query cache of KV = 2 heads (g = 3) of the same size as above.
+  const int KV = 2, g = 3, hd_gqa = 36;
+  expect_error([&] { be().kv_cache_append_gqa(k, v, qkv, max_seq, 1, KV, g, hd_gqa, max_seq); },
+               {"kv_cache_append_gqa", "[50, 51)", "50 positions"});
+  expect_error([&] { be().attention_decode_gqa(qkv, qkv, k, v, 47, 4, KV, g, hd_gqa, max_seq); },
+               {"attention_decode_gqa", "[47, 51)", "50 positions"});
+  expect_error([&] { be().kv_cache_append_gqa(k, v, qkv, -1, 1, KV, g, hd_gqa, max_seq); },
+               {"kv_cache_append_gqa", "[-1, 0)"});
   for (void* p : {static_cast<void*>(k), static_cast<void*>(v), static_cast<void*>(qkv)})
     be().free_memory(p);
+}
+
+// RoPE rotates pairs (x[i], x[i + hd/2]): an odd head size is refused, as are empty groups
+// and negative positions; grouped-query attention refuses empty groups.
+TEST_P(Backend, RefusesBadRopeAndGqaShapes) {
+  float* x = be().alloc_floats(1000);
+  expect_error([&] { be().rope_forward(x, x, x, 1, 2, 0, 2, 3, 5); }, {"rope_forward", "hd 5"});
+  expect_error([&] { be().rope_backward(x, x, x, 1, 2, 0, 2, 0, 4); }, {"rope_backward", "g 0"});
+  expect_error([&] { be().rope_forward(x, x, x, 1, 2, -3, 1, 1, 4); }, {"rope_forward", "-3"});
+  expect_error([&] { be().attention_gqa_forward(x, x, x, 1, 2, 0, 1, 4); },
+               {"attention_gqa_forward", "KV 0"});
+  expect_error([&] { be().attention_gqa_backward(x, x, x, x, x, 1, 2, 1, 0, 4); },
+               {"attention_gqa_backward", "g 0"});
+  be().free_memory(x);
 }
 
 INSTANTIATE_TEST_SUITE_P(Each, Backend, ::testing::ValuesIn(backend_names()),

@@ -1,9 +1,11 @@
 // The CPU implementation of KernelBackend: OpenMP over rows/heads, inner loops the compiler
-// vectorises (-march=native), and oneDNN's sgemm for every matrix product. Each op family
-// lives in its own .cpp in this folder (memory, embedding, layernorm, matmul, attention, gelu,
-// elementwise, cross_entropy, optimizer, decode); shapes and conventions are documented in
-// kernels/backend.h. Results are deterministic for a fixed OMP thread count: cross-row
-// reductions use per-thread partials combined in thread order, never atomics.
+// vectorises (-march=native), oneDNN's sgemm for the linear layers and packed micro-kernels
+// for attention's per-head products. Each op family lives in its own .cpp in this folder
+// (memory, embedding, layernorm, rmsnorm, matmul, attention + attention_gqa over attention_head,
+// rope, gelu, swiglu, elementwise, cross_entropy, optimizer, decode + decode_gqa); shapes and
+// conventions are documented in kernels/backend.h. Results are deterministic for a fixed OMP
+// thread count: cross-row reductions use per-thread partials combined in thread order, never
+// atomics.
 #pragma once
 
 #include "kernels/backend.h"
@@ -39,6 +41,12 @@ class CpuBackend final : public KernelBackend {
                           const float* inp, const float* weight, const float* mean,
                           const float* rstd, int N, int C) override;
 
+  // RMSNorm (rmsnorm.cpp)
+  void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int N, int C,
+                       float eps) override;
+  void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp,
+                        const float* weight, const float* rstd, int N, int C) override;
+
   // matmul (matmul.cpp)
   void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int N,
                       int C, int OC) override;
@@ -57,9 +65,32 @@ class CpuBackend final : public KernelBackend {
   void attention_decode(float* out, const float* qkv, const float* k_cache, const float* v_cache,
                         int pos0, int Tq, int NH, int hd, int max_seq) override;
 
+  // RoPE (rope.cpp)
+  void rope_forward(float* qkv, const float* cos, const float* sin, int B, int T, int pos0, int KV,
+                    int g, int hd) override;
+  void rope_backward(float* dqkv, const float* cos, const float* sin, int B, int T, int pos0,
+                     int KV, int g, int hd) override;
+
+  // grouped-query attention (attention_gqa.cpp)
+  void attention_gqa_forward(float* out, float* att, const float* qkv, int B, int T, int KV, int g,
+                             int hd) override;
+  void attention_gqa_backward(float* dqkv, float* scratch, const float* dout, const float* qkv,
+                              const float* att, int B, int T, int KV, int g, int hd) override;
+
+  // KV-cached grouped-query attention for inference (decode_gqa.cpp)
+  void kv_cache_append_gqa(float* k_cache, float* v_cache, const float* qkv, int pos0, int Tq,
+                           int KV, int g, int hd, int max_seq) override;
+  void attention_decode_gqa(float* out, const float* qkv, const float* k_cache,
+                            const float* v_cache, int pos0, int Tq, int KV, int g, int hd,
+                            int max_seq) override;
+
   // GELU (gelu.cpp)
   void gelu_forward(float* out, const float* inp, size_t n) override;
   void gelu_backward(float* dinp, const float* inp, const float* dout, size_t n) override;
+
+  // SwiGLU (swiglu.cpp)
+  void swiglu_forward(float* out, const float* gu, int N, int F) override;
+  void swiglu_backward(float* dgu, const float* gu, const float* dout, int N, int F) override;
 
   // elementwise (elementwise.cpp)
   void add(float* out, const float* a, const float* b, size_t n) override;

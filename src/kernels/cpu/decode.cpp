@@ -5,63 +5,18 @@
 // with fast_exp) so that cached decoding reproduces the training forward to fp32 rounding.
 #include <omp.h>
 
-#include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <limits>
-#include <string>
 #include <vector>
 
-#include "core/error.h"
 #include "kernels/cpu/cpu_backend.h"
-#include "kernels/cpu/fast_math.h"
+#include "kernels/cpu/decode_head.h"
 
 namespace shardlm {
 
-namespace {
-
-void check_positions(const char* op, int pos0, int Tq, int max_seq) {
-  if (pos0 < 0 || Tq < 0 || pos0 + Tq > max_seq)
-    fail(std::string(op) + ": positions [" + std::to_string(pos0) + ", " +
-         std::to_string(pos0 + Tq) + ") do not fit a cache of " + std::to_string(max_seq) +
-         " positions");
-}
-
-// out[0..hd) = softmax_j(scale * q . k_j for j < n) @ v_j. k and v are one head's cache rows
-// [max_seq, hd]; scores is scratch of at least n floats.
-void attend_one(float* out, const float* q, const float* k, const float* v, int n, int hd,
-                float scale, float* scores) {
-  float max_score = -std::numeric_limits<float>::infinity();
-  for (int j = 0; j < n; ++j) {
-    const float* kj = k + static_cast<size_t>(j) * hd;
-    float dot = 0.0f;
-#pragma omp simd reduction(+ : dot)
-    for (int d = 0; d < hd; ++d) dot += q[d] * kj[d];
-    scores[j] = dot;
-    max_score = std::max(max_score, dot);
-  }
-  const float scaled_max = scale * max_score;
-  float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-  for (int j = 0; j < n; ++j) {
-    scores[j] = cpu::fast_exp(scores[j] * scale - scaled_max);
-    sum += scores[j];
-  }
-  const float inv_sum = 1.0f / sum;
-  std::memset(out, 0, sizeof(float) * hd);
-  for (int j = 0; j < n; ++j) {
-    const float p = scores[j] * inv_sum;
-    const float* vj = v + static_cast<size_t>(j) * hd;
-#pragma omp simd
-    for (int d = 0; d < hd; ++d) out[d] += p * vj[d];
-  }
-}
-
-}  // namespace
-
 void CpuBackend::kv_cache_append(float* k_cache, float* v_cache, const float* qkv, int pos0, int Tq,
                                  int NH, int hd, int max_seq) {
-  check_positions("kv_cache_append", pos0, Tq, max_seq);
+  cpu::check_cache_positions("kv_cache_append", pos0, Tq, max_seq);
   const size_t C = static_cast<size_t>(NH) * hd;
   for (int i = 0; i < Tq; ++i) {
     const float* row = qkv + static_cast<size_t>(i) * 3 * C;
@@ -76,7 +31,7 @@ void CpuBackend::kv_cache_append(float* k_cache, float* v_cache, const float* qk
 void CpuBackend::attention_decode(float* out, const float* qkv, const float* k_cache,
                                   const float* v_cache, int pos0, int Tq, int NH, int hd,
                                   int max_seq) {
-  check_positions("attention_decode", pos0, Tq, max_seq);
+  cpu::check_cache_positions("attention_decode", pos0, Tq, max_seq);
   const size_t C = static_cast<size_t>(NH) * hd;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   // Per-thread score rows, allocated here so that a failure throws outside the parallel region.
@@ -90,10 +45,10 @@ void CpuBackend::attention_decode(float* out, const float* qkv, const float* k_c
     for (int ih = 0; ih < Tq * NH; ++ih) {
       const int i = ih / NH, h = ih % NH;
       const size_t head_offset = static_cast<size_t>(h) * max_seq * hd;
-      attend_one(out + static_cast<size_t>(i) * C + static_cast<size_t>(h) * hd,
-                 qkv + static_cast<size_t>(i) * 3 * C + static_cast<size_t>(h) * hd,
-                 k_cache + head_offset, v_cache + head_offset, pos0 + i + 1, hd, scale,
-                 thread_scores);
+      cpu::attend_one(out + static_cast<size_t>(i) * C + static_cast<size_t>(h) * hd,
+                      qkv + static_cast<size_t>(i) * 3 * C + static_cast<size_t>(h) * hd,
+                      k_cache + head_offset, v_cache + head_offset, pos0 + i + 1, hd, scale,
+                      thread_scores);
     }
   }
 }

@@ -1,14 +1,21 @@
-// Causal multi-head self-attention, scale 1/sqrt(hd), as cuBLAS strided-batched GEMMs over
-// the heads of one sequence plus row-wise softmax kernels.
+// Causal self-attention, scale 1/sqrt(hd), multi-head (qkv rows [3, NH, hd]) and grouped-query
+// (qkv rows [KV, g+2, hd], query head h = kv*g + i on key/value head kv), as cuBLAS
+// strided-batched GEMMs over the heads of one sequence plus row-wise softmax kernels.
 //
-// The heads of a sequence sit hd floats apart inside each qkv row (row stride 3C), so one
-// strided-batched call covers all NH heads of a sequence without permuting qkv; the B
-// sequences are separate calls. The score products are computed over the whole T x T square
-// and the softmax zeroes the masked upper triangle: twice the minimum work in those GEMMs, but
-// they are a small part of a step next to the linear layers, and every product stays one
-// library call. As in matmul.cu, each GEMM is written for the column-major transpose of its
-// row-major result.
+// Both layouts place a head's rows at a fixed offset inside each qkv row, and consecutive
+// key/value groups a fixed stride apart, so one strided-batched call covers the KV groups'
+// i-th query heads of a sequence without permuting qkv (multi-head attention is g = 1, the NH
+// heads hd floats apart); the B sequences and the g query heads of a group are separate calls.
+// A key/value head's gradient sums over its g query heads by accumulating GEMMs (beta = 1
+// after the first) in stream order: a fixed order, no atomics. The score products are computed over
+// the whole T x T square and the softmax zeroes the masked upper triangle: twice the minimum work
+// in those GEMMs, but they are a small part of a step next to the linear layers, and every product
+// stays one library call. As in matmul.cu, each GEMM is written for the column-major transpose of
+// its row-major result.
 #include <cmath>
+#include <string>
+
+#include "core/error.h"
 
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/cuda_common.cuh"
@@ -55,75 +62,137 @@ __global__ void causal_softmax_backward_kernel(float* ds, const float* att, int 
   for (int j = lane; j < T; j += kWarp) dsrow[j] = j < n ? prow[j] * (dsrow[j] - dot) : 0.0f;
 }
 
+// Where one sequence's heads sit in its qkv rows: query head i of group kv at
+// q_base + kv*group + i*hd, its key at k_base + kv*group, its value at v_base + kv*group.
+struct QkvLayout {
+  int T, KV, g, hd;
+  int row;    // qkv row stride
+  int group;  // between consecutive key/value groups within a row
+  int q_base, k_base, v_base;
+  int heads() const { return KV * g; }
+  int out_row() const { return KV * g * hd; }
+};
+
+QkvLayout multi_head_layout(int T, int NH, int hd) {
+  const int C = NH * hd;
+  return {T, NH, 1, hd, 3 * C, hd, 0, C, 2 * C};
+}
+
+QkvLayout grouped_query_layout(int T, int KV, int g, int hd) {
+  return {T, KV, g, hd, KV * (g + 2) * hd, (g + 2) * hd, 0, g * hd, (g + 1) * hd};
+}
+
+void attention_forward_impl(cublasHandle_t cublas, cudaStream_t stream, float* out, float* att,
+                            const float* qkv, int B, const QkvLayout& L) {
+  const int T = L.T, hd = L.hd, H = L.heads();
+  const long long TT = static_cast<long long>(T) * T;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd)), one = 1.0f, zero = 0.0f;
+  for (int b = 0; b < B; ++b)
+    for (int i = 0; i < L.g; ++i) {
+      const float* seq = qkv + static_cast<size_t>(b) * T * L.row;
+      float* scores = att + (static_cast<size_t>(b) * H + i) * TT;
+      // S[t,j] = scale * q_t . k_j   <=>   S^T = scale * K Q^T (K, Q as column-major [hd, T])
+      CUBLAS_CHECK(cublasSgemmStridedBatched(
+          cublas, CUBLAS_OP_T, CUBLAS_OP_N, T, T, hd, &scale, seq + L.k_base, L.row, L.group,
+          seq + L.q_base + i * hd, L.row, L.group, &zero, scores, T, L.g * TT, L.KV));
+    }
+  const int rows = B * H * T;
+  causal_softmax_kernel<<<ceil_div(rows, kRowsPerBlock), kRowsPerBlock * kWarp, 0, stream>>>(
+      att, rows, T);
+  CUDA_CHECK_LAUNCH();
+  for (int b = 0; b < B; ++b)
+    for (int i = 0; i < L.g; ++i) {
+      const float* seq = qkv + static_cast<size_t>(b) * T * L.row;
+      const float* p = att + (static_cast<size_t>(b) * H + i) * TT;
+      float* y = out + static_cast<size_t>(b) * T * L.out_row() + i * hd;
+      // out[t,:] = sum_j P[t,j] v_j   <=>   out^T = V P^T
+      CUBLAS_CHECK(cublasSgemmStridedBatched(
+          cublas, CUBLAS_OP_N, CUBLAS_OP_N, hd, T, T, &one, seq + L.v_base, L.row, L.group, p, T,
+          L.g * TT, &zero, y, L.out_row(), static_cast<long long>(L.g) * hd, L.KV));
+    }
+}
+
+void attention_backward_impl(cublasHandle_t cublas, cudaStream_t stream, float* dqkv,
+                             float* scratch, const float* dout, const float* qkv, const float* att,
+                             int B, const QkvLayout& L) {
+  const int T = L.T, hd = L.hd, H = L.heads();
+  const long long TT = static_cast<long long>(T) * T, gTT = L.g * TT;
+  const long long dy_stride = static_cast<long long>(L.g) * hd;  // between groups in dout rows
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd)), one = 1.0f, zero = 0.0f;
+  for (int b = 0; b < B; ++b)
+    for (int i = 0; i < L.g; ++i) {
+      const size_t seq_offset = static_cast<size_t>(b) * T * L.row;
+      const float* seq = qkv + seq_offset;
+      const float* dy = dout + static_cast<size_t>(b) * T * L.out_row() + i * hd;
+      const size_t tt = (static_cast<size_t>(b) * H + i) * TT;
+      const float* beta = i == 0 ? &zero : &one;  // the group's later heads add to dv
+      // dv_j += sum_t P[t,j] dy_t   <=>   dV^T += dY^T P (column-major: dY [hd,T], P^T [T,T])
+      CUBLAS_CHECK(cublasSgemmStridedBatched(cublas, CUBLAS_OP_N, CUBLAS_OP_T, hd, T, T, &one, dy,
+                                             L.out_row(), dy_stride, att + tt, T, gTT, beta,
+                                             dqkv + seq_offset + L.v_base, L.row, L.group, L.KV));
+      // dP[t,j] = dy_t . v_j   <=>   dP^T = V dY^T
+      CUBLAS_CHECK(cublasSgemmStridedBatched(cublas, CUBLAS_OP_T, CUBLAS_OP_N, T, T, hd, &one,
+                                             seq + L.v_base, L.row, L.group, dy, L.out_row(),
+                                             dy_stride, &zero, scratch + tt, T, gTT, L.KV));
+    }
+  const int rows = B * H * T;
+  causal_softmax_backward_kernel<<<ceil_div(rows, kRowsPerBlock), kRowsPerBlock * kWarp, 0,
+                                   stream>>>(scratch, att, rows, T);
+  CUDA_CHECK_LAUNCH();
+  for (int b = 0; b < B; ++b)
+    for (int i = 0; i < L.g; ++i) {
+      const size_t seq_offset = static_cast<size_t>(b) * T * L.row;
+      const float* seq = qkv + seq_offset;
+      float* dseq = dqkv + seq_offset;
+      const float* ds = scratch + (static_cast<size_t>(b) * H + i) * TT;
+      const float* beta = i == 0 ? &zero : &one;  // the group's later heads add to dk
+      // dq_t = scale * sum_j dS[t,j] k_j   <=>   dQ^T = scale * K dS^T
+      CUBLAS_CHECK(cublasSgemmStridedBatched(cublas, CUBLAS_OP_N, CUBLAS_OP_N, hd, T, T, &scale,
+                                             seq + L.k_base, L.row, L.group, ds, T, gTT, &zero,
+                                             dseq + L.q_base + i * hd, L.row, L.group, L.KV));
+      // dk_j += scale * sum_t dS[t,j] q_t   <=>   dK^T += scale * Q dS
+      CUBLAS_CHECK(cublasSgemmStridedBatched(cublas, CUBLAS_OP_N, CUBLAS_OP_T, hd, T, T, &scale,
+                                             seq + L.q_base + i * hd, L.row, L.group, ds, T, gTT,
+                                             beta, dseq + L.k_base, L.row, L.group, L.KV));
+    }
+}
+
+void check_gqa_shape(const char* op, int KV, int g, int hd) {
+  if (KV < 1 || g < 1 || hd < 1)
+    fail(std::string(op) + ": needs KV >= 1, g >= 1 and hd >= 1, got KV " + std::to_string(KV) +
+         ", g " + std::to_string(g) + ", hd " + std::to_string(hd));
+}
+
 }  // namespace
 
 void CudaBackend::attention_forward(float* out, float* att, const float* qkv, int B, int T, int NH,
                                     int hd) {
   if (B == 0 || T == 0 || NH == 0) return;
-  const int C = NH * hd, ld_qkv = 3 * C;
-  const long long TT = static_cast<long long>(T) * T;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(hd)), one = 1.0f, zero = 0.0f;
-  for (int b = 0; b < B; ++b) {
-    const float* q = qkv + static_cast<size_t>(b) * T * ld_qkv;
-    const float* k = q + C;
-    float* scores = att + static_cast<size_t>(b) * NH * TT;
-    // S[i,j] = scale * q_i . k_j   <=>   S^T = scale * K Q^T (K, Q as column-major [hd, T])
-    CUBLAS_CHECK(cublasSgemmStridedBatched(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, T, T, hd, &scale, k,
-                                           ld_qkv, hd, q, ld_qkv, hd, &zero, scores, T, TT, NH));
-  }
-  const int rows = B * NH * T;
-  causal_softmax_kernel<<<ceil_div(rows, kRowsPerBlock), kRowsPerBlock * kWarp, 0, stream_>>>(
-      att, rows, T);
-  CUDA_CHECK_LAUNCH();
-  for (int b = 0; b < B; ++b) {
-    const float* v = qkv + static_cast<size_t>(b) * T * ld_qkv + 2 * C;
-    const float* p = att + static_cast<size_t>(b) * NH * TT;
-    // out[i,:] = sum_j P[i,j] v_j   <=>   out^T = V P^T
-    CUBLAS_CHECK(cublasSgemmStridedBatched(cublas_, CUBLAS_OP_N, CUBLAS_OP_N, hd, T, T, &one, v,
-                                           ld_qkv, hd, p, T, TT, &zero,
-                                           out + static_cast<size_t>(b) * T * C, C, hd, NH));
-  }
+  attention_forward_impl(cublas_, stream_, out, att, qkv, B, multi_head_layout(T, NH, hd));
 }
 
 void CudaBackend::attention_backward(float* dqkv, float* scratch, const float* dout,
                                      const float* qkv, const float* att, int B, int T, int NH,
                                      int hd) {
   if (B == 0 || T == 0 || NH == 0) return;
-  const int C = NH * hd, ld_qkv = 3 * C;
-  const long long TT = static_cast<long long>(T) * T;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(hd)), one = 1.0f, zero = 0.0f;
-  for (int b = 0; b < B; ++b) {
-    const size_t qkv_offset = static_cast<size_t>(b) * T * ld_qkv;
-    const float* v = qkv + qkv_offset + 2 * C;
-    const float* dy = dout + static_cast<size_t>(b) * T * C;
-    const float* p = att + static_cast<size_t>(b) * NH * TT;
-    float* dp = scratch + static_cast<size_t>(b) * NH * TT;
-    float* dv = dqkv + qkv_offset + 2 * C;
-    // dv_j = sum_i P[i,j] dy_i   <=>   dV^T = dY^T P (column-major: dY [hd,T], P^T [T,T])
-    CUBLAS_CHECK(cublasSgemmStridedBatched(cublas_, CUBLAS_OP_N, CUBLAS_OP_T, hd, T, T, &one, dy, C,
-                                           hd, p, T, TT, &zero, dv, ld_qkv, hd, NH));
-    // dP[i,j] = dy_i . v_j   <=>   dP^T = V dY^T
-    CUBLAS_CHECK(cublasSgemmStridedBatched(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, T, T, hd, &one, v,
-                                           ld_qkv, hd, dy, C, hd, &zero, dp, T, TT, NH));
-  }
-  const int rows = B * NH * T;
-  causal_softmax_backward_kernel<<<ceil_div(rows, kRowsPerBlock), kRowsPerBlock * kWarp, 0,
-                                   stream_>>>(scratch, att, rows, T);
-  CUDA_CHECK_LAUNCH();
-  for (int b = 0; b < B; ++b) {
-    const size_t qkv_offset = static_cast<size_t>(b) * T * ld_qkv;
-    const float* q = qkv + qkv_offset;
-    const float* k = q + C;
-    const float* ds = scratch + static_cast<size_t>(b) * NH * TT;
-    float* dq = dqkv + qkv_offset;
-    float* dk = dq + C;
-    // dq_i = scale * sum_j dS[i,j] k_j   <=>   dQ^T = scale * K dS^T
-    CUBLAS_CHECK(cublasSgemmStridedBatched(cublas_, CUBLAS_OP_N, CUBLAS_OP_N, hd, T, T, &scale, k,
-                                           ld_qkv, hd, ds, T, TT, &zero, dq, ld_qkv, hd, NH));
-    // dk_j = scale * sum_i dS[i,j] q_i   <=>   dK^T = scale * Q dS
-    CUBLAS_CHECK(cublasSgemmStridedBatched(cublas_, CUBLAS_OP_N, CUBLAS_OP_T, hd, T, T, &scale, q,
-                                           ld_qkv, hd, ds, T, TT, &zero, dk, ld_qkv, hd, NH));
-  }
+  attention_backward_impl(cublas_, stream_, dqkv, scratch, dout, qkv, att, B,
+                          multi_head_layout(T, NH, hd));
+}
+
+void CudaBackend::attention_gqa_forward(float* out, float* att, const float* qkv, int B, int T,
+                                        int KV, int g, int hd) {
+  check_gqa_shape("attention_gqa_forward", KV, g, hd);
+  if (B == 0 || T == 0) return;
+  attention_forward_impl(cublas_, stream_, out, att, qkv, B, grouped_query_layout(T, KV, g, hd));
+}
+
+void CudaBackend::attention_gqa_backward(float* dqkv, float* scratch, const float* dout,
+                                         const float* qkv, const float* att, int B, int T, int KV,
+                                         int g, int hd) {
+  check_gqa_shape("attention_gqa_backward", KV, g, hd);
+  if (B == 0 || T == 0) return;
+  attention_backward_impl(cublas_, stream_, dqkv, scratch, dout, qkv, att, B,
+                          grouped_query_layout(T, KV, g, hd));
 }
 
 }  // namespace shardlm

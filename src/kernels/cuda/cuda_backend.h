@@ -2,9 +2,10 @@
 // copy and cuBLAS call (so the ops of a step run in the order the model issues them), cuBLAS
 // fp32 GEMMs for the linear layers and attention's batched products, and hand-written kernels
 // for the rest. Each op family lives in its own file in this folder (memory, embedding,
-// layernorm, matmul, attention, gelu, elementwise, cross_entropy, optimizer, decode); shapes
-// and the += / = conventions are those of kernels/backend.h, and the tests check every op
-// against the CPU backend.
+// layernorm, rmsnorm, matmul, attention, rope, gelu, swiglu, elementwise, cross_entropy,
+// optimizer, decode; multi-head and grouped-query attention share attention.cu and decode.cu);
+// shapes and the += / = conventions are those of kernels/backend.h, and the tests check every
+// op against the CPU backend.
 //
 // Numerics: fp32 throughout, TF32 tensor cores off unless asked for (set_tf32, or the
 // environment variable SHARDLM_CUDA_TF32=1), so results agree with the CPU backend to fp32
@@ -69,6 +70,12 @@ class CudaBackend final : public KernelBackend {
                           const float* inp, const float* weight, const float* mean,
                           const float* rstd, int N, int C) override;
 
+  // RMSNorm (rmsnorm.cu)
+  void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int N, int C,
+                       float eps) override;
+  void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp,
+                        const float* weight, const float* rstd, int N, int C) override;
+
   // matmul (matmul.cu)
   void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int N,
                       int C, int OC) override;
@@ -87,9 +94,32 @@ class CudaBackend final : public KernelBackend {
   void attention_decode(float* out, const float* qkv, const float* k_cache, const float* v_cache,
                         int pos0, int Tq, int NH, int hd, int max_seq) override;
 
+  // RoPE (rope.cu)
+  void rope_forward(float* qkv, const float* cos, const float* sin, int B, int T, int pos0, int KV,
+                    int g, int hd) override;
+  void rope_backward(float* dqkv, const float* cos, const float* sin, int B, int T, int pos0,
+                     int KV, int g, int hd) override;
+
+  // grouped-query attention (attention.cu)
+  void attention_gqa_forward(float* out, float* att, const float* qkv, int B, int T, int KV, int g,
+                             int hd) override;
+  void attention_gqa_backward(float* dqkv, float* scratch, const float* dout, const float* qkv,
+                              const float* att, int B, int T, int KV, int g, int hd) override;
+
+  // KV-cached grouped-query attention for inference (decode.cu)
+  void kv_cache_append_gqa(float* k_cache, float* v_cache, const float* qkv, int pos0, int Tq,
+                           int KV, int g, int hd, int max_seq) override;
+  void attention_decode_gqa(float* out, const float* qkv, const float* k_cache,
+                            const float* v_cache, int pos0, int Tq, int KV, int g, int hd,
+                            int max_seq) override;
+
   // GELU (gelu.cu)
   void gelu_forward(float* out, const float* inp, size_t n) override;
   void gelu_backward(float* dinp, const float* inp, const float* dout, size_t n) override;
+
+  // SwiGLU (swiglu.cu)
+  void swiglu_forward(float* out, const float* gu, int N, int F) override;
+  void swiglu_backward(float* dgu, const float* gu, const float* dout, int N, int F) override;
 
   // elementwise (elementwise.cu)
   void add(float* out, const float* a, const float* b, size_t n) override;

@@ -1,6 +1,8 @@
-// KV-cached attention for inference: the cache append and the attention of a few new queries
-// against every cached position (see backend.h). One block per (query, head): the scores go
-// to a backend workspace row, then softmax and the weighted sum of the value rows.
+// KV-cached attention for inference, multi-head and grouped-query: the cache append and the
+// attention of a few new queries against every cached position (see backend.h). One block per
+// (query, head): the scores go to a backend workspace row, then softmax and the weighted sum of
+// the value rows. A grouped-query cache holds the KV key/value heads; query head h reads cache
+// head h / g.
 #include <cmath>
 #include <string>
 
@@ -26,29 +28,49 @@ void check_positions(const char* op, int pos0, int Tq, int max_seq) {
          " positions");
 }
 
-// k_cache[h, pos0+i, :] = k part of qkv row i; likewise v.
+// Where the heads of one qkv row sit, for the multi-head rows [3, NH, hd] (g = 1) and the
+// grouped-query rows [KV, g+2, hd]: query head h = kv*g + i at q_base + kv*group + i*hd, key
+// head kv at k_base + kv*group, value head kv at v_base + kv*group. The cache holds the KV
+// key/value heads: [KV, max_seq, hd].
+struct RowLayout {
+  int KV, g, hd;
+  int row, group, q_base, k_base, v_base;
+};
+
+RowLayout multi_head_rows(int NH, int hd) {
+  const int C = NH * hd;
+  return {NH, 1, hd, 3 * C, hd, 0, C, 2 * C};
+}
+
+RowLayout grouped_query_rows(int KV, int g, int hd) {
+  return {KV, g, hd, KV * (g + 2) * hd, (g + 2) * hd, 0, g * hd, (g + 1) * hd};
+}
+
+// k_cache[kv, pos0+i, :] = key head kv of qkv row i; likewise v.
 __global__ void kv_cache_append_kernel(float* k_cache, float* v_cache, const float* qkv, int pos0,
-                                       int Tq, int NH, int hd, int max_seq) {
-  const size_t C = static_cast<size_t>(NH) * hd, total = static_cast<size_t>(Tq) * C;
+                                       int Tq, RowLayout L, int max_seq) {
+  const size_t C = static_cast<size_t>(L.KV) * L.hd, total = static_cast<size_t>(Tq) * C;
   for (size_t e = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; e < total;
        e += static_cast<size_t>(gridDim.x) * blockDim.x) {
-    const size_t i = e / C, h = (e % C) / hd, d = e % hd;
-    const size_t dst = (h * max_seq + pos0 + i) * hd + d;
-    const float* row = qkv + i * 3 * C;
-    k_cache[dst] = row[C + h * hd + d];
-    v_cache[dst] = row[2 * C + h * hd + d];
+    const size_t i = e / C, kv = (e % C) / L.hd, d = e % L.hd;
+    const size_t dst = (kv * max_seq + pos0 + i) * L.hd + d;
+    const float* row = qkv + i * L.row + kv * L.group + d;
+    k_cache[dst] = row[L.k_base];
+    v_cache[dst] = row[L.v_base];
   }
 }
 
-// Block (i, h): out[i, h] = softmax_j(scale * q . k_j for j <= pos0 + i) @ v_j.
-// scores: [Tq * NH, max_seq] workspace.
+// Block (i, h): out[i, h] = softmax_j(scale * q . k_j for j <= pos0 + i) @ v_j over cache head
+// h / g. scores: [Tq * H, max_seq] workspace.
 __global__ void attention_decode_kernel(float* out, const float* qkv, const float* k_cache,
-                                        const float* v_cache, float* scores, int pos0, int NH,
-                                        int hd, int max_seq, float scale) {
-  const int i = blockIdx.x / NH, h = blockIdx.x % NH;
+                                        const float* v_cache, float* scores, int pos0, RowLayout L,
+                                        int max_seq, float scale) {
+  const int H = L.KV * L.g, hd = L.hd;
+  const int i = blockIdx.x / H, h = blockIdx.x % H, kv = h / L.g;
   const int n = pos0 + i + 1;
-  const size_t C = static_cast<size_t>(NH) * hd, head = static_cast<size_t>(h) * max_seq * hd;
-  const float* q = qkv + i * 3 * C + static_cast<size_t>(h) * hd;
+  const size_t head = static_cast<size_t>(kv) * max_seq * hd;
+  const float* q = qkv + static_cast<size_t>(i) * L.row + L.q_base +
+                   static_cast<size_t>(kv) * L.group + static_cast<size_t>(h % L.g) * hd;
   const float* k = k_cache + head;
   const float* v = v_cache + head;
   float* s = scores + static_cast<size_t>(blockIdx.x) * max_seq;
@@ -76,8 +98,18 @@ __global__ void attention_decode_kernel(float* out, const float* qkv, const floa
   for (int d = threadIdx.x; d < hd; d += blockDim.x) {
     float acc = 0.0f;
     for (int j = 0; j < n; ++j) acc += s[j] * inv_sum * v[static_cast<size_t>(j) * hd + d];
-    out[i * C + static_cast<size_t>(h) * hd + d] = acc;
+    out[static_cast<size_t>(i) * H * hd + static_cast<size_t>(h) * hd + d] = acc;
   }
+}
+
+// The decode kernel over Tq queries of every head; scores holds Tq * H * max_seq floats.
+void launch_decode(cudaStream_t stream, float* out, const float* qkv, const float* k_cache,
+                   const float* v_cache, float* scores, int pos0, int Tq, const RowLayout& L,
+                   int max_seq) {
+  const float scale = 1.0f / std::sqrt(static_cast<float>(L.hd));
+  attention_decode_kernel<<<static_cast<unsigned>(Tq) * L.KV * L.g, kThreads, 0, stream>>>(
+      out, qkv, k_cache, v_cache, scores, pos0, L, max_seq, scale);
+  CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace
@@ -88,7 +120,7 @@ void CudaBackend::kv_cache_append(float* k_cache, float* v_cache, const float* q
   const size_t total = static_cast<size_t>(Tq) * NH * hd;
   if (total == 0) return;
   kv_cache_append_kernel<<<grid_for(total, kThreads), kThreads, 0, stream_>>>(
-      k_cache, v_cache, qkv, pos0, Tq, NH, hd, max_seq);
+      k_cache, v_cache, qkv, pos0, Tq, multi_head_rows(NH, hd), max_seq);
   CUDA_CHECK_LAUNCH();
 }
 
@@ -96,14 +128,34 @@ void CudaBackend::attention_decode(float* out, const float* qkv, const float* k_
                                    const float* v_cache, int pos0, int Tq, int NH, int hd,
                                    int max_seq) {
   check_positions("attention_decode", pos0, Tq, max_seq);
-  if (Tq == 0 || NH == 0) return;
   const size_t pairs = static_cast<size_t>(Tq) * NH;
+  if (pairs == 0) return;
   auto* scores =
       static_cast<float*>(scratch(Scratch::DecodeScores, pairs * max_seq * sizeof(float)));
-  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  attention_decode_kernel<<<static_cast<unsigned>(pairs), kThreads, 0, stream_>>>(
-      out, qkv, k_cache, v_cache, scores, pos0, NH, hd, max_seq, scale);
+  launch_decode(stream_, out, qkv, k_cache, v_cache, scores, pos0, Tq, multi_head_rows(NH, hd),
+                max_seq);
+}
+
+void CudaBackend::kv_cache_append_gqa(float* k_cache, float* v_cache, const float* qkv, int pos0,
+                                      int Tq, int KV, int g, int hd, int max_seq) {
+  check_positions("kv_cache_append_gqa", pos0, Tq, max_seq);
+  const size_t total = static_cast<size_t>(Tq) * KV * hd;
+  if (total == 0) return;
+  kv_cache_append_kernel<<<grid_for(total, kThreads), kThreads, 0, stream_>>>(
+      k_cache, v_cache, qkv, pos0, Tq, grouped_query_rows(KV, g, hd), max_seq);
   CUDA_CHECK_LAUNCH();
+}
+
+void CudaBackend::attention_decode_gqa(float* out, const float* qkv, const float* k_cache,
+                                       const float* v_cache, int pos0, int Tq, int KV, int g,
+                                       int hd, int max_seq) {
+  check_positions("attention_decode_gqa", pos0, Tq, max_seq);
+  const size_t pairs = static_cast<size_t>(Tq) * KV * g;
+  if (pairs == 0) return;
+  auto* scores =
+      static_cast<float*>(scratch(Scratch::DecodeScores, pairs * max_seq * sizeof(float)));
+  launch_decode(stream_, out, qkv, k_cache, v_cache, scores, pos0, Tq,
+                grouped_query_rows(KV, g, hd), max_seq);
 }
 
 }  // namespace shardlm
