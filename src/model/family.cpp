@@ -2,11 +2,12 @@
 
 #include "core/error.h"
 #include "model/gpt2/family.h"
+#include "model/llama/family.h"
 
 namespace shardlm {
 
 const std::vector<const ModelFamily*>& model_families() {
-  static const std::vector<const ModelFamily*> families = {&gpt2_family()};
+  static const std::vector<const ModelFamily*> families = {&gpt2_family(), &llama_family()};
   return families;
 }
 

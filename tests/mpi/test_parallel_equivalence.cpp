@@ -37,6 +37,14 @@ TrainSettings base_settings() {
   st.model.n_embd = 32;
   st.model.vocab_size = 200;  // padded to 256
   st.model.max_seq_len = 16;
+  // --family llama: grouped-query attention (--kv-heads, default 2), SwiGLU, RoPE, untied
+  // head unless --tie 1.
+  st.model.family = test_option("family", "gpt2");
+  if (st.model.family == "llama") {
+    st.model.n_kv_head = test_option_int("kv-heads", 2);
+    st.model.intermediate_size = 48;
+    st.model.tie_embeddings = test_option_int("tie", 0);
+  }
   st.micro_batch = 2;
   st.seq_len = 12;
   st.optim.lr = 3e-3f;

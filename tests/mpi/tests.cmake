@@ -22,3 +22,11 @@ shardlm_mpi_test(test_parallel_equivalence 3 --tp 1 --pp 3 --pp-layers 2,1,1)
 shardlm_mpi_test(test_checkpoint_reshard 8)
 # ZeRO-1 with dp = 1 (the shard is the whole buffer).
 shardlm_mpi_test(test_parallel_equivalence 2 --tp 2 --pp 1 --zero 1)
+# The Llama family on the same layouts (issue: Llama): GQA with 2 kv heads (tp2 = n_kv_head),
+# untied head; a tied head across pipeline stages; MQA on one TP rank with DP + ZeRO-1.
+shardlm_mpi_test(test_parallel_equivalence 1 --family llama)
+shardlm_mpi_test(test_parallel_equivalence 2 --family llama --tp 2 --pp 1)
+shardlm_mpi_test(test_parallel_equivalence 2 --family llama --tp 1 --pp 2 --tie 1)
+shardlm_mpi_test(test_parallel_equivalence 4 --family llama --tp 2 --pp 2)
+shardlm_mpi_test(test_parallel_equivalence 2 --family llama --tp 1 --pp 1 --zero 1 --kv-heads 1)
+shardlm_mpi_test(test_parallel_equivalence 8 --family llama --tp 2 --pp 2 --zero 1)

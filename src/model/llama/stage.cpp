@@ -1,0 +1,175 @@
+#include "model/llama/stage.h"
+
+#include <string>
+
+#include "core/error.h"
+
+namespace shardlm {
+
+// One micro-batch slot's activations.
+struct LlamaStage::Acts {
+  int32_t* tokens = nullptr;   // [N]
+  int32_t* targets = nullptr;  // [N]
+  std::vector<float*> resid;   // n_local_layers + 1 of [N,C]
+  std::vector<LlamaBlockActs> layers;
+  std::vector<float*> att;      // per local layer [B,Hl,T,T]
+  float* norm = nullptr;        // [N,C] final RMSNorm output
+  float* norm_rstd = nullptr;   // [N]
+  VocabLossBuffers loss{};
+  std::vector<void*> owned;
+};
+
+LlamaStage::LlamaStage(const ModelConfig& cfg, const ShardSpec& shard, KernelBackend& backend,
+                       Communicator& tp, int B, int T, int slots, size_t flat_capacity)
+    : ModelStage(model_family("llama"), cfg, shard, backend, B, T, flat_capacity), tp_(tp) {
+  SHARDLM_CHECK(tp.size() == shard.tp_size && tp.rank() == shard.tp_rank,
+                "TP communicator does not match the shard spec");
+  const int kv = cfg.kv_heads();
+  dims_ = {B * T,   cfg.n_embd, kv / shard.tp_size, cfg.n_head / kv, cfg.head_dim(),
+           cfg.intermediate_size / shard.tp_size, static_cast<float>(cfg.norm_eps)};
+  for (int s = 0; s < slots; ++s) acts_.push_back(make_acts());
+  const RopeTables rope = rope_tables(cfg);
+  rope_cos_ = alloc(rope.cos.size(), owned_);
+  rope_sin_ = alloc(rope.sin.size(), owned_);
+  backend.copy_from_host(rope_cos_, rope.cos.data(), rope.cos.size() * sizeof(float));
+  backend.copy_from_host(rope_sin_, rope.sin.data(), rope.sin.size() * sizeof(float));
+  const size_t N = dims_.N, C = dims_.C;
+  dresid_ = alloc(N * C, owned_);
+  scratch_ = {alloc(N * C, owned_), alloc(N * dims_.qkv(), owned_), alloc(N * dims_.attn(), owned_),
+              alloc(N * 2 * dims_.Fl, owned_), alloc(N * dims_.Fl, owned_)};
+  datt_ = alloc(static_cast<size_t>(B) * dims_.KVl * dims_.g * T * T, owned_);
+}
+
+LlamaStage::~LlamaStage() {
+  for (auto& a : acts_)
+    for (void* p : a->owned) backend().free_memory(p);
+  for (void* p : owned_) backend().free_memory(p);
+}
+
+float* LlamaStage::alloc(size_t n, std::vector<void*>& owner) {
+  float* p = backend().alloc_floats(n);
+  owner.push_back(p);
+  return p;
+}
+
+std::unique_ptr<LlamaStage::Acts> LlamaStage::make_acts() {
+  auto a = std::make_unique<Acts>();
+  const size_t N = dims_.N, C = dims_.C, Fl = dims_.Fl,
+               att = static_cast<size_t>(B_) * dims_.KVl * dims_.g * T_ * T_;
+  auto f = [&](size_t n) { return alloc(n, a->owned); };
+  if (shard().first_stage) {
+    a->tokens = backend().alloc_ints(N);
+    a->owned.push_back(a->tokens);
+  }
+  const int n_local = shard().layer_end - shard().layer_begin;
+  for (int i = 0; i <= n_local; ++i) a->resid.push_back(f(N * C));
+  for (int i = 0; i < n_local; ++i) {
+    LlamaBlockActs L{};
+    L.norm1 = f(N * C);
+    L.norm1_rstd = f(N);
+    L.qkv = f(N * dims_.qkv());
+    a->att.push_back(f(att));
+    L.atty = f(N * dims_.attn());
+    L.attproj = f(N * C);
+    L.resid2 = f(N * C);
+    L.norm2 = f(N * C);
+    L.norm2_rstd = f(N);
+    L.gate_up = f(N * 2 * Fl);
+    L.act = f(N * Fl);
+    L.mlp = f(N * C);
+    a->layers.push_back(L);
+  }
+  if (shard().last_stage) {
+    a->targets = backend().alloc_ints(N);
+    a->owned.push_back(a->targets);
+    a->norm = f(N * C);
+    a->norm_rstd = f(N);
+    a->loss = {f(N * static_cast<size_t>(vocab_local_)), f(N), f(2 * N), f(N)};
+  }
+  return a;
+}
+
+const float* LlamaStage::stage_output(int slot) const {
+  return acts_.at(static_cast<size_t>(slot))->resid.back();
+}
+const float* LlamaStage::logits(int slot) const {
+  return acts_.at(static_cast<size_t>(slot))->loss.logits;
+}
+
+float LlamaStage::forward(int slot, const int32_t* tokens, const int32_t* targets,
+                          const float* input) {
+  Acts& a = *acts_.at(static_cast<size_t>(slot));
+  KernelBackend& be = backend();
+  const int N = dims_.N;
+  if (shard().first_stage) {
+    SHARDLM_CHECK(tokens != nullptr, "first stage needs tokens");
+    check_ids(tokens, "token");
+    be.copy_from_host(a.tokens, tokens, static_cast<size_t>(N) * sizeof(int32_t));
+    vocab_embedding_forward(be, tp_, a.resid[0], a.tokens, param("embed_tokens"), N, dims_.C,
+                            vocab_shard());
+  } else {
+    SHARDLM_CHECK(input != nullptr, "a non-first stage needs its input activations");
+    be.copy(a.resid[0], input, boundary_numel() * sizeof(float));
+  }
+  for (int l = shard().layer_begin; l < shard().layer_end; ++l) {
+    const auto li = static_cast<size_t>(l - shard().layer_begin);
+    float* att = a.att[li];
+    const auto attention = [&](float* out, float* qkv) {
+      be.rope_forward(qkv, rope_cos_, rope_sin_, B_, T_, 0, dims_.KVl, dims_.g, dims_.hd);
+      be.attention_gqa_forward(out, att, qkv, B_, T_, dims_.KVl, dims_.g, dims_.hd);
+    };
+    llama_block_forward(be, tp_, dims_, llama_block_tensors(layout(), params(), l), a.layers[li],
+                        a.resid[li], a.resid[li + 1], attention);
+  }
+  if (!shard().last_stage) return 0.0f;
+  SHARDLM_CHECK(targets != nullptr, "last stage needs targets");
+  check_ids(targets, "target");
+  be.copy_from_host(a.targets, targets, static_cast<size_t>(N) * sizeof(int32_t));
+  return head_forward(a);
+}
+
+float LlamaStage::head_forward(Acts& a) {
+  const int N = dims_.N, C = dims_.C;
+  backend().rmsnorm_forward(a.norm, a.norm_rstd, a.resid.back(), param("norm.weight"), N, C,
+                            dims_.eps);
+  return vocab_loss_forward(backend(), tp_, a.loss, a.norm, param(head_name()), a.targets, N, C,
+                            vocab_shard());
+}
+
+void LlamaStage::head_backward(Acts& a, float loss_scale) {
+  KernelBackend& be = backend();
+  const int N = dims_.N, C = dims_.C;
+  vocab_loss_backward(be, tp_, a.loss, scratch_.dnorm, grad(head_name()), a.norm,
+                      param(head_name()), a.targets, loss_scale, N, C, vocab_shard());
+  be.fill_zero(dresid_, static_cast<size_t>(N) * C);
+  be.rmsnorm_backward(dresid_, grad("norm.weight"), scratch_.dnorm, a.resid.back(),
+                      param("norm.weight"), a.norm_rstd, N, C);
+}
+
+void LlamaStage::backward(int slot, float loss_scale, const float* output_grad) {
+  Acts& a = *acts_.at(static_cast<size_t>(slot));
+  KernelBackend& be = backend();
+  if (shard().last_stage) {
+    head_backward(a, loss_scale);
+  } else {
+    SHARDLM_CHECK(output_grad != nullptr, "a non-last stage needs the gradient of its output");
+    be.copy(dresid_, output_grad, boundary_numel() * sizeof(float));
+  }
+  for (int l = shard().layer_end - 1; l >= shard().layer_begin; --l) {
+    const auto li = static_cast<size_t>(l - shard().layer_begin);
+    const float* att = a.att[li];
+    const auto attention_backward = [&](float* dqkv, const float* datty, const float* qkv) {
+      be.attention_gqa_backward(dqkv, datt_, datty, qkv, att, B_, T_, dims_.KVl, dims_.g,
+                                dims_.hd);
+      be.rope_backward(dqkv, rope_cos_, rope_sin_, B_, T_, 0, dims_.KVl, dims_.g, dims_.hd);
+    };
+    llama_block_backward(be, tp_, dims_, llama_block_tensors(layout(), params(), l),
+                         llama_block_tensors(layout(), grads(), l), a.layers[li], a.resid[li],
+                         dresid_, scratch_, attention_backward);
+  }
+  if (shard().first_stage)
+    be.token_embedding_backward(grad("embed_tokens"), dresid_, a.tokens, dims_.N, dims_.C,
+                                vocab_start_, vocab_local_);
+}
+
+}  // namespace shardlm
