@@ -166,10 +166,23 @@ TEST_P(DecodeMatchesForward, LogitsAtEveryPosition) {
   EXPECT_LT(row_rel_error(gen.prefill(tokens), row(L - 1)), 1e-5);
 }
 
+// Llama: grouped-query attention with a cache of n_kv_head heads and RoPE at every position.
+ModelConfig llama_config(int n_layer, int n_head, int n_kv_head, int n_embd, int F, int vocab,
+                         int max_seq, int tied) {
+  ModelConfig c = small_config(n_layer, n_head, n_embd, vocab, max_seq);
+  c.family = "llama";
+  c.n_kv_head = n_kv_head;
+  c.intermediate_size = F;
+  c.tie_embeddings = tied;
+  return c;
+}
+
 INSTANTIATE_TEST_SUITE_P(Shapes, DecodeMatchesForward,
                          ::testing::Values(small_config(2, 4, 64, 300, 24),  // head size 16
                                            small_config(1, 3, 54, 97,
-                                                        40)),  // head size 18: ragged vectors
+                                                        40),  // head size 18: ragged vectors
+                                           llama_config(2, 6, 2, 36, 40, 101, 20, 0),  // GQA
+                                           llama_config(1, 4, 1, 24, 20, 97, 17, 1)),  // MQA, tied
                          [](const auto& info) { return "case" + std::to_string(info.index); });
 
 // ---- generation: cached vs full recompute, determinism, stops --------------------------------
@@ -414,8 +427,7 @@ TEST(ModelConfigIni, Errors) {
     s.replace(s.find(from), from.size(), to);
     return s;
   };
-  expect_error([&] { model_config_from_ini(good + "n_expert=2\n"); },
-               {"unknown key", "n_expert"});
+  expect_error([&] { model_config_from_ini(good + "n_expert=2\n"); }, {"unknown key", "n_expert"});
   // A key of another family is known, but GPT-2 refuses it by name.
   expect_error([&] { model_config_from_ini(good + "n_kv_head=2\n"); },
                {"gpt2 family has no n_kv_head"});

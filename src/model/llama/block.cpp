@@ -5,14 +5,16 @@
 namespace shardlm {
 
 LlamaBlockTensors llama_block_tensors(const ParamLayout& layout, float* flat, int layer) {
-  auto at = [&](const char* s) { return flat + layout.get(layer_param_name(layer, s)).flat_offset; };
+  auto at = [&](const char* s) {
+    return flat + layout.get(layer_param_name(layer, s)).flat_offset;
+  };
   return {at("input_norm.weight"),     at("attn.qkv.weight"),    at("attn.o_proj.weight"),
           at("post_attn_norm.weight"), at("mlp.gate_up.weight"), at("mlp.down.weight")};
 }
 
 void llama_block_forward(KernelBackend& be, TensorParallel& tp, const LlamaDims& d,
-                         const LlamaBlockTensors& w, LlamaBlockActs& a, const float* in,
-                         float* out, const LlamaAttention& attention) {
+                         const LlamaBlockTensors& w, LlamaBlockActs& a, const float* in, float* out,
+                         const LlamaAttention& attention) {
   const size_t NC = static_cast<size_t>(d.N) * d.C;
   be.rmsnorm_forward(a.norm1, a.norm1_rstd, in, w.norm1_w, d.N, d.C, d.eps);
   be.matmul_forward(a.qkv, a.norm1, w.qkv_w, nullptr, d.N, d.C, d.qkv());

@@ -56,8 +56,8 @@ struct LlamaBlockActs {
 using LlamaAttention = std::function<void(float* out, float* qkv)>;
 
 void llama_block_forward(KernelBackend& be, TensorParallel& tp, const LlamaDims& d,
-                         const LlamaBlockTensors& w, LlamaBlockActs& a, const float* in,
-                         float* out, const LlamaAttention& attention);
+                         const LlamaBlockTensors& w, LlamaBlockActs& a, const float* in, float* out,
+                         const LlamaAttention& attention);
 
 struct LlamaBlockScratch {
   float* dnorm;     // [N,C]

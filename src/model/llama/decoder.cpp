@@ -17,7 +17,12 @@ LlamaDecoder::LlamaDecoder(const ModelConfig& cfg, KernelBackend& backend)
   const int kv = cfg.kv_heads();
   S_ = cfg.max_seq_len;
   Vp_ = cfg.padded_vocab();
-  dims_ = {S_, cfg.n_embd, kv, cfg.n_head / kv, cfg.head_dim(), cfg.intermediate_size,
+  dims_ = {S_,
+           cfg.n_embd,
+           kv,
+           cfg.n_head / kv,
+           cfg.head_dim(),
+           cfg.intermediate_size,
            static_cast<float>(cfg.norm_eps)};
   const size_t S = S_, C = dims_.C;
   tokens_ = be_.alloc_ints(S);
@@ -26,8 +31,8 @@ LlamaDecoder::LlamaDecoder(const ModelConfig& cfg, KernelBackend& backend)
   float* norm = alloc(S * C);
   float* rstd = alloc(S);
   float* proj = alloc(S * C);
-  acts_ = {norm, rstd, alloc(S * dims_.qkv()), alloc(S * dims_.attn()), proj, alloc(S * C),
-           norm, rstd, alloc(S * 2 * dims_.Fl), alloc(S * dims_.Fl), proj};
+  acts_ = {norm, rstd, alloc(S * dims_.qkv()),  alloc(S * dims_.attn()), proj, alloc(S * C),
+           norm, rstd, alloc(S * 2 * dims_.Fl), alloc(S * dims_.Fl),     proj};
   const RopeTables rope = rope_tables(cfg);
   rope_cos_ = alloc(rope.cos.size());
   rope_sin_ = alloc(rope.sin.size());
@@ -72,8 +77,7 @@ void LlamaDecoder::block_forward(int layer, int n, int pos0) {
   const auto attention = [&](float* out, float* qkv) {
     be_.rope_forward(qkv, rope_cos_, rope_sin_, 1, n, pos0, dims_.KVl, dims_.g, dims_.hd);
     be_.kv_cache_append_gqa(k_cache, v_cache, qkv, pos0, n, dims_.KVl, dims_.g, dims_.hd, S_);
-    be_.attention_decode_gqa(out, qkv, k_cache, v_cache, pos0, n, dims_.KVl, dims_.g, dims_.hd,
-                             S_);
+    be_.attention_decode_gqa(out, qkv, k_cache, v_cache, pos0, n, dims_.KVl, dims_.g, dims_.hd, S_);
   };
   LlamaDims d = dims_;
   d.N = n;

@@ -33,13 +33,13 @@ class LlamaDecoder final : public CachedDecoder {
   LlamaDims dims_;  // N is the most rows of one forward (max_seq_len)
   int S_, Vp_;
   std::vector<void*> owned_;
-  int32_t* tokens_;       // [S]
-  float* resid_;          // [S,C]
-  LlamaBlockActs acts_;   // per-sublayer buffers for S rows (norms share one, projections one)
-  float* rope_cos_;       // [S, hd/2]
-  float* rope_sin_;       // [S, hd/2]
-  float* logits_dev_;     // [Vp]
-  float* kv_cache_;       // [n_layer][2][KV][S][hd]
+  int32_t* tokens_;      // [S]
+  float* resid_;         // [S,C]
+  LlamaBlockActs acts_;  // per-sublayer buffers for S rows (norms share one, projections one)
+  float* rope_cos_;      // [S, hd/2]
+  float* rope_sin_;      // [S, hd/2]
+  float* logits_dev_;    // [Vp]
+  float* kv_cache_;      // [n_layer][2][KV][S][hd]
 };
 
 }  // namespace shardlm

@@ -128,8 +128,7 @@ class LlamaFamily final : public ModelFamily {
              " is not divisible by tp (each rank owns whole key/value heads; shardlm does not "
              "replicate them)";
     if (c.intermediate_size % tp != 0)
-      return "intermediate_size " + std::to_string(c.intermediate_size) +
-             " is not divisible by tp";
+      return "intermediate_size " + std::to_string(c.intermediate_size) + " is not divisible by tp";
     if (c.padded_vocab() % tp != 0)
       return "padded vocabulary " + std::to_string(c.padded_vocab()) + " (vocab_size " +
              std::to_string(c.vocab_size) + " rounded up to a multiple of " +

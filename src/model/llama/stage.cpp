@@ -12,9 +12,9 @@ struct LlamaStage::Acts {
   int32_t* targets = nullptr;  // [N]
   std::vector<float*> resid;   // n_local_layers + 1 of [N,C]
   std::vector<LlamaBlockActs> layers;
-  std::vector<float*> att;      // per local layer [B,Hl,T,T]
-  float* norm = nullptr;        // [N,C] final RMSNorm output
-  float* norm_rstd = nullptr;   // [N]
+  std::vector<float*> att;     // per local layer [B,Hl,T,T]
+  float* norm = nullptr;       // [N,C] final RMSNorm output
+  float* norm_rstd = nullptr;  // [N]
   VocabLossBuffers loss{};
   std::vector<void*> owned;
 };
@@ -25,8 +25,13 @@ LlamaStage::LlamaStage(const ModelConfig& cfg, const ShardSpec& shard, KernelBac
   SHARDLM_CHECK(tp.size() == shard.tp_size && tp.rank() == shard.tp_rank,
                 "TP communicator does not match the shard spec");
   const int kv = cfg.kv_heads();
-  dims_ = {B * T,   cfg.n_embd, kv / shard.tp_size, cfg.n_head / kv, cfg.head_dim(),
-           cfg.intermediate_size / shard.tp_size, static_cast<float>(cfg.norm_eps)};
+  dims_ = {B * T,
+           cfg.n_embd,
+           kv / shard.tp_size,
+           cfg.n_head / kv,
+           cfg.head_dim(),
+           cfg.intermediate_size / shard.tp_size,
+           static_cast<float>(cfg.norm_eps)};
   for (int s = 0; s < slots; ++s) acts_.push_back(make_acts());
   const RopeTables rope = rope_tables(cfg);
   rope_cos_ = alloc(rope.cos.size(), owned_);
@@ -159,8 +164,7 @@ void LlamaStage::backward(int slot, float loss_scale, const float* output_grad) 
     const auto li = static_cast<size_t>(l - shard().layer_begin);
     const float* att = a.att[li];
     const auto attention_backward = [&](float* dqkv, const float* datty, const float* qkv) {
-      be.attention_gqa_backward(dqkv, datt_, datty, qkv, att, B_, T_, dims_.KVl, dims_.g,
-                                dims_.hd);
+      be.attention_gqa_backward(dqkv, datt_, datty, qkv, att, B_, T_, dims_.KVl, dims_.g, dims_.hd);
       be.rope_backward(dqkv, rope_cos_, rope_sin_, B_, T_, 0, dims_.KVl, dims_.g, dims_.hd);
     };
     llama_block_backward(be, tp_, dims_, llama_block_tensors(layout(), params(), l),
