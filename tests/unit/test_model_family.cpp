@@ -88,7 +88,8 @@ TEST(ModelFamilies, RegistryNamesTheKnownFamilies) {
   ModelConfig c = model_preset("tiny");
   c.family = "mamba";
   expect_error([&] { c.validate(); }, {"mamba"});
-  for (const auto& name : model_preset_names()) EXPECT_EQ(model_preset(name).family, "gpt2");
+  EXPECT_EQ(model_preset("gpt2-xl").family, "gpt2");
+  EXPECT_EQ(model_preset("llama-3-8b").family, "llama");
 }
 
 // The plan, the parameter count and the FLOP count are three statements of one model.
@@ -209,6 +210,59 @@ TEST(GeneratorOverFamily, BuildsTheFamilysDecoder) {
   EXPECT_EQ(gen.position(), 3);
   gen.step(4);
   EXPECT_EQ(gen.position(), 4);
+}
+
+}  // namespace
+}  // namespace shardlm
+
+namespace shardlm {
+namespace {
+
+// The Llama presets against the parameter counts their published checkpoints have (the sum of
+// every tensor in model.safetensors of each Hugging Face release).
+TEST(LlamaFamily, PresetsHaveThePublishedParameterCounts) {
+  const std::pair<const char*, int64_t> published[] = {
+      {"smollm2-135m", 134515008}, {"llama-3.2-1b", 1235814400}, {"llama-3.2-3b", 3212749824},
+      {"llama-3-8b", 8030261248},  {"llama-3-70b", 70553706496}, {"llama-3.1-405b", 405853388800},
+  };
+  for (const auto& [name, count] : published) {
+    const ModelConfig c = model_preset(name);
+    EXPECT_EQ(c.family, "llama") << name;
+    EXPECT_NO_THROW(c.validate()) << name;
+    EXPECT_EQ(c.num_parameters(), count) << name;
+  }
+  // The plan agrees with the count (the padded vocabulary rows aside).
+  for (const char* name : {"llama-tiny", "smollm2-135m"}) {
+    const ModelConfig c = model_preset(name);
+    int64_t elements = 0;
+    for (const auto& t : model_family("llama").tensor_plan(c))
+      elements +=
+          std::accumulate(t.shape.begin(), t.shape.end(), int64_t{1}, std::multiplies<int64_t>());
+    const int64_t tables = c.tie_embeddings ? 1 : 2;
+    EXPECT_EQ(elements - tables * (c.padded_vocab() - c.vocab_size) * c.n_embd, c.num_parameters())
+        << name;
+  }
+}
+
+TEST(LlamaFamily, ConfigAndLayoutRefusalsNameTheValues) {
+  ModelConfig c = model_preset("llama-tiny");  // 4 heads over 2 kv heads, head_dim 32
+  c.n_kv_head = 3;
+  expect_error([&] { c.validate(); }, {"n_head (4)", "n_kv_head (3)"});
+  c = model_preset("llama-tiny");
+  c.n_embd = 4 * 33;  // head_dim 33
+  expect_error([&] { c.validate(); }, {"head_dim 33", "even"});
+  c = model_preset("llama-tiny");
+  c.intermediate_size = 0;
+  expect_error([&] { c.validate(); }, {"intermediate_size"});
+  c = model_preset("llama-tiny");
+  EXPECT_EQ(model_family("llama").tensor_parallel_problem(c, 2), "");
+  EXPECT_NE(model_family("llama").tensor_parallel_problem(c, 4).find("n_kv_head 2"),
+            std::string::npos);
+  // The optional keys round-trip through the [model] section.
+  c.rope_theta = 500000.0;
+  c.norm_eps = 1e-6;
+  c.tie_embeddings = 1;
+  EXPECT_EQ(model_config_from_ini(model_config_to_ini(c)), c);
 }
 
 }  // namespace
