@@ -24,9 +24,9 @@ echo "== 2/4 token shards (10% of the text held out for validation)"
   --out "$out/data" --val-fraction 0.1 --quiet
 "$shardlm" data inspect "$out/data" | tail -n 4
 
-echo "== 3/4 training on $ranks local ranks (tp2 x pp2), config configs/demo.ini"
+echo "== 3/4 training on $ranks local ranks (tp2 x pp2), config ${DEMO_CONFIG:-configs/demo.ini}"
 OMP_NUM_THREADS=1 mpirun "${mpirun_flags[@]}" -np "$ranks" "$shardlm" train \
-  --config "$repo/configs/demo.ini" --data "$out/data" --out "$out/run" "${@:2}"
+  --config "${DEMO_CONFIG:-$repo/configs/demo.ini}" --data "$out/data" --out "$out/run" "${@:2}"
 
 echo "== 4/4 sample from the trained model"
 "$shardlm" generate --checkpoint "$out/run" --prompt "ROMEO:" --max-tokens 120 --temperature 0.8 \
