@@ -34,6 +34,33 @@ ModelStage::ModelStage(const ModelFamily& family, const ModelConfig& cfg, const 
   vocab_start_ = vocab_local_ * shard.tp_rank;
 }
 
+ModelStage::~ModelStage() {
+  for (void* p : owned_) backend().free_memory(p);
+}
+
+float* ModelStage::alloc_floats(size_t n) {
+  float* p = backend().alloc_floats(n);
+  owned_.push_back(p);
+  return p;
+}
+
+int32_t* ModelStage::alloc_ids(size_t n) {
+  int32_t* p = backend().alloc_ints(n);
+  owned_.push_back(p);
+  return p;
+}
+
+void ModelStage::upload_ids(int32_t* dst, const int32_t* ids, const char* what) {
+  SHARDLM_CHECK(ids != nullptr, std::string("this stage needs ") + what + " ids");
+  check_ids(ids, what);
+  backend().copy_from_host(dst, ids, tokens_per_micro_batch() * sizeof(int32_t));
+}
+
+void ModelStage::take_boundary(float* dst, const float* from, const char* what) {
+  SHARDLM_CHECK(from != nullptr, std::string("this stage needs ") + what);
+  backend().copy(dst, from, boundary_numel() * sizeof(float));
+}
+
 void ModelStage::check_ids(const int32_t* ids, const char* what) const {
   const size_t N = tokens_per_micro_batch();
   for (size_t i = 0; i < N; ++i) {

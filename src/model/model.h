@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "model/config.h"
 #include "model/family.h"
@@ -21,7 +22,7 @@ class ModelStage : public PipelineStage {
  public:
   ModelStage(const ModelFamily& family, const ModelConfig& cfg, const ShardSpec& shard,
              KernelBackend& backend, int B, int T, size_t flat_capacity);
-  ~ModelStage() override = default;
+  ~ModelStage() override;
   ModelStage(const ModelStage&) = delete;
   ModelStage& operator=(const ModelStage&) = delete;
 
@@ -58,12 +59,24 @@ class ModelStage : public PipelineStage {
  protected:
   // Throws naming the position when an id is outside [0, vocab_size).
   void check_ids(const int32_t* ids, const char* what) const;
+  // Backend buffers (zero-filled) that live as long as the stage.
+  float* alloc_floats(size_t n);
+  int32_t* alloc_ids(size_t n);
+  // One micro-batch's ids [B,T] (host; `what`: "token" or "target") checked against the
+  // vocabulary and copied to dst (backend memory).
+  void upload_ids(int32_t* dst, const int32_t* ids, const char* what);
+  // A neighbour stage's tensor (the input activation, or the output's gradient;
+  // boundary_numel() elements, backend memory) copied to dst.
+  void take_boundary(float* dst, const float* from, const char* what);
 
   const ModelFamily& family_;
   ModelConfig cfg_;
   ModelWeights weights_;
   int B_, T_;
   int vocab_start_, vocab_local_;
+
+ private:
+  std::vector<void*> owned_;
 };
 
 // The family's stage for `cfg` (model_family(cfg.family).make_stage).

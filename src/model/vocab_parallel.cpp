@@ -4,6 +4,13 @@
 
 namespace shardlm {
 
+std::string vocab_tensor_parallel_problem(const ModelConfig& cfg, int tp) {
+  if (cfg.padded_vocab() % tp == 0) return "";
+  return "padded vocabulary " + std::to_string(cfg.padded_vocab()) + " (vocab_size " +
+         std::to_string(cfg.vocab_size) + " rounded up to a multiple of " +
+         std::to_string(cfg.vocab_pad_multiple) + ") is not divisible by tp";
+}
+
 void vocab_embedding_forward(KernelBackend& be, TensorParallel& tp, float* out,
                              const int32_t* tokens, const float* table, int N, int C,
                              const VocabShard& v) {

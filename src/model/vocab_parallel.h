@@ -6,7 +6,10 @@
 
 #include <cstdint>
 
+#include <string>
+
 #include "kernels/backend.h"
+#include "model/config.h"
 #include "parallel/tensor_parallel.h"
 
 namespace shardlm {
@@ -22,6 +25,10 @@ struct VocabShard {
 void vocab_embedding_forward(KernelBackend& be, TensorParallel& tp, float* out /*[N,C]*/,
                              const int32_t* tokens /*[N]*/, const float* table /*[Vl,C]*/, int N,
                              int C, const VocabShard& v);
+
+// "padded vocabulary 1024 (vocab_size 1000 rounded up to a multiple of 128) is not divisible
+// by tp" when tp ranks cannot split the vocabulary tables, else "".
+std::string vocab_tensor_parallel_problem(const ModelConfig& cfg, int tp);
 
 // One micro-batch's buffers of the loss (backend memory).
 struct VocabLossBuffers {

@@ -8,6 +8,7 @@
 #include "model/gpt2/decoder.h"
 #include "model/gpt2/stage.h"
 #include "model/init.h"
+#include "model/vocab_parallel.h"
 
 namespace shardlm {
 
@@ -129,11 +130,7 @@ class Gpt2Family final : public ModelFamily {
       return "n_head " + std::to_string(cfg.n_head) + " is not divisible by tp";
     if ((4 * cfg.n_embd) % tp != 0)
       return "4*n_embd " + std::to_string(4 * cfg.n_embd) + " is not divisible by tp";
-    if (cfg.padded_vocab() % tp != 0)
-      return "padded vocabulary " + std::to_string(cfg.padded_vocab()) + " (vocab_size " +
-             std::to_string(cfg.vocab_size) + " rounded up to a multiple of " +
-             std::to_string(cfg.vocab_pad_multiple) + ") is not divisible by tp";
-    return "";
+    return vocab_tensor_parallel_problem(cfg, tp);
   }
 
   std::unique_ptr<ModelStage> make_stage(const ModelConfig& cfg, const ShardSpec& shard,

@@ -17,7 +17,6 @@ struct Gpt2Stage::Acts {
   float* lnf_mean = nullptr;  // [N]
   float* lnf_rstd = nullptr;  // [N]
   VocabLossBuffers loss{};    // logits [N,Vl] and the cross-entropy's per-row values
-  std::vector<void*> owned;
 };
 
 Gpt2Stage::Gpt2Stage(const ModelConfig& cfg, const ShardSpec& shard, KernelBackend& backend,
@@ -30,32 +29,21 @@ Gpt2Stage::Gpt2Stage(const ModelConfig& cfg, const ShardSpec& shard, KernelBacke
   dims_ = {B * T, cfg.n_embd, H_local_ * hd_, 4 * cfg.n_embd / shard.tp_size};
   for (int s = 0; s < slots; ++s) acts_.push_back(make_acts());
   const size_t N = dims_.N, C = dims_.C, Cl = dims_.Cl, Fl = dims_.Fl;
-  dresid_ = alloc(N * C, owned_);
-  scratch_ = {alloc(N * C, owned_), alloc(N * 3 * Cl, owned_), alloc(N * Cl, owned_),
-              alloc(N * Fl, owned_), alloc(N * Fl, owned_)};
-  datt_ = alloc(static_cast<size_t>(B) * H_local_ * T * T, owned_);
+  dresid_ = alloc_floats(N * C);
+  scratch_ = {alloc_floats(N * C), alloc_floats(N * 3 * Cl), alloc_floats(N * Cl),
+              alloc_floats(N * Fl), alloc_floats(N * Fl)};
+  datt_ = alloc_floats(static_cast<size_t>(B) * H_local_ * T * T);
 }
 
-Gpt2Stage::~Gpt2Stage() {
-  for (auto& a : acts_)
-    for (void* p : a->owned) backend().free_memory(p);
-  for (void* p : owned_) backend().free_memory(p);
-}
-
-float* Gpt2Stage::alloc(size_t n, std::vector<void*>& owner) {
-  float* p = backend().alloc_floats(n);
-  owner.push_back(p);
-  return p;
-}
+Gpt2Stage::~Gpt2Stage() = default;
 
 std::unique_ptr<Gpt2Stage::Acts> Gpt2Stage::make_acts() {
   auto a = std::make_unique<Acts>();
   const size_t N = dims_.N, C = dims_.C, Cl = dims_.Cl, Fl = dims_.Fl,
                att = static_cast<size_t>(B_) * H_local_ * T_ * T_;
-  auto f = [&](size_t n) { return alloc(n, a->owned); };
+  auto f = [&](size_t n) { return alloc_floats(n); };
   if (shard().first_stage) {
-    a->tokens = backend().alloc_ints(N);
-    a->owned.push_back(a->tokens);
+    a->tokens = alloc_ids(N);
   }
   const int n_local = shard().layer_end - shard().layer_begin;
   for (int i = 0; i <= n_local; ++i) a->resid.push_back(f(N * C));
@@ -78,8 +66,7 @@ std::unique_ptr<Gpt2Stage::Acts> Gpt2Stage::make_acts() {
     a->layers.push_back(L);
   }
   if (shard().last_stage) {
-    a->targets = backend().alloc_ints(N);
-    a->owned.push_back(a->targets);
+    a->targets = alloc_ids(N);
     a->lnf = f(N * C);
     a->lnf_mean = f(N);
     a->lnf_rstd = f(N);
@@ -102,14 +89,11 @@ float Gpt2Stage::forward(int slot, const int32_t* tokens, const int32_t* targets
   const int N = dims_.N;
   const size_t NC = static_cast<size_t>(N) * dims_.C;
   if (shard().first_stage) {
-    SHARDLM_CHECK(tokens != nullptr, "first stage needs tokens");
-    check_ids(tokens, "token");
-    be.copy_from_host(a.tokens, tokens, static_cast<size_t>(N) * sizeof(int32_t));
+    upload_ids(a.tokens, tokens, "token");
     gpt2_embedding_forward(be, tp_, a.resid[0], a.tokens, param("wte"), param("wpe"), B_, T_,
                            dims_.C, 0, vocab_start_, vocab_local_);
   } else {
-    SHARDLM_CHECK(input != nullptr, "a non-first stage needs its input activations");
-    be.copy(a.resid[0], input, NC * sizeof(float));
+    take_boundary(a.resid[0], input, "the previous stage's activations");
   }
   for (int l = shard().layer_begin; l < shard().layer_end; ++l) {
     const auto li = static_cast<size_t>(l - shard().layer_begin);
@@ -121,9 +105,7 @@ float Gpt2Stage::forward(int slot, const int32_t* tokens, const int32_t* targets
                        a.resid[li], a.resid[li + 1], attention);
   }
   if (!shard().last_stage) return 0.0f;
-  SHARDLM_CHECK(targets != nullptr, "last stage needs targets");
-  check_ids(targets, "target");
-  be.copy_from_host(a.targets, targets, static_cast<size_t>(N) * sizeof(int32_t));
+  upload_ids(a.targets, targets, "target");
   return head_forward(a);
 }
 
@@ -154,8 +136,7 @@ void Gpt2Stage::backward(int slot, float loss_scale, const float* output_grad) {
   if (shard().last_stage) {
     head_backward(a, loss_scale);
   } else {
-    SHARDLM_CHECK(output_grad != nullptr, "a non-last stage needs the gradient of its output");
-    be.copy(dresid_, output_grad, static_cast<size_t>(N) * dims_.C * sizeof(float));
+    take_boundary(dresid_, output_grad, "the gradient of its output");
   }
   for (int l = shard().layer_end - 1; l >= shard().layer_begin; --l) {
     const auto li = static_cast<size_t>(l - shard().layer_begin);

@@ -22,7 +22,7 @@ class Gpt2Stage final : public ModelStage {
  public:
   Gpt2Stage(const ModelConfig& cfg, const ShardSpec& shard, KernelBackend& backend,
             Communicator& tp, int B, int T, int slots, size_t flat_capacity);
-  ~Gpt2Stage() override;
+  ~Gpt2Stage() override;  // Acts is complete only in the .cpp
 
   int slots() const override { return static_cast<int>(acts_.size()); }
   size_t boundary_numel() const override { return tokens_per_micro_batch() * cfg_.n_embd; }
@@ -37,7 +37,6 @@ class Gpt2Stage final : public ModelStage {
  private:
   struct Acts;
   std::unique_ptr<Acts> make_acts();
-  float* alloc(size_t n, std::vector<void*>& owner);
   float head_forward(Acts& a);
   void head_backward(Acts& a, float loss_scale);
 
@@ -49,7 +48,6 @@ class Gpt2Stage final : public ModelStage {
   float* dresid_ = nullptr;  // [N,C] gradient of the residual stream
   Gpt2BlockScratch scratch_{};
   float* datt_ = nullptr;  // [B,Hl,T,T]
-  std::vector<void*> owned_;
 };
 
 }  // namespace shardlm

@@ -7,6 +7,7 @@
 #include "model/init.h"
 #include "model/llama/decoder.h"
 #include "model/llama/stage.h"
+#include "model/vocab_parallel.h"
 
 namespace shardlm {
 
@@ -129,11 +130,7 @@ class LlamaFamily final : public ModelFamily {
              "replicate them)";
     if (c.intermediate_size % tp != 0)
       return "intermediate_size " + std::to_string(c.intermediate_size) + " is not divisible by tp";
-    if (c.padded_vocab() % tp != 0)
-      return "padded vocabulary " + std::to_string(c.padded_vocab()) + " (vocab_size " +
-             std::to_string(c.vocab_size) + " rounded up to a multiple of " +
-             std::to_string(c.vocab_pad_multiple) + ") is not divisible by tp";
-    return "";
+    return vocab_tensor_parallel_problem(c, tp);
   }
 
   std::unique_ptr<ModelStage> make_stage(const ModelConfig& c, const ShardSpec& shard,

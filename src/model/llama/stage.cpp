@@ -16,7 +16,6 @@ struct LlamaStage::Acts {
   float* norm = nullptr;       // [N,C] final RMSNorm output
   float* norm_rstd = nullptr;  // [N]
   VocabLossBuffers loss{};
-  std::vector<void*> owned;
 };
 
 LlamaStage::LlamaStage(const ModelConfig& cfg, const ShardSpec& shard, KernelBackend& backend,
@@ -34,37 +33,26 @@ LlamaStage::LlamaStage(const ModelConfig& cfg, const ShardSpec& shard, KernelBac
            static_cast<float>(cfg.norm_eps)};
   for (int s = 0; s < slots; ++s) acts_.push_back(make_acts());
   const RopeTables rope = rope_tables(cfg);
-  rope_cos_ = alloc(rope.cos.size(), owned_);
-  rope_sin_ = alloc(rope.sin.size(), owned_);
+  rope_cos_ = alloc_floats(rope.cos.size());
+  rope_sin_ = alloc_floats(rope.sin.size());
   backend.copy_from_host(rope_cos_, rope.cos.data(), rope.cos.size() * sizeof(float));
   backend.copy_from_host(rope_sin_, rope.sin.data(), rope.sin.size() * sizeof(float));
   const size_t N = dims_.N, C = dims_.C;
-  dresid_ = alloc(N * C, owned_);
-  scratch_ = {alloc(N * C, owned_), alloc(N * dims_.qkv(), owned_), alloc(N * dims_.attn(), owned_),
-              alloc(N * 2 * dims_.Fl, owned_), alloc(N * dims_.Fl, owned_)};
-  datt_ = alloc(static_cast<size_t>(B) * dims_.KVl * dims_.g * T * T, owned_);
+  dresid_ = alloc_floats(N * C);
+  scratch_ = {alloc_floats(N * C), alloc_floats(N * dims_.qkv()), alloc_floats(N * dims_.attn()),
+              alloc_floats(N * 2 * dims_.Fl), alloc_floats(N * dims_.Fl)};
+  datt_ = alloc_floats(static_cast<size_t>(B) * dims_.KVl * dims_.g * T * T);
 }
 
-LlamaStage::~LlamaStage() {
-  for (auto& a : acts_)
-    for (void* p : a->owned) backend().free_memory(p);
-  for (void* p : owned_) backend().free_memory(p);
-}
-
-float* LlamaStage::alloc(size_t n, std::vector<void*>& owner) {
-  float* p = backend().alloc_floats(n);
-  owner.push_back(p);
-  return p;
-}
+LlamaStage::~LlamaStage() = default;
 
 std::unique_ptr<LlamaStage::Acts> LlamaStage::make_acts() {
   auto a = std::make_unique<Acts>();
   const size_t N = dims_.N, C = dims_.C, Fl = dims_.Fl,
                att = static_cast<size_t>(B_) * dims_.KVl * dims_.g * T_ * T_;
-  auto f = [&](size_t n) { return alloc(n, a->owned); };
+  auto f = [&](size_t n) { return alloc_floats(n); };
   if (shard().first_stage) {
-    a->tokens = backend().alloc_ints(N);
-    a->owned.push_back(a->tokens);
+    a->tokens = alloc_ids(N);
   }
   const int n_local = shard().layer_end - shard().layer_begin;
   for (int i = 0; i <= n_local; ++i) a->resid.push_back(f(N * C));
@@ -85,8 +73,7 @@ std::unique_ptr<LlamaStage::Acts> LlamaStage::make_acts() {
     a->layers.push_back(L);
   }
   if (shard().last_stage) {
-    a->targets = backend().alloc_ints(N);
-    a->owned.push_back(a->targets);
+    a->targets = alloc_ids(N);
     a->norm = f(N * C);
     a->norm_rstd = f(N);
     a->loss = {f(N * static_cast<size_t>(vocab_local_)), f(N), f(2 * N), f(N)};
@@ -107,14 +94,11 @@ float LlamaStage::forward(int slot, const int32_t* tokens, const int32_t* target
   KernelBackend& be = backend();
   const int N = dims_.N;
   if (shard().first_stage) {
-    SHARDLM_CHECK(tokens != nullptr, "first stage needs tokens");
-    check_ids(tokens, "token");
-    be.copy_from_host(a.tokens, tokens, static_cast<size_t>(N) * sizeof(int32_t));
+    upload_ids(a.tokens, tokens, "token");
     vocab_embedding_forward(be, tp_, a.resid[0], a.tokens, param("embed_tokens"), N, dims_.C,
                             vocab_shard());
   } else {
-    SHARDLM_CHECK(input != nullptr, "a non-first stage needs its input activations");
-    be.copy(a.resid[0], input, boundary_numel() * sizeof(float));
+    take_boundary(a.resid[0], input, "the previous stage's activations");
   }
   for (int l = shard().layer_begin; l < shard().layer_end; ++l) {
     const auto li = static_cast<size_t>(l - shard().layer_begin);
@@ -127,9 +111,7 @@ float LlamaStage::forward(int slot, const int32_t* tokens, const int32_t* target
                         a.resid[li], a.resid[li + 1], attention);
   }
   if (!shard().last_stage) return 0.0f;
-  SHARDLM_CHECK(targets != nullptr, "last stage needs targets");
-  check_ids(targets, "target");
-  be.copy_from_host(a.targets, targets, static_cast<size_t>(N) * sizeof(int32_t));
+  upload_ids(a.targets, targets, "target");
   return head_forward(a);
 }
 
@@ -157,8 +139,7 @@ void LlamaStage::backward(int slot, float loss_scale, const float* output_grad) 
   if (shard().last_stage) {
     head_backward(a, loss_scale);
   } else {
-    SHARDLM_CHECK(output_grad != nullptr, "a non-last stage needs the gradient of its output");
-    be.copy(dresid_, output_grad, boundary_numel() * sizeof(float));
+    take_boundary(dresid_, output_grad, "the gradient of its output");
   }
   for (int l = shard().layer_end - 1; l >= shard().layer_begin; --l) {
     const auto li = static_cast<size_t>(l - shard().layer_begin);

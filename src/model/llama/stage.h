@@ -18,7 +18,7 @@ class LlamaStage final : public ModelStage {
  public:
   LlamaStage(const ModelConfig& cfg, const ShardSpec& shard, KernelBackend& backend,
              Communicator& tp, int B, int T, int slots, size_t flat_capacity);
-  ~LlamaStage() override;
+  ~LlamaStage() override;  // Acts is complete only in the .cpp
 
   int slots() const override { return static_cast<int>(acts_.size()); }
   size_t boundary_numel() const override { return tokens_per_micro_batch() * cfg_.n_embd; }
@@ -32,7 +32,6 @@ class LlamaStage final : public ModelStage {
  private:
   struct Acts;
   std::unique_ptr<Acts> make_acts();
-  float* alloc(size_t n, std::vector<void*>& owner);
   const char* head_name() const { return cfg_.tie_embeddings ? "embed_tokens" : "lm_head"; }
   float head_forward(Acts& a);
   void head_backward(Acts& a, float loss_scale);
@@ -45,7 +44,6 @@ class LlamaStage final : public ModelStage {
   float* dresid_ = nullptr;    // [N,C] gradient of the residual stream
   LlamaBlockScratch scratch_{};
   float* datt_ = nullptr;  // [B,Hl,T,T]
-  std::vector<void*> owned_;
 };
 
 }  // namespace shardlm
