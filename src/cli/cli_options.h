@@ -15,9 +15,9 @@ namespace shardlm::cli {
 namespace po = boost::program_options;
 
 // Parses `args` against `visible` (shown by --help, which is added here) and `hidden` (e.g. the
-// targets of positional arguments). Returns the exit code to return right away: shardlm::kExitOk after
-// printing help, shardlm::kExitUsage after printing a parse error (unknown option, missing required
-// option, bad value) and the usage; std::nullopt when the command should run.
+// targets of positional arguments). Returns the exit code to return right away: shardlm::kExitOk
+// after printing help, shardlm::kExitUsage after printing a parse error (unknown option, missing
+// required option, bad value) and the usage; std::nullopt when the command should run.
 std::optional<int> parse_options(const std::string& usage, const po::options_description& visible,
                                  const po::options_description& hidden,
                                  const po::positional_options_description& positional,

@@ -1,4 +1,5 @@
-// The 3D process mesh (docs/design.md, docs/parallelism.md): TP varies fastest, then DP, then PP, so
+// The 3D process mesh (docs/design.md, docs/parallelism.md): TP varies fastest, then DP, then PP,
+// so
 //   world_rank = pp_rank * (dp * tp) + dp_rank * tp + tp_rank
 // and a TP group is tp consecutive world ranks (inside one node when tp <= ranks per node).
 // Every group's communicator is made once, at construction.
