@@ -5,7 +5,7 @@
 #   scripts/install-deps.sh PKG...     just these packages (scripts/install-slurm.sh uses it)
 set -euo pipefail
 packages=(
-  build-essential cmake pkg-config
+  build-essential cmake pkg-config clang-format
   libopenmpi-dev openmpi-bin
   libhdf5-dev hdf5-tools
   libboost-program-options-dev
