@@ -41,6 +41,9 @@ int main(int argc, char** argv) {
     if (c.name != name) continue;
     try {
       return c.run(std::vector<std::string>(argv + 2, argv + argc));
+    } catch (const shardlm::UsageError& e) {
+      std::cerr << "shardlm " << name << ": error: " << e.what() << std::endl;
+      return shardlm::kExitUsage;
     } catch (const std::exception& e) {
       std::cerr << "shardlm " << name << ": error: " << e.what() << std::endl;
       return shardlm::kExitError;

@@ -13,6 +13,14 @@ class Error : public std::runtime_error {
   explicit Error(const std::string& what) : std::runtime_error(what) {}
 };
 
+// Bad input that the user fixes by changing a flag or a config file (unknown or contradictory
+// settings, values out of range, a layout that does not divide the model): the CLI exits with
+// kExitUsage (2) instead of kExitError.
+class UsageError : public Error {
+ public:
+  using Error::Error;
+};
+
 // Set once by the mesh at start-up; -1 (unknown) before that.
 void set_error_rank(int rank);
 int error_rank();

@@ -21,6 +21,10 @@ std::vector<BackendInfo> list_backends() {
   return out;
 }
 
+std::vector<std::string> backend_names() {
+  return {"cpu", "cuda"};
+}
+
 KernelBackend& resolve_backend(const std::string& device) {
   std::string known;
   for (const BackendInfo& b : list_backends()) {

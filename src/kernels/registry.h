@@ -18,6 +18,8 @@ struct BackendInfo {
 
 // Every backend shardlm knows, built or not, in a fixed order (cpu first).
 std::vector<BackendInfo> list_backends();
+// Their names, without probing for devices (for checking a --device value before running).
+std::vector<std::string> backend_names();
 
 // The backend for `device`; throws shardlm::Error naming the device and why it cannot be
 // used here (unknown name, not built, no device).
