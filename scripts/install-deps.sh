@@ -8,7 +8,7 @@ packages=(
   build-essential cmake pkg-config clang-format
   libopenmpi-dev openmpi-bin
   libhdf5-dev hdf5-tools
-  libboost-program-options-dev
+  libboost-program-options-dev nlohmann-json3-dev
   libgtest-dev libbenchmark-dev
   libdnnl-dev
   libsentencepiece-dev sentencepiece

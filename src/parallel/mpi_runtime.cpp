@@ -31,4 +31,10 @@ MpiRuntime::~MpiRuntime() {
   if (!finalised) MPI_Finalize();
 }
 
+int MpiRuntime::world_size() const {
+  int size = 1;
+  MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &size));
+  return size;
+}
+
 }  // namespace shardlm

@@ -15,6 +15,8 @@ class MpiRuntime {
   MpiRuntime& operator=(const MpiRuntime&) = delete;
 
   bool initialised_here() const { return initialised_here_; }
+  // The number of ranks in MPI_COMM_WORLD.
+  int world_size() const;
 
  private:
   bool initialised_here_ = false;

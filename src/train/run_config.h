@@ -1,7 +1,8 @@
-// Everything `shardlm train` is told: model, data, batch, optimizer, parallel layout,
-// checkpointing and logging. Parsed from flags and an optional config file by
-// cli/cmd_train.cpp; written back as INI text (run_config.ini in the run directory and the
-// config of every checkpoint), whose [model] section is what resuming checks.
+// Everything a `shardlm train` runs with, resolved: every default filled in and every check
+// passed (train/resolve_run_config.h makes it; nothing else should). to_ini() writes the
+// recorded part as the effective config: run_config.ini in the run directory, the config text
+// of every checkpoint, and what all ranks compare before training. It is valid --config input
+// (train/run_flags.h): `shardlm train --config RUN/run_config.ini --out NEW` runs the same run.
 #pragma once
 
 #include <cstdint>
@@ -14,35 +15,41 @@
 namespace shardlm {
 
 struct RunConfig {
+  // model
+  std::string model_preset;
   ModelConfig model;
-  std::string model_preset = "tiny";
-  std::string device = "cpu";  // kernel backend: "cpu" or "cuda"
-  std::string data =
-      "synthetic";           // a prepared dataset directory, or "synthetic" (seeded random tokens)
-  int seq_len = 0;           // 0: the model's max_seq_len
-  int micro_batch = 4;       // sequences per micro-batch
-  int64_t global_batch = 0;  // sequences per step over all DP ranks; 0: micro_batch * dp
-  int steps = 100;
-  OptimizerConfig optim;  // total_steps is set from steps
-  uint64_t seed = 1337;
-  int tp = 1, pp = 1, zero = 0;
+  // data and batch
+  std::string data;  // a prepared dataset directory, or "synthetic"
+  int seq_len = 0;
+  int micro_batch = 0;       // sequences per micro-batch per DP rank
+  int64_t global_batch = 0;  // sequences per step over all DP ranks
+  int steps = 0;
+  uint64_t seed = 0;
+  // optimizer (total_steps = steps)
+  OptimizerConfig optim;
+  bool skip_non_finite = false;  // --on-nan skip
+  // parallelism
+  int tp = 0, pp = 0, zero = 0;
   std::vector<int> pp_layers;  // empty: even split
-  int eval_every = 0;          // 0: only at the start and the end
-  int eval_steps = 4;          // eval batches (each one global batch)
-  int log_every = 1;
-  std::string out;      // run directory
-  std::string metrics;  // JSON Lines; default <out>/metrics.jsonl
-  int save_every = 0;   // 0: only at the end
-  int keep_last = 3;
+  std::string device;          // kernel backend name (kernels/registry.h)
+  // run directory, checkpoints, logging
+  int save_every = 0;  // 0: only at the end
+  int keep_last = 0;
   int keep_every = 0;
-  std::string resume = "auto";    // "auto", "none" or a checkpoint directory
-  double exit_after_minutes = 0;  // 0: no wall-clock budget
-  bool skip_non_finite = false;   // --on-nan skip
-  double peak_tflops = 0;         // per rank, for MFU; 0: this node's CPU cores shared by its ranks
-  std::string generate_prompt;    // print a sample at the end when non-empty
-  int generate_tokens = 0;
+  int eval_every = 0;  // 0: only at the start and the end
+  int eval_steps = 0;  // validation batches (each one global batch)
+  int log_every = 0;
+  double peak_tflops = 0;  // per rank, for MFU; 0: this node's CPU cores shared by its ranks
 
-  // INI text: [model], [data], [batch], [optimizer], [parallel], [checkpoint], [logging].
+  // This start only (not recorded).
+  std::string out;                // run directory
+  std::string metrics;            // JSON Lines file
+  std::string resume;             // "auto", "none" or a checkpoint (root) directory
+  double exit_after_minutes = 0;  // 0: no wall-clock budget
+
+  // The effective config: every recorded setting as `flag-name = value` under comment headings
+  // (run_flag_specs() order), floats in their shortest exact form, then the [model] record in
+  // model_config_to_ini's form (what resuming and `shardlm generate` read).
   std::string to_ini() const;
 };
 

@@ -1,14 +1,22 @@
-// `shardlm train` after option parsing: sets up MPI, the mesh, data, the trainer and
-// checkpoints, and runs the loop with evaluation, metrics, heartbeats, graceful stop on
-// SIGTERM/SIGUSR1 or a wall-clock budget, and resume.
+// `shardlm train` after option parsing: MPI and the mesh, the resolved config, the run
+// directory, data, the trainer and its checkpoints, then the loop with evaluation, metrics,
+// heartbeats and a graceful stop (SIGTERM/SIGUSR1 or a wall-clock budget).
 #pragma once
 
-#include "train/run_config.h"
+#include <string>
+
+#include "train/run_flags.h"
 
 namespace shardlm {
 
-// Returns the process exit code: 0 finished, kExitSavedRequeue (75) when a checkpoint
-// was saved because of a signal or --exit-after-minutes. Errors throw.
-int run_training(RunConfig cfg);
+// Returns the process exit code: kExitOk finished, kExitSavedRequeue (75) when a checkpoint
+// was saved because of a signal or --exit-after-minutes. Errors throw (UsageError for settings
+// that resolve_run_config refuses).
+int run_training(const RunFlags& flags);
+
+// The effective config (run_config.ini text) that `flags` give for a job of `world_size` ranks,
+// without running anything: what `shardlm train --print-config` prints. Reads the dataset's
+// tokenizer (--data) for the vocabulary, like a run.
+std::string effective_config_text(const RunFlags& flags, int world_size);
 
 }  // namespace shardlm

@@ -21,13 +21,6 @@ void validate_layout(const TrainSettings& st, const MeshShape& shape) {
   const std::string tp_problem = model_family(m.family).tensor_parallel_problem(m, shape.tp);
   if (!tp_problem.empty()) refuse(tp_problem);
   pipeline_stage_ranges(m.n_layer, shape.pp, st.pipeline_layers);
-  if (st.micro_batch < 1) refuse("micro-batch size must be >= 1");
-  if (st.micro_batches < 1) refuse("micro-batches per step must be >= 1");
-  if (st.seq_len < 1 || st.seq_len > m.max_seq_len)
-    refuse("sequence length " + std::to_string(st.seq_len) + " must be in [1, max_seq_len " +
-           std::to_string(m.max_seq_len) + "]");
-  if (st.zero_stage != 0 && st.zero_stage != 1)
-    refuse("--zero must be 0 or 1, got " + std::to_string(st.zero_stage));
 }
 
 namespace {

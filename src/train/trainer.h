@@ -93,7 +93,8 @@ class Trainer {
   std::unique_ptr<Pipeline> pipeline_;
 };
 
-// Refuses, with a message naming the values, layouts that do not divide the model or batch.
+// Refuses, with a message naming the values, layouts that do not divide the model (the batch,
+// sequence length and ZeRO stage are run settings: train/resolve_run_config.h checks them).
 void validate_layout(const TrainSettings& settings, const MeshShape& shape);
 
 }  // namespace shardlm

@@ -1,0 +1,58 @@
+#include "train/metrics_log.h"
+
+#include <charconv>
+#include <cstdlib>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+
+namespace shardlm {
+
+namespace {
+
+// nlohmann::json holds a float as a double and would print its binary expansion
+// (0.0006000000284984708); the float's own shortest decimal reads back as the same float.
+double float_as_decimal(float x) {
+  char buf[32];
+  const auto r = std::to_chars(buf, buf + sizeof buf - 1, x);
+  *r.ptr = '\0';
+  return std::strtod(buf, nullptr);
+}
+
+}  // namespace
+
+MetricsLog::MetricsLog(const std::filesystem::path& path) {
+  if (path.empty()) return;
+  file_.open(path, std::ios::app);
+  if (!file_) fail("cannot open metrics file " + path.string());
+}
+
+void MetricsLog::step(const StepMetrics& m) {
+  // ordered_json: the keys stay in this order on every line.
+  nlohmann::ordered_json j;
+  j["step"] = m.step;
+  j["loss"] = m.loss;
+  j["lr"] = float_as_decimal(m.lr);
+  j["grad_norm"] = m.grad_norm;
+  j["tokens"] = m.tokens;
+  j["tokens_per_s"] = m.tokens_per_s;
+  j["mfu"] = m.mfu;
+  j["elapsed_s"] = m.elapsed_s;
+  if (m.skipped) j["skipped"] = true;
+  write(j.dump());
+}
+
+void MetricsLog::eval(int step, double val_loss, std::optional<double> val_bpb) {
+  nlohmann::ordered_json j;
+  j["step"] = step;
+  j["val_loss"] = val_loss;
+  if (val_bpb) j["val_bpb"] = *val_bpb;
+  write(j.dump());
+}
+
+void MetricsLog::write(const std::string& line) {
+  if (!file_.is_open()) return;
+  file_ << line << "\n" << std::flush;
+}
+
+}  // namespace shardlm

@@ -1,0 +1,74 @@
+#include "train/run_checkpoints.h"
+
+#include <chrono>
+
+#include "checkpoint/checkpoint.h"
+#include "core/error.h"
+#include "train/checkpointing.h"
+
+namespace fs = std::filesystem;
+
+namespace shardlm {
+
+namespace {
+double now_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+}  // namespace
+
+RunCheckpoints::RunCheckpoints(Trainer& trainer, fs::path root, std::string config_text,
+                               const Tokenizer* tokenizer, int keep_last, int keep_every,
+                               const ProgressPrinter& out)
+    : trainer_(trainer),
+      root_(std::move(root)),
+      config_text_(std::move(config_text)),
+      keep_last_(keep_last),
+      keep_every_(keep_every),
+      out_(out) {
+  if (tokenizer)
+    tokenizer_model_.assign(tokenizer->serialized().begin(), tokenizer->serialized().end());
+}
+
+std::optional<fs::path> RunCheckpoints::resume_source(const std::string& resume) const {
+  if (resume == "none") return std::nullopt;
+  if (resume == "auto") return find_latest_checkpoint(root_);
+  const fs::path given(resume);
+  if (fs::exists(given / "manifest.h5")) return given;
+  if (auto latest = find_latest_checkpoint(given)) return latest;
+  fail("--resume " + resume +
+       ": not a committed checkpoint (no manifest.h5) nor a checkpoint root");
+}
+
+TrainingPosition RunCheckpoints::resume(const std::string& resume) {
+  const std::optional<fs::path> source = resume_source(resume);
+  if (!source) return {};
+  CheckpointReader reader(*source);
+  const std::string diff =
+      model_config_diff(model_config_from_ini(reader.config_text()), trainer_.settings().model);
+  if (!diff.empty())
+    fail("checkpoint " + source->string() + " was saved with a different model (" + diff +
+         "); refusing to resume");
+  load_training_checkpoint(trainer_, reader);
+  TrainingPosition pos;
+  pos.step = static_cast<int>(reader.metadata_int("step"));
+  pos.samples_consumed = static_cast<uint64_t>(reader.metadata_int("samples_consumed"));
+  out_.resumed(*source, pos.step,
+               "tp " + std::to_string(reader.metadata_int("layout.tp")) + ", pp " +
+                   std::to_string(reader.metadata_int("layout.pp")) + ", dp " +
+                   std::to_string(reader.metadata_int("layout.dp")) + ", zero " +
+                   std::to_string(reader.metadata_int("layout.zero")));
+  last_saved_ = pos.step;
+  return pos;
+}
+
+void RunCheckpoints::save(const TrainingPosition& pos) {
+  if (pos.step == last_saved_) return;
+  const double t0 = now_seconds();
+  const TrainingCheckpointInfo info{pos.step, pos.samples_consumed, config_text_, tokenizer_model_};
+  const fs::path dir = save_training_checkpoint(trainer_, root_, info);
+  if (trainer_.mesh().world_rank() == 0) apply_retention(root_, keep_last_, keep_every_);
+  out_.saved(dir, now_seconds() - t0);
+  last_saved_ = pos.step;
+}
+
+}  // namespace shardlm
