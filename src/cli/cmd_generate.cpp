@@ -1,5 +1,6 @@
 // `shardlm generate`: samples text from a checkpoint on one process with a KV cache
-// (model/generator.h). Prints the prompt and the sample on stdout, statistics on stderr.
+// (model/generator.h), on the --device backend (kernels/registry.h). Prints the prompt and the
+// sample on stdout, statistics on stderr.
 #include <cstdint>
 #include <cstdio>
 #include <iostream>
@@ -9,7 +10,7 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/parse.h"
-#include "kernels/backend.h"
+#include "kernels/registry.h"
 #include "model/generator.h"
 #include "train/generation_loader.h"
 
@@ -29,7 +30,7 @@ std::vector<int32_t> parse_ids(const std::string& text) {
 }
 
 int cmd_generate(const std::vector<std::string>& args) {
-  std::string checkpoint, prompt, prompt_ids;
+  std::string checkpoint, prompt, prompt_ids, device;
   GenerateOptions options;
   bool no_kv_cache = false, ignore_eos = false;
   po::options_description opts("Options");
@@ -51,6 +52,8 @@ int cmd_generate(const std::vector<std::string>& args) {
       "sample among the fewest most likely tokens whose probability reaches p (nucleus); 1 = all")(
       "seed", po::value(&options.sampling.seed)->default_value(1337),
       "sampling seed (same seed, same text)")(
+      "device", po::value(&device)->default_value("cpu"),
+      "kernel backend: cpu, or cuda (a build with CUDA and a GPU on this machine)")(
       "no-kv-cache", po::bool_switch(&no_kv_cache),
       "run the whole sequence again for every token instead of caching keys and values (slow; for "
       "checks)")("ignore-eos", po::bool_switch(&ignore_eos),
@@ -58,7 +61,8 @@ int cmd_generate(const std::vector<std::string>& args) {
   po::variables_map vm;
   if (auto rc = parse_options(
           "shardlm generate --checkpoint DIR --prompt TEXT [options]\n\n"
-          "Continues the prompt with the checkpoint's model on this process's CPU backend.\n"
+          "Continues the prompt with the checkpoint's model in this process, on the --device\n"
+          "backend (cpu by default).\n"
           "Stops at the end-of-sequence token, after --max-tokens tokens, or when prompt and\n"
           "sample fill the model's context (max_seq_len).",
           opts, args, vm))
@@ -73,7 +77,7 @@ int cmd_generate(const std::vector<std::string>& args) {
   const bool text_mode = vm.count("prompt") != 0;
   const std::vector<int32_t> given_ids = text_mode ? std::vector<int32_t>() : parse_ids(prompt_ids);
 
-  GenerationModel loaded = load_generation_model(checkpoint, cpu_backend());
+  GenerationModel loaded = load_generation_model(checkpoint, resolve_backend(device));
   const ModelConfig& cfg = loaded.generator->config();
   std::cerr << "loaded " << loaded.checkpoint.string() << ": " << cfg.n_layer << " layers, "
             << cfg.n_head << " heads, " << cfg.n_embd << " channels, vocabulary " << cfg.vocab_size
@@ -107,7 +111,8 @@ int cmd_generate(const std::vector<std::string>& args) {
   return shardlm::kExitOk;
 }
 
-const CommandRegistrar reg("generate", "sample text from a checkpoint (KV-cached, CPU)",
+const CommandRegistrar reg("generate",
+                           "sample text from a checkpoint (KV-cached, --device cpu|cuda)",
                            cmd_generate);
 
 }  // namespace
