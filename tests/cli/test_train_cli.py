@@ -264,6 +264,135 @@ def case_legacy_checkpoint():
         assert out.strip(), "generate printed nothing"
 
 
+def metrics_lines(run_dir):
+    """Every line of a run's metrics with the timing keys dropped (they differ between runs)."""
+    timing = ("tokens_per_s", "mfu", "elapsed_s")
+    return [{k: v for k, v in json.loads(l).items() if k not in timing} for l in open(os.path.join(run_dir, "metrics.jsonl"))]
+
+
+def config_hash(stdout):
+    line = next(l for l in stdout.splitlines() if l.startswith("--- effective config"))
+    return line
+
+
+def case_config_roundtrip():
+    """The run_config.ini a run writes is --config input: fed back with another --out it gives
+    the same effective config (text and hash) and the same run, bit for bit (2 ranks, tp 2)."""
+    first, again = os.path.join(SCRATCH, "first"), os.path.join(SCRATCH, "again")
+    out1 = run(["train", "--out", first] + tiny(steps=6, tp=2, save_every=3, eval_every=3, lr="3e-3", min_lr="3e-4"), np=2, check=0).stdout
+    ini = os.path.join(first, "run_config.ini")
+    out2 = run(["train", "--config", ini, "--out", again], np=2, check=0).stdout
+    text1, text2 = open(ini).read(), open(os.path.join(again, "run_config.ini")).read()
+    assert text1 == text2, f"effective configs differ:\n{text1}\n---\n{text2}"
+    assert config_hash(out1) == config_hash(out2), (config_hash(out1), config_hash(out2))
+    a, b = metrics_lines(first), metrics_lines(again)
+    assert a == b and len(a) == 6 + 3, f"metrics differ:\n{a}\n{b}"
+    assert_identical(consolidated(first, "first"), consolidated(again, "again"), "run again from its run_config.ini")
+    # What --print-config prints is that text (for the launcher), and it trains nothing.
+    printed = run(["train", "--config", ini, "--out", os.path.join(SCRATCH, "printed"), "--print-config", "--world-size", "2"], check=0).stdout
+    assert printed == text1, printed
+    assert not os.path.exists(os.path.join(SCRATCH, "printed")), "--print-config wrote a run directory"
+    # The [model] record is checked: settings that give another model are refused, by name.
+    expect_error(["train", "--config", ini, "--out", os.path.join(SCRATCH, "other"), "--n-layer", "3"],
+                 ini, "[model]", "n_layer: 2 -> 3", code=2)
+    # The sectioned run_config.ini of earlier versions is not --config input: a clear refusal.
+    old = os.path.join(SCRATCH, "old.ini")
+    open(old, "w").write(LEGACY_RUN_CONFIG)
+    expect_error(["train", "--config", old, "--out", os.path.join(SCRATCH, "old")], old, "section [device]", code=2)
+    expect_error(["train", "--out", os.path.join(SCRATCH, "dev")] + TINY + ["--device", "tpu"], "--device", "'tpu'", code=2)
+
+
+# run_config.ini as shardlm wrote it before the one config dialect (src/train/run_config.cpp at
+# e9a1530), for the tiny() run.
+LEGACY_RUN_CONFIG = """[model]
+n_layer=2
+n_head=4
+n_embd=64
+vocab_size=512
+max_seq_len=32
+vocab_pad_multiple=128
+
+[device]
+device=cpu
+
+[data]
+data=synthetic
+seed=1337
+
+[batch]
+seq_len=32
+micro_batch=2
+global_batch=4
+steps=4
+
+[optimizer]
+lr=0.001
+min_lr=6e-05
+warmup=2
+weight_decay=0.1
+grad_clip=1
+beta1=0.9
+beta2=0.95
+eps=1e-08
+on_nan=error
+
+[parallel]
+tp=1
+pp=1
+zero=0
+pp_layers=
+
+[checkpoint]
+save_every=0
+keep_last=3
+keep_every=0
+
+[logging]
+eval_every=0
+eval_steps=4
+log_every=1
+peak_tflops=0
+"""
+
+
+def case_legacy_run_dir():
+    """A run directory whose run_config.ini an earlier version wrote still resumes, keeps that
+    file, and still refuses another model (the trainer, and the launcher before it starts)."""
+    d = os.path.join(SCRATCH, "legacy")
+    run(["train", "--out", d] + tiny(steps=2), check=0)
+    with open(os.path.join(d, "run_config.ini"), "w") as f:
+        f.write(LEGACY_RUN_CONFIG)
+    out = run(["train", "--out", d] + tiny(steps=4), check=0).stdout
+    assert "resumed from" in out and "at step 2" in out, out[-2000:]
+    assert open(os.path.join(d, "run_config.ini")).read() == LEGACY_RUN_CONFIG
+    expect_error(["train", "--out", d] + tiny(steps=5, n_layer=3), "different model", "n_layer: 2 -> 3")
+    launcher = os.path.join(REPO, "launch", "shardlm-launch")
+    p = subprocess.run([sys.executable, launcher, "--np", "1", "--shardlm", SHARDLM, "--"] + tiny(steps=5, n_embd=128) + ["--out", d],
+                       env=ENV, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and "n_embd: 64 in the run, 128 requested" in p.stderr, p.stderr[-2000:]
+
+
+def case_generate_device():
+    """shardlm generate --device: cpu by default and by name; cuda generates where a GPU is and
+    is refused with the reason where there is none; an unknown name is refused."""
+    d = os.path.join(SCRATCH, "gen")
+    run(["train", "--out", d] + tiny(steps=1), check=0)
+    gen = ["generate", "--checkpoint", d, "--prompt-ids", "1 2 3", "--max-tokens", "4", "--temperature", "0"]
+    default = run(gen, check=0).stdout
+    assert default.strip() and run(gen + ["--device", "cpu"], check=0).stdout == default
+    p = run(gen + ["--device", "cuda"])
+    if p.returncode == 0:  # a machine with a GPU: the same greedy tokens
+        assert p.stdout.strip(), "generate --device cuda printed nothing"
+        print("generate --device cuda ran on a GPU:", p.stdout.strip())
+    else:
+        assert p.returncode == 1, f"exit {p.returncode}: {p.stderr}"
+        err = p.stderr.strip()
+        assert err.startswith("shardlm generate: error: --device cuda: "), err
+        assert "no usable CUDA device on this machine" in err or "built without CUDA" in err, err
+        assert len(err.splitlines()) == 1, err
+    expect_error(gen + ["--device", "tpu"], "--device must be one of 'cpu', 'cuda', got 'tpu'")
+
+
 if __name__ == "__main__":
     shutil.rmtree(SCRATCH, ignore_errors=True)
     os.makedirs(SCRATCH)
