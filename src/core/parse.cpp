@@ -61,6 +61,12 @@ double parse_double(std::string_view what, std::string_view text) {
   return value;
 }
 
+float parse_float(std::string_view what, std::string_view text) {
+  const float value = parse_whole<float>(what, "a number", text);
+  if (!std::isfinite(value)) refuse(what, "a finite number", text);
+  return value;
+}
+
 std::vector<int> parse_int_list(std::string_view what, std::string_view text) {
   std::vector<int> out;
   size_t start = 0;

@@ -17,6 +17,9 @@ int64_t parse_int64(std::string_view what, std::string_view text);
 uint64_t parse_uint64(std::string_view what, std::string_view text, int base = 10);
 // A finite double in the shortest-round-trip syntax of std::from_chars (no "inf", "nan").
 double parse_double(std::string_view what, std::string_view text);
+// The same as a float, rounded once from the decimal text (through a double it could round
+// twice and land on the neighbouring float).
+float parse_float(std::string_view what, std::string_view text);
 // "4,2,2": comma-separated ints, no empty items.
 std::vector<int> parse_int_list(std::string_view what, std::string_view text);
 

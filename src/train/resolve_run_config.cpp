@@ -1,12 +1,12 @@
 #include "train/resolve_run_config.h"
 
 #include <algorithm>
-#include <charconv>
-#include <cmath>
 #include <filesystem>
 #include <sstream>
+#include <type_traits>
 
 #include "core/error.h"
+#include "core/parse.h"
 #include "kernels/registry.h"
 
 namespace shardlm {
@@ -24,16 +24,22 @@ class Settings {
     const auto it = flags_.values.find(spec(name).name);
     return it != flags_.values.end() ? it->second : spec(name).default_value;
   }
+  // The value as a T (core/parse.h: the whole text, one number in range).
   template <typename T>
   T number(const char* name) const {
-    const std::string s = text(name);
-    T value{};
-    const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), value);
-    if (s.empty() || ec != std::errc() || end != s.data() + s.size() || !finite(value))
-      refuse(name, std::string("expected ") + (std::is_integral_v<T> ? "an integer" : "a number") +
-                       (ec == std::errc::result_out_of_range ? " in range" : "") + ", got '" + s +
-                       "'");
-    return value;
+    const std::string what = "--" + std::string(name), s = text(name);
+    if constexpr (std::is_same_v<T, int>) {
+      return parse_int(what, s);
+    } else if constexpr (std::is_same_v<T, int64_t>) {
+      return parse_int64(what, s);
+    } else if constexpr (std::is_same_v<T, uint64_t>) {
+      return parse_uint64(what, s);
+    } else if constexpr (std::is_same_v<T, float>) {
+      return parse_float(what, s);
+    } else {
+      static_assert(std::is_same_v<T, double>);
+      return parse_double(what, s);
+    }
   }
   // number<T>, refused unless it is at least `low`.
   template <typename T>
@@ -42,17 +48,10 @@ class Settings {
     if (value < low) refuse(name, "must be >= " + show(low) + ", got " + text(name));
     return value;
   }
+  // Empty: none.
   std::vector<int> int_list(const char* name) const {
-    std::vector<int> out;
-    std::stringstream ss(text(name));
-    for (std::string item; std::getline(ss, item, ',');) {
-      int v = 0;
-      const auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), v);
-      if (item.empty() || ec != std::errc() || end != item.data() + item.size())
-        refuse(name, "expected a comma-separated list of integers, got '" + text(name) + "'");
-      out.push_back(v);
-    }
-    return out;
+    const std::string s = text(name);
+    return s.empty() ? std::vector<int>{} : parse_int_list("--" + std::string(name), s);
   }
   [[noreturn]] void refuse(const char* name, const std::string& why) const {
     throw UsageError("--" + std::string(name) + ": " + why);
@@ -63,11 +62,6 @@ class Settings {
     const RunFlagSpec* s = find_run_flag(name);
     SHARDLM_CHECK(s != nullptr, std::string("resolve_run_config reads an unknown setting ") + name);
     return *s;
-  }
-  template <typename T>
-  static bool finite(T v) {
-    if constexpr (std::is_floating_point_v<T>) return std::isfinite(v);
-    return true;
   }
   template <typename T>
   static std::string show(T v) {

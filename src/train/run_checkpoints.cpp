@@ -32,11 +32,11 @@ RunCheckpoints::RunCheckpoints(Trainer& trainer, fs::path root, std::string conf
 std::optional<fs::path> RunCheckpoints::resume_source(const std::string& resume) const {
   if (resume == "none") return std::nullopt;
   if (resume == "auto") return find_latest_checkpoint(root_);
-  const fs::path given(resume);
-  if (fs::exists(given / "manifest.h5")) return given;
-  if (auto latest = find_latest_checkpoint(given)) return latest;
-  fail("--resume " + resume +
-       ": not a committed checkpoint (no manifest.h5) nor a checkpoint root");
+  try {
+    return resolve_checkpoint(resume);
+  } catch (const Error& e) {
+    throw Error("--resume: " + std::string(e.what()));
+  }
 }
 
 TrainingPosition RunCheckpoints::resume(const std::string& resume) {

@@ -27,9 +27,10 @@ class RunCheckpoints {
                  const Tokenizer* tokenizer, int keep_last, int keep_every,
                  const ProgressPrinter& out);
 
-  // --resume "auto" (the newest committed checkpoint under root, if any), "none", or a
-  // checkpoint directory or checkpoint root (its newest). Loads it into the trainer, refusing a
-  // checkpoint of another model, and returns where training continues (step 0 when fresh).
+  // --resume "auto" (the newest committed checkpoint under root, if any), "none", or a path
+  // that resolve_checkpoint() accepts (a checkpoint, a run directory or a checkpoint root). Loads
+  // it into the trainer, refusing a checkpoint of another model, and returns where training
+  // continues (step 0 when fresh).
   TrainingPosition resume(const std::string& resume);
 
   // Collective. Saves a checkpoint of `pos` unless that step is already saved (the resume

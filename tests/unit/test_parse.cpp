@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdint>
 #include <limits>
 #include <vector>
@@ -51,6 +52,17 @@ TEST(Parse, DoublesAreFinite) {
     expect_error([&] { parse_double("--lr", bad); }, {"--lr must be a number", bad});
   for (const char* bad : {"inf", "nan", "-inf"})
     expect_error([&] { parse_double("--lr", bad); }, {"--lr must be a finite number", bad});
+}
+
+TEST(Parse, FloatsAreRoundedOnceFromTheText) {
+  EXPECT_EQ(parse_float("--lr", "3e-3"), 3e-3f);
+  EXPECT_EQ(parse_float("--eps", "1e-8"), 1e-8f);
+  // Just below the midpoint between 1 + 2^-23 and 1 + 2^-22: the nearest float is the lower
+  // one, but the nearest double is the midpoint itself, which would round (to even) up.
+  EXPECT_EQ(parse_float("--lr", "1.0000001788139343261718749"), std::nextafter(1.0f, 2.0f));
+  for (const char* bad : {"", "x", "+1", "1e99"})
+    expect_error([&] { parse_float("--lr", bad); }, {"--lr must be a number", bad});
+  expect_error([] { parse_float("--lr", "inf"); }, {"--lr must be a finite number", "inf"});
 }
 
 TEST(Parse, IntLists) {

@@ -201,7 +201,7 @@ TEST(ResolveRunConfig, RefusesValuesThatDoNotParse) {
   expect_refused(flags_of({{"steps", ""}}), {"--steps", "''"});
   expect_refused(flags_of({{"seed", "-1"}}), {"--seed", "'-1'"});
   expect_refused(flags_of({{"global-batch", "99999999999999999999"}}),
-                 {"--global-batch", "in range", "'99999999999999999999'"});
+                 {"--global-batch", "integer in [", "'99999999999999999999'"});
   expect_refused(flags_of({{"lr", "fast"}}), {"--lr", "number", "'fast'"});
   expect_refused(flags_of({{"lr", "inf"}}), {"--lr", "'inf'"});
   expect_refused(flags_of({{"lr", "nan"}}), {"--lr", "'nan'"});
