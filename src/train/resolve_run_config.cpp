@@ -45,7 +45,7 @@ class Settings {
   template <typename T>
   T at_least(const char* name, T low) const {
     const T value = number<T>(name);
-    if (value < low) refuse(name, "must be >= " + show(low) + ", got " + text(name));
+    if (value < low) must(name, ">= " + show(low));
     return value;
   }
   // Empty: none.
@@ -55,6 +55,10 @@ class Settings {
   }
   [[noreturn]] void refuse(const char* name, const std::string& why) const {
     throw UsageError("--" + std::string(name) + ": " + why);
+  }
+  // "--steps must be >= 1, got '0'", worded like core/parse.h's refusals.
+  [[noreturn]] void must(const char* name, const std::string& rule) const {
+    throw UsageError("--" + std::string(name) + " must be " + rule + ", got '" + text(name) + "'");
   }
 
  private:
@@ -160,16 +164,15 @@ void resolve_optimizer(const Settings& s, RunConfig& c) {
   o.grad_clip = s.at_least<float>("grad-clip", 0.0f);
   const auto beta = [&](const char* name) {
     const float b = s.at_least<float>(name, 0.0f);
-    if (b >= 1.0f) s.refuse(name, "must be in [0, 1), got " + s.text(name));
+    if (b >= 1.0f) s.must(name, "in [0, 1)");
     return b;
   };
   o.beta1 = beta("beta1");
   o.beta2 = beta("beta2");
   o.eps = s.number<float>("eps");
-  if (o.eps <= 0) s.refuse("eps", "must be > 0, got " + s.text("eps"));
+  if (o.eps <= 0) s.must("eps", "> 0");
   const std::string on_nan = s.text("on-nan");
-  if (on_nan != "error" && on_nan != "skip")
-    s.refuse("on-nan", "must be 'error' or 'skip', got '" + on_nan + "'");
+  if (on_nan != "error" && on_nan != "skip") s.must("on-nan", "'error' or 'skip'");
   c.skip_non_finite = on_nan == "skip";
 }
 
@@ -179,13 +182,13 @@ MeshShape resolve_layout(const Settings& s, int world_size, RunConfig& c) {
   const MeshShape shape = make_mesh_shape(world_size, c.tp, c.pp);  // names tp, pp, world size
   c.pp_layers = s.int_list("pp-layers");
   c.zero = s.number<int>("zero");
-  if (c.zero != 0 && c.zero != 1) s.refuse("zero", "must be 0 or 1, got " + s.text("zero"));
+  if (c.zero != 0 && c.zero != 1) s.must("zero", "0 or 1");
   c.device = s.text("device");
   const std::vector<std::string> known = backend_names();
   if (std::find(known.begin(), known.end(), c.device) == known.end()) {
     std::string list;
     for (const std::string& name : known) list += (list.empty() ? "'" : ", '") + name + "'";
-    s.refuse("device", "must be one of " + list + ", got '" + c.device + "'");
+    s.must("device", "one of " + list);
   }
   return shape;
 }
@@ -196,8 +199,7 @@ void resolve_run_directory(const Settings& s, RunConfig& c) {
   c.metrics = s.given("metrics") ? s.text("metrics")
                                  : (std::filesystem::path(c.out) / "metrics.jsonl").string();
   c.resume = s.text("resume");
-  if (c.resume.empty())
-    s.refuse("resume", "expected 'auto', 'none' or a checkpoint directory, got ''");
+  if (c.resume.empty()) s.must("resume", "'auto', 'none' or a checkpoint path");
   c.exit_after_minutes = s.at_least<double>("exit-after-minutes", 0.0);
   c.save_every = s.at_least<int>("save-every", 0);
   c.keep_last = s.at_least<int>("keep-last", 0);

@@ -84,15 +84,15 @@ int train_loop(Run& run, TrainingPosition pos) {
     speed.step_done();
     if (pos.step % cfg.log_every == 0 || pos.step == cfg.steps || r.skipped) {
       const Throughput::Window w = speed.take();
-      const StepMetrics m{pos.step,
-                          r.loss,
-                          r.lr,
-                          r.grad_norm,
-                          pos.samples_consumed * cfg.seq_len,
-                          w.tokens_per_s,
-                          w.mfu,
-                          speed.elapsed_s(),
-                          r.skipped};
+      const StepMetrics m{.step = pos.step,
+                          .loss = r.loss,
+                          .lr = r.lr,
+                          .grad_norm = r.grad_norm,
+                          .tokens = pos.samples_consumed * cfg.seq_len,
+                          .tokens_per_s = w.tokens_per_s,
+                          .mfu = w.mfu,
+                          .elapsed_s = speed.elapsed_s(),
+                          .skipped = r.skipped};
       run.metrics.step(m);
       run.out.step(m, cfg.steps, r.clipped, w.seconds_per_step * (cfg.steps - pos.step));
     }
@@ -112,25 +112,34 @@ int train_loop(Run& run, TrainingPosition pos) {
   return kExitOk;
 }
 
+// The settings resolved for `world_size` ranks, with the tokenizer of --data that they need.
+struct Inputs {
+  std::optional<Tokenizer> tokenizer;  // none for synthetic data
+  ResolvedRun resolved;
+};
+
+Inputs resolve_inputs(const RunFlags& flags, int world_size) {
+  Inputs in;
+  const std::string data = data_setting(flags);
+  in.tokenizer = open_run_tokenizer(data);
+  const Tokenizer* tok = in.tokenizer ? &*in.tokenizer : nullptr;
+  in.resolved = resolve_run_config(flags, run_facts(world_size, data, tok));
+  return in;
+}
+
 }  // namespace
 
 std::string effective_config_text(const RunFlags& flags, int world_size) {
-  const std::string data = data_setting(flags);
-  const std::optional<Tokenizer> tokenizer = open_run_tokenizer(data);
-  const RunFacts facts = run_facts(world_size, data, tokenizer ? &*tokenizer : nullptr);
-  return resolve_run_config(flags, facts).config.to_ini();
+  return resolve_inputs(flags, world_size).resolved.config.to_ini();
 }
 
 int run_training(const RunFlags& flags) {
   StopRequest stop;  // before MPI start-up (see stop_request.h)
   std::optional<MpiRuntime> mpi;
   if (launched_under_mpi()) mpi.emplace();
-  const std::string data_dir = data_setting(flags);
-  const std::optional<Tokenizer> tokenizer = open_run_tokenizer(data_dir);
-  const Tokenizer* tok = tokenizer ? &*tokenizer : nullptr;
-  const ResolvedRun resolved =
-      resolve_run_config(flags, run_facts(mpi_world_size(), data_dir, tok));
-  const RunConfig& cfg = resolved.config;
+  const Inputs in = resolve_inputs(flags, mpi_world_size());
+  const Tokenizer* tok = in.tokenizer ? &*in.tokenizer : nullptr;
+  const RunConfig& cfg = in.resolved.config;
 
   Mesh mesh(cfg.tp, cfg.pp);
   const std::string config_text = cfg.to_ini();
@@ -140,9 +149,9 @@ int run_training(const RunFlags& flags) {
   const ProgressPrinter out(leader);
   const RunData data(cfg, tok);
   const RunDirectory dir(cfg.out, config_text, cfg.model, mesh.world());
-  out.header(resolved, config_text);
+  out.header(in.resolved, config_text);
 
-  Trainer trainer(resolved.train, mesh, select_backend(cfg, mesh));
+  Trainer trainer(in.resolved.train, mesh, select_backend(cfg, mesh));
   RunCheckpoints checkpoints(trainer, dir.checkpoints(), config_text, tok, cfg.keep_last,
                              cfg.keep_every, out);
   const TrainingPosition start = checkpoints.resume(cfg.resume);
