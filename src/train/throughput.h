@@ -1,6 +1,6 @@
 // How fast the training loop goes, over windows of steps (from one progress line to the next):
 // seconds per step, tokens per second and model FLOPs utilisation (MFU: model FLOPs per second
-// over the job's peak; train/flops.h counts the model FLOPs).
+// over the job's peak; the model family counts the model FLOPs, model/family.h).
 #pragma once
 
 #include "parallel/comm.h"

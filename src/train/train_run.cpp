@@ -6,9 +6,10 @@
 #include "core/error.h"
 #include "core/exit_codes.h"
 #include "kernels/registry.h"
+#include "model/family.h"
 #include "parallel/consistency.h"
 #include "parallel/mesh.h"
-#include "train/flops.h"
+#include "parallel/mpi_runtime.h"
 #include "train/metrics_log.h"
 #include "train/progress_printer.h"
 #include "train/resolve_run_config.h"
@@ -70,7 +71,7 @@ void evaluate(Run& run, int step) {
 int train_loop(Run& run, TrainingPosition pos) {
   const RunConfig& cfg = run.cfg;
   Throughput speed(static_cast<double>(run.trainer.samples_per_step()) * cfg.seq_len,
-                   model_flops_per_token(cfg.model, cfg.seq_len),
+                   model_family(cfg.model.family).flops_per_token(cfg.model, cfg.seq_len),
                    peak_flops_per_rank(cfg.peak_tflops, run.mesh.world()) * run.mesh.world_size());
   run.stop.set_time_budget(cfg.exit_after_minutes);
   if (pos.step == 0 || cfg.eval_every > 0) evaluate(run, pos.step);
@@ -137,7 +138,7 @@ int run_training(const RunFlags& flags) {
   StopRequest stop;  // before MPI start-up (see stop_request.h)
   std::optional<MpiRuntime> mpi;
   if (launched_under_mpi()) mpi.emplace();
-  const Inputs in = resolve_inputs(flags, mpi_world_size());
+  const Inputs in = resolve_inputs(flags, mpi ? mpi->world_size() : 1);
   const Tokenizer* tok = in.tokenizer ? &*in.tokenizer : nullptr;
   const RunConfig& cfg = in.resolved.config;
 
