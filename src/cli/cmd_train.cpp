@@ -7,6 +7,7 @@
 
 #include "cli/cli_options.h"
 #include "cli/commands.h"
+#include "core/error.h"
 #include "train/run_flags.h"
 #include "train/train_run.h"
 
@@ -53,6 +54,8 @@ int cmd_train(const std::vector<std::string>& args) {
   const std::string usage =
       "shardlm train --out RUN_DIR [options]   (under mpirun for several ranks)";
   if (auto rc = parse_options(usage, all, args, vm)) return *rc;
+  if (!vm["world-size"].defaulted() && !print_config)
+    throw UsageError("--world-size goes with --print-config (a run takes its ranks from mpirun)");
   RunFlags flags = config_file.empty() ? RunFlags{} : read_run_config_file(config_file);
   for (const RunFlagSpec& spec : run_flag_specs())
     if (vm.count(spec.name)) flags.values[spec.name] = vm[spec.name].as<std::string>();

@@ -292,6 +292,8 @@ def case_config_roundtrip():
     printed = run(["train", "--config", ini, "--out", os.path.join(SCRATCH, "printed"), "--print-config", "--world-size", "2"], check=0).stdout
     assert printed == text1, printed
     assert not os.path.exists(os.path.join(SCRATCH, "printed")), "--print-config wrote a run directory"
+    expect_error(["train", "--config", ini, "--out", os.path.join(SCRATCH, "ws"), "--world-size", "2"],
+                 "--world-size", "--print-config", code=2)
     # The [model] record is checked: settings that give another model are refused, by name.
     expect_error(["train", "--config", ini, "--out", os.path.join(SCRATCH, "other"), "--n-layer", "3"],
                  ini, "[model]", "n_layer: 2 -> 3", code=2)
