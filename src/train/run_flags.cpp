@@ -17,7 +17,10 @@ constexpr const char* kRun = "run directory, checkpoints, logging";
 
 const std::vector<RunFlagSpec>& run_flag_specs() {
   static const std::vector<RunFlagSpec> specs = {
-      {"model", kModel, "tiny", "preset: tiny, mini, gpt2, gpt2-medium, gpt2-large, gpt2-xl", true},
+      {"model", kModel, "tiny",
+       "preset of any family, e.g. tiny, mini, gpt2 (GPT-2) or llama-tiny, llama-3-8b (Llama); "
+       "an unknown name is refused with the list of all",
+       true},
       {"n-layer", kModel, "", "number of blocks (default: the preset's)", true},
       {"n-head", kModel, "", "attention heads (default: the preset's)", true},
       {"n-embd", kModel, "", "embedding width (default: the preset's)", true},
