@@ -1,6 +1,7 @@
 // The pieces run_training is made of: MetricsLog (JSON Lines, full precision, null for
 // non-finite numbers), RunDirectory (folders, run_config.ini once, a different model refused,
-// heartbeats), StopRequest (signals and the time budget) and the progress printer's durations.
+// heartbeats), StopRequest (signals and the time budget), the data's tokenizer and the
+// progress printer's durations.
 #include <gtest/gtest.h>
 
 #include <unistd.h>
@@ -21,6 +22,7 @@
 #include "support_errors.h"
 #include "train/metrics_log.h"
 #include "train/progress_printer.h"
+#include "train/run_data.h"
 #include "train/run_directory.h"
 #include "train/stop_request.h"
 #include "train/throughput.h"
@@ -198,4 +200,14 @@ TEST(ProgressPrinter, Durations) {
   EXPECT_EQ(format_duration(61), "1m1s");
   EXPECT_EQ(format_duration(3723), "1h2m3s");
   EXPECT_EQ(format_duration(-5), "0s");
+}
+
+TEST(RunData, TheTokenizerComesFromTheDatasetAndIsNamedWhenMissing) {
+  EXPECT_FALSE(open_run_tokenizer("synthetic").has_value());
+  const fs::path empty = scratch("no-tokenizer");
+  expect_error([&] { open_run_tokenizer(empty.string()); },
+               {"--data " + empty.string(), "no tokenizer.model", "shardlm data prepare"});
+  const RunFacts facts = run_facts(4, "synthetic", nullptr);
+  EXPECT_EQ(facts.world_size, 4);
+  EXPECT_FALSE(facts.tokenizer_vocab.has_value());
 }
