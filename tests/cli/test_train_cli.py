@@ -164,7 +164,12 @@ def case_kill_during_save():
     rng = np.random.default_rng(7)
     for trial in range(4):
         proc = subprocess.Popen([SHARDLM, "train", "--out", d] + args, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(1.5 + float(rng.uniform(0, 2.0)))
+        # Kill at a random moment after the first commit (on a loaded machine the first save
+        # can take longer than the random delay, and then there is nothing to verify yet).
+        deadline = time.time() + 120
+        while time.time() < deadline and not os.path.exists(os.path.join(d, "checkpoints", "latest")):
+            time.sleep(0.05)
+        time.sleep(float(rng.uniform(0, 2.0)))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         p = run(["ckpt", "verify", os.path.join(d, "checkpoints")])
