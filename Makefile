@@ -22,6 +22,7 @@ demo: build
 
 test: build
 	./scripts/install-slurm.sh
+	./scripts/test-venv.sh $(BUILD_DIR)
 	cd $(BUILD_DIR) && ctest --output-on-failure -j$(JOBS) --timeout 1200
 
 clean:
