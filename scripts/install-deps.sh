@@ -5,7 +5,7 @@
 #   scripts/install-deps.sh PKG...     just these packages (scripts/install-slurm.sh uses it)
 set -euo pipefail
 packages=(
-  build-essential cmake pkg-config clang-format
+  build-essential cmake pkg-config clang-format ccache
   libopenmpi-dev openmpi-bin
   libhdf5-dev hdf5-tools
   libboost-program-options-dev nlohmann-json3-dev
