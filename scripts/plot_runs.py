@@ -107,59 +107,62 @@ def plot(runs, xkind, out, title):
     import matplotlib.pyplot as plt
     from matplotlib.ticker import FuncFormatter
 
-    fig, axes = plt.subplots(2, 2, figsize=(13, 8.5), constrained_layout=True)
-    ax_loss, ax_bpb, ax_speed, ax_split = axes.flat
+    fig, axes = plt.subplots(2, 3, figsize=(16, 8.5), constrained_layout=True)
+    (ax_loss, ax_bpb, ax_split), (ax_speed, ax_mfu, ax_mem) = axes
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     human = FuncFormatter(lambda v, _: f"{v / 1e6:g}M" if abs(v) >= 1e6
                           else f"{v / 1e3:g}k" if abs(v) >= 1e3 else f"{v:g}")
-    ax_mfu = ax_speed.twinx()
+    plain = FuncFormatter(lambda v, _: f"{v:.3g}")
     has_bpb = False
     for i, run in enumerate(runs):
         c = colors[i % len(colors)]
         x = run.axis[xkind]
         if run.steps:
-            ax_loss.plot(x, run.values("loss", run.steps), color=c, lw=1.2, alpha=0.85,
+            ax_loss.plot(x, run.values("loss", run.steps), color=c, lw=1.2, alpha=0.8,
                          label=f"{run.label} train")
-            ax_speed.plot(x, run.values("tokens_per_s", run.steps), color=c, lw=1.4,
-                          label=f"{run.label} tokens/s")
-            ax_mfu.plot(x, [100 * v for v in run.values("mfu", run.steps)], color=c, lw=1.0,
-                        ls=":", label=f"{run.label} MFU")
+            ax_speed.plot(x, run.values("tokens_per_s", run.steps), color=c, lw=1.4, label=run.label)
+            ax_mfu.plot(x, [100 * v for v in run.values("mfu", run.steps)], color=c, lw=1.4,
+                        label=run.label)
+            ax_mem.plot(x, [v / 2**30 for v in run.values("peak_mem_bytes", run.steps)], color=c,
+                        lw=1.4, label=run.label)
         if run.evals:
             ex = run.x(xkind, [r["step"] for r in run.evals])
             ax_loss.plot(ex, run.values("val_loss", run.evals), color=c, ls="--", marker="o",
-                         ms=4, lw=1.4, label=f"{run.label} validation")
+                         ms=4, lw=1.6, label=f"{run.label} validation")
             bpb = run.values("val_bpb", run.evals)
             if any(not math.isnan(v) for v in bpb):
                 has_bpb = True
-                ax_bpb.plot(ex, bpb, color=c, marker="o", ms=4, lw=1.4, label=run.label)
+                ax_bpb.plot(ex, bpb, color=c, marker="o", ms=4, lw=1.6, label=run.label)
     ax_loss.set_yscale("log")
-    ax_loss.set_title("loss (cross-entropy, nats; log scale)")
+    ax_loss.yaxis.set_major_formatter(plain)
+    ax_loss.yaxis.set_minor_formatter(plain)
+    ax_loss.tick_params(axis="y", which="minor", labelsize=7)
+    ax_loss.set_title("loss (cross-entropy in nats, log scale)")
     ax_loss.set_ylabel("loss")
-    ax_loss.legend(fontsize=8)
     ax_bpb.set_title("validation bits per byte")
     ax_bpb.set_ylabel("bits / byte")
-    if has_bpb:
-        ax_bpb.legend(fontsize=8)
-    else:
-        ax_bpb.text(0.5, 0.5, "no bits/byte: synthetic data has no text bytes",
-                    ha="center", va="center", transform=ax_bpb.transAxes, color="gray")
-    ax_speed.set_title("throughput (solid) and MFU (dotted)")
+    if not has_bpb:
+        ax_bpb.text(0.5, 0.5, "no bits/byte:\nsynthetic data has no text bytes", ha="center",
+                    va="center", transform=ax_bpb.transAxes, color="gray")
+    ax_speed.set_title("throughput")
     ax_speed.set_ylabel("tokens / s")
     ax_speed.yaxis.set_major_formatter(human)
+    ax_mfu.set_title("model FLOPs utilisation")
     ax_mfu.set_ylabel("MFU (%)")
-    ax_mfu.set_ylim(bottom=0)
-    ax_speed.set_ylim(bottom=0)
-    lines = ax_speed.get_legend_handles_labels()
-    more = ax_mfu.get_legend_handles_labels()
-    ax_speed.legend(lines[0] + more[0], lines[1] + more[1], fontsize=8, loc="lower right")
-    for ax in (ax_loss, ax_bpb, ax_speed):
+    ax_mem.set_title("peak memory (largest rank)")
+    ax_mem.set_ylabel("GiB")
+    for ax in (ax_speed, ax_mfu, ax_mem):
+        ax.set_ylim(bottom=0)
+    for ax in (ax_loss, ax_bpb, ax_speed, ax_mfu, ax_mem):
         ax.set_xlabel(X_LABELS[xkind])
         ax.grid(True, which="both", alpha=0.3)
         if xkind == "tokens":
             ax.xaxis.set_major_formatter(human)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
     split_panel(ax_split, runs)
     fig.suptitle(title, fontsize=13)
-    fig.savefig(out, dpi=110)
+    fig.savefig(out, dpi=100)
 
 
 def split_panel(ax, runs):
@@ -175,7 +178,7 @@ def split_panel(ax, runs):
             means.append(1e3 * sum(vals) / len(vals) if vals else 0.0)
         ax.barh(names, means, left=bottoms, color=color, label=label)
         bottoms = [b + m for b, m in zip(bottoms, means)]
-    ax.set_title("mean step time split (mean over ranks and logged steps)")
+    ax.set_title("step time split (mean over ranks and steps)")
     ax.set_xlabel("milliseconds per step")
     ax.invert_yaxis()
     ax.legend(fontsize=8, loc="lower right")
