@@ -61,18 +61,15 @@ TimeTotals time_totals() {
   return g_totals;
 }
 
-Span::Span(const char* name, Kind kind, uint64_t bytes, int peer, const char* group)
-    : name_(name), group_(group), bytes_(bytes), peer_(peer), kind_(kind) {
-  const bool accounted = always_timed(kind);
-  if (!accounted && !recording()) return;
+void Span::begin() {
+  const bool accounted = always_timed(kind_);
   timed_ = true;
   counts_ = accounted && g_timed_depth == 0;
   if (accounted) ++g_timed_depth;
   start_ns_ = now_ns();
 }
 
-Span::~Span() {
-  if (!timed_) return;
+void Span::end() {
   const int64_t end = now_ns();
   if (always_timed(kind_)) --g_timed_depth;
   if (counts_) {
