@@ -3,7 +3,7 @@
 
     test_observe.py CASE SHARDLM_BIN SCRATCH_DIR
 
-tensorboard  a run (resumed once: two event files) read back with TensorBoard's own
+tensorboard  a run on a small real dataset (resumed once: two event files) read back with TensorBoard's own
              EventAccumulator (run under the test venv's python): every scalar of metrics.jsonl
              is there, at its step, equal as the float TensorBoard stores; --tensorboard off
              writes none; bad values are refused naming the flag.
@@ -65,13 +65,29 @@ def as_float32(x):
     return struct.unpack("<f", struct.pack("<f", x))[0]
 
 
+def prepared_dataset():
+    """A small real dataset (tokenizer of 512 pieces, shards), so evaluations have val_bpb."""
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    text, data, prefix = (os.path.join(SCRATCH, n) for n in ("text.txt", "data", "tok"))
+    with open(os.path.join(repo, "data", "tinyshakespeare.txt")) as f:
+        open(text, "w").write(f.read()[:200000])
+    run(["tokenizer", "train", "--input", text, "--vocab-size", "512", "--model-prefix", prefix])
+    shutil.rmtree(data, ignore_errors=True)
+    run(["data", "prepare", "--input", text, "--tokenizer", prefix + ".model", "--out", data,
+         "--val-fraction", "0.1", "--quiet"])
+    return data
+
+
 def case_tensorboard():
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+    data = prepared_dataset()
     out = fresh("tb")
-    first = run(TINY + ["--steps", "3", "--eval-every", "2", "--out", out])
-    assert "run summary: 3 steps" in first.stdout and "newest checkpoint" in first.stdout, first.stdout
-    run(TINY + ["--steps", "5", "--eval-every", "2", "--out", out])  # resumes: a second event file
+    first = run(TINY + ["--data", data, "--steps", "3", "--eval-every", "2", "--eval-steps", "2", "--out", out])
+    assert "run summary: 3 steps" in first.stdout and "best val bpb" in first.stdout, first.stdout
+    assert "newest checkpoint " + os.path.join(out, "checkpoints", "step_00000003") in first.stdout, first.stdout
+    # Resumes: a second event file.
+    run(TINY + ["--data", data, "--steps", "5", "--eval-every", "2", "--eval-steps", "2", "--out", out])
     files = sorted(os.listdir(os.path.join(out, "tensorboard")))
     assert len(files) == 2 and all("tfevents" in f for f in files), files
 
@@ -95,7 +111,7 @@ def case_tensorboard():
             else:
                 assert got == as_float32(value), f"{tag} step {step}: TensorBoard {got!r}, metrics {value!r}"
     for tag in ("train/loss", "train/lr", "train/grad_norm", "train/tokens_per_s", "train/mfu",
-                "train/peak_mem_bytes", "train/compute_s", "val/loss"):
+                "train/peak_mem_bytes", "train/compute_s", "val/loss", "val/bpb"):
         assert tag in tb, f"no {tag}"
     assert len(tb["train/loss"]) == 5 and sorted(tb["val/loss"]) == [0, 2, 3, 4, 5], tb["val/loss"]
 
