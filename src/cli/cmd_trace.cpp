@@ -19,7 +19,7 @@ int trace_merge(const std::vector<std::string>& args) {
   opts.add_options()("output,o", po::value(&out),
                      "merged trace file (default: merged.json next to the first input's files)");
   po::options_description hidden;
-  hidden.add_options()("inputs", po::value(&inputs)->required()->multitoken(), "");
+  hidden.add_options()("inputs", po::value(&inputs)->multitoken(), "");
   po::positional_options_description positional;
   positional.add("inputs", -1);
   po::variables_map vm;
@@ -29,6 +29,10 @@ int trace_merge(const std::vector<std::string>& args) {
           "per rank) that Perfetto (ui.perfetto.dev) and chrome://tracing open.",
           opts, hidden, positional, args, vm))
     return *rc;
+  if (inputs.empty()) {
+    std::cerr << "error: missing the TRACE_DIR argument (RUN_DIR/trace of a --trace-steps run)\n";
+    return kExitUsage;
+  }
   std::vector<fs::path> paths(inputs.begin(), inputs.end());
   const std::vector<fs::path> files = find_rank_traces(paths);
   const fs::path first = paths.front();
