@@ -83,6 +83,13 @@ const std::vector<RunFlagSpec>& run_flag_specs() {
       {"eval-every", kRun, "0", "validation every N steps (always at start and end)", true},
       {"eval-steps", kRun, "4", "validation batches per evaluation", true},
       {"log-every", kRun, "1", "progress line every N steps", true},
+      {"tensorboard", kRun, "on",
+       "'on': TensorBoard event files in <out>/tensorboard/ (the metrics.jsonl scalars); 'off'",
+       false},
+      {"trace-steps", kRun, "",
+       "A:B: a Chrome trace per rank of steps A..B (1-based) into <out>/trace/ (join them with "
+       "shardlm trace merge; open in Perfetto)",
+       false},
       {"peak-tflops", kRun, "0",
        "per-rank peak for MFU, e.g. the GPU's (0: the node's CPU cores x 0.27 TFLOP/s fp32, "
        "shared by the ranks on the node)",
