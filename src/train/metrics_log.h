@@ -1,6 +1,7 @@
 // The metrics of a run as JSON Lines (--metrics, default <out>/metrics.jsonl), appended across
 // starts. One object per logged step:
-//   {"step","loss","lr","grad_norm","tokens","tokens_per_s","mfu","elapsed_s"[,"skipped":true]}
+//   {"step","loss","lr","grad_norm","tokens","tokens_per_s","mfu","elapsed_s"[,"skipped":true],
+//    "peak_alloc_bytes":[per world rank],"peak_alloc_bytes_by_role":{"parameters":[per rank],..}}
 // and one per evaluation: {"step","val_loss"[,"val_bpb"]}. Numbers are written in full
 // precision (the shortest text that reads back as the same double; lr as the same float), so
 // two runs compare bit for bit from their metrics; NaN and infinities, which JSON lacks, are
@@ -12,6 +13,9 @@
 #include <fstream>
 #include <optional>
 #include <string>
+#include <vector>
+
+#include "kernels/memory_account.h"
 
 namespace shardlm {
 
@@ -25,6 +29,8 @@ struct StepMetrics {
   double mfu = 0;
   double elapsed_s = 0;  // since this start's first step
   bool skipped = false;  // non-finite, no update (--on-nan skip)
+  // The backend allocator's peak so far, per world rank (kernels/memory_account.h).
+  std::vector<MemoryTotals> peak_alloc;
 };
 
 class MetricsLog {

@@ -83,6 +83,10 @@ const std::vector<RunFlagSpec>& run_flag_specs() {
       {"eval-every", kRun, "0", "validation every N steps (always at start and end)", true},
       {"eval-steps", kRun, "4", "validation batches per evaluation", true},
       {"log-every", kRun, "1", "progress line every N steps", true},
+      {"memory-check", kRun, "on",
+       "on: refuse a run whose predicted peak memory per rank exceeds what its device or node "
+       "has free (docs/planner.md); off: start anyway",
+       false},
       {"peak-tflops", kRun, "0",
        "per-rank peak for MFU, e.g. the GPU's (0: the node's CPU cores x 0.27 TFLOP/s fp32, "
        "shared by the ranks on the node)",

@@ -1,6 +1,7 @@
 #include "train/train_run.h"
 
 #include <cstdlib>
+#include <iostream>
 #include <optional>
 
 #include "core/error.h"
@@ -10,6 +11,9 @@
 #include "parallel/consistency.h"
 #include "parallel/mesh.h"
 #include "parallel/mpi_runtime.h"
+#include "plan/memory_model.h"
+#include "train/memory_preflight.h"
+#include "train/memory_report.h"
 #include "train/metrics_log.h"
 #include "train/progress_printer.h"
 #include "train/resolve_run_config.h"
@@ -57,6 +61,7 @@ struct Run {
   MetricsLog& metrics;
   const ProgressPrinter& out;
   StopRequest& stop;
+  KernelBackend& backend;
 };
 
 // Validation on --eval-steps global batches (collective), logged and printed.
@@ -93,7 +98,8 @@ int train_loop(Run& run, TrainingPosition pos) {
                           .tokens_per_s = w.tokens_per_s,
                           .mfu = w.mfu,
                           .elapsed_s = speed.elapsed_s(),
-                          .skipped = r.skipped};
+                          .skipped = r.skipped,
+                          .peak_alloc = gather_peaks(run.mesh.world(), run.backend.memory())};
       run.metrics.step(m);
       run.out.step(m, cfg.steps, r.clipped, w.seconds_per_step * (cfg.steps - pos.step));
     }
@@ -152,12 +158,21 @@ int run_training(const RunFlags& flags) {
   const RunDirectory dir(cfg.out, config_text, cfg.model, mesh.world());
   out.header(in.resolved, config_text);
 
-  Trainer trainer(in.resolved.train, mesh, select_backend(cfg, mesh));
+  KernelBackend& backend = select_backend(cfg, mesh);
+  check_memory_fits(cfg, in.resolved.train, mesh, backend);
+  Trainer trainer(in.resolved.train, mesh, backend);
+  if (leader)
+    std::cout << memory_start_line(
+                     backend.memory().live(),
+                     predict_rank_memory(cfg.model, train_layout(in.resolved.train, mesh.sizes()),
+                                         cfg.seq_len, 0)
+                         .peak)
+              << std::endl;
   RunCheckpoints checkpoints(trainer, dir.checkpoints(), config_text, tok, cfg.keep_last,
                              cfg.keep_every, out);
   const TrainingPosition start = checkpoints.resume(cfg.resume);
   MetricsLog metrics(leader ? cfg.metrics : "");
-  Run run{cfg, mesh, trainer, data, dir, checkpoints, metrics, out, stop};
+  Run run{cfg, mesh, trainer, data, dir, checkpoints, metrics, out, stop, backend};
   return train_loop(run, start);
 }
 
