@@ -33,8 +33,8 @@ double parse_size(const std::string& text) {
   return value * scale;
 }
 
-// A preset name, or an INI file with a [model] section (a run's run_config.ini, a
-// `--config` file).
+// A preset name, or a `--config` file with its [model] section (a run's run_config.ini,
+// `shardlm train --print-config` output).
 ModelConfig load_model(const std::string& arg) {
   if (std::filesystem::is_regular_file(arg)) return model_config_from_ini(read_file(arg));
   try {
@@ -74,6 +74,7 @@ int cmd_plan(const std::vector<std::string>& args) {
           opts, args, vm))
     return *rc;
   req.model = load_model(req.model_arg);
+  req.model_is_file = std::filesystem::is_regular_file(req.model_arg);
   req.model.validate();
   if (req.seq_len == 0) req.seq_len = req.model.max_seq_len;
   if (req.seq_len < 1 || req.seq_len > req.model.max_seq_len)

@@ -115,10 +115,10 @@ Plan make_plan(const PlanRequest& req) {
 
 std::string train_command(const PlanRequest& req, const Layout& l) {
   std::string cmd = l.world() > 1 ? "mpirun -n " + std::to_string(l.world()) + " " : "";
-  cmd += "shardlm train --model " + req.model_arg + " --seq-len " + std::to_string(req.seq_len) +
-         " --global-batch " + std::to_string(req.global_batch) + " --micro-batch " +
-         std::to_string(l.micro_batch) + " --tp " + std::to_string(l.tp) + " --pp " +
-         std::to_string(l.pp);
+  cmd += std::string("shardlm train ") + (req.model_is_file ? "--config " : "--model ") +
+         req.model_arg + " --seq-len " + std::to_string(req.seq_len) + " --global-batch " +
+         std::to_string(req.global_batch) + " --micro-batch " + std::to_string(l.micro_batch) +
+         " --tp " + std::to_string(l.tp) + " --pp " + std::to_string(l.pp);
   if (!l.pp_layers.empty()) {
     std::string list;
     for (const int n : l.pp_layers) list += (list.empty() ? "" : ",") + std::to_string(n);

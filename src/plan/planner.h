@@ -18,7 +18,8 @@ namespace shardlm {
 
 struct PlanRequest {
   ModelConfig model;
-  std::string model_arg;  // as given to --model (a preset name or a config file)
+  std::string model_arg;       // as given to --model (a preset name or a config file)
+  bool model_is_file = false;  // then the command runs it as `--config FILE`
   int seq_len = 0;
   int global_batch = 0;  // sequences per step
   int nodes = 1, gpus_per_node = 1;

@@ -35,9 +35,11 @@ PlanRequest request_for(const RunConfig& cfg, const KernelBackend& be, int world
   return req;
 }
 
-// "a layout that fits: CMD", or more ranks that would, or that nothing does up to 64x.
+// "a layout that fits: CMD" (on more ranks where this many are too few), and before it a
+// layout on fewer ranks that would fit but this build cannot run yet; or that nothing fits.
 std::string what_fits(const RunConfig& cfg, const KernelBackend& be, int world, int per_node,
                       double free_bytes) {
+  std::string pending;
   for (int w = world; w <= 64 * world; w *= 2) {
     // More ranks as more nodes like this one, each rank with the same free memory.
     const PlanRequest req = request_for(cfg, be, w, std::min(per_node, w), free_bytes);
@@ -48,13 +50,14 @@ std::string what_fits(const RunConfig& cfg, const KernelBackend& be, int world, 
                                         std::to_string(req.nodes) + " node(s) like this one, " +
                                         std::to_string(req.gpus_per_node) + " rank(s) each)";
     if (!plan.ranked.empty())
-      return "a layout that fits" + where + ": " + describe_layout(plan.ranked.front().layout) +
-             "\n  " + train_command(req, plan.ranked.front().layout);
-    if (!plan.pending.empty())
-      return "it would fit" + where + " with " + describe_layout(plan.pending.front().layout) +
-             ", which this build cannot run yet (" + plan.pending.front().not_yet + ")";
+      return pending + "a layout that fits" + where + ": " +
+             describe_layout(plan.ranked.front().layout) + "\n  " +
+             train_command(req, plan.ranked.front().layout);
+    if (!plan.pending.empty() && pending.empty())
+      pending = "it would fit" + where + " with " + describe_layout(plan.pending.front().layout) +
+                ", which this build cannot run yet (" + plan.pending.front().not_yet + ");\n";
   }
-  return "no layout fits on up to " + std::to_string(64 * world) +
+  return pending + "no runnable layout fits on up to " + std::to_string(64 * world) +
          " ranks with this much memory each; shorten --seq-len or choose a smaller model";
 }
 
