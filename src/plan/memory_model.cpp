@@ -2,12 +2,9 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <string>
 
 #include "model/family.h"
-#include "model/param_layout.h"
-#include "parallel/data_parallel.h"
-#include "parallel/pipeline.h"
+#include "plan/stage_params.h"
 
 namespace shardlm {
 
@@ -20,17 +17,6 @@ constexpr size_t kGradBucket = size_t{1} << 24;
 void add(MemoryTotals& t, MemoryRole role, size_t bytes) {
   t.by_role[static_cast<size_t>(role)] += bytes;
   t.total += bytes;
-}
-
-ShardSpec stage_shard(const ModelConfig& cfg, const Layout& layout, int pp_rank) {
-  const auto ranges = pipeline_stage_ranges(cfg.n_layer, layout.pp, layout.pp_layers);
-  ShardSpec s;
-  s.tp_size = layout.tp;
-  s.layer_begin = ranges[static_cast<size_t>(pp_rank)].first;
-  s.layer_end = ranges[static_cast<size_t>(pp_rank)].second;
-  s.first_stage = pp_rank == 0;
-  s.last_stage = pp_rank == layout.pp - 1;
-  return s;
 }
 
 // Parameters, gradients and AdamW moments over the flat buffer of F elements (padded to dp
@@ -63,52 +49,29 @@ size_t activation_bytes(const ActivationFootprint& f, const Layout& layout, int 
   return slots * (L * kept + f.slot_extra) + working + f.fixed;
 }
 
-// Elements of the largest layer's parameters on this rank (ZeRO-3's gather unit), and of the
-// largest tensor tied across stages (its gradient is exchanged through a temporary buffer).
-struct ViewSizes {
-  size_t largest_layer = 0, largest_tied = 0;
-};
-// A block's tensors are named "h.<layer>.<...>" in every family's plan.
-std::string layer_of(const std::string& name) {
-  if (name.rfind("h.", 0) != 0) return "";
-  return name.substr(0, name.find('.', 2));
-}
-
-ViewSizes view_sizes(const ParamLayout& pl) {
-  ViewSizes s;
-  size_t layer = 0;
-  std::string current;
-  for (const TensorView& v : pl.views()) {
-    if (v.tied_across_stages) s.largest_tied = std::max(s.largest_tied, v.numel);
-    const std::string here = layer_of(v.name);
-    if (here != current) layer = 0;
-    current = here;
-    layer += v.numel;
-    s.largest_layer = std::max(s.largest_layer, layer);
-  }
-  return s;
-}
-
 }  // namespace
 
 RankMemory predict_rank_memory(const ModelConfig& cfg, const Layout& layout, int seq_len,
                                int pp_rank) {
-  const ShardSpec shard = stage_shard(cfg, layout, pp_rank);
-  const ParamLayout pl(cfg, shard);
-  const size_t F = GradientSync::padded_flat_size(pl.total(), layout.dp, ParamLayout::kAlign);
-  const ViewSizes sizes = view_sizes(pl);
+  const StageParams sp = stage_params(cfg, layout, pp_rank);
   RankMemory r;
   r.pp_rank = pp_rank;
-  add_model_state(r.persistent, layout, F, sizes.largest_layer);
+  add_model_state(r.persistent, layout, sp.flat, sp.largest_layer);
+  ShardSpec shard;
+  shard.tp_size = layout.tp;
+  shard.layer_begin = sp.layer_begin;
+  shard.layer_end = sp.layer_end;
+  shard.first_stage = sp.first;
+  shard.last_stage = sp.last;
   const ActivationFootprint f =
       model_family(cfg.family).activation_footprint(cfg, shard, layout.micro_batch, seq_len);
   add(r.persistent, MemoryRole::Activations,
-      activation_bytes(f, layout, shard.layer_end - shard.layer_begin));
+      activation_bytes(f, layout, sp.layer_end - sp.layer_begin));
   // The pipeline's boundary buffers: a received activation and a received gradient [N,C].
   const size_t NC = static_cast<size_t>(layout.micro_batch) * seq_len * cfg.n_embd;
   add(r.persistent, MemoryRole::Communication, 2 * kFloat * NC);
-  if (layout.pp > 1 && (shard.first_stage || shard.last_stage))
-    add(r.transient, MemoryRole::Communication, kFloat * sizes.largest_tied);
+  if (layout.pp > 1 && (sp.first || sp.last))
+    add(r.transient, MemoryRole::Communication, kFloat * sp.largest_tied);
   r.peak = r.persistent;
   for (size_t i = 0; i < r.peak.by_role.size(); ++i) r.peak.by_role[i] += r.transient.by_role[i];
   r.peak.total += r.transient.total;

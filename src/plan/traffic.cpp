@@ -2,9 +2,8 @@
 
 #include <algorithm>
 
-#include "model/param_layout.h"
-#include "parallel/data_parallel.h"
 #include "parallel/pipeline.h"
+#include "plan/stage_params.h"
 
 namespace shardlm {
 
@@ -30,14 +29,8 @@ CommBytes step_bytes(const ModelConfig& m, const Layout& layout, int seq_len, in
               (last ? ring_bytes(8 * N, t) + ring_bytes(8 * 2 * N, t) : 0));
   // DP: the fp64 loss all-reduce, then the gradients: all-reduce of the flat buffer in 2^24
   // element buckets, or with ZeRO a reduce-scatter plus the parameter all-gather.
-  ShardSpec shard;
-  shard.tp_size = t;
-  shard.layer_begin = stage.first;
-  shard.layer_end = stage.second;
-  shard.first_stage = first;
-  shard.last_stage = last;
-  const ParamLayout pl(m, shard);
-  const uint64_t F = GradientSync::padded_flat_size(pl.total(), d, ParamLayout::kAlign);
+  const StageParams sp = stage_params(m, layout, pp_rank);
+  const uint64_t F = sp.flat;
   b.dp = ring_bytes(2 * 8, d);
   if (layout.zero >= 3) {
     // The gradient reduce-scatter, and each micro-batch's forward and backward gathers.
@@ -54,8 +47,7 @@ CommBytes step_bytes(const ModelConfig& m, const Layout& layout, int seq_len, in
   // stage's fp64 loss broadcast.
   if (p > 1) {
     b.pp = M * 4 * NC * ((last ? 0 : 1) + (first ? 0 : 1));
-    for (const TensorView& v : pl.views())
-      if (v.tied_across_stages) b.pp += 4 * static_cast<uint64_t>(v.numel);
+    b.pp += 4 * static_cast<uint64_t>(sp.tied_total);
     if (last) b.pp += 8;
   }
   // World: the fp64 sum of squares for the gradient norm.
