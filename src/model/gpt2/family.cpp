@@ -139,6 +139,11 @@ class Gpt2Family final : public ModelFamily {
     return vocab_tensor_parallel_problem(cfg, tp);
   }
 
+  ActivationFootprint activation_footprint(const ModelConfig& cfg, const ShardSpec& shard, int B,
+                                           int T) const override {
+    return gpt2_activation_footprint(cfg, shard, B, T);
+  }
+
   std::unique_ptr<ModelStage> make_stage(const ModelConfig& cfg, const ShardSpec& shard,
                                          KernelBackend& backend, Communicator& tp, int B, int T,
                                          int slots, size_t flat_capacity) const override {

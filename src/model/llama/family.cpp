@@ -148,6 +148,11 @@ class LlamaFamily final : public ModelFamily {
     return vocab_tensor_parallel_problem(c, tp);
   }
 
+  ActivationFootprint activation_footprint(const ModelConfig& cfg, const ShardSpec& shard, int B,
+                                           int T) const override {
+    return llama_activation_footprint(cfg, shard, B, T);
+  }
+
   std::unique_ptr<ModelStage> make_stage(const ModelConfig& c, const ShardSpec& shard,
                                          KernelBackend& backend, Communicator& tp, int B, int T,
                                          int slots, size_t flat_capacity) const override {
