@@ -1,0 +1,96 @@
+#!/usr/bin/env python3
+"""Multi-node tests on test hosts made of network namespaces (cluster.py; CTest label
+`multinode`, root only: exit 77 = skipped elsewhere).
+
+    test_multinode.py CASE BUILD_DIR SCRATCH_DIR
+
+harness      2 hosts: distinct hostnames, only lo + eth0 with the test address, host 1 reachable
+             from host 0, mpirun places ranks on both; stop() leaves nothing; a harness killed
+             by SIGTERM tears down itself, one killed by SIGKILL is swept by the next
+equivalence  test_parallel_equivalence across 2 hosts x 2 ranks: tp2 x dp2 and tp2 x pp2 (TP
+             inside a host), and dp2 + ZeRO-1 across 2 hosts x 1 rank: every step equals one rank
+mesh-hosts   test_mesh_hosts across 2 hosts x 2 ranks: every TP group inside one host,
+             ranks_on_my_node() = 2 on every rank
+"""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import cluster
+
+CASE, BUILD, SCRATCH = sys.argv[1], os.path.abspath(sys.argv[2]), os.path.abspath(sys.argv[3])
+
+
+def must(p, what):
+    assert p.returncode == 0, f"{what}: exit {p.returncode}\n--- stdout\n{p.stdout[-4000:]}\n--- stderr\n{p.stderr[-4000:]}"
+    return p
+
+
+def case_harness():
+    with cluster.Cluster(2) as c:
+        names = [must(c.run(h, ["hostname"]), "hostname").stdout.strip() for h in c.hosts]
+        assert names == c.hosts, names
+        for h in c.hosts:
+            links = must(c.run(h, ["ip", "-o", "-4", "addr"]), "ip addr").stdout
+            got = sorted((line.split()[1], line.split()[3]) for line in links.splitlines())
+            assert got == [("eth0", f"{c.address[h]}/24"), ("lo", "127.0.0.1/8")], got
+            routes = must(c.run(h, ["ip", "route"]), "ip route").stdout.strip()
+            assert "default" not in routes, f"{h} has a way out: {routes}"
+        # Host 1's address answers from host 0 (a refused TCP port is an answer), the name too.
+        probe = ("import socket\ntry:\n    socket.create_connection(('%s', 9), timeout=5)\n"
+                 "except ConnectionRefusedError:\n    pass\n")
+        must(c.run(c.hosts[0], [sys.executable, "-c", probe % c.hosts[1]]), "reach host 1")
+        placed = must(c.mpirun(["hostname"], slots=2), "mpirun hostname").stdout.split()
+        assert sorted(placed) == sorted(c.hosts * 2), placed
+        tag = c.tag
+    assert not [n for n in cluster.namespaces() if n.startswith(tag)], cluster.namespaces()
+    assert not os.path.isdir(cluster.NETNS_ETC) or not [n for n in os.listdir(cluster.NETNS_ETC) if n.startswith(tag)]
+
+    # Interrupted: SIGTERM unwinds through the teardown; SIGKILL leaves it to the next sweep.
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        hold = subprocess.Popen([sys.executable, cluster.__file__, "hold", "2"],
+                                stdout=subprocess.PIPE, text=True)
+        hosts = hold.stdout.readline().split()
+        assert len(hosts) == 2 and set(hosts) <= set(cluster.namespaces()), hosts
+        hold.send_signal(sig)
+        hold.wait(timeout=60)
+        if sig == signal.SIGKILL:
+            assert set(hosts) <= set(cluster.namespaces()), "SIGKILL cannot tear down"
+            removed = cluster.sweep()
+            assert set(hosts) <= set(removed), removed
+        left = [n for n in cluster.namespaces() if cluster.owner_pid(n) == hold.pid]
+        assert not left and not os.path.isdir(os.path.join(cluster.NETNS_ETC, hosts[0])), left
+    if not [n for n in cluster.namespaces() if n.startswith(cluster.PREFIX)]:
+        assert not os.path.exists(cluster.NETNS_ETC), "an empty /etc/netns was left"
+
+
+def case_equivalence():
+    binary = os.path.join(BUILD, "tests", "test_parallel_equivalence")
+    with cluster.Cluster(2) as c:
+        for slots, args in ((2, ["--tp", "2", "--pp", "1"]), (2, ["--tp", "2", "--pp", "2"]),
+                            (1, ["--tp", "1", "--pp", "1", "--zero", "1"])):
+            t0 = time.time()
+            p = must(c.mpirun([binary] + args, slots=slots), f"equivalence {' '.join(args)}")
+            assert "PASSED" in p.stdout, p.stdout[-2000:]
+            print(f"{' '.join(args)} on {len(c.hosts)} hosts x {slots}: ok ({time.time() - t0:.0f} s)")
+
+
+def case_mesh_hosts():
+    binary = os.path.join(BUILD, "tests", "test_mesh_hosts")
+    with cluster.Cluster(2) as c:
+        p = must(c.mpirun([binary, "--tp", "2", "--pp", "1", "--hosts", "2"], slots=2), "mesh-hosts")
+        assert "PASSED" in p.stdout, p.stdout[-2000:]
+        # And the check can fail: tp4 over 2 hosts x 2 puts a TP group on both.
+        p = c.mpirun([binary, "--tp", "4", "--pp", "1", "--hosts", "2"], slots=2)
+        assert p.returncode != 0 and "spans 2 hosts" in p.stdout + p.stderr, p.stdout[-2000:]
+
+
+if __name__ == "__main__":
+    if os.geteuid() != 0:
+        print("multinode tests need root (network namespaces): skipped")
+        sys.exit(77)
+    os.makedirs(SCRATCH, exist_ok=True)
+    globals()["case_" + CASE.replace("-", "_")]()
+    print(f"{CASE}: ok")
