@@ -66,15 +66,24 @@ def case_harness():
         assert not os.path.exists(cluster.NETNS_ETC), "an empty /etc/netns was left"
 
 
+def tx_bytes(c, host):
+    """Bytes host's eth0 has sent (its namespace's own /sys)."""
+    return int(must(c.run(host, ["cat", "/sys/class/net/eth0/statistics/tx_bytes"]), "tx").stdout)
+
+
 def case_equivalence():
     binary = os.path.join(BUILD, "tests", "test_parallel_equivalence")
     with cluster.Cluster(2) as c:
         for slots, args in ((2, ["--tp", "2", "--pp", "1"]), (2, ["--tp", "2", "--pp", "2"]),
                             (1, ["--tp", "1", "--pp", "1", "--zero", "1"])):
-            t0 = time.time()
+            t0, before = time.time(), [tx_bytes(c, h) for h in c.hosts]
             p = must(c.mpirun([binary] + args, slots=slots), f"equivalence {' '.join(args)}")
             assert "PASSED" in p.stdout, p.stdout[-2000:]
-            print(f"{' '.join(args)} on {len(c.hosts)} hosts x {slots}: ok ({time.time() - t0:.0f} s)")
+            sent = [tx_bytes(c, h) - b for h, b in zip(c.hosts, before)]
+            # DP (and PP) traffic went over the hosts' links, not shared memory.
+            assert min(sent) > 100_000, f"{args}: bytes sent per host {sent}"
+            print(f"{' '.join(args)} on {len(c.hosts)} hosts x {slots}: ok ({time.time() - t0:.0f} s, "
+                  f"sent {sent} bytes)")
 
 
 def case_mesh_hosts():
