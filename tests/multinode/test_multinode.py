@@ -11,12 +11,18 @@ equivalence  test_parallel_equivalence across 2 hosts x 2 ranks: tp2 x dp2 and t
              inside a host), and dp2 + ZeRO-1 across 2 hosts x 1 rank: every step equals one rank
 mesh-hosts   test_mesh_hosts across 2 hosts x 2 ranks: every TP group inside one host,
              ranks_on_my_node() = 2 on every rank
+node-failure a tp2 x dp2 run across 2 hosts loses every process of host 1 mid-run: mpirun fails
+             naming that host; resumed from the newest checkpoint in the shared run folder, its
+             final weights equal an uninterrupted run's bit for bit
 """
 import os
 import signal
 import subprocess
 import sys
 import time
+
+import h5py
+import numpy as np
 
 import cluster
 
@@ -94,6 +100,59 @@ def case_mesh_hosts():
         # And the check can fail: tp4 over 2 hosts x 2 puts a TP group on both.
         p = c.mpirun([binary, "--tp", "4", "--pp", "1", "--hosts", "2"], slots=2)
         assert p.returncode != 0 and "spans 2 hosts" in p.stdout + p.stderr, p.stdout[-2000:]
+
+
+# A small run that saves every 2 steps: 4 ranks = tp2 x dp2, two per host.
+TRAIN = ["train", "--model", "tiny", "--n-layer", "2", "--n-embd", "64", "--n-head", "4",
+         "--vocab-size", "512", "--max-seq-len", "32", "--seq-len", "32", "--micro-batch", "2",
+         "--global-batch", "4", "--lr", "1e-3", "--warmup", "2", "--log-every", "1", "--steps",
+         "10", "--save-every", "2", "--tp", "2"]
+
+
+def progress_step(run_dir):
+    """The step rank 0 last reported (0 before the first)."""
+    try:
+        return int(open(os.path.join(run_dir, "progress", "rank_0.txt")).read().split()[0].split("=")[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def final_tensors(shardlm, run_dir):
+    out = os.path.join(run_dir + ".h5")
+    subprocess.run([shardlm, "ckpt", "consolidate", os.path.join(run_dir, "checkpoints"), out],
+                   check=True, capture_output=True)
+    tensors = {}
+    with h5py.File(out, "r") as f:
+        f.visititems(lambda n, o: tensors.__setitem__(n, o[()]) if isinstance(o, h5py.Dataset)
+                     and n.split("/")[0] in ("param", "exp_avg", "exp_avg_sq") else None)
+    return tensors
+
+
+def case_node_failure():
+    shardlm = os.path.join(BUILD, "shardlm")
+    ref, run = os.path.join(SCRATCH, "ref"), os.path.join(SCRATCH, "run")
+    with cluster.Cluster(2) as c:
+        must(c.mpirun([shardlm] + TRAIN + ["--out", ref], slots=2), "uninterrupted run")
+        job = subprocess.Popen(c.mpirun_command([shardlm] + TRAIN + ["--out", run], slots=2),
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        deadline = time.time() + 300
+        while time.time() < deadline and progress_step(run) < 5 and job.poll() is None:
+            time.sleep(0.2)
+        assert job.poll() is None, "the run ended before the fault"
+        lost = c.hosts[1]
+        for pid in cluster.sh("ip", "netns", "pids", lost).split():  # the node dies
+            os.kill(int(pid), signal.SIGKILL)
+        out, _ = job.communicate(timeout=300)
+        assert job.returncode != 0, out[-3000:]
+        assert lost in out, f"mpirun does not name the lost host {lost}:\n{out[-3000:]}"
+        saved = sorted(d for d in os.listdir(os.path.join(run, "checkpoints")) if d.startswith("step_"))
+        assert saved and saved[-1] < "step_00000010", saved
+        print(f"lost {lost} at step {progress_step(run)}; newest checkpoint {saved[-1]}")
+        must(c.mpirun([shardlm] + TRAIN + ["--out", run, "--resume", "auto"], slots=2), "resume")
+    want, got = final_tensors(shardlm, ref), final_tensors(shardlm, run)
+    assert want.keys() == got.keys() and len(want) > 10, sorted(set(want) ^ set(got))
+    for k in want:
+        assert np.array_equal(want[k], got[k]), f"{k} differs after the node failure and resume"
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ find_package(Python3 REQUIRED COMPONENTS Interpreter)
 set(SHARDLM_MULTINODE ${CMAKE_CURRENT_SOURCE_DIR}/multinode)
 add_test(NAME multinode_sweep COMMAND /usr/bin/python3 ${SHARDLM_MULTINODE}/cluster.py sweep)
 set_tests_properties(multinode_sweep PROPERTIES LABELS "multinode" FIXTURES_CLEANUP multinode_hosts)
-foreach(case harness equivalence mesh-hosts)
+foreach(case harness equivalence mesh-hosts node-failure)
   add_test(NAME multinode_${case}
            COMMAND /usr/bin/python3 ${SHARDLM_MULTINODE}/test_multinode.py ${case}
                    ${CMAKE_BINARY_DIR} ${CMAKE_CURRENT_BINARY_DIR}/multinode/${case})
