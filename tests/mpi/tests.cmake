@@ -2,6 +2,8 @@
 shardlm_mpi_test(test_comm 4)
 shardlm_mpi_test(test_comm 3)
 shardlm_mpi_test(test_mesh 8)
+# TP groups inside a host, ranks per host (one host here; tests/multinode runs it on several).
+shardlm_mpi_test(test_mesh_hosts 4 --tp 2 --pp 1)
 # Parallel layouts trained for 10 steps against the single-rank run (issue: 3D parallelism).
 shardlm_mpi_test(test_parallel_equivalence 1)
 shardlm_mpi_test(test_parallel_equivalence 2 --tp 1 --pp 1)
