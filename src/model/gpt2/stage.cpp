@@ -12,7 +12,7 @@ struct Gpt2Stage::Acts {
   int32_t* targets = nullptr;  // [N]
   std::vector<float*> resid;   // n_local_layers + 1 of [N,C]: resid[i] = input of local layer i
   std::vector<Gpt2BlockActs> layers;
-  std::vector<float*> att;    // per local layer [B,Hl,T,T] softmax probabilities
+  std::vector<float*> lse;    // per local layer [B,Hl,T] attention log-sum-exp
   float* lnf = nullptr;       // [N,C]
   float* lnf_mean = nullptr;  // [N]
   float* lnf_rstd = nullptr;  // [N]
@@ -32,7 +32,6 @@ Gpt2Stage::Gpt2Stage(const ModelConfig& cfg, const ShardSpec& shard, KernelBacke
   dresid_ = alloc_floats(N * C);
   scratch_ = {alloc_floats(N * C), alloc_floats(N * 3 * Cl), alloc_floats(N * Cl),
               alloc_floats(N * Fl), alloc_floats(N * Fl)};
-  datt_ = alloc_floats(static_cast<size_t>(B) * H_local_ * T * T);
 }
 
 Gpt2Stage::~Gpt2Stage() = default;
@@ -40,7 +39,7 @@ Gpt2Stage::~Gpt2Stage() = default;
 std::unique_ptr<Gpt2Stage::Acts> Gpt2Stage::make_acts() {
   auto a = std::make_unique<Acts>();
   const size_t N = dims_.N, C = dims_.C, Cl = dims_.Cl, Fl = dims_.Fl,
-               att = static_cast<size_t>(B_) * H_local_ * T_ * T_;
+               lse = static_cast<size_t>(B_) * H_local_ * T_;
   auto f = [&](size_t n) { return alloc_floats(n); };
   if (shard().first_stage) {
     a->tokens = alloc_ids(N);
@@ -53,7 +52,7 @@ std::unique_ptr<Gpt2Stage::Acts> Gpt2Stage::make_acts() {
     L.ln1_mean = f(N);
     L.ln1_rstd = f(N);
     L.qkv = f(N * 3 * Cl);
-    a->att.push_back(f(att));
+    a->lse.push_back(f(lse));
     L.atty = f(N * Cl);
     L.attproj = f(N * C);
     L.resid2 = f(N * C);
@@ -97,9 +96,9 @@ float Gpt2Stage::forward(int slot, const int32_t* tokens, const int32_t* targets
   }
   for (int l = shard().layer_begin; l < shard().layer_end; ++l) {
     const auto li = static_cast<size_t>(l - shard().layer_begin);
-    float* att = a.att[li];
+    float* lse = a.lse[li];
     const auto attention = [&](float* out, const float* qkv) {
-      be.attention_forward(out, att, qkv, B_, T_, H_local_, hd_);
+      be.attention_forward(out, lse, qkv, B_, T_, H_local_, hd_);
     };
     gpt2_block_forward(be, tp_, dims_, gpt2_block_tensors(layout(), params(), l), a.layers[li],
                        a.resid[li], a.resid[li + 1], attention);
@@ -140,9 +139,10 @@ void Gpt2Stage::backward(int slot, float loss_scale, const float* output_grad) {
   }
   for (int l = shard().layer_end - 1; l >= shard().layer_begin; --l) {
     const auto li = static_cast<size_t>(l - shard().layer_begin);
-    const float* att = a.att[li];
+    const float* lse = a.lse[li];
+    const float* atty = a.layers[li].atty;
     const auto attention_backward = [&](float* dqkv, const float* datty, const float* qkv) {
-      be.attention_backward(dqkv, datt_, datty, qkv, att, B_, T_, H_local_, hd_);
+      be.attention_backward(dqkv, datty, qkv, atty, lse, B_, T_, H_local_, hd_);
     };
     gpt2_block_backward(be, tp_, dims_, gpt2_block_tensors(layout(), params(), l),
                         gpt2_block_tensors(layout(), grads(), l), a.layers[li], a.resid[li],
