@@ -58,13 +58,6 @@ void pack_blocks_transposed(float* dst, const float* rows, int nb, int hd, int h
   }
 }
 
-// Lane indices 0..15, to mask the lanes of a vector that lie past a row's last valid key.
-const Vec16 kLaneIndex = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
-
-Vec16 lanes_below(int j, int n, Vec16 x, Vec16 otherwise) {
-  return kLaneIndex + static_cast<float>(j) < static_cast<float>(n) ? x : otherwise;
-}
-
 // Keys of a tile that row r (query i0 + r) may see: c < n with j0 + c <= i0 + r.
 int visible_keys(int i0, int r, int j0) {
   return std::clamp(i0 + r - j0 + 1, 0, kBlock);
@@ -83,33 +76,55 @@ struct QueriesOfKeys {
   std::pair<int, int> operator()(int r0, int) const { return {j0 + r0 - i0, kBlock}; }
 };
 
+// Row r of a tile: keys past the visible ones become -inf (probability exactly 0).
+void mask_row(float* row, int n) {
+  std::fill(row + n, row + kBlock, -kInf);
+}
+
+// max over a row of kBlock floats, in native vectors (GCC's `omp simd reduction(max)` stalls
+// on a store-forwarding round trip per row here).
+float row_max_of(const float* row) {
+  NativeVec m = broadcast_native(-kInf);
+  for (int j = 0; j < kBlock; j += kNativeLanes) {
+    const NativeVec x = load_native(row + j);
+    m = x > m ? x : m;
+  }
+  float out = m[0];
+  for (int i = 1; i < kNativeLanes; ++i) out = std::max(out, m[i]);
+  return out;
+}
+
+// row = exp(row - shift) over kBlock floats; returns the row's sum. In native vectors: GCC
+// leaves fast_exp<float> scalar (with branches) in an `omp simd` loop here.
+float exp_row(float* row, float shift) {
+  const NativeVec shift_v = broadcast_native(shift);
+  NativeVec s{};
+  for (int j = 0; j < kBlock; j += kNativeLanes) {
+    const NativeVec p = fast_exp(load_native(row + j) - shift_v);
+    store_native(row + j, p);
+    s += p;
+  }
+  float out = 0.0f;
+  for (int i = 0; i < kNativeLanes; ++i) out += s[i];
+  return out;
+}
+
 // The online softmax step of one query block against one key tile: s holds the tile's
 // (scaled) scores and becomes exp(s - new max) (0 on masked keys); o rows are rescaled to the
 // new max and m, l (running max and sum) updated.
 void online_softmax_tile(float* s, float* o, float* m, float* l, int i0, int j0, int hdp) {
-  const Vec16 neg_inf = splat16(-kInf);
   for (int r = 0; r < kBlock; ++r) {
     float* row = s + r * kBlock;
-    const int n = visible_keys(i0, r, j0);
-    Vec16 max_v = neg_inf;
-    for (int j = 0; j < n; j += kLanes) {
-      const Vec16 x = lanes_below(j, n, load16(row + j), neg_inf);
-      max_v = x > max_v ? x : max_v;
-    }
-    const float m_new = std::max(m[r], horizontal_max(max_v));
-    const Vec16 m_b = splat16(m_new);
-    Vec16 sum_v = {};
-    for (int j = 0; j < kBlock; j += kLanes) {
-      const Vec16 p = j < n ? lanes_below(j, n, fast_exp(load16(row + j) - m_b), Vec16{}) : Vec16{};
-      store16(row + j, p);
-      sum_v += p;
-    }
+    mask_row(row, visible_keys(i0, r, j0));
+    const float m_new = std::max(m[r], row_max_of(row));
+    const float sum = exp_row(row, m_new);
     const float alpha = fast_exp(m[r] - m_new);  // 0 on the first tile (m = -inf)
-    l[r] = l[r] * alpha + horizontal_sum(sum_v);
+    l[r] = l[r] * alpha + sum;
     m[r] = m_new;
     if (alpha != 1.0f) {
       float* orow = o + r * hdp;
-      for (int d = 0; d < hdp; d += kLanes) store16(orow + d, load16(orow + d) * alpha);
+#pragma omp simd
+      for (int d = 0; d < hdp; ++d) orow[d] *= alpha;
     }
   }
 }
@@ -118,30 +133,27 @@ void online_softmax_tile(float* s, float* o, float* m, float* l, int i0, int j0,
 void recompute_probabilities(float* s, const float* lse, int i0, int j0) {
   for (int r = 0; r < kBlock; ++r) {
     float* row = s + r * kBlock;
-    const int n = visible_keys(i0, r, j0);
-    const Vec16 lse_b = splat16(lse[i0 + r]);
-    for (int j = 0; j < kBlock; j += kLanes) {
-      const Vec16 p =
-          j < n ? lanes_below(j, n, fast_exp(load16(row + j) - lse_b), Vec16{}) : Vec16{};
-      store16(row + j, p);
-    }
+    mask_row(row, visible_keys(i0, r, j0));
+    const float l = lse[i0 + r];
+    exp_row(row, l);
   }
 }
 
 // dp becomes dS = p * (dp - delta[r]).
 void softmax_backward_tile(float* dp, const float* p, const float* delta, int i0) {
   for (int r = 0; r < kBlock; ++r) {
-    const Vec16 dr = splat16(delta[i0 + r]);
-    for (int j = 0; j < kBlock; j += kLanes) {
-      float* x = dp + r * kBlock + j;
-      store16(x, load16(p + r * kBlock + j) * (load16(x) - dr));
-    }
+    const float d = delta[i0 + r];
+    float* x = dp + r * kBlock;
+    const float* pr = p + r * kBlock;
+#pragma omp simd
+    for (int j = 0; j < kBlock; ++j) x[j] = pr[j] * (x[j] - d);
   }
 }
 
 // The scores tile S = q_rows[i0..] @ k_blocks[jb] (K = hd).
 void scores(const FlashWorkspace& w, const float* q_rows, int i0, int jb, float* s) {
-  tile_gemm(kBlock, kBlock, w.hd, TileA{q_rows + static_cast<size_t>(i0) * w.hdp, w.hdp, 1},
+  tile_gemm(kBlock, kBlock, w.hd,
+            TileA{q_rows + static_cast<size_t>(i0) * w.hdp, static_cast<size_t>(w.hdp), 1},
             w.k_blocks + static_cast<size_t>(jb) * w.hd * kBlock, kBlock, s, kBlock, false,
             FullK{});
 }

@@ -9,60 +9,93 @@
 // (a broadcast), at a[r * a_row + k * a_col], so a row-major A (a_col = 1) and a transposed one
 // (a_row = 1, e.g. P^T) cost the same. C is row-major (row stride ldc) and padded to N.
 //
-// The register block is kTileRows rows x kTileVecs vectors of C, sized to the ISA's vector
-// registers: a Vec16 is one zmm register with AVX-512 (32 of them) and two ymm registers with
-// AVX2 (16 of them), so the block that fills one spills on the other.
+// The register block is kTileRows rows x kTileVecs 16-float column groups of C, sized to the
+// ISA's vector registers (32 zmm with AVX-512, 16 ymm with AVX2), so that neither spills.
 #pragma once
 
 #include <algorithm>
 #include <cstddef>
+#include <cstring>
 #include <utility>
+
+#include <immintrin.h>
 
 #include "kernels/cpu/vec16.h"
 
 namespace shardlm::cpu {
 
+// The accumulators are vectors of the machine's own width, not Vec16: GCC keeps an array of
+// native vectors in registers, but splits an array of 64-byte vectors on AVX2 through the stack
+// (measured: 10x slower). Column counts are still in 16-float units (kLanes), as elsewhere.
 #if defined(__AVX512F__)
+constexpr int kNativeLanes = 16;
 constexpr int kTileRows = 8;  // 8 x 3 accumulators + 3 B vectors + 1 broadcast = 28 of 32 zmm
-constexpr int kTileVecs = 3;
+constexpr int kTileVecs = 3;  // 16-float column groups per block
+#elif defined(__AVX__)
+constexpr int kNativeLanes = 8;
+constexpr int kTileRows = 6;  // 6 x 2 accumulators + 2 B vectors + 1 broadcast = 15 of 16 ymm
+constexpr int kTileVecs = 1;
 #else
-constexpr int kTileRows = 6;  // 6 x 1 Vec16 = 12 ymm + 2 for B + 1 broadcast = 15 of 16 ymm
+constexpr int kNativeLanes = 4;
+constexpr int kTileRows = 4;  // 4 x 4 accumulators + 4 B vectors... of 16 xmm (spills a little)
 constexpr int kTileVecs = 1;
 #endif
+using NativeVec = float __attribute__((vector_size(kNativeLanes * sizeof(float))));
+constexpr int kNativePer16 = kLanes / kNativeLanes;
+
+inline NativeVec load_native(const float* p) {
+  NativeVec v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+inline void store_native(float* p, NativeVec v) {
+  std::memcpy(p, &v, sizeof v);
+}
+// One vbroadcastss: GCC turns both `NativeVec{} + x` (an add of 0.0f first) and a lane loop
+// (a chain of inserts) into several instructions in the micro-kernel's inner loop.
+inline NativeVec broadcast_native(float x) {
+#if defined(__AVX512F__)
+  return reinterpret_cast<NativeVec>(_mm512_set1_ps(x));
+#elif defined(__AVX__)
+  return reinterpret_cast<NativeVec>(_mm256_set1_ps(x));
+#else
+  return reinterpret_cast<NativeVec>(_mm_set1_ps(x));
+#endif
+}
 
 // The A operand: element (r, k) at p[r * row + k * col].
 struct TileA {
   const float* p;
   size_t row, col;
   float at(int r, int k) const { return p[r * row + k * col]; }
-  TileA rows_from(int r) const { return {p + r * row, row, col}; }
 };
 
-// One MR x NV register block of C over k in [0, K).
+// One MR x (16*NV floats) register block of C over k in [0, K).
 template <int MR, int NV>
 inline void tile_block(TileA a, const float* b, size_t ldb, int K, float* c, size_t ldc,
                        bool accumulate) {
-  Vec16 acc[MR][NV];
+  constexpr int V = NV * kNativePer16;  // native vectors per row
+  NativeVec acc[MR][V];
 #pragma GCC unroll 8
   for (int r = 0; r < MR; ++r)
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v)
-      acc[r][v] = accumulate ? load16(c + r * ldc + v * kLanes) : Vec16{};
+#pragma GCC unroll 8
+    for (int v = 0; v < V; ++v)
+      acc[r][v] = accumulate ? load_native(c + r * ldc + v * kNativeLanes) : NativeVec{};
   for (int k = 0; k < K; ++k) {
-    Vec16 bv[NV];
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) bv[v] = load16(b + k * ldb + v * kLanes);
+    NativeVec bv[V];
+#pragma GCC unroll 8
+    for (int v = 0; v < V; ++v) bv[v] = load_native(b + k * ldb + v * kNativeLanes);
 #pragma GCC unroll 8
     for (int r = 0; r < MR; ++r) {
-      const Vec16 x = splat16(a.at(r, k));
-#pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) acc[r][v] += x * bv[v];
+      const NativeVec x = broadcast_native(a.at(r, k));
+#pragma GCC unroll 8
+      for (int v = 0; v < V; ++v) acc[r][v] += x * bv[v];
     }
   }
 #pragma GCC unroll 8
   for (int r = 0; r < MR; ++r)
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) store16(c + r * ldc + v * kLanes, acc[r][v]);
+#pragma GCC unroll 8
+    for (int v = 0; v < V; ++v) store_native(c + r * ldc + v * kNativeLanes, acc[r][v]);
 }
 
 // Rows [0, MR) of C over all N columns, kTileVecs vectors at a time (fewer at the end).
