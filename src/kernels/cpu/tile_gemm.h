@@ -15,53 +15,25 @@
 
 #include <algorithm>
 #include <cstddef>
-#include <cstring>
 #include <utility>
 
-#include <immintrin.h>
-
+#include "kernels/cpu/native_vec.h"
 #include "kernels/cpu/vec16.h"
 
 namespace shardlm::cpu {
 
-// The accumulators are vectors of the machine's own width, not Vec16: GCC keeps an array of
-// native vectors in registers, but splits an array of 64-byte vectors on AVX2 through the stack
-// (measured: 10x slower). Column counts are still in 16-float units (kLanes), as elsewhere.
+// The register block: kTileRows rows x kTileVecs 16-float column groups of C in native vectors.
 #if defined(__AVX512F__)
-constexpr int kNativeLanes = 16;
 constexpr int kTileRows = 8;  // 8 x 3 accumulators + 3 B vectors + 1 broadcast = 28 of 32 zmm
 constexpr int kTileVecs = 3;  // 16-float column groups per block
 #elif defined(__AVX__)
-constexpr int kNativeLanes = 8;
 constexpr int kTileRows = 6;  // 6 x 2 accumulators + 2 B vectors + 1 broadcast = 15 of 16 ymm
 constexpr int kTileVecs = 1;
 #else
-constexpr int kNativeLanes = 4;
-constexpr int kTileRows = 4;  // 4 x 4 accumulators + 4 B vectors... of 16 xmm (spills a little)
+constexpr int kTileRows = 4;  // 4 x 4 accumulators + 4 B vectors of 16 xmm (spills a little)
 constexpr int kTileVecs = 1;
 #endif
-using NativeVec = float __attribute__((vector_size(kNativeLanes * sizeof(float))));
 constexpr int kNativePer16 = kLanes / kNativeLanes;
-
-inline NativeVec load_native(const float* p) {
-  NativeVec v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-inline void store_native(float* p, NativeVec v) {
-  std::memcpy(p, &v, sizeof v);
-}
-// One vbroadcastss: GCC turns both `NativeVec{} + x` (an add of 0.0f first) and a lane loop
-// (a chain of inserts) into several instructions in the micro-kernel's inner loop.
-inline NativeVec broadcast_native(float x) {
-#if defined(__AVX512F__)
-  return reinterpret_cast<NativeVec>(_mm512_set1_ps(x));
-#elif defined(__AVX__)
-  return reinterpret_cast<NativeVec>(_mm256_set1_ps(x));
-#else
-  return reinterpret_cast<NativeVec>(_mm_set1_ps(x));
-#endif
-}
 
 // The A operand: element (r, k) at p[r * row + k * col].
 struct TileA {
