@@ -40,4 +40,15 @@ inline NativeVec broadcast_native(float x) {
 #endif
 }
 
+inline float horizontal_sum_native(NativeVec v) {
+  float s = 0.0f;
+  for (int i = 0; i < kNativeLanes; ++i) s += v[i];
+  return s;
+}
+inline float horizontal_max_native(NativeVec v) {
+  float m = v[0];
+  for (int i = 1; i < kNativeLanes; ++i) m = v[i] > m ? v[i] : m;
+  return m;
+}
+
 }  // namespace shardlm::cpu
