@@ -139,23 +139,35 @@ void recompute_probabilities(float* s, const float* lse, int i0, int j0) {
   }
 }
 
-// dp becomes dS = p * (dp - delta[r]).
+// dp becomes dS = p * (dp - delta[r]); 0 where p is (dp past the diagonal may be stale).
 void softmax_backward_tile(float* dp, const float* p, const float* delta, int i0) {
   for (int r = 0; r < kBlock; ++r) {
     const float d = delta[i0 + r];
     float* x = dp + r * kBlock;
     const float* pr = p + r * kBlock;
 #pragma omp simd
-    for (int j = 0; j < kBlock; ++j) x[j] = pr[j] * (x[j] - d);
+    for (int j = 0; j < kBlock; ++j) x[j] = pr[j] == 0.0f ? 0.0f : pr[j] * (x[j] - d);
   }
 }
 
-// The scores tile S = q_rows[i0..] @ k_blocks[jb] (K = hd).
-void scores(const FlashWorkspace& w, const float* q_rows, int i0, int jb, float* s) {
-  tile_gemm(kBlock, kBlock, w.hd,
-            TileA{q_rows + static_cast<size_t>(i0) * w.hdp, static_cast<size_t>(w.hdp), 1},
-            w.k_blocks + static_cast<size_t>(jb) * w.hd * kBlock, kBlock, s, kBlock, false,
-            FullK{});
+// C [kBlock, kBlock] = a_rows[i0..] @ blocks[jb] (K = hd): the scores (q k^T) or dP (dout v^T)
+// of a tile. On the diagonal tile (i0 = j0) each register block of rows computes only the
+// 16-column groups up to its last row's key; the columns after are left as they were (the
+// callers mask them: -inf scores, zero probabilities).
+void key_products(const FlashWorkspace& w, const float* a_rows, const float* blocks, int i0, int jb,
+                  float* c) {
+  const TileA a{a_rows + static_cast<size_t>(i0) * w.hdp, static_cast<size_t>(w.hdp), 1};
+  const float* b = blocks + static_cast<size_t>(jb) * w.hd * kBlock;
+  if (i0 != jb * kBlock) {
+    tile_gemm(kBlock, kBlock, w.hd, a, b, kBlock, c, kBlock, false, FullK{});
+    return;
+  }
+  for (int r0 = 0; r0 < kBlock; r0 += kTileRows) {
+    const int rows = std::min(kTileRows, kBlock - r0);
+    const int cols = std::min(kBlock, (r0 + rows + kLanes - 1) / kLanes * kLanes);
+    tile_gemm(rows, cols, w.hd, TileA{a.p + r0 * a.row, a.row, 1}, b, kBlock, c + r0 * kBlock,
+              kBlock, false, FullK{});
+  }
 }
 
 // Rows t in [first, last), packed [., hdp] from row `first` on, times `scale` into dst rows t
@@ -234,7 +246,7 @@ void flash_forward_head(FlashWorkspace& w, const float* q, const float* k, const
     std::fill(l, l + kBlock, 0.0f);
     for (int jb = 0; jb <= ib; ++jb) {
       const int j0 = jb * kBlock;
-      scores(w, w.q_rows, i0, jb, w.s_tile);
+      key_products(w, w.q_rows, w.k_blocks, i0, jb, w.s_tile);
       online_softmax_tile(w.s_tile, o, m, l, i0, j0, hdp);
       // o += p @ v[j0..]
       tile_gemm(kBlock, hdp, kBlock, TileA{w.s_tile, kBlock, 1},
@@ -289,15 +301,13 @@ void backward_tile(FlashWorkspace& w, int i, int ib, int jb) {
   const float* dy = w.dout_rows + i * rows + qrow;
   float* p = w.s_tile;
   float* ds = w.dp_tile;
-  scores(w, w.q_rows + i * rows, i0, jb, p);
+  key_products(w, w.q_rows + i * rows, w.k_blocks, i0, jb, p);
   recompute_probabilities(p, w.lse + static_cast<size_t>(i) * w.Tp, i0, j0);
   // dv[j0..] += p^T @ dout[i0..]
   tile_gemm(kBlock, hdp, kBlock, TileA{p, 1, kBlock}, dy, hdp, w.dv_tile, hdp, true,
             QueriesOfKeys{i0, j0});
   // dP = dout[i0..] @ v[j0..]^T, then dS = p * (dP - delta)
-  tile_gemm(kBlock, kBlock, w.hd, TileA{dy, static_cast<size_t>(hdp), 1},
-            w.v_blocks + static_cast<size_t>(jb) * w.hd * kBlock, kBlock, ds, kBlock, false,
-            FullK{});
+  key_products(w, w.dout_rows + i * rows, w.v_blocks, i0, jb, ds);
   softmax_backward_tile(ds, p, w.delta + static_cast<size_t>(i) * w.Tp, i0);
   // dk[j0..] += dS^T @ (scale * q[i0..]);  dq[i0..] += dS @ k[j0..] (scaled at the end)
   tile_gemm(kBlock, hdp, kBlock, TileA{ds, 1, kBlock}, q, hdp, w.o_tile, hdp, true,
