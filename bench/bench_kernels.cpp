@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <random>
+#include <vector>
 
 #include "kernels/backend.h"
 #include "model/config.h"
@@ -67,6 +68,7 @@ void BM_LayerNormForward(benchmark::State& state) {
     be().layernorm_forward(out.get(), mean.get(), rstd.get(), inp.get(), w.get(), b.get(), s.N,
                            s.C);
   set_rate(state, "tokens/s", s.N);
+  set_rate(state, "bytes/s", 2.0 * 4 * s.N * s.C);  // inp read, out written
 }
 
 void BM_LayerNormBackward(benchmark::State& state) {
@@ -78,60 +80,73 @@ void BM_LayerNormBackward(benchmark::State& state) {
     be().layernorm_backward(dinp.get(), dw.get(), db.get(), dout.get(), inp.get(), w.get(),
                             mean.get(), rstd.get(), s.N, s.C);
   set_rate(state, "tokens/s", s.N);
+  set_rate(state, "bytes/s", 4.0 * 4 * s.N * s.C);  // dout, inp read; dinp read and written
 }
 
-// Causal attention: Q K^T and P V over the lower triangle, 2 flops per multiply-add.
-double attention_forward_flops(const MiniShapes& s) {
-  return 2.0 * 2.0 * s.B * s.NH * (s.T * (s.T + 1.0) / 2.0) * s.hd;
+// Causal attention at the mini model's heads (NH = 6, hd = 64) over 2048 tokens: state.range(0)
+// = T (256: B = 8, as in training; 1024: B = 2), state.range(1) = g (query heads per key/value
+// head; g = 1 is multi-head attention, through attention_forward when range(2) = 0 and through
+// the grouped layout otherwise).
+struct AttentionShape {
+  int B, T, NH, hd, g, KV;
+  size_t qkv_row;
+  explicit AttentionShape(const benchmark::State& state)
+      : T(static_cast<int>(state.range(0))),
+        NH(shapes().NH),
+        hd(shapes().hd),
+        g(static_cast<int>(state.range(1))) {
+    B = 2048 / T;
+    KV = NH / g;
+    qkv_row = static_cast<size_t>(KV) * (g + 2) * hd;
+  }
+  size_t N() const { return static_cast<size_t>(B) * T; }
+  // Q K^T and P V over the lower triangle, 2 flops per multiply-add.
+  double forward_flops() const { return 2.0 * 2.0 * B * NH * (T * (T + 1.0) / 2.0) * hd; }
+};
+
+void attention_forward(const AttentionShape& a, bool grouped, float* out, float* lse,
+                       const float* qkv) {
+  if (grouped)
+    be().attention_gqa_forward(out, lse, qkv, a.B, a.T, a.KV, a.g, a.hd);
+  else
+    be().attention_forward(out, lse, qkv, a.B, a.T, a.NH, a.hd);
 }
 
 void BM_AttentionForward(benchmark::State& state) {
-  const auto& s = shapes();
-  Buffer out(size_t(s.N) * s.C), att(size_t(s.B) * s.NH * s.T * s.T), qkv(size_t(s.N) * 3 * s.C);
-  for (auto _ : state)
-    be().attention_forward(out.get(), att.get(), qkv.get(), s.B, s.T, s.NH, s.hd);
-  set_rate(state, "FLOP/s", attention_forward_flops(s));
-  set_rate(state, "tokens/s", s.N);
+  const AttentionShape a(state);
+  const bool grouped = state.range(2) != 0;
+  Buffer out(a.N() * a.NH * a.hd), lse(size_t(a.B) * a.NH * a.T), qkv(a.N() * a.qkv_row);
+  for (auto _ : state) attention_forward(a, grouped, out.get(), lse.get(), qkv.get());
+  set_rate(state, "FLOP/s", a.forward_flops());
+  set_rate(state, "tokens/s", double(a.N()));
 }
 
 void BM_AttentionBackward(benchmark::State& state) {
-  const auto& s = shapes();
-  Buffer out(size_t(s.N) * s.C), att(size_t(s.B) * s.NH * s.T * s.T), qkv(size_t(s.N) * 3 * s.C);
-  Buffer dqkv(size_t(s.N) * 3 * s.C), scratch(size_t(s.B) * s.NH * s.T * s.T),
-      dout(size_t(s.N) * s.C);
-  be().attention_forward(out.get(), att.get(), qkv.get(), s.B, s.T, s.NH, s.hd);
-  for (auto _ : state)
-    be().attention_backward(dqkv.get(), scratch.get(), dout.get(), qkv.get(), att.get(), s.B, s.T,
-                            s.NH, s.hd);
-  set_rate(state, "FLOP/s", 2.0 * attention_forward_flops(s));  // four products instead of two
-  set_rate(state, "tokens/s", s.N);
+  const AttentionShape a(state);
+  const bool grouped = state.range(2) != 0;
+  Buffer out(a.N() * a.NH * a.hd), lse(size_t(a.B) * a.NH * a.T), qkv(a.N() * a.qkv_row);
+  Buffer dqkv(a.N() * a.qkv_row), dout(a.N() * a.NH * a.hd);
+  attention_forward(a, grouped, out.get(), lse.get(), qkv.get());
+  for (auto _ : state) {
+    if (grouped)
+      be().attention_gqa_backward(dqkv.get(), dout.get(), qkv.get(), out.get(), lse.get(), a.B, a.T,
+                                  a.KV, a.g, a.hd);
+    else
+      be().attention_backward(dqkv.get(), dout.get(), qkv.get(), out.get(), lse.get(), a.B, a.T,
+                              a.NH, a.hd);
+  }
+  set_rate(state, "FLOP/s", 2.0 * a.forward_flops());  // four products instead of two
+  set_rate(state, "tokens/s", double(a.N()));
 }
 
-// Grouped-query attention at the same size: H = NH query heads in KV = NH / g groups
-// (state.range(0) = g; g = 1 is the multi-head case in the grouped layout).
-void BM_AttentionGqaForward(benchmark::State& state) {
+// The GEMM rate the attention is held against: the linear layers' oneDNN sgemm at the mini
+// model's shapes (state.range(0) = OC: 1152 = qkv, 1536 = MLP up-projection; N = 2048, C = 384).
+void BM_Gemm(benchmark::State& state) {
   const auto& s = shapes();
-  const int g = static_cast<int>(state.range(0)), KV = s.NH / g;
-  const size_t row = size_t(KV) * (g + 2) * s.hd;
-  Buffer out(size_t(s.N) * s.C), att(size_t(s.B) * s.NH * s.T * s.T), qkv(size_t(s.N) * row);
-  for (auto _ : state)
-    be().attention_gqa_forward(out.get(), att.get(), qkv.get(), s.B, s.T, KV, g, s.hd);
-  set_rate(state, "FLOP/s", attention_forward_flops(s));
-  set_rate(state, "tokens/s", s.N);
-}
-
-void BM_AttentionGqaBackward(benchmark::State& state) {
-  const auto& s = shapes();
-  const int g = static_cast<int>(state.range(0)), KV = s.NH / g;
-  const size_t row = size_t(KV) * (g + 2) * s.hd;
-  Buffer out(size_t(s.N) * s.C), att(size_t(s.B) * s.NH * s.T * s.T), qkv(size_t(s.N) * row);
-  Buffer dqkv(size_t(s.N) * row), scratch(size_t(s.B) * s.NH * s.T * s.T), dout(size_t(s.N) * s.C);
-  be().attention_gqa_forward(out.get(), att.get(), qkv.get(), s.B, s.T, KV, g, s.hd);
-  for (auto _ : state)
-    be().attention_gqa_backward(dqkv.get(), scratch.get(), dout.get(), qkv.get(), att.get(), s.B,
-                                s.T, KV, g, s.hd);
-  set_rate(state, "FLOP/s", 2.0 * attention_forward_flops(s));
-  set_rate(state, "tokens/s", s.N);
+  const int OC = static_cast<int>(state.range(0));
+  Buffer out(size_t(s.N) * OC), inp(size_t(s.N) * s.C), w(size_t(OC) * s.C);
+  for (auto _ : state) be().matmul_forward(out.get(), inp.get(), w.get(), nullptr, s.N, s.C, OC);
+  set_rate(state, "FLOP/s", 2.0 * s.N * s.C * OC);
 }
 
 void BM_RmsNormForward(benchmark::State& state) {
@@ -180,12 +195,37 @@ void BM_RopeForward(benchmark::State& state) {
   set_rate(state, "tokens/s", s.N);
 }
 
+// The memory-speed yardstick of the elementwise kernels: STREAM's copy over all OpenMP threads
+// at GELU's size (one stream read, one written), in bytes moved per second.
+void BM_StreamCopy(benchmark::State& state) {
+  const size_t n = size_t(shapes().N) * 4 * shapes().C;
+  Buffer dst(n), src(n);
+  float* d = dst.get();
+  const float* x = src.get();
+  for (auto _ : state) {
+#pragma omp parallel for simd schedule(static)
+    for (size_t i = 0; i < n; ++i) d[i] = x[i];
+    benchmark::ClobberMemory();
+  }
+  set_rate(state, "bytes/s", 2.0 * 4 * n);
+}
+
+// A residual add (two streams read, one written).
+void BM_ResidualAdd(benchmark::State& state) {
+  const auto& s = shapes();
+  const size_t n = size_t(s.N) * s.C;
+  Buffer out(n), a(n), b(n);
+  for (auto _ : state) be().add(out.get(), a.get(), b.get(), n);
+  set_rate(state, "bytes/s", 3.0 * 4 * n);
+}
+
 void BM_GeluForward(benchmark::State& state) {
   const auto& s = shapes();
   const size_t n = size_t(s.N) * 4 * s.C;
   Buffer out(n), inp(n, -4.0f, 4.0f);
   for (auto _ : state) be().gelu_forward(out.get(), inp.get(), n);
   set_rate(state, "elements/s", double(n));
+  set_rate(state, "bytes/s", 2.0 * 4 * n);
 }
 
 void BM_GeluBackward(benchmark::State& state) {
@@ -194,6 +234,7 @@ void BM_GeluBackward(benchmark::State& state) {
   Buffer dinp(n), inp(n, -4.0f, 4.0f), dout(n);
   for (auto _ : state) be().gelu_backward(dinp.get(), inp.get(), dout.get(), n);
   set_rate(state, "elements/s", double(n));
+  set_rate(state, "bytes/s", 3.0 * 4 * n);
 }
 
 std::vector<int32_t> targets(const MiniShapes& s) {
@@ -215,6 +256,7 @@ void BM_CrossEntropyForward(benchmark::State& state) {
     be().xent_loss(losses.get(), row_max.get(), sum_exp.get(), target_logit.get(), s.N);
   }
   set_rate(state, "tokens/s", s.N);
+  set_rate(state, "bytes/s", 4.0 * s.N * s.Vp);  // the logits, once (the minimum)
 }
 
 // Step 4, in place (dlogits == logits) as the model runs it.
@@ -234,6 +276,7 @@ void BM_CrossEntropyBackward(benchmark::State& state) {
                        s.N, s.Vp, 0, s.V);
   }
   set_rate(state, "tokens/s", s.N);
+  set_rate(state, "bytes/s", 2.0 * 4 * s.N * s.Vp);  // logits read, dlogits written
 }
 
 void BM_AdamW(benchmark::State& state) {
@@ -256,15 +299,31 @@ void BM_SumSquares(benchmark::State& state) {
 // Real time, not CPU time: the kernels run on all OpenMP threads.
 BENCHMARK(BM_LayerNormForward)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_LayerNormBackward)->Unit(benchmark::kMicrosecond)->UseRealTime();
-BENCHMARK(BM_AttentionForward)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK(BM_AttentionBackward)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK(BM_AttentionGqaForward)->Arg(1)->Arg(3)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK(BM_AttentionGqaBackward)->Arg(1)->Arg(3)->Unit(benchmark::kMillisecond)->UseRealTime();
+// {T, g, grouped layout}: multi-head at T = 256 and 1024, grouped-query (g = 3) at both.
+const std::vector<std::vector<int64_t>> kAttentionArgs = {
+    {256, 1, 0}, {1024, 1, 0}, {256, 3, 1}, {1024, 3, 1}};
+void attention_args(benchmark::internal::Benchmark* b) {
+  for (const auto& args : kAttentionArgs) b->Args(args);
+  b->ArgNames({"T", "g", "gqa"});
+}
+BENCHMARK(BM_Gemm)
+    ->Arg(1152)
+    ->Arg(1536)
+    ->ArgName("OC")
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK(BM_AttentionForward)->Apply(attention_args)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_AttentionBackward)
+    ->Apply(attention_args)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 BENCHMARK(BM_RmsNormForward)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_RmsNormBackward)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_SwigluForward)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_SwigluBackward)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_RopeForward)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_StreamCopy)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_ResidualAdd)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_GeluForward)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_GeluBackward)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_CrossEntropyForward)->Unit(benchmark::kMillisecond)->UseRealTime();

@@ -170,15 +170,15 @@ class TimingBackend final : public KernelBackend {
 
   // FLOPs of the causal half of the T x T products, as in ModelFamily::flops_per_token: q@k^T and
   // att@v forward, twice that backward.
-  void attention_forward(float* out, float* att, const float* qkv, int B, int T, int NH,
+  void attention_forward(float* out, float* lse, const float* qkv, int B, int T, int NH,
                          int hd) override {
     timed("attention fwd", 2.0 * B * NH * T * T * hd,
-          [&] { inner_.attention_forward(out, att, qkv, B, T, NH, hd); });
+          [&] { inner_.attention_forward(out, lse, qkv, B, T, NH, hd); });
   }
-  void attention_backward(float* dqkv, float* scratch, const float* dout, const float* qkv,
-                          const float* att, int B, int T, int NH, int hd) override {
+  void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* out,
+                          const float* lse, int B, int T, int NH, int hd) override {
     timed("attention bwd", 4.0 * B * NH * T * T * hd,
-          [&] { inner_.attention_backward(dqkv, scratch, dout, qkv, att, B, T, NH, hd); });
+          [&] { inner_.attention_backward(dqkv, dout, qkv, out, lse, B, T, NH, hd); });
   }
 
   void kv_cache_append(float* k_cache, float* v_cache, const float* qkv, int pos0, int Tq, int NH,
@@ -199,15 +199,15 @@ class TimingBackend final : public KernelBackend {
     timed("rope bwd", 0, [&] { inner_.rope_backward(dqkv, cos, sin, B, T, pos0, KV, g, hd); });
   }
   // As attention_forward/backward, over H = KV * g query heads.
-  void attention_gqa_forward(float* out, float* att, const float* qkv, int B, int T, int KV, int g,
+  void attention_gqa_forward(float* out, float* lse, const float* qkv, int B, int T, int KV, int g,
                              int hd) override {
     timed("attention fwd", 2.0 * B * KV * g * T * T * hd,
-          [&] { inner_.attention_gqa_forward(out, att, qkv, B, T, KV, g, hd); });
+          [&] { inner_.attention_gqa_forward(out, lse, qkv, B, T, KV, g, hd); });
   }
-  void attention_gqa_backward(float* dqkv, float* scratch, const float* dout, const float* qkv,
-                              const float* att, int B, int T, int KV, int g, int hd) override {
+  void attention_gqa_backward(float* dqkv, const float* dout, const float* qkv, const float* out,
+                              const float* lse, int B, int T, int KV, int g, int hd) override {
     timed("attention bwd", 4.0 * B * KV * g * T * T * hd,
-          [&] { inner_.attention_gqa_backward(dqkv, scratch, dout, qkv, att, B, T, KV, g, hd); });
+          [&] { inner_.attention_gqa_backward(dqkv, dout, qkv, out, lse, B, T, KV, g, hd); });
   }
   void kv_cache_append_gqa(float* k_cache, float* v_cache, const float* qkv, int pos0, int Tq,
                            int KV, int g, int hd, int max_seq) override {
@@ -316,6 +316,27 @@ class TimingBackend final : public KernelBackend {
   std::map<std::string, OpStats> stats_;
 };
 
+double gflops(const OpStats& s) {
+  return s.seconds > 0.0 ? s.flops / s.seconds * 1e-9 : 0.0;
+}
+
+// Attention's rate as a share of the linear layers' GEMM rate (issue 17's yardstick: >= 50%).
+void print_attention_vs_gemm(const std::map<std::string, OpStats>& stats, const OpStats& matmul) {
+  const auto find = [&](const char* name) {
+    const auto it = stats.find(name);
+    return it == stats.end() ? OpStats{} : it->second;
+  };
+  const OpStats fwd = find("attention fwd"), bwd = find("attention bwd");
+  const OpStats both{fwd.seconds + bwd.seconds, 0.0, fwd.flops + bwd.flops, 0};
+  const double gemm = gflops(matmul);
+  if (gemm <= 0.0 || both.seconds <= 0.0) return;
+  std::printf(
+      "attention vs GEMM: attention %.1f GFLOP/s (fwd %.1f, bwd %.1f), matmul %.1f GFLOP/s: "
+      "%.0f%% (fwd %.0f%%, bwd %.0f%%)\n",
+      gflops(both), gflops(fwd), gflops(bwd), gemm, 100.0 * gflops(both) / gemm,
+      100.0 * gflops(fwd) / gemm, 100.0 * gflops(bwd) / gemm);
+}
+
 // Wall time per op family, and CPU time / threads: on a shared machine the wall time includes
 // time the threads were descheduled, the CPU time mostly does not (spinning threads count).
 void print_breakdown(const std::map<std::string, OpStats>& stats, double total_seconds,
@@ -352,6 +373,9 @@ void print_breakdown(const std::map<std::string, OpStats>& stats, double total_s
       std::printf(" %9.1f %9.1f", s.flops / s.seconds * 1e-9, s.flops / cpu * 1e-9);
     std::printf("\n");
   }
+  const OpStats matmul{matmul_fwd.seconds + matmul_bwd.seconds, 0.0,
+                       matmul_fwd.flops + matmul_bwd.flops, 0};
+  print_attention_vs_gemm(stats, matmul);
 }
 
 int run(const Options& o) {
@@ -430,6 +454,8 @@ int run(const Options& o) {
       tokens_per_s, best_tokens_per_s, cpu_tokens_per_s, gflops, peak, 100.0 * gflops / peak,
       flops_per_token, 1e3 * total / o.steps);
   print_breakdown(backend.stats(), total, cpu_used, o.steps, threads);
+  // Weights, gradients, optimizer state and every activation the stage keeps for backward.
+  std::printf("backend memory: %.1f MiB peak\n", backend.memory().peak().total / 1048576.0);
   return 0;
 }
 

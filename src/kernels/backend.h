@@ -108,16 +108,17 @@ class KernelBackend {
                                int C, int OC) = 0;
 
   // ---- causal self-attention -------------------------------------------------------------
-  // qkv[b,t,:] = [q(NH heads x hd) | k(NH x hd) | v(NH x hd)], i.e. [B,T,3,NH,hd].
-  // att holds the softmax probabilities (saved for backward); out is [B,T,NH,hd].
-  virtual void attention_forward(float* out /*[B,T,NH*hd]*/, float* att /*[B,NH,T,T]*/,
+  // qkv[b,t,:] = [q(NH heads x hd) | k(NH x hd) | v(NH x hd)], i.e. [B,T,3,NH,hd]; out is
+  // [B,T,NH,hd]; scale 1/sqrt(hd). Nothing T x T is kept between forward and backward:
+  // lse[b,h,t] = log sum_{j<=t} exp(scale * q_t . k_j), the softmax's log-normaliser, is what
+  // backward needs to recompute the probabilities (FlashAttention's saved statistic).
+  virtual void attention_forward(float* out /*[B,T,NH*hd]*/, float* lse /*[B,NH,T]*/,
                                  const float* qkv /*[B,T,3*NH*hd]*/, int B, int T, int NH,
                                  int hd) = 0;
-  // dqkv written; scratch is backend-owned workspace of at least B*NH*T*T floats.
-  virtual void attention_backward(float* dqkv /*[B,T,3*NH*hd]*/, float* scratch /*[B,NH,T,T]*/,
-                                  const float* dout /*[B,T,NH*hd]*/, const float* qkv,
-                                  const float* att /*[B,NH,T,T]*/, int B, int T, int NH,
-                                  int hd) = 0;
+  // dqkv written, from dout and the forward's qkv, out and lse. Workspace is backend-owned.
+  virtual void attention_backward(float* dqkv /*[B,T,3*NH*hd]*/, const float* dout /*[B,T,NH*hd]*/,
+                                  const float* qkv, const float* out /*[B,T,NH*hd]*/,
+                                  const float* lse /*[B,NH,T]*/, int B, int T, int NH, int hd) = 0;
 
   // ---- KV-cached attention (inference) ---------------------------------------------------------
   // A layer's cache holds keys and values by head and position: k_cache and v_cache are
@@ -153,17 +154,16 @@ class KernelBackend {
   // The transpose rotation applied in place to d(qkv) (value heads untouched).
   virtual void rope_backward(float* dqkv /*[B,T,KV,g+2,hd]*/, const float* cos, const float* sin,
                              int B, int T, int pos0, int KV, int g, int hd) = 0;
-  // Causal softmax attention, scale 1/sqrt(hd); att keeps the probabilities for backward.
-  virtual void attention_gqa_forward(float* out /*[B,T,H*hd]*/, float* att /*[B,H,T,T]*/,
+  // Causal softmax attention, scale 1/sqrt(hd); lse [B,H,T] as in attention_forward.
+  virtual void attention_gqa_forward(float* out /*[B,T,H*hd]*/, float* lse /*[B,H,T]*/,
                                      const float* qkv /*[B,T,KV*(g+2)*hd]*/, int B, int T, int KV,
                                      int g, int hd) = 0;
-  // dqkv written (q, k and v parts; a key/value head's gradient sums over its g query heads);
-  // scratch: at least B*H*T*T floats.
+  // dqkv written (q, k and v parts; a key/value head's gradient sums over its g query heads),
+  // from dout and the forward's qkv, out and lse.
   virtual void attention_gqa_backward(float* dqkv /*[B,T,KV*(g+2)*hd]*/,
-                                      float* scratch /*[B,H,T,T]*/,
                                       const float* dout /*[B,T,H*hd]*/, const float* qkv,
-                                      const float* att /*[B,H,T,T]*/, int B, int T, int KV, int g,
-                                      int hd) = 0;
+                                      const float* out /*[B,T,H*hd]*/, const float* lse /*[B,H,T]*/,
+                                      int B, int T, int KV, int g, int hd) = 0;
   // KV cache of KV heads (not H): k_cache, v_cache [KV, max_seq, hd]. Appends the (already
   // rotated) key and value heads of Tq rows at positions pos0.. ; then the Tq queries attend
   // causally to positions 0..pos0+i. pos0 = 0, Tq = T must give attention_gqa_forward's out for

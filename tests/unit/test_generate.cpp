@@ -95,8 +95,8 @@ TEST(KvCacheKernels, ChunkedDecodeMatchesAttentionForward) {
     std::normal_distribution<float> dist(0.0f, 1.0f);
     std::vector<float> qkv(static_cast<size_t>(T) * 3 * C);
     for (auto& x : qkv) x = dist(rng);
-    std::vector<float> want(static_cast<size_t>(T) * C), att(static_cast<size_t>(NH) * T * T);
-    be.attention_forward(want.data(), att.data(), qkv.data(), 1, T, NH, hd);
+    std::vector<float> want(static_cast<size_t>(T) * C), lse(static_cast<size_t>(NH) * T);
+    be.attention_forward(want.data(), lse.data(), qkv.data(), 1, T, NH, hd);
 
     std::vector<float> k_cache(static_cast<size_t>(NH) * max_seq * hd), v_cache(k_cache.size());
     std::vector<float> got(want.size());

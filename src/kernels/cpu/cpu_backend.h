@@ -1,7 +1,7 @@
 // The CPU implementation of KernelBackend: OpenMP over rows/heads, inner loops the compiler
-// vectorises (-march=native), oneDNN's sgemm for the linear layers and packed micro-kernels
-// for attention's per-head products. Each op family lives in its own .cpp in this folder
-// (memory, embedding, layernorm, rmsnorm, matmul, attention + attention_gqa over attention_head,
+// vectorises (-march=native), oneDNN's sgemm for the linear layers and tiled flash attention
+// (flash_attention.h). Each op family lives in its own .cpp in this folder
+// (memory, embedding, layernorm, rmsnorm, matmul, attention + attention_gqa over flash_attention,
 // rope, gelu, swiglu, elementwise, cross_entropy, optimizer, decode + decode_gqa); shapes and
 // conventions are documented in kernels/backend.h. Results are deterministic for a fixed OMP
 // thread count: cross-row reductions use per-thread partials combined in thread order, never
@@ -52,10 +52,10 @@ class CpuBackend final : public KernelBackend {
                        const float* inp, const float* weight, int N, int C, int OC) override;
 
   // attention (attention.cpp)
-  void attention_forward(float* out, float* att, const float* qkv, int B, int T, int NH,
+  void attention_forward(float* out, float* lse, const float* qkv, int B, int T, int NH,
                          int hd) override;
-  void attention_backward(float* dqkv, float* scratch, const float* dout, const float* qkv,
-                          const float* att, int B, int T, int NH, int hd) override;
+  void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* out,
+                          const float* lse, int B, int T, int NH, int hd) override;
 
   // KV-cached attention for inference (decode.cpp)
   void kv_cache_append(float* k_cache, float* v_cache, const float* qkv, int pos0, int Tq, int NH,
@@ -70,10 +70,10 @@ class CpuBackend final : public KernelBackend {
                      int KV, int g, int hd) override;
 
   // grouped-query attention (attention_gqa.cpp)
-  void attention_gqa_forward(float* out, float* att, const float* qkv, int B, int T, int KV, int g,
+  void attention_gqa_forward(float* out, float* lse, const float* qkv, int B, int T, int KV, int g,
                              int hd) override;
-  void attention_gqa_backward(float* dqkv, float* scratch, const float* dout, const float* qkv,
-                              const float* att, int B, int T, int KV, int g, int hd) override;
+  void attention_gqa_backward(float* dqkv, const float* dout, const float* qkv, const float* out,
+                              const float* lse, int B, int T, int KV, int g, int hd) override;
 
   // KV-cached grouped-query attention for inference (decode_gqa.cpp)
   void kv_cache_append_gqa(float* k_cache, float* v_cache, const float* qkv, int pos0, int Tq,

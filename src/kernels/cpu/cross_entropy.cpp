@@ -9,7 +9,7 @@
 #include "core/trace.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/fast_math.h"
-#include "kernels/cpu/vec16.h"
+#include "kernels/cpu/native_vec.h"
 
 namespace shardlm {
 
@@ -19,28 +19,29 @@ int valid_columns(int Vl, int vocab_start, int vocab_size) {
   return std::clamp(vocab_size - vocab_start, 0, Vl);
 }
 
-// max(row[0..n)), -inf for n = 0. The reductions are written with explicit vectors: GCC's
-// `omp simd reduction(max)` compiles to a loop several times slower here.
+// max(row[0..n)), -inf for n = 0. The loops are written with explicit native-width vectors
+// (native_vec.h): GCC's `omp simd reduction(max)` compiles to a loop several times slower here,
+// and fast_exp<float> in an `omp simd` loop stays scalar on AVX2.
 float max_of(const float* row, int n) {
-  cpu::Vec16 max_v = cpu::splat16(-std::numeric_limits<float>::infinity());
+  cpu::NativeVec max_v = cpu::broadcast_native(-std::numeric_limits<float>::infinity());
   int j = 0;
-  for (; j + cpu::kLanes <= n; j += cpu::kLanes) {
-    const cpu::Vec16 x = cpu::load16(row + j);
+  for (; j + cpu::kNativeLanes <= n; j += cpu::kNativeLanes) {
+    const cpu::NativeVec x = cpu::load_native(row + j);
     max_v = x > max_v ? x : max_v;
   }
-  float m = cpu::horizontal_max(max_v);
+  float m = cpu::horizontal_max_native(max_v);
   for (; j < n; ++j) m = row[j] > m ? row[j] : m;
   return m;
 }
 
 // sum_j exp(row[j] - max) over row[0..n).
 float sum_exp_of(const float* row, int n, float max) {
-  const cpu::Vec16 max_v = cpu::splat16(max);
-  cpu::Vec16 sum_v = {};
+  const cpu::NativeVec max_v = cpu::broadcast_native(max);
+  cpu::NativeVec sum_v = {};
   int j = 0;
-  for (; j + cpu::kLanes <= n; j += cpu::kLanes)
-    sum_v += cpu::fast_exp(cpu::load16(row + j) - max_v);
-  float sum = cpu::horizontal_sum(sum_v);
+  for (; j + cpu::kNativeLanes <= n; j += cpu::kNativeLanes)
+    sum_v += cpu::fast_exp(cpu::load_native(row + j) - max_v);
+  float sum = cpu::horizontal_sum_native(sum_v);
   for (; j < n; ++j) sum += cpu::fast_exp(row[j] - max);
   return sum;
 }
@@ -96,8 +97,11 @@ void CpuBackend::xent_backward(float* dlogits, const float* logits, const float*
     float* drow = dlogits + static_cast<size_t>(n) * Vl;
     const float m = row_max[n];
     const float scale = dloss / sum_exp[n];
-#pragma omp simd
-    for (int j = 0; j < valid; ++j) drow[j] = cpu::fast_exp(row[j] - m) * scale;
+    const cpu::NativeVec m_v = cpu::broadcast_native(m), scale_v = cpu::broadcast_native(scale);
+    int j = 0;
+    for (; j + cpu::kNativeLanes <= valid; j += cpu::kNativeLanes)
+      cpu::store_native(drow + j, cpu::fast_exp(cpu::load_native(row + j) - m_v) * scale_v);
+    for (; j < valid; ++j) drow[j] = cpu::fast_exp(row[j] - m) * scale;
     const int t = local_target(targets[n], vocab_start, valid);
     if (t >= 0) drow[t] -= dloss;
     if (valid < Vl) std::memset(drow + valid, 0, sizeof(float) * (Vl - valid));

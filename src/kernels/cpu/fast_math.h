@@ -14,14 +14,14 @@
 
 namespace shardlm::cpu {
 
-// exp(x) for float or Vec16.
+// exp(x) for float, Vec16 or another GCC vector of floats (e.g. the native-width vectors of
+// tile_gemm.h).
 template <typename T>
 inline T fast_exp(T x) {
-  constexpr bool kVector = std::is_same_v<T, Vec16>;
-  static_assert(kVector || std::is_same_v<T, float>);
+  constexpr bool kVector = !std::is_same_v<T, float>;
   const auto splat = [](float c) -> T {
     if constexpr (kVector)
-      return splat16(c);
+      return T{} + c;
     else
       return c;
   };
@@ -42,7 +42,8 @@ inline T fast_exp(T x) {
   p = p * (r * r) + r + 1.0f;
   T two_n;
   if constexpr (kVector) {
-    two_n = std::bit_cast<Vec16>((__builtin_convertvector(n, Int16) + 127) << 23);
+    typedef int32_t Int __attribute__((vector_size(sizeof(T))));
+    two_n = std::bit_cast<T>((__builtin_convertvector(n, Int) + 127) << 23);
   } else {
     two_n = std::bit_cast<float>((static_cast<int32_t>(n) + 127) << 23);
   }

@@ -82,10 +82,10 @@ class CudaBackend final : public KernelBackend {
                        const float* inp, const float* weight, int N, int C, int OC) override;
 
   // attention (attention.cu)
-  void attention_forward(float* out, float* att, const float* qkv, int B, int T, int NH,
+  void attention_forward(float* out, float* lse, const float* qkv, int B, int T, int NH,
                          int hd) override;
-  void attention_backward(float* dqkv, float* scratch, const float* dout, const float* qkv,
-                          const float* att, int B, int T, int NH, int hd) override;
+  void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* out,
+                          const float* lse, int B, int T, int NH, int hd) override;
 
   // KV-cached attention for inference (decode.cu)
   void kv_cache_append(float* k_cache, float* v_cache, const float* qkv, int pos0, int Tq, int NH,
@@ -100,10 +100,10 @@ class CudaBackend final : public KernelBackend {
                      int KV, int g, int hd) override;
 
   // grouped-query attention (attention.cu)
-  void attention_gqa_forward(float* out, float* att, const float* qkv, int B, int T, int KV, int g,
+  void attention_gqa_forward(float* out, float* lse, const float* qkv, int B, int T, int KV, int g,
                              int hd) override;
-  void attention_gqa_backward(float* dqkv, float* scratch, const float* dout, const float* qkv,
-                              const float* att, int B, int T, int KV, int g, int hd) override;
+  void attention_gqa_backward(float* dqkv, const float* dout, const float* qkv, const float* out,
+                              const float* lse, int B, int T, int KV, int g, int hd) override;
 
   // KV-cached grouped-query attention for inference (decode.cu)
   void kv_cache_append_gqa(float* k_cache, float* v_cache, const float* qkv, int pos0, int Tq,
@@ -150,8 +150,18 @@ class CudaBackend final : public KernelBackend {
  private:
   // Backend-owned device workspaces, one per use so that one op can hold several at once.
   // Each grows on demand and is reused in stream order (every kernel runs on stream_).
-  enum class Scratch { ColumnPartials, Reduction, Indices, DecodeScores, CopyStaging, kCount };
+  enum class Scratch {
+    ColumnPartials,
+    Reduction,
+    Indices,
+    DecodeScores,
+    CopyStaging,
+    AttentionProbs,
+    AttentionGrads,
+    kCount
+  };
   void* scratch(Scratch slot, size_t bytes);
+  float* attention_scratch(Scratch slot, int B, int T, int heads);  // [B,heads,T,T]
 
   int device_ = 0;
   CUstream_st* stream_ = nullptr;

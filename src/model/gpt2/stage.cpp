@@ -12,7 +12,7 @@ struct Gpt2Stage::Acts {
   int32_t* targets = nullptr;  // [N]
   std::vector<float*> resid;   // n_local_layers + 1 of [N,C]: resid[i] = input of local layer i
   std::vector<Gpt2BlockActs> layers;
-  std::vector<float*> att;    // per local layer [B,Hl,T,T] softmax probabilities
+  std::vector<float*> lse;    // per local layer [B,Hl,T] attention log-sum-exp
   float* lnf = nullptr;       // [N,C]
   float* lnf_mean = nullptr;  // [N]
   float* lnf_rstd = nullptr;  // [N]
@@ -32,7 +32,6 @@ Gpt2Stage::Gpt2Stage(const ModelConfig& cfg, const ShardSpec& shard, KernelBacke
   dresid_ = alloc_floats(N * C);
   scratch_ = {alloc_floats(N * C), alloc_floats(N * 3 * Cl), alloc_floats(N * Cl),
               alloc_floats(N * Fl), alloc_floats(N * Fl)};
-  datt_ = alloc_floats(static_cast<size_t>(B) * H_local_ * T * T);
 }
 
 Gpt2Stage::~Gpt2Stage() = default;
@@ -40,7 +39,7 @@ Gpt2Stage::~Gpt2Stage() = default;
 std::unique_ptr<Gpt2Stage::Acts> Gpt2Stage::make_acts() {
   auto a = std::make_unique<Acts>();
   const size_t N = dims_.N, C = dims_.C, Cl = dims_.Cl, Fl = dims_.Fl,
-               att = static_cast<size_t>(B_) * H_local_ * T_ * T_;
+               lse = static_cast<size_t>(B_) * H_local_ * T_;
   auto f = [&](size_t n) { return alloc_floats(n); };
   if (shard().first_stage) {
     a->tokens = alloc_ids(N);
@@ -53,7 +52,7 @@ std::unique_ptr<Gpt2Stage::Acts> Gpt2Stage::make_acts() {
     L.ln1_mean = f(N);
     L.ln1_rstd = f(N);
     L.qkv = f(N * 3 * Cl);
-    a->att.push_back(f(att));
+    a->lse.push_back(f(lse));
     L.atty = f(N * Cl);
     L.attproj = f(N * C);
     L.resid2 = f(N * C);
@@ -80,10 +79,10 @@ ActivationFootprint gpt2_activation_footprint(const ModelConfig& cfg, const Shar
                                               int T) {
   const size_t N = static_cast<size_t>(B) * T, C = cfg.n_embd;
   const size_t Cl = C / shard.tp_size, Fl = 4 * C / shard.tp_size;
-  const size_t att = static_cast<size_t>(B) * (cfg.n_head / shard.tp_size) * T * T;
+  const size_t lse = static_cast<size_t>(B) * (cfg.n_head / shard.tp_size) * T;
   ActivationFootprint f;
   f.layer_input = 4 * N * C;                      // resid[i]
-  f.layer_cheap = 4 * (att + N * Fl);             // att, fc_gelu
+  f.layer_cheap = 4 * (lse + N * Fl);             // lse, fc_gelu
   f.layer_rest = 4 * (N * C + 2 * N + N * 3 * Cl  // ln1 (+ mean, rstd), qkv
                       + N * Cl + 2 * N * C        // atty, attproj, resid2
                       + N * C + 2 * N + N * Fl    // ln2 (+ mean, rstd), fc
@@ -92,7 +91,7 @@ ActivationFootprint gpt2_activation_footprint(const ModelConfig& cfg, const Shar
   if (shard.first_stage) f.slot_extra += 4 * N;   // tokens
   if (shard.last_stage)                           // targets, lnf (+ mean, rstd), loss buffers
     f.slot_extra += 4 * (N + N * C + 2 * N + N * (cfg.padded_vocab() / shard.tp_size) + 4 * N);
-  f.fixed = 4 * (N * C + N * C + N * 3 * Cl + N * Cl + 2 * N * Fl + att);  // dresid, scratch, datt
+  f.fixed = 4 * (N * C + N * C + N * 3 * Cl + N * Cl + 2 * N * Fl);  // dresid, scratch
   return f;
 }
 
@@ -118,9 +117,9 @@ float Gpt2Stage::forward(int slot, const int32_t* tokens, const int32_t* targets
   }
   for (int l = shard().layer_begin; l < shard().layer_end; ++l) {
     const auto li = static_cast<size_t>(l - shard().layer_begin);
-    float* att = a.att[li];
+    float* lse = a.lse[li];
     const auto attention = [&](float* out, const float* qkv) {
-      be.attention_forward(out, att, qkv, B_, T_, H_local_, hd_);
+      be.attention_forward(out, lse, qkv, B_, T_, H_local_, hd_);
     };
     gpt2_block_forward(be, tp_, dims_, gpt2_block_tensors(layout(), params(), l), a.layers[li],
                        a.resid[li], a.resid[li + 1], attention);
@@ -161,9 +160,10 @@ void Gpt2Stage::backward(int slot, float loss_scale, const float* output_grad) {
   }
   for (int l = shard().layer_end - 1; l >= shard().layer_begin; --l) {
     const auto li = static_cast<size_t>(l - shard().layer_begin);
-    const float* att = a.att[li];
+    const float* lse = a.lse[li];
+    const float* atty = a.layers[li].atty;
     const auto attention_backward = [&](float* dqkv, const float* datty, const float* qkv) {
-      be.attention_backward(dqkv, datt_, datty, qkv, att, B_, T_, H_local_, hd_);
+      be.attention_backward(dqkv, datty, qkv, atty, lse, B_, T_, H_local_, hd_);
     };
     gpt2_block_backward(be, tp_, dims_, gpt2_block_tensors(layout(), params(), l),
                         gpt2_block_tensors(layout(), grads(), l), a.layers[li], a.resid[li],

@@ -47,7 +47,6 @@ class Gpt2Stage final : public ModelStage {
   // Backward scratch, shared by all slots (one backward at a time).
   float* dresid_ = nullptr;  // [N,C] gradient of the residual stream
   Gpt2BlockScratch scratch_{};
-  float* datt_ = nullptr;  // [B,Hl,T,T]
 };
 
 // What a Gpt2Stage over `shard` with B x T micro-batches allocates for activations.

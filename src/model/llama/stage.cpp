@@ -13,7 +13,7 @@ struct LlamaStage::Acts {
   int32_t* targets = nullptr;  // [N]
   std::vector<float*> resid;   // n_local_layers + 1 of [N,C]
   std::vector<LlamaBlockActs> layers;
-  std::vector<float*> att;     // per local layer [B,Hl,T,T]
+  std::vector<float*> lse;     // per local layer [B,Hl,T] attention log-sum-exp
   float* norm = nullptr;       // [N,C] final RMSNorm output
   float* norm_rstd = nullptr;  // [N]
   VocabLossBuffers loss{};
@@ -42,7 +42,6 @@ LlamaStage::LlamaStage(const ModelConfig& cfg, const ShardSpec& shard, KernelBac
   dresid_ = alloc_floats(N * C);
   scratch_ = {alloc_floats(N * C), alloc_floats(N * dims_.qkv()), alloc_floats(N * dims_.attn()),
               alloc_floats(N * 2 * dims_.Fl), alloc_floats(N * dims_.Fl)};
-  datt_ = alloc_floats(static_cast<size_t>(B) * dims_.KVl * dims_.g * T * T);
 }
 
 LlamaStage::~LlamaStage() = default;
@@ -50,7 +49,7 @@ LlamaStage::~LlamaStage() = default;
 std::unique_ptr<LlamaStage::Acts> LlamaStage::make_acts() {
   auto a = std::make_unique<Acts>();
   const size_t N = dims_.N, C = dims_.C, Fl = dims_.Fl,
-               att = static_cast<size_t>(B_) * dims_.KVl * dims_.g * T_ * T_;
+               lse = static_cast<size_t>(B_) * dims_.KVl * dims_.g * T_;
   auto f = [&](size_t n) { return alloc_floats(n); };
   if (shard().first_stage) {
     a->tokens = alloc_ids(N);
@@ -62,7 +61,7 @@ std::unique_ptr<LlamaStage::Acts> LlamaStage::make_acts() {
     L.norm1 = f(N * C);
     L.norm1_rstd = f(N);
     L.qkv = f(N * dims_.qkv());
-    a->att.push_back(f(att));
+    a->lse.push_back(f(lse));
     L.atty = f(N * dims_.attn());
     L.attproj = f(N * C);
     L.resid2 = f(N * C);
@@ -89,10 +88,10 @@ ActivationFootprint llama_activation_footprint(const ModelConfig& cfg, const Sha
   const size_t KVl = cfg.kv_heads() / shard.tp_size, g = cfg.n_head / cfg.kv_heads();
   const size_t qkv = KVl * (g + 2) * hd, attn = KVl * g * hd;
   const size_t Fl = cfg.intermediate_size / shard.tp_size;
-  const size_t att = static_cast<size_t>(B) * KVl * g * T * T;
+  const size_t lse = static_cast<size_t>(B) * KVl * g * T;
   ActivationFootprint f;
   f.layer_input = 4 * N * C;                          // resid[i]
-  f.layer_cheap = 4 * (att + N * Fl);                 // att, act
+  f.layer_cheap = 4 * (lse + N * Fl);                 // lse, act
   f.layer_rest = 4 * (N * C + N + N * qkv + N * attn  // norm1 (+ rstd), qkv, atty
                       + 2 * N * C + N * C + N         // attproj, resid2, norm2 (+ rstd)
                       + N * 2 * Fl + N * C);          // gate_up, mlp
@@ -101,7 +100,7 @@ ActivationFootprint llama_activation_footprint(const ModelConfig& cfg, const Sha
   if (shard.last_stage)                               // targets, norm (+ rstd), loss buffers
     f.slot_extra += 4 * (N + N * C + N + N * (cfg.padded_vocab() / shard.tp_size) + 4 * N);
   const size_t rope = 2 * static_cast<size_t>(cfg.max_seq_len) * (hd / 2);
-  f.fixed = 4 * (rope + N * C + N * C + N * qkv + N * attn + 3 * N * Fl + att);
+  f.fixed = 4 * (rope + N * C + N * C + N * qkv + N * attn + 3 * N * Fl);
   return f;
 }
 
@@ -126,10 +125,10 @@ float LlamaStage::forward(int slot, const int32_t* tokens, const int32_t* target
   }
   for (int l = shard().layer_begin; l < shard().layer_end; ++l) {
     const auto li = static_cast<size_t>(l - shard().layer_begin);
-    float* att = a.att[li];
+    float* lse = a.lse[li];
     const auto attention = [&](float* out, float* qkv) {
       be.rope_forward(qkv, rope_cos_, rope_sin_, B_, T_, 0, dims_.KVl, dims_.g, dims_.hd);
-      be.attention_gqa_forward(out, att, qkv, B_, T_, dims_.KVl, dims_.g, dims_.hd);
+      be.attention_gqa_forward(out, lse, qkv, B_, T_, dims_.KVl, dims_.g, dims_.hd);
     };
     llama_block_forward(be, tp_, dims_, llama_block_tensors(layout(), params(), l), a.layers[li],
                         a.resid[li], a.resid[li + 1], attention);
@@ -167,9 +166,10 @@ void LlamaStage::backward(int slot, float loss_scale, const float* output_grad) 
   }
   for (int l = shard().layer_end - 1; l >= shard().layer_begin; --l) {
     const auto li = static_cast<size_t>(l - shard().layer_begin);
-    const float* att = a.att[li];
+    const float* lse = a.lse[li];
+    const float* atty = a.layers[li].atty;
     const auto attention_backward = [&](float* dqkv, const float* datty, const float* qkv) {
-      be.attention_gqa_backward(dqkv, datt_, datty, qkv, att, B_, T_, dims_.KVl, dims_.g, dims_.hd);
+      be.attention_gqa_backward(dqkv, datty, qkv, atty, lse, B_, T_, dims_.KVl, dims_.g, dims_.hd);
       be.rope_backward(dqkv, rope_cos_, rope_sin_, B_, T_, 0, dims_.KVl, dims_.g, dims_.hd);
     };
     llama_block_backward(be, tp_, dims_, llama_block_tensors(layout(), params(), l),

@@ -43,7 +43,6 @@ class LlamaStage final : public ModelStage {
   float* rope_sin_ = nullptr;  // [max_seq, hd/2]
   float* dresid_ = nullptr;    // [N,C] gradient of the residual stream
   LlamaBlockScratch scratch_{};
-  float* datt_ = nullptr;  // [B,Hl,T,T]
 };
 
 // What a LlamaStage over `shard` with B x T micro-batches allocates for activations.

@@ -1,0 +1,54 @@
+// Vectors of the machine's own width (GCC vector extensions): one zmm with AVX-512, one ymm with
+// AVX2, one xmm otherwise. Vec16 (vec16.h) is 16 floats everywhere, which GCC handles badly on
+// AVX2 in register-heavy or exp-heavy loops: arrays of them go through the stack, and
+// fast_exp<float> in an `omp simd` loop stays scalar with branches (measured: micro-kernels 10x,
+// GELU 20x slower than in native vectors). Kernels whose speed matters on every ISA use these.
+#pragma once
+
+#include <immintrin.h>
+
+#include <cstring>
+
+namespace shardlm::cpu {
+
+#if defined(__AVX512F__)
+constexpr int kNativeLanes = 16;
+#elif defined(__AVX__)
+constexpr int kNativeLanes = 8;
+#else
+constexpr int kNativeLanes = 4;
+#endif
+using NativeVec = float __attribute__((vector_size(kNativeLanes * sizeof(float))));
+
+inline NativeVec load_native(const float* p) {
+  NativeVec v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+inline void store_native(float* p, NativeVec v) {
+  std::memcpy(p, &v, sizeof v);
+}
+// One vbroadcastss: GCC turns both `NativeVec{} + x` (an add of 0.0f first) and a lane loop
+// (a chain of inserts) into several instructions in a micro-kernel's inner loop.
+inline NativeVec broadcast_native(float x) {
+#if defined(__AVX512F__)
+  return reinterpret_cast<NativeVec>(_mm512_set1_ps(x));
+#elif defined(__AVX__)
+  return reinterpret_cast<NativeVec>(_mm256_set1_ps(x));
+#else
+  return reinterpret_cast<NativeVec>(_mm_set1_ps(x));
+#endif
+}
+
+inline float horizontal_sum_native(NativeVec v) {
+  float s = 0.0f;
+  for (int i = 0; i < kNativeLanes; ++i) s += v[i];
+  return s;
+}
+inline float horizontal_max_native(NativeVec v) {
+  float m = v[0];
+  for (int i = 1; i < kNativeLanes; ++i) m = v[i] > m ? v[i] : m;
+  return m;
+}
+
+}  // namespace shardlm::cpu
