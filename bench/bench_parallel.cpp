@@ -39,6 +39,7 @@
 #include "kernels/backend.h"
 #include "model/config.h"
 #include "parallel/mesh.h"
+#include "plan/traffic.h"
 #include "train/trainer.h"
 
 namespace {
@@ -100,75 +101,18 @@ void synthetic_batch(int vocab, int T, uint64_t first, int count, int32_t* token
 
 // ---- analytical communication volume (docs/parallelism.md, "Bytes per step") ---------------
 
-// What MpiCommunicator counts for a ring over p ranks moving `bytes` in total: (p-1)/p of it.
-uint64_t ring(uint64_t bytes, int p) {
-  return p <= 1 ? 0 : bytes * static_cast<uint64_t>(p - 1) / static_cast<uint64_t>(p);
-}
-
-uint64_t pad16(uint64_t n) {
-  return (n + 15) / 16 * 16;
-}  // ParamLayout::kAlign elements
-
-// Elements of one rank's flat parameter buffer, from the shapes of param_layout.h: sharded
-// tensors divided by tp, every tensor padded to 16 elements, the total padded to 16*dp.
-uint64_t flat_elements(const ModelConfig& m, int tp, int dp, int layers, bool first, bool last) {
-  const uint64_t C = static_cast<uint64_t>(m.n_embd), t = static_cast<uint64_t>(tp);
-  const uint64_t wte = pad16(static_cast<uint64_t>(m.padded_vocab()) * C / t);
-  const uint64_t block = 6 * pad16(C)                               // ln_1, ln_2, 2 row biases
-                         + pad16(3 * C * C / t) + pad16(3 * C / t)  // c_attn
-                         + pad16(C * C / t)                         // attn.c_proj.weight
-                         + pad16(4 * C * C / t) + pad16(4 * C / t)  // c_fc
-                         + pad16(4 * C * C / t);                    // mlp.c_proj.weight
-  uint64_t n = static_cast<uint64_t>(layers) * block;
-  if (first) n += wte + pad16(static_cast<uint64_t>(m.max_seq_len) * C);
-  if (last) n += 2 * pad16(C) + (first ? 0 : wte);
-  const uint64_t unit = 16 * static_cast<uint64_t>(dp);
-  return (n + unit - 1) / unit * unit;
-}
-
-struct CommBytes {
-  uint64_t tp = 0, dp = 0, pp = 0, world = 0;
-};
-
+// The planner's formulas (plan/traffic.h) for this run's layout: the bench checks them.
 CommBytes analytical_bytes_per_step(const TrainSettings& st, const MeshShape& shape,
                                     const MeshCoord& at) {
-  const ModelConfig& m = st.model;
-  const int t = shape.tp, d = shape.dp, p = shape.pp;
-  const auto ranges = pipeline_stage_ranges(m.n_layer, p, st.pipeline_layers);
-  const int layers =
-      ranges[static_cast<size_t>(at.pp)].second - ranges[static_cast<size_t>(at.pp)].first;
-  const bool first = at.pp == 0, last = at.pp == p - 1;
-  const uint64_t M = static_cast<uint64_t>(st.micro_batches);
-  const uint64_t N = static_cast<uint64_t>(st.micro_batch) * static_cast<uint64_t>(st.seq_len);
-  const uint64_t NC = N * static_cast<uint64_t>(m.n_embd);
-  CommBytes b;
-  // TP, per micro-batch: 2 all-reduces of [N,C] per block forward and 2 backward, the
-  // embedding's in forward (first stage), d(ln_f out) in backward and the cross-entropy's
-  // row max [N] and sums [2N] in forward (last stage). fp32 all-reduce of n: ring(2*4n).
-  const uint64_t nc_reduces = 4 * static_cast<uint64_t>(layers) + (first ? 1 : 0) + (last ? 1 : 0);
-  b.tp = M * (nc_reduces * ring(8 * NC, t) + (last ? ring(8 * N, t) + ring(8 * 2 * N, t) : 0));
-  // DP: the fp64 loss all-reduce, then the gradients: all-reduce of the flat buffer in 2^24
-  // element buckets, or under ZeRO-1 a reduce-scatter plus the parameter all-gather.
-  const uint64_t F = flat_elements(m, t, d, layers, first, last);
-  b.dp = ring(2 * 8, d);
-  if (st.zero_stage == 1) {
-    b.dp += 2 * ring(4 * F, d);
-  } else {
-    const uint64_t bucket = uint64_t{1} << 24;
-    for (uint64_t off = 0; off < F; off += bucket) b.dp += ring(8 * std::min(bucket, F - off), d);
-  }
-  // PP: M activations [N,C] forward (all but the last stage), M gradients back (all but the
-  // first), the tied wte gradient exchanged between first and last stage, and the last
-  // stage's fp64 loss broadcast.
-  if (p > 1) {
-    b.pp = M * 4 * NC * ((last ? 0 : 1) + (first ? 0 : 1));
-    if (first || last)
-      b.pp += 4 * static_cast<uint64_t>(m.padded_vocab()) * static_cast<uint64_t>(m.n_embd) / t;
-    if (last) b.pp += 8;
-  }
-  // World: the fp64 sum of squares for the gradient norm.
-  b.world = ring(2 * 8, shape.world_size());
-  return b;
+  Layout layout;
+  layout.tp = shape.tp;
+  layout.pp = shape.pp;
+  layout.dp = shape.dp;
+  layout.zero = st.zero_stage;
+  layout.micro_batch = st.micro_batch;
+  layout.micro_batches = st.micro_batches;
+  layout.pp_layers = st.pipeline_layers;
+  return step_bytes(st.model, layout, st.seq_len, at.pp);
 }
 
 CommBytes measured_bytes(Mesh& mesh) {

@@ -97,8 +97,10 @@ class TimingBackend final : public KernelBackend {
 
   const char* name() const override { return inner_.name(); }
 
-  void* alloc(size_t n, shardlm::DType dtype) override { return inner_.alloc(n, dtype); }
-  void free_memory(void* p) override { inner_.free_memory(p); }
+  // The inner backend's account sees every buffer too (as workspace: the roles are this
+  // wrapper's).
+  void* allocate_bytes(size_t bytes) override { return inner_.alloc(bytes, shardlm::DType::U8); }
+  void release_bytes(void* p) override { inner_.free_memory(p); }
   void copy_from_host(void* dst, const void* src_host, size_t bytes) override {
     timed("memory (copy, zero)", 0, [&] { inner_.copy_from_host(dst, src_host, bytes); });
   }

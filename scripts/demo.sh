@@ -4,11 +4,13 @@
 #   generated sample -> a plot of the run (runs/demo/plot.png). Fails unless validation loss
 #   falls by at least 40% from step 0.
 # Usage: scripts/demo.sh BUILD_DIR     (outputs go to runs/demo/, replaced on every run)
+#   DEMO_CONFIG=FILE the training config (configs/demo.ini); DEMO_NAME=NAME writes runs/NAME/
+#   instead (`make demo-llama`: configs/demo-llama.ini into runs/demo-llama/).
 set -euo pipefail
 build=${1:-build}
 repo=$(cd "$(dirname "$0")/.." && pwd)
 shardlm="$repo/$build/shardlm"
-out="$repo/runs/demo"
+out="$repo/runs/${DEMO_NAME:-demo}"
 ranks=${DEMO_RANKS:-4}
 rm -rf "$out"
 mkdir -p "$out"

@@ -16,6 +16,7 @@
 #include <cstdint>
 
 #include "core/dtype.h"
+#include "kernels/memory_account.h"
 
 namespace shardlm {
 
@@ -25,15 +26,28 @@ class KernelBackend {
   virtual const char* name() const = 0;
 
   // ---- memory -------------------------------------------------------------------------
-  // n zero-filled elements of `dtype`; throws naming the size when it cannot.
-  virtual void* alloc(size_t n, DType dtype) = 0;
+  // n zero-filled elements of `dtype`, counted under `role` in memory(); throws naming the
+  // size when it cannot. Every site in src/ names its role; tests and benchmarks' scratch
+  // buffers default to workspace.
+  void* alloc(size_t n, DType dtype, MemoryRole role = MemoryRole::Workspace);
   template <typename T>
-  T* alloc_array(size_t n) {
-    return static_cast<T*>(alloc(n, dtype_of<T>()));
+  T* alloc_array(size_t n, MemoryRole role = MemoryRole::Workspace) {
+    return static_cast<T*>(alloc(n, dtype_of<T>(), role));
   }
-  float* alloc_floats(size_t n) { return alloc_array<float>(n); }
-  int32_t* alloc_ints(size_t n) { return alloc_array<int32_t>(n); }
-  virtual void free_memory(void* p) = 0;
+  float* alloc_floats(size_t n, MemoryRole role = MemoryRole::Workspace) {
+    return alloc_array<float>(n, role);
+  }
+  int32_t* alloc_ints(size_t n, MemoryRole role = MemoryRole::Workspace) {
+    return alloc_array<int32_t>(n, role);
+  }
+  void free_memory(void* p);  // null is a no-op
+  // Live and peak bytes of this backend's allocations (the process's, for a backend instance
+  // is process-wide).
+  MemoryAccount& memory() { return account_; }
+  const MemoryAccount& memory() const { return account_; }
+  // The device's free memory in bytes as the backend sees it (cudaMemGetInfo), or 0 when the
+  // backend's memory is host memory (the planner's preflight then reads the host's limits).
+  virtual size_t device_free_bytes() const { return 0; }
   virtual void copy_from_host(void* dst, const void* src_host, size_t bytes) = 0;
   virtual void copy_to_host(void* dst_host, const void* src, size_t bytes) = 0;
   virtual void copy(void* dst, const void* src, size_t bytes) = 0;
@@ -209,6 +223,15 @@ class KernelBackend {
   virtual void adamw_update(float* param, const float* grad, float* m, float* v, size_t n, float lr,
                             float beta1, float beta2, float eps, float weight_decay,
                             float grad_scale, int step) = 0;
+
+ protected:
+  // The backend's own allocation: `bytes` zero-filled bytes (a unique pointer even for 0);
+  // alloc() and free_memory() wrap these with the accounting.
+  virtual void* allocate_bytes(size_t bytes) = 0;
+  virtual void release_bytes(void* p) = 0;
+
+ private:
+  MemoryAccount account_;
 };
 
 // The CPU backend (OpenMP + oneDNN GEMMs). One per process.

@@ -16,6 +16,22 @@
 
 namespace shardlm {
 
+// Bytes a training stage allocates for its activations (ModelStage's own buffers), split by
+// what activation recomputation could drop: the planner's activation model
+// (plan/memory_model.h), checked exactly against the allocator in test_memory_model.
+struct ActivationFootprint {
+  // Per micro-batch slot and local layer:
+  size_t layer_input = 0;  // the block input [N,C]: kept by every recompute mode
+  size_t layer_cheap = 0;  // attention probabilities, the MLP nonlinearity's output: what
+                           // selective recomputation drops
+  size_t layer_rest = 0;   // the block's other saved tensors: dropped by full recomputation
+  // Per slot, outside the layers: tokens, targets, the stage output, final norm, logits.
+  size_t slot_extra = 0;
+  // Once per stage: the backward's gradient scratch, tables.
+  size_t fixed = 0;
+  size_t layer_total() const { return layer_input + layer_cheap + layer_rest; }
+};
+
 class KernelBackend;
 class Communicator;
 class ModelStage;
@@ -44,6 +60,9 @@ class ModelFamily {
   // What keeps `tp` tensor-parallel ranks from splitting this model ("n_head 6 is not
   // divisible by tp"), or "" when they can.
   virtual std::string tensor_parallel_problem(const ModelConfig& cfg, int tp) const = 0;
+  // What make_stage(cfg, shard, ..., B, T, ...) allocates for activations (bytes).
+  virtual ActivationFootprint activation_footprint(const ModelConfig& cfg, const ShardSpec& shard,
+                                                   int B, int T) const = 0;
 
   // One rank's pipeline stage for training: B x T micro-batches, `slots` of them in flight,
   // flat buffers of at least flat_capacity elements (ZeRO pads them).

@@ -39,13 +39,13 @@ ModelStage::~ModelStage() {
 }
 
 float* ModelStage::alloc_floats(size_t n) {
-  float* p = backend().alloc_floats(n);
+  float* p = backend().alloc_floats(n, MemoryRole::Activations);
   owned_.push_back(p);
   return p;
 }
 
 int32_t* ModelStage::alloc_ids(size_t n) {
-  int32_t* p = backend().alloc_ints(n);
+  int32_t* p = backend().alloc_ints(n, MemoryRole::Activations);
   owned_.push_back(p);
   return p;
 }

@@ -13,8 +13,8 @@ ModelWeights::ModelWeights(const ModelFamily& family, const ModelConfig& cfg,
                            bool with_grads)
     : family_(family), cfg_(cfg), layout_(family.tensor_plan(cfg), shard), be_(backend) {
   capacity_ = std::max(capacity, layout_.total());
-  params_ = be_.alloc_floats(capacity_);
-  if (with_grads) grads_ = be_.alloc_floats(capacity_);
+  params_ = be_.alloc_floats(capacity_, MemoryRole::Parameters);
+  if (with_grads) grads_ = be_.alloc_floats(capacity_, MemoryRole::Gradients);
 }
 
 ModelWeights::~ModelWeights() {

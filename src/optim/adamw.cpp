@@ -23,8 +23,8 @@ float clip_scale(const OptimizerConfig& cfg, double grad_norm) {
 AdamW::AdamW(const OptimizerConfig& cfg, const ParamLayout& layout, KernelBackend& backend,
              size_t begin, size_t end)
     : cfg_(cfg), layout_(layout), be_(backend), begin_(begin), end_(end) {
-  m_ = be_.alloc_floats(end - begin);
-  v_ = be_.alloc_floats(end - begin);
+  m_ = be_.alloc_floats(end - begin, MemoryRole::Optimizer);
+  v_ = be_.alloc_floats(end - begin, MemoryRole::Optimizer);
 }
 
 AdamW::~AdamW() {

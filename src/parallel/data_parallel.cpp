@@ -25,7 +25,7 @@ GradientSync::GradientSync(Communicator& dp, KernelBackend& backend, size_t flat
     const size_t part = flat_size / D;
     begin_ = part * static_cast<size_t>(dp.rank());
     end_ = begin_ + part;
-    grad_shard_ = be_.alloc_floats(part);
+    grad_shard_ = be_.alloc_floats(part, MemoryRole::Gradients);
   } else {
     end_ = flat_size;
   }

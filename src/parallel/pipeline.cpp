@@ -53,8 +53,8 @@ Pipeline::Pipeline(PipelineStage& stage, Communicator& pp) : stage_(stage), pp_(
   const size_t N = stage.tokens_per_micro_batch();
   act_count_ = stage.boundary_numel();
   auto& be = stage.backend();
-  input_ = be.alloc_floats(act_count_);
-  grad_ = be.alloc_floats(act_count_);
+  input_ = be.alloc_floats(act_count_, MemoryRole::Communication);
+  grad_ = be.alloc_floats(act_count_, MemoryRole::Communication);
   tokens_.resize(N);
   targets_.resize(N);
 }

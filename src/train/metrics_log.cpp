@@ -60,6 +60,18 @@ void MetricsLog::step(const StepMetrics& m) {
   j["bubble_s"] = m.bubble_s;
   j["peak_mem_bytes"] = m.peak_mem_bytes;
   if (m.skipped) j["skipped"] = true;
+  if (!m.peak_alloc.empty()) {
+    nlohmann::ordered_json total = nlohmann::ordered_json::array(), by_role;
+    for (const MemoryTotals& t : m.peak_alloc) total.push_back(t.total);
+    for (int r = 0; r < kMemoryRoles; ++r) {
+      nlohmann::ordered_json per_rank = nlohmann::ordered_json::array();
+      for (const MemoryTotals& t : m.peak_alloc)
+        per_rank.push_back(t.of(static_cast<MemoryRole>(r)));
+      by_role[memory_role_name(static_cast<MemoryRole>(r))] = per_rank;
+    }
+    j["peak_alloc_bytes"] = total;
+    j["peak_alloc_bytes_by_role"] = by_role;
+  }
   write(j.dump(), m.step, scalars_of(j, false));
 }
 

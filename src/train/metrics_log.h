@@ -2,7 +2,8 @@
 // starts, and the same numbers as TensorBoard scalars (<out>/tensorboard/, unless
 // --tensorboard off). One object per logged step:
 //   {"step","loss","lr","grad_norm","tokens","tokens_per_s","mfu","elapsed_s","compute_s",
-//    "comm_s","bubble_s","peak_mem_bytes"[,"skipped":true]}
+//    "comm_s","bubble_s","peak_mem_bytes"[,"skipped":true],
+//    "peak_alloc_bytes":[per world rank],"peak_alloc_bytes_by_role":{"parameters":[per rank],..}}
 // and one per evaluation: {"step","val_loss"[,"val_bpb"]}. Numbers are written in full
 // precision (the shortest text that reads back as the same double; lr as the same float), so
 // two runs compare bit for bit from their metrics; NaN and infinities, which JSON lacks, are
@@ -15,6 +16,9 @@
 #include <fstream>
 #include <optional>
 #include <string>
+#include <vector>
+
+#include "kernels/memory_account.h"
 
 #include "train/tensorboard_log.h"
 
@@ -36,6 +40,8 @@ struct StepMetrics {
   double bubble_s = 0;
   uint64_t peak_mem_bytes = 0;  // the largest rank's (train/peak_memory.h)
   bool skipped = false;         // non-finite, no update (--on-nan skip)
+  // The backend allocator's peak so far, per world rank (kernels/memory_account.h).
+  std::vector<MemoryTotals> peak_alloc;
 };
 
 class MetricsLog {

@@ -90,6 +90,10 @@ const std::vector<RunFlagSpec>& run_flag_specs() {
        "A:B: a Chrome trace per rank of steps A..B (1-based) into <out>/trace/ (join them with "
        "shardlm trace merge; open in Perfetto)",
        false},
+      {"memory-check", kRun, "on",
+       "on: refuse a run whose predicted peak memory per rank exceeds what its device or node "
+       "has free (docs/planner.md); off: start anyway",
+       false},
       {"peak-tflops", kRun, "0",
        "per-rank peak for MFU, e.g. the GPU's (0: the node's CPU cores x 0.27 TFLOP/s fp32, "
        "shared by the ranks on the node)",

@@ -4,6 +4,8 @@
 #include <chrono>
 #include <thread>
 
+#include "kernels/cpu/peak_flops.h"
+
 namespace shardlm {
 
 namespace {
@@ -11,9 +13,6 @@ namespace {
 double now_seconds() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
-
-// fp32 FMA peak of one core of the reference machine (bench_peak_fma, docs/performance.md).
-constexpr double kCpuCorePeakFlops = 0.27e12;
 
 }  // namespace
 
@@ -47,7 +46,7 @@ double Throughput::elapsed_s() const {
 double peak_flops_per_rank(double peak_tflops, Communicator& world) {
   // The same settings on every rank: all of them take the collective branch or none.
   if (peak_tflops > 0) return peak_tflops * 1e12;
-  return kCpuCorePeakFlops * std::max(1u, std::thread::hardware_concurrency()) /
+  return cpu::kReferenceCorePeakFlops * std::max(1u, std::thread::hardware_concurrency()) /
          world.ranks_on_my_node();
 }
 

@@ -1,6 +1,7 @@
 #include "train/train_run.h"
 
 #include <cstdlib>
+#include <iostream>
 #include <optional>
 
 #include "checkpoint/checkpoint.h"
@@ -12,6 +13,9 @@
 #include "parallel/consistency.h"
 #include "parallel/mesh.h"
 #include "parallel/mpi_runtime.h"
+#include "plan/memory_model.h"
+#include "train/memory_preflight.h"
+#include "train/memory_report.h"
 #include "train/metrics_log.h"
 #include "train/peak_memory.h"
 #include "train/progress_printer.h"
@@ -66,6 +70,7 @@ struct Run {
   StepTimeSplit split;
   TraceWindow& trace;
   RunSummary summary;
+  KernelBackend& backend;
 };
 
 // Validation on --eval-steps global batches (collective), logged and printed.
@@ -108,7 +113,8 @@ StepMetrics step_metrics(Run& run, const TrainingPosition& pos, const StepResult
                      .comm_s = split.comm_s,
                      .bubble_s = split.bubble_s,
                      .peak_mem_bytes = peak_memory_bytes_over_ranks(run.mesh.world()),
-                     .skipped = r.skipped};
+                     .skipped = r.skipped,
+                     .peak_alloc = gather_peaks(run.mesh.world(), run.backend.memory())};
 }
 
 // Trains from `pos` to --steps, or until a stop request; returns the exit code.
@@ -195,7 +201,16 @@ int run_training(const RunFlags& flags) {
   const RunDirectory dir(cfg.out, config_text, cfg.model, mesh.world());
   out.header(in.resolved, config_text);
 
-  Trainer trainer(in.resolved.train, mesh, select_backend(cfg, mesh));
+  KernelBackend& backend = select_backend(cfg, mesh);
+  check_memory_fits(cfg, in.resolved.train, mesh, backend);
+  Trainer trainer(in.resolved.train, mesh, backend);
+  if (leader)
+    std::cout << memory_start_line(
+                     backend.memory().live(),
+                     predict_rank_memory(cfg.model, train_layout(in.resolved.train, mesh.sizes()),
+                                         cfg.seq_len, 0)
+                         .peak)
+              << std::endl;
   RunCheckpoints checkpoints(trainer, dir.checkpoints(), config_text, tok, cfg.keep_last,
                              cfg.keep_every, out);
   const TrainingPosition start = checkpoints.resume(cfg.resume);
@@ -203,7 +218,7 @@ int run_training(const RunFlags& flags) {
                      cfg.tensorboard ? std::filesystem::path(cfg.out) / "tensorboard" : "");
   TraceWindow trace(cfg.trace_first, cfg.trace_last, std::filesystem::path(cfg.out) / "trace",
                     mesh);
-  Run run{cfg, mesh, trainer, data, dir, checkpoints, metrics, out, stop, {}, trace, {}};
+  Run run{cfg, mesh, trainer, data, dir, checkpoints, metrics, out, stop, {}, trace, {}, backend};
   return train_loop(run, start);
 }
 

@@ -91,7 +91,8 @@ void Trainer::sync_tied_tensors() {
   for (const TensorView& v : model_->layout().views()) {
     if (!v.tied_across_stages) continue;
     float* g = model_->grads() + v.flat_offset;
-    float* other = be_.alloc_floats(v.numel);  // the peer's gradient, then summed on the backend
+    float* other = be_.alloc_floats(
+        v.numel, MemoryRole::Communication);  // the peer's gradient, then summed on the backend
     const HostStaged mine(be_, g, v.numel);
     HostStaged received(be_, other, v.numel, HostStaged::Mode::Write);
     mesh_.pp().send_recv(mine.data(), v.numel, peer, kTagTiedGradient, received.data(), v.numel,

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """The architecture's rules that a grep can check (CTest `lint_layers`, label `unit`):
 
-1. Includes run downward only: cli -> train -> model/parallel/checkpoint/data/optim -> kernels
-   -> core. Within the middle tier, model may use parallel (TP operators, the pipeline's stage
+1. Includes run downward only: cli -> train -> model/parallel/checkpoint/data/optim/plan ->
+   kernels -> core (plan, the memory and step-time model, uses model and parallel). Within the middle tier, model may use parallel (TP operators, the pipeline's stage
    interface) and optim may use model (the view table); parallel, checkpoint and data use
    neither model nor each other except where listed.
 2. Outside src/model/ no source names a model family's classes or folder (GPT2, gpt2/).
@@ -23,8 +23,10 @@ ALLOWED = {
     "data": {"core", "data"},
     "model": {"core", "kernels", "parallel", "model"},
     "optim": {"core", "kernels", "model", "optim"},
-    "train": {"core", "kernels", "parallel", "checkpoint", "data", "model", "optim", "train"},
-    "cli": {"core", "kernels", "parallel", "checkpoint", "data", "model", "optim", "train", "cli"},
+    "plan": {"core", "kernels", "parallel", "model", "plan"},
+    "train": {"core", "kernels", "parallel", "checkpoint", "data", "model", "optim", "plan", "train"},
+    "cli": {"core", "kernels", "parallel", "checkpoint", "data", "model", "optim", "plan", "train",
+            "cli"},
 }
 # The MPI communicator and runtime, and the error family's MPI_CHECK message (core/error.cpp,
 # with the HDF5 and CUDA ones: DESIGN.md's one family of check macros).

@@ -30,3 +30,5 @@ shardlm_mpi_test(test_parallel_equivalence 2 --family llama --tp 1 --pp 2 --tie 
 shardlm_mpi_test(test_parallel_equivalence 4 --family llama --tp 2 --pp 2)
 shardlm_mpi_test(test_parallel_equivalence 2 --family llama --tp 1 --pp 1 --zero 1 --kv-heads 1)
 shardlm_mpi_test(test_parallel_equivalence 8 --family llama --tp 2 --pp 2 --zero 1)
+# The planner's per-rank memory prediction against the allocator's measured peak (issue 12).
+shardlm_mpi_test(test_memory_model 4)

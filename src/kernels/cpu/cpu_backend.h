@@ -17,8 +17,6 @@ class CpuBackend final : public KernelBackend {
   const char* name() const override { return "cpu"; }
 
   // memory (memory.cpp)
-  void* alloc(size_t n, DType dtype) override;
-  void free_memory(void* p) override;
   void copy_from_host(void* dst, const void* src_host, size_t bytes) override;
   void copy_to_host(void* dst_host, const void* src, size_t bytes) override;
   void copy(void* dst, const void* src, size_t bytes) override;
@@ -114,6 +112,10 @@ class CpuBackend final : public KernelBackend {
   void adamw_update(float* param, const float* grad, float* m, float* v, size_t n, float lr,
                     float beta1, float beta2, float eps, float weight_decay, float grad_scale,
                     int step) override;
+
+ protected:
+  void* allocate_bytes(size_t bytes) override;  // memory.cpp
+  void release_bytes(void* p) override;
 };
 
 }  // namespace shardlm

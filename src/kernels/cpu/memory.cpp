@@ -27,14 +27,11 @@ void* alloc_zeroed(size_t bytes) {
 }
 }  // namespace
 
-void* CpuBackend::alloc(size_t n, DType dtype) {
-  const size_t es = dtype_size(dtype);
-  SHARDLM_CHECK(n <= SIZE_MAX / es, std::string("alloc: too many ") + dtype_name(dtype) +
-                                        " elements: " + std::to_string(n));
-  return alloc_zeroed(n * es);
+void* CpuBackend::allocate_bytes(size_t bytes) {
+  return alloc_zeroed(bytes);
 }
 
-void CpuBackend::free_memory(void* p) {
+void CpuBackend::release_bytes(void* p) {
   std::free(p);
 }
 

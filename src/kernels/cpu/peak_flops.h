@@ -3,6 +3,10 @@
 
 namespace shardlm::cpu {
 
+// fp32 FMA peak of one core of the reference machine (bench_peak_fma, docs/performance.md):
+// MFU's yardstick and the planner's CPU peak.
+constexpr double kReferenceCorePeakFlops = 0.27e12;
+
 struct FmaPeak {
   // Best wall-clock rate of all OpenMP threads together.
   double wall_gflops;

@@ -49,7 +49,10 @@ void* CudaBackend::scratch(Scratch slot, size_t bytes) {
   if (bytes > scratch_bytes_[i]) {
     // Kernels queued earlier may still read the old buffer.
     CUDA_CHECK(cudaStreamSynchronize(stream_));
-    if (scratch_ptr_[i] != nullptr) CUDA_CHECK(cudaFree(scratch_ptr_[i]));
+    if (scratch_ptr_[i] != nullptr) {
+      memory().on_free(scratch_ptr_[i]);
+      CUDA_CHECK(cudaFree(scratch_ptr_[i]));
+    }
     scratch_ptr_[i] = nullptr;
     scratch_bytes_[i] = 0;
     // Grow by half again, so that a slowly growing size does not reallocate every call.
@@ -60,6 +63,7 @@ void* CudaBackend::scratch(Scratch slot, size_t bytes) {
            "-byte workspace");
     }
     scratch_bytes_[i] = grown;
+    memory().on_alloc(scratch_ptr_[i], grown, MemoryRole::Workspace);
   }
   return scratch_ptr_[i];
 }

@@ -46,8 +46,7 @@ class CudaBackend final : public KernelBackend {
   int device() const { return device_; }
 
   // memory (memory.cpp)
-  void* alloc(size_t n, DType dtype) override;
-  void free_memory(void* p) override;
+  size_t device_free_bytes() const override;
   void copy_from_host(void* dst, const void* src_host, size_t bytes) override;
   void copy_to_host(void* dst_host, const void* src, size_t bytes) override;
   void copy(void* dst, const void* src, size_t bytes) override;
@@ -143,6 +142,10 @@ class CudaBackend final : public KernelBackend {
   void adamw_update(float* param, const float* grad, float* m, float* v, size_t n, float lr,
                     float beta1, float beta2, float eps, float weight_decay, float grad_scale,
                     int step) override;
+
+ protected:
+  void* allocate_bytes(size_t bytes) override;  // memory.cpp
+  void release_bytes(void* p) override;
 
  private:
   // Backend-owned device workspaces, one per use so that one op can hold several at once.

@@ -32,18 +32,20 @@ void* alloc_zeroed(size_t bytes, cudaStream_t stream) {
 }
 }  // namespace
 
-void* CudaBackend::alloc(size_t n, DType dtype) {
-  const size_t es = dtype_size(dtype);
-  SHARDLM_CHECK(n <= SIZE_MAX / es, std::string("alloc: too many ") + dtype_name(dtype) +
-                                        " elements: " + std::to_string(n));
-  return alloc_zeroed(n * es, stream_);
+void* CudaBackend::allocate_bytes(size_t bytes) {
+  return alloc_zeroed(bytes, stream_);
 }
 
-void CudaBackend::free_memory(void* p) {
-  if (p == nullptr) return;
+void CudaBackend::release_bytes(void* p) {
   // Kernels queued on the stream may still use p.
   CUDA_CHECK(cudaStreamSynchronize(stream_));
   CUDA_CHECK(cudaFree(p));
+}
+
+size_t CudaBackend::device_free_bytes() const {
+  size_t free_bytes = 0, total_bytes = 0;
+  CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+  return free_bytes;
 }
 
 void CudaBackend::copy_from_host(void* dst, const void* src_host, size_t bytes) {

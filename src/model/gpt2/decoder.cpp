@@ -19,7 +19,7 @@ Gpt2Decoder::Gpt2Decoder(const ModelConfig& cfg, KernelBackend& backend)
   Vp_ = cfg.padded_vocab();
   S_ = cfg.max_seq_len;
   const size_t S = S_, C = C_;
-  tokens_ = be_.alloc_ints(S);
+  tokens_ = be_.alloc_ints(S, MemoryRole::Workspace);
   owned_.push_back(tokens_);
   resid_ = alloc(S * C);
   float* ln = alloc(S * C);
@@ -37,7 +37,7 @@ Gpt2Decoder::~Gpt2Decoder() {
 }
 
 float* Gpt2Decoder::alloc(size_t n) {
-  float* p = be_.alloc_floats(n);
+  float* p = be_.alloc_floats(n, MemoryRole::Workspace);
   owned_.push_back(p);
   return p;
 }

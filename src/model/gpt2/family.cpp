@@ -55,6 +55,12 @@ class Gpt2Family final : public ModelFamily {
     unused("rope_theta (it has learned positions)", c.rope_theta != d.rope_theta);
     unused("norm_eps (its LayerNorm eps is 1e-5)", c.norm_eps != d.norm_eps);
     unused("tie_embeddings (its head is always tied)", c.tie_embeddings != d.tie_embeddings);
+    unused("rope_scaling (it has learned positions)",
+           c.rope_scaling != d.rope_scaling || c.rope_scaling_factor != d.rope_scaling_factor ||
+               c.rope_scaling_low_freq_factor != d.rope_scaling_low_freq_factor ||
+               c.rope_scaling_high_freq_factor != d.rope_scaling_high_freq_factor ||
+               c.rope_scaling_original_max_position_embeddings !=
+                   d.rope_scaling_original_max_position_embeddings);
   }
 
   TensorPlan tensor_plan(const ModelConfig& cfg) const override {
@@ -131,6 +137,11 @@ class Gpt2Family final : public ModelFamily {
     if ((4 * cfg.n_embd) % tp != 0)
       return "4*n_embd " + std::to_string(4 * cfg.n_embd) + " is not divisible by tp";
     return vocab_tensor_parallel_problem(cfg, tp);
+  }
+
+  ActivationFootprint activation_footprint(const ModelConfig& cfg, const ShardSpec& shard, int B,
+                                           int T) const override {
+    return gpt2_activation_footprint(cfg, shard, B, T);
   }
 
   std::unique_ptr<ModelStage> make_stage(const ModelConfig& cfg, const ShardSpec& shard,

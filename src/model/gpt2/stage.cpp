@@ -75,6 +75,27 @@ std::unique_ptr<Gpt2Stage::Acts> Gpt2Stage::make_acts() {
   return a;
 }
 
+// The sizes make_acts and the constructor allocate (every buffer is 4-byte f32 or i32).
+ActivationFootprint gpt2_activation_footprint(const ModelConfig& cfg, const ShardSpec& shard, int B,
+                                              int T) {
+  const size_t N = static_cast<size_t>(B) * T, C = cfg.n_embd;
+  const size_t Cl = C / shard.tp_size, Fl = 4 * C / shard.tp_size;
+  const size_t att = static_cast<size_t>(B) * (cfg.n_head / shard.tp_size) * T * T;
+  ActivationFootprint f;
+  f.layer_input = 4 * N * C;                      // resid[i]
+  f.layer_cheap = 4 * (att + N * Fl);             // att, fc_gelu
+  f.layer_rest = 4 * (N * C + 2 * N + N * 3 * Cl  // ln1 (+ mean, rstd), qkv
+                      + N * Cl + 2 * N * C        // atty, attproj, resid2
+                      + N * C + 2 * N + N * Fl    // ln2 (+ mean, rstd), fc
+                      + N * C);                   // fcproj
+  f.slot_extra = 4 * N * C;                       // resid[n_local]: the stage output
+  if (shard.first_stage) f.slot_extra += 4 * N;   // tokens
+  if (shard.last_stage)                           // targets, lnf (+ mean, rstd), loss buffers
+    f.slot_extra += 4 * (N + N * C + 2 * N + N * (cfg.padded_vocab() / shard.tp_size) + 4 * N);
+  f.fixed = 4 * (N * C + N * C + N * 3 * Cl + N * Cl + 2 * N * Fl + att);  // dresid, scratch, datt
+  return f;
+}
+
 const float* Gpt2Stage::stage_output(int slot) const {
   return acts_.at(static_cast<size_t>(slot))->resid.back();
 }

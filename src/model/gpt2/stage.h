@@ -50,4 +50,8 @@ class Gpt2Stage final : public ModelStage {
   float* datt_ = nullptr;  // [B,Hl,T,T]
 };
 
+// What a Gpt2Stage over `shard` with B x T micro-batches allocates for activations.
+ActivationFootprint gpt2_activation_footprint(const ModelConfig& cfg, const ShardSpec& shard, int B,
+                                              int T);
+
 }  // namespace shardlm

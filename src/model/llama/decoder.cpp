@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "model/family.h"
+#include "model/llama/rope.h"
 #include "model/vocab_parallel.h"
 #include "parallel/self_comm.h"
 
@@ -25,7 +26,7 @@ LlamaDecoder::LlamaDecoder(const ModelConfig& cfg, KernelBackend& backend)
            cfg.intermediate_size,
            static_cast<float>(cfg.norm_eps)};
   const size_t S = S_, C = dims_.C;
-  tokens_ = be_.alloc_ints(S);
+  tokens_ = be_.alloc_ints(S, MemoryRole::Workspace);
   owned_.push_back(tokens_);
   resid_ = alloc(S * C);
   float* norm = alloc(S * C);
@@ -47,7 +48,7 @@ LlamaDecoder::~LlamaDecoder() {
 }
 
 float* LlamaDecoder::alloc(size_t n) {
-  float* p = be_.alloc_floats(n);
+  float* p = be_.alloc_floats(n, MemoryRole::Workspace);
   owned_.push_back(p);
   return p;
 }

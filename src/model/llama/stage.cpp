@@ -3,6 +3,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "model/llama/rope.h"
 
 namespace shardlm {
 
@@ -79,6 +80,29 @@ std::unique_ptr<LlamaStage::Acts> LlamaStage::make_acts() {
     a->loss = {f(N * static_cast<size_t>(vocab_local_)), f(N), f(2 * N), f(N)};
   }
   return a;
+}
+
+// The sizes make_acts and the constructor allocate (every buffer is 4-byte f32 or i32).
+ActivationFootprint llama_activation_footprint(const ModelConfig& cfg, const ShardSpec& shard,
+                                               int B, int T) {
+  const size_t N = static_cast<size_t>(B) * T, C = cfg.n_embd, hd = cfg.head_dim();
+  const size_t KVl = cfg.kv_heads() / shard.tp_size, g = cfg.n_head / cfg.kv_heads();
+  const size_t qkv = KVl * (g + 2) * hd, attn = KVl * g * hd;
+  const size_t Fl = cfg.intermediate_size / shard.tp_size;
+  const size_t att = static_cast<size_t>(B) * KVl * g * T * T;
+  ActivationFootprint f;
+  f.layer_input = 4 * N * C;                          // resid[i]
+  f.layer_cheap = 4 * (att + N * Fl);                 // att, act
+  f.layer_rest = 4 * (N * C + N + N * qkv + N * attn  // norm1 (+ rstd), qkv, atty
+                      + 2 * N * C + N * C + N         // attproj, resid2, norm2 (+ rstd)
+                      + N * 2 * Fl + N * C);          // gate_up, mlp
+  f.slot_extra = 4 * N * C;                           // resid[n_local]: the stage output
+  if (shard.first_stage) f.slot_extra += 4 * N;       // tokens
+  if (shard.last_stage)                               // targets, norm (+ rstd), loss buffers
+    f.slot_extra += 4 * (N + N * C + N + N * (cfg.padded_vocab() / shard.tp_size) + 4 * N);
+  const size_t rope = 2 * static_cast<size_t>(cfg.max_seq_len) * (hd / 2);
+  f.fixed = 4 * (rope + N * C + N * C + N * qkv + N * attn + 3 * N * Fl + att);
+  return f;
 }
 
 const float* LlamaStage::stage_output(int slot) const {

@@ -46,4 +46,8 @@ class LlamaStage final : public ModelStage {
   float* datt_ = nullptr;  // [B,Hl,T,T]
 };
 
+// What a LlamaStage over `shard` with B x T micro-batches allocates for activations.
+ActivationFootprint llama_activation_footprint(const ModelConfig& cfg, const ShardSpec& shard,
+                                               int B, int T);
+
 }  // namespace shardlm

@@ -1,0 +1,27 @@
+// One way to run a model over ranks: the choices `shardlm plan` enumerates and the trainer's
+// flags set (--tp, --pp, --pp-layers, --zero, --recompute, --micro-batch; dp follows).
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace shardlm {
+
+enum class Recompute { None, Selective, Full };
+const char* recompute_name(Recompute r);  // "none", "selective", "full"
+
+struct Layout {
+  int tp = 1, pp = 1, dp = 1;
+  int zero = 0;  // ZeRO stage 0..3
+  Recompute recompute = Recompute::None;
+  int micro_batch = 1;         // sequences per micro-batch (B)
+  int micro_batches = 1;       // per DP rank per step (M = global batch / (dp * B))
+  std::vector<int> pp_layers;  // blocks per stage; empty: the trainer's even split
+  int world() const { return tp * pp * dp; }
+};
+
+// Why this build's trainer cannot run `layout` yet ("" when it can): the planner predicts
+// every ZeRO stage and recompute mode, and marks the ones the trainer lacks.
+std::string not_yet_runnable(const Layout& layout);
+
+}  // namespace shardlm
