@@ -152,7 +152,7 @@ def plot(runs, xkind, out, title):
     ax_mem.set_title("peak memory (largest rank)")
     ax_mem.set_ylabel("GiB")
     for ax in (ax_speed, ax_mfu, ax_mem):
-        ax.set_ylim(bottom=0)
+        ax.set_ylim(0, 1.12 * ax.get_ylim()[1])  # from zero, the top line clear of the frame
     for ax in (ax_loss, ax_bpb, ax_speed, ax_mfu, ax_mem):
         ax.set_xlabel(X_LABELS[xkind])
         ax.grid(True, which="both", alpha=0.3)

@@ -9,8 +9,6 @@
 namespace shardlm {
 
 void RunSummary::step(const StepMetrics& m) {
-  steps_ = m.step;
-  tokens_ = m.tokens;
   mfu_sum_ += m.mfu;
   ++mfu_count_;
   peak_mem_bytes_ = std::max(peak_mem_bytes_, m.peak_mem_bytes);
@@ -24,10 +22,10 @@ void RunSummary::eval(int step, double val_loss, std::optional<double> val_bpb) 
   best_step_ = step;
 }
 
-std::string RunSummary::text(double seconds,
+std::string RunSummary::text(int steps, uint64_t tokens, double seconds,
                              const std::optional<std::filesystem::path>& checkpoint) const {
   std::ostringstream os;
-  os << "run summary: " << steps_ << " steps, " << tokens_ << " tokens in "
+  os << "run summary: " << steps << " steps, " << tokens << " tokens in "
      << format_duration(seconds) << std::fixed << std::setprecision(4);
   if (best_)
     os << " | best " << (best_is_bpb_ ? "val bpb " : "val loss ") << *best_ << " (step "

@@ -17,12 +17,12 @@ class RunSummary {
   void step(const StepMetrics& m);  // every logged step of this start
   void eval(int step, double val_loss, std::optional<double> val_bpb);
 
-  // `seconds`: this start's training time; `checkpoint`: the newest committed one, if any.
-  std::string text(double seconds, const std::optional<std::filesystem::path>& checkpoint) const;
+  // `steps` and `tokens`: where the run is now (it may stop between logged steps); `seconds`:
+  // this start's training time; `checkpoint`: the newest committed one, if any.
+  std::string text(int steps, uint64_t tokens, double seconds,
+                   const std::optional<std::filesystem::path>& checkpoint) const;
 
  private:
-  int steps_ = 0;
-  uint64_t tokens_ = 0;
   double mfu_sum_ = 0;
   int mfu_count_ = 0;
   uint64_t peak_mem_bytes_ = 0;

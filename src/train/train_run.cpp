@@ -90,10 +90,11 @@ void save(Run& run, const TrainingPosition& pos) {
 }
 
 // The summary that ends this start.
-void print_summary(Run& run, double seconds) {
+void print_summary(Run& run, const TrainingPosition& pos, double seconds) {
   run.trace.finish();
   if (run.mesh.world_rank() == 0)
-    run.out.summary(run.summary.text(seconds, find_latest_checkpoint(run.dir.checkpoints())));
+    run.out.summary(run.summary.text(pos.step, pos.samples_consumed * run.cfg.seq_len, seconds,
+                                     find_latest_checkpoint(run.dir.checkpoints())));
 }
 
 // The logged step's metrics (collective: the split and the peak memory come from every rank).
@@ -149,7 +150,7 @@ int train_loop(Run& run, TrainingPosition pos) {
     if (const int reason = run.stop.agree(run.mesh.world()); reason != 0 && !last) {
       run.out.stopping(StopRequest::describe(reason), pos.step, kExitSavedRequeue);
       save(run, pos);
-      print_summary(run, speed.elapsed_s());
+      print_summary(run, pos, speed.elapsed_s());
       return kExitSavedRequeue;
     }
     if (!last) run.trace.after_step(pos.step);  // the last step's window takes the final save
@@ -157,7 +158,7 @@ int train_loop(Run& run, TrainingPosition pos) {
   evaluate(run, pos.step);
   save(run, pos);
   run.out.done(pos.step, speed.elapsed_s());
-  print_summary(run, speed.elapsed_s());
+  print_summary(run, pos, speed.elapsed_s());
   return kExitOk;
 }
 
