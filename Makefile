@@ -4,7 +4,7 @@ BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure build demo test bench clean
+.PHONY: all deps configure build demo demo-llama test bench clean
 
 all: build
 
@@ -19,6 +19,10 @@ build: configure
 
 demo: build
 	./scripts/demo.sh $(BUILD_DIR)
+
+# The same pipeline with a small Llama (configs/demo-llama.ini), into runs/demo-llama/.
+demo-llama: build
+	DEMO_CONFIG=$(CURDIR)/configs/demo-llama.ini DEMO_NAME=demo-llama ./scripts/demo.sh $(BUILD_DIR)
 
 test: build
 	./scripts/install-slurm.sh

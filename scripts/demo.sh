@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # `make demo`: the whole pipeline on the bundled Tiny Shakespeare, on this machine:
 #   tokenizer -> token shards -> training on 4 local MPI ranks (tp2 x pp2) -> validation -> a
-#   generated sample. Fails unless validation loss falls by at least 40% from step 0.
+#   generated sample -> a plot of the run (runs/demo/plot.png). Fails unless validation loss
+#   falls by at least 40% from step 0.
 # Usage: scripts/demo.sh BUILD_DIR     (outputs go to runs/demo/, replaced on every run)
+#   DEMO_CONFIG=FILE the training config (configs/demo.ini); DEMO_NAME=NAME writes runs/NAME/
+#   instead (`make demo-llama`: configs/demo-llama.ini into runs/demo-llama/).
 set -euo pipefail
 build=${1:-build}
 repo=$(cd "$(dirname "$0")/.." && pwd)
 shardlm="$repo/$build/shardlm"
-out="$repo/runs/demo"
+out="$repo/runs/${DEMO_NAME:-demo}"
 ranks=${DEMO_RANKS:-4}
 rm -rf "$out"
 mkdir -p "$out"
@@ -31,6 +34,10 @@ OMP_NUM_THREADS=1 mpirun "${mpirun_flags[@]}" -np "$ranks" "$shardlm" train \
 echo "== 4/4 sample from the trained model"
 "$shardlm" generate --checkpoint "$out/run" --prompt "ROMEO:" --max-tokens 120 --temperature 0.8 \
   --top-k 40 --seed 1
+
+echo "== plot of the run (train/val loss, throughput, MFU, step-time split)"
+"$shardlm" plot "$out/run" -o "$out/plot.png" --title "make demo: Tiny Shakespeare, 4 ranks (tp2 x pp2)"
+echo "plot: $out/plot.png    (TensorBoard: tensorboard --logdir $out/run/tensorboard)"
 
 # The demo must visibly learn: first vs last validation loss from the metrics.
 python3 - "$out/run/metrics.jsonl" <<'PY'

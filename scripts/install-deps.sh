@@ -12,7 +12,7 @@ packages=(
   libgtest-dev libbenchmark-dev
   libdnnl-dev
   libsentencepiece-dev sentencepiece
-  python3-torch python3-h5py python3-numpy
+  python3-torch python3-h5py python3-numpy python3-matplotlib
 )
 [ $# -gt 0 ] && packages=("$@")
 missing=()

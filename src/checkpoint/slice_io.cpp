@@ -5,6 +5,7 @@
 #include "checkpoint/manifest.h"
 #include "core/checksum.h"
 #include "core/error.h"
+#include "core/trace.h"
 
 namespace shardlm {
 
@@ -75,6 +76,8 @@ h5::Handle create_tensor_dataset(hid_t file, const std::string& role, const std:
 uint32_t write_block(hid_t dataset, const Rect& block, DType dtype, const void* data,
                      uint32_t crc) {
   const int64_t n = block.numel();
+  const trace::Span span("write_block", trace::Kind::Checkpoint,
+                         static_cast<uint64_t>(n) * dtype_size(dtype), -1, "checkpoint");
   crc = crc32c_update(crc, data, static_cast<size_t>(n) * dtype_size(dtype));
   h5::Handle file_space(H5Dget_space(dataset), H5Sclose);
   H5_CHECK(file_space.get());
@@ -164,6 +167,9 @@ void stream_slice(hid_t dataset, const StoredSlice& slice, std::vector<float>& b
 
 void read_slice_piece(hid_t dataset, const StoredSlice& slice, const Rect& piece,
                       const Rect& request, float* dest) {
+  const trace::Span span("read_piece", trace::Kind::Checkpoint,
+                         static_cast<uint64_t>(piece.numel()) * dtype_size(slice.dtype), -1,
+                         "checkpoint");
   std::vector<int64_t> in_file(piece.offset.size()), in_dest(piece.offset.size());
   for (size_t d = 0; d < piece.offset.size(); ++d) {
     in_file[d] = piece.offset[d] - slice.offset[d];

@@ -16,6 +16,7 @@
 #include "checkpoint/manifest.h"
 #include "checkpoint/slice_io.h"
 #include "core/error.h"
+#include "core/trace.h"
 #include "parallel/comm.h"
 
 namespace shardlm {
@@ -243,6 +244,7 @@ std::filesystem::path save_checkpoint(Communicator& world, const fs::path& root,
   std::vector<StoredSlice> mine;
   int64_t file_bytes = 0;
   run_on_all_ranks(world, step, "writing rank files", [&] {
+    const trace::Span span("write_rank_file", trace::Kind::Checkpoint, 0, -1, "checkpoint");
     const fs::path path = tmp_dir / rank_file_name(world.rank());
     mine = write_rank_file(path, world.rank(), world.size(), step, slices, info.rank_metadata);
     file_bytes = static_cast<int64_t>(fs::file_size(path));
@@ -250,6 +252,7 @@ std::filesystem::path save_checkpoint(Communicator& world, const fs::path& root,
 
   const GatheredFiles gathered = gather_rank_files(world, mine, file_bytes);
   run_on_all_ranks(world, step, "committing", [&] {
+    const trace::Span span("commit", trace::Kind::Checkpoint, 0, -1, "checkpoint");
     if (leader) commit(root, tmp_dir, final_dir, step, gathered, info);
   });
   return final_dir;

@@ -62,6 +62,8 @@ constexpr OptionalIntField kOptionalInts[] = {
     {"n_kv_head", &ModelConfig::n_kv_head},
     {"intermediate_size", &ModelConfig::intermediate_size},
     {"tie_embeddings", &ModelConfig::tie_embeddings},
+    {"rope_scaling_original_max_position_embeddings",
+     &ModelConfig::rope_scaling_original_max_position_embeddings},
 };
 struct OptionalDoubleField {
   const char* key;
@@ -70,6 +72,16 @@ struct OptionalDoubleField {
 constexpr OptionalDoubleField kOptionalDoubles[] = {
     {"rope_theta", &ModelConfig::rope_theta},
     {"norm_eps", &ModelConfig::norm_eps},
+    {"rope_scaling_factor", &ModelConfig::rope_scaling_factor},
+    {"rope_scaling_low_freq_factor", &ModelConfig::rope_scaling_low_freq_factor},
+    {"rope_scaling_high_freq_factor", &ModelConfig::rope_scaling_high_freq_factor},
+};
+struct OptionalStringField {
+  const char* key;
+  std::string ModelConfig::*member;
+};
+constexpr OptionalStringField kOptionalStrings[] = {
+    {"rope_scaling", &ModelConfig::rope_scaling},
 };
 
 std::string exact(double x) {
@@ -97,6 +109,11 @@ bool parse_optional_field(ModelConfig& cfg, const std::string& key, const std::s
     cfg.*f.member = parse_double("[model] section: " + key, value);
     return true;
   }
+  for (const auto& f : kOptionalStrings) {
+    if (key != f.key) continue;
+    cfg.*f.member = value;
+    return true;
+  }
   return false;
 }
 
@@ -111,6 +128,8 @@ std::string model_config_to_ini(const ModelConfig& cfg) {
     if (cfg.*f.member != defaults.*f.member) os << f.key << "=" << cfg.*f.member << "\n";
   for (const auto& f : kOptionalDoubles)
     if (cfg.*f.member != defaults.*f.member) os << f.key << "=" << exact(cfg.*f.member) << "\n";
+  for (const auto& f : kOptionalStrings)
+    if (cfg.*f.member != defaults.*f.member) os << f.key << "=" << cfg.*f.member << "\n";
   return os.str();
 }
 
@@ -159,6 +178,7 @@ std::string model_config_diff(const ModelConfig& from, const ModelConfig& to) {
   for (const auto& f : kOptionalInts)
     add(f.key, std::to_string(from.*f.member), std::to_string(to.*f.member));
   for (const auto& f : kOptionalDoubles) add(f.key, exact(from.*f.member), exact(to.*f.member));
+  for (const auto& f : kOptionalStrings) add(f.key, from.*f.member, to.*f.member);
   return diff;
 }
 

@@ -26,6 +26,13 @@ struct ModelConfig {
   double rope_theta = 10000.0;  // RoPE base
   double norm_eps = 1e-5;       // RMSNorm epsilon
   int tie_embeddings = 0;       // 1: the LM head is the input embedding
+  // Llama 3.1's RoPE frequency scaling (transformers' rope_scaling with rope_type "llama3"):
+  // "" is none; "llama3" needs all four fields below (0 = unset).
+  std::string rope_scaling;
+  double rope_scaling_factor = 0;            // long wavelengths are divided by this
+  double rope_scaling_low_freq_factor = 0;   // wavelengths above orig/low: fully scaled
+  double rope_scaling_high_freq_factor = 0;  // wavelengths below orig/high: unscaled
+  int rope_scaling_original_max_position_embeddings = 0;  // the context it was trained at
 
   int head_dim() const { return n_embd / n_head; }
   int kv_heads() const { return n_kv_head > 0 ? n_kv_head : n_head; }
@@ -40,8 +47,10 @@ struct ModelConfig {
 // The [model] section of an INI text, exactly:
 //   [model]\nfamily=..\nn_layer=..\nn_head=..\nn_embd=..\nvocab_size=..\nmax_seq_len=..\n
 //   vocab_pad_multiple=..\n
-// then each optional field (n_kv_head, intermediate_size, rope_theta, norm_eps,
-// tie_embeddings) that differs from its default, as key=value (doubles round-trip exactly).
+// then each optional field (n_kv_head, intermediate_size, tie_embeddings,
+// rope_scaling_original_max_position_embeddings, rope_theta, norm_eps, rope_scaling_factor,
+// rope_scaling_low_freq_factor, rope_scaling_high_freq_factor, rope_scaling) that differs from
+// its default, as key=value (doubles round-trip exactly).
 // (run_config.ini, checkpoint configs). Parsing reads only the [model] section; unknown keys,
 // and missing keys other than the optional ones, are errors naming the key; `family` defaults
 // to gpt2 (checkpoints written before it existed). The result is validated.

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/trace.h"
 
 namespace shardlm {
 
@@ -145,6 +146,8 @@ void MpiCommunicator::check_peer(int peer, const char* what) const {
 }
 
 void MpiCommunicator::all_reduce(void* buf, size_t count, DType dtype, ReduceOp op) {
+  const trace::Span span("all_reduce", trace::Kind::Comm, count * dtype_size(dtype), -1,
+                         name_.c_str());
   const size_t es = dtype_size(dtype);
   char* bytes = static_cast<char*>(buf);
   for (const Chunk& c : split_into_chunks(count, max_chunk_))
@@ -155,6 +158,8 @@ void MpiCommunicator::all_reduce(void* buf, size_t count, DType dtype, ReduceOp 
 
 void MpiCommunicator::reduce_scatter(const void* send, void* recv, size_t recv_count, DType dtype,
                                      ReduceOp op) {
+  const trace::Span span("reduce_scatter", trace::Kind::Comm,
+                         size_ * recv_count * dtype_size(dtype), -1, name_.c_str());
   const size_t es = dtype_size(dtype);
   const size_t p = static_cast<size_t>(size_);
   const char* in = static_cast<const char*>(send);
@@ -185,6 +190,8 @@ void MpiCommunicator::reduce_scatter(const void* send, void* recv, size_t recv_c
 }
 
 void MpiCommunicator::all_gather(const void* send, void* recv, size_t send_count, DType dtype) {
+  const trace::Span span("all_gather", trace::Kind::Comm, size_ * send_count * dtype_size(dtype),
+                         -1, name_.c_str());
   const size_t es = dtype_size(dtype);
   const char* in = static_cast<const char*>(send);
   char* out = static_cast<char*>(recv);
@@ -205,6 +212,8 @@ void MpiCommunicator::all_gather(const void* send, void* recv, size_t send_count
 }
 
 void MpiCommunicator::broadcast(void* buf, size_t count, DType dtype, int root) {
+  const trace::Span span("broadcast", trace::Kind::Comm, count * dtype_size(dtype), root,
+                         name_.c_str());
   check_peer(root, "broadcast root");
   const size_t es = dtype_size(dtype);
   char* bytes = static_cast<char*>(buf);
@@ -214,6 +223,7 @@ void MpiCommunicator::broadcast(void* buf, size_t count, DType dtype, int root) 
 }
 
 void MpiCommunicator::send(const void* buf, size_t count, DType dtype, int dst, int tag) {
+  const trace::Span span("send", trace::Kind::Comm, count * dtype_size(dtype), dst, name_.c_str());
   check_peer(dst, "send to");
   const size_t es = dtype_size(dtype);
   const char* bytes = static_cast<const char*>(buf);
@@ -235,6 +245,7 @@ void MpiCommunicator::check_received(const MPI_Status& status, const Chunk& chun
 }
 
 void MpiCommunicator::recv(void* buf, size_t count, DType dtype, int src, int tag) {
+  const trace::Span span("recv", trace::Kind::Comm, count * dtype_size(dtype), src, name_.c_str());
   check_peer(src, "recv from");
   const size_t es = dtype_size(dtype);
   char* bytes = static_cast<char*>(buf);
@@ -248,6 +259,8 @@ void MpiCommunicator::recv(void* buf, size_t count, DType dtype, int src, int ta
 void MpiCommunicator::send_recv(const void* send_buf, size_t send_count, int dst, int send_tag,
                                 void* recv_buf, size_t recv_count, int src, int recv_tag,
                                 DType dtype) {
+  const trace::Span span("send_recv", trace::Kind::Comm,
+                         (send_count + recv_count) * dtype_size(dtype), dst, name_.c_str());
   check_peer(dst, "send to");
   check_peer(src, "recv from");
   const size_t es = dtype_size(dtype);
@@ -288,6 +301,7 @@ int MpiCommunicator::ranks_on_my_node() {
 }
 
 void MpiCommunicator::barrier() {
+  const trace::Span span("barrier", trace::Kind::Comm, 0, -1, name_.c_str());
   MPI_CHECK(MPI_Barrier(comm_));
 }
 

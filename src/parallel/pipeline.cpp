@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "core/error.h"
+#include "core/trace.h"
 #include "kernels/backend.h"
 #include "parallel/message_tags.h"
 
@@ -64,6 +65,7 @@ Pipeline::~Pipeline() {
 }
 
 double Pipeline::forward(int m, const MicroBatchFetch& fetch) {
+  const trace::Span span("forward", trace::Kind::Step, 0, -1, "micro_batch");
   fetch(m, tokens_.data(), targets_.data());
   const bool first = pp_.rank() == 0;
   return stage_.forward(m % stage_.slots(), tokens_.data(), targets_.data(),
@@ -71,6 +73,7 @@ double Pipeline::forward(int m, const MicroBatchFetch& fetch) {
 }
 
 void Pipeline::backward(int m, float loss_scale) {
+  const trace::Span span("backward", trace::Kind::Step, 0, -1, "micro_batch");
   const bool last = pp_.rank() == pp_.size() - 1;
   stage_.backward(m % stage_.slots(), loss_scale, last ? nullptr : grad_);
 }
@@ -83,24 +86,35 @@ double Pipeline::run(int M, const MicroBatchFetch& fetch, float loss_scale, bool
                 "model has too few activation slots for 1F1B");
   wait_seconds_ = 0.0;
   double loss_sum = 0.0;
-  auto timed = [&](auto&& fn) {
+  const uint64_t act_bytes = act_count_ * sizeof(float);
+  // Every exchange with a neighbour stage is a Pipeline span (the step-time split's bubble:
+  // waiting for the neighbour, the transfer included); receives also count as wait_seconds_.
+  auto timed = [&](const char* what, int peer, uint64_t bytes, auto&& fn) {
+    const trace::Span span(what, trace::Kind::Pipeline, bytes, peer, "pipeline");
     const double t0 = now_seconds();
     fn();
     wait_seconds_ += now_seconds() - t0;
   };
   auto recv_forward = [&] {
-    if (!first) timed([&] { pp_.recv(input_, act_count_, DType::F32, s - 1, kTagActivation); });
+    if (!first)
+      timed("recv_activation", s - 1, act_bytes,
+            [&] { pp_.recv(input_, act_count_, DType::F32, s - 1, kTagActivation); });
   };
   auto send_forward = [&](int m) {
-    if (!last)
-      pp_.send(stage_.stage_output(m % stage_.slots()), act_count_, DType::F32, s + 1,
-               kTagActivation);
+    if (last) return;
+    const trace::Span span("send_activation", trace::Kind::Pipeline, act_bytes, s + 1, "pipeline");
+    pp_.send(stage_.stage_output(m % stage_.slots()), act_count_, DType::F32, s + 1,
+             kTagActivation);
   };
   auto recv_backward = [&] {
-    if (!last) timed([&] { pp_.recv(grad_, act_count_, DType::F32, s + 1, kTagActivationGrad); });
+    if (!last)
+      timed("recv_grad", s + 1, act_bytes,
+            [&] { pp_.recv(grad_, act_count_, DType::F32, s + 1, kTagActivationGrad); });
   };
   auto send_backward = [&] {
-    if (!first) pp_.send(stage_.input_grad(), act_count_, DType::F32, s - 1, kTagActivationGrad);
+    if (first) return;
+    const trace::Span span("send_grad", trace::Kind::Pipeline, act_bytes, s - 1, "pipeline");
+    pp_.send(stage_.input_grad(), act_count_, DType::F32, s - 1, kTagActivationGrad);
   };
 
   if (!train) {
@@ -125,7 +139,7 @@ double Pipeline::run(int M, const MicroBatchFetch& fetch, float loss_scale, bool
     loss_sum += forward(m, fetch);
     // send_forward_recv_backward: one exchange with the next stage.
     if (!last)
-      timed([&] {
+      timed("send_activation_recv_grad", s + 1, 2 * act_bytes, [&] {
         pp_.send_recv(stage_.stage_output(m % stage_.slots()), act_count_, s + 1, kTagActivation,
                       grad_, act_count_, s + 1, kTagActivationGrad, DType::F32);
       });
@@ -134,7 +148,7 @@ double Pipeline::run(int M, const MicroBatchFetch& fetch, float loss_scale, bool
       send_backward();
     } else if (!first) {
       // send_backward_recv_forward: one exchange with the previous stage.
-      timed([&] {
+      timed("send_grad_recv_activation", s - 1, 2 * act_bytes, [&] {
         pp_.send_recv(stage_.input_grad(), act_count_, s - 1, kTagActivationGrad, input_,
                       act_count_, s - 1, kTagActivation, DType::F32);
       });

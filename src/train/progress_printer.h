@@ -27,6 +27,8 @@ class ProgressPrinter {
   void saved(const std::filesystem::path& checkpoint, double seconds) const;
   void stopping(const std::string& reason, int step, int exit_code) const;
   void done(int steps, double seconds) const;
+  // The end-of-start summary (train/run_summary.h makes the text).
+  void summary(const std::string& text) const { print(text); }
 
  private:
   void print(const std::string& text) const;

@@ -193,6 +193,18 @@ MeshShape resolve_layout(const Settings& s, int world_size, RunConfig& c) {
   return shape;
 }
 
+// --trace-steps A:B, 1 <= A <= B.
+void resolve_trace_steps(const Settings& s, RunConfig& c) {
+  const std::string text = s.text("trace-steps");
+  if (text.empty()) return;
+  const size_t colon = text.find(':');
+  if (colon == std::string::npos) s.must("trace-steps", "A:B (first and last step, e.g. 3:4)");
+  c.trace_first = parse_int("--trace-steps A", text.substr(0, colon));
+  c.trace_last = parse_int("--trace-steps B", text.substr(colon + 1));
+  if (c.trace_first < 1 || c.trace_last < c.trace_first)
+    s.must("trace-steps", "A:B with 1 <= A <= B (steps count from 1)");
+}
+
 void resolve_run_directory(const Settings& s, RunConfig& c) {
   c.out = s.text("out");
   if (c.out.empty()) throw UsageError("--out (the run directory) is required");
@@ -211,6 +223,10 @@ void resolve_run_directory(const Settings& s, RunConfig& c) {
   c.eval_steps = s.at_least<int>("eval-steps", 1);
   c.log_every = s.at_least<int>("log-every", 1);
   c.peak_tflops = s.at_least<double>("peak-tflops", 0.0);
+  const std::string tensorboard = s.text("tensorboard");
+  if (tensorboard != "on" && tensorboard != "off") s.must("tensorboard", "'on' or 'off'");
+  c.tensorboard = tensorboard == "on";
+  resolve_trace_steps(s, c);
 }
 
 TrainSettings train_settings(const RunConfig& c, const MeshShape& shape) {

@@ -4,6 +4,7 @@
 
 #include "checkpoint/checkpoint.h"
 #include "core/error.h"
+#include "core/trace.h"
 #include "train/checkpointing.h"
 
 namespace fs = std::filesystem;
@@ -63,6 +64,7 @@ TrainingPosition RunCheckpoints::resume(const std::string& resume) {
 
 void RunCheckpoints::save(const TrainingPosition& pos) {
   if (pos.step == last_saved_) return;
+  const trace::Span span("save", trace::Kind::Checkpoint, 0, -1, "checkpoint");
   const double t0 = now_seconds();
   const TrainingCheckpointInfo info{pos.step, pos.samples_consumed, config_text_, tokenizer_model_};
   const fs::path dir = save_training_checkpoint(trainer_, root_, info);

@@ -46,7 +46,10 @@ struct RunConfig {
   std::string metrics;            // JSON Lines file
   std::string resume;             // "auto", "none" or a checkpoint (root) directory
   double exit_after_minutes = 0;  // 0: no wall-clock budget
-  bool memory_check = true;       // --memory-check on: refuse what will not fit
+  bool tensorboard = true;        // event files in <out>/tensorboard/
+  int trace_first = 0;            // --trace-steps A:B (1-based, inclusive); 0: no trace
+  int trace_last = 0;
+  bool memory_check = true;  // --memory-check on: refuse what will not fit
 
   // The effective config: every recorded setting as `flag-name = value` under comment headings
   // (run_flag_specs() order), floats in their shortest exact form, then the [model] record in

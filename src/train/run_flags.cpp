@@ -83,6 +83,13 @@ const std::vector<RunFlagSpec>& run_flag_specs() {
       {"eval-every", kRun, "0", "validation every N steps (always at start and end)", true},
       {"eval-steps", kRun, "4", "validation batches per evaluation", true},
       {"log-every", kRun, "1", "progress line every N steps", true},
+      {"tensorboard", kRun, "on",
+       "'on': TensorBoard event files in <out>/tensorboard/ (the metrics.jsonl scalars); 'off'",
+       false},
+      {"trace-steps", kRun, "",
+       "A:B: a Chrome trace per rank of steps A..B (1-based) into <out>/trace/ (join them with "
+       "shardlm trace merge; open in Perfetto)",
+       false},
       {"memory-check", kRun, "on",
        "on: refuse a run whose predicted peak memory per rank exceeds what its device or node "
        "has free (docs/planner.md); off: start anyway",

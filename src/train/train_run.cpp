@@ -4,8 +4,10 @@
 #include <iostream>
 #include <optional>
 
+#include "checkpoint/checkpoint.h"
 #include "core/error.h"
 #include "core/exit_codes.h"
+#include "core/trace.h"
 #include "kernels/registry.h"
 #include "model/family.h"
 #include "parallel/consistency.h"
@@ -15,13 +17,17 @@
 #include "train/memory_preflight.h"
 #include "train/memory_report.h"
 #include "train/metrics_log.h"
+#include "train/peak_memory.h"
 #include "train/progress_printer.h"
 #include "train/resolve_run_config.h"
 #include "train/run_checkpoints.h"
 #include "train/run_data.h"
 #include "train/run_directory.h"
+#include "train/run_summary.h"
+#include "train/step_time_split.h"
 #include "train/stop_request.h"
 #include "train/throughput.h"
+#include "train/trace_window.h"
 #include "train/trainer.h"
 
 namespace shardlm {
@@ -61,15 +67,53 @@ struct Run {
   MetricsLog& metrics;
   const ProgressPrinter& out;
   StopRequest& stop;
+  StepTimeSplit split;
+  TraceWindow& trace;
+  RunSummary summary;
   KernelBackend& backend;
 };
 
 // Validation on --eval-steps global batches (collective), logged and printed.
 void evaluate(Run& run, int step) {
+  const trace::Span span("evaluate", trace::Kind::Step, 0, -1, "step");
   const double loss = run.trainer.evaluate(0, run.cfg.eval_steps, run.data.val());
   const std::optional<double> bpb = run.data.bits_per_byte(loss);
   run.metrics.eval(step, loss, bpb);
+  run.summary.eval(step, loss, bpb);
   run.out.eval(step, loss, bpb);
+}
+
+// A checkpoint, and the metrics made durable with it (collective).
+void save(Run& run, const TrainingPosition& pos) {
+  run.checkpoints.save(pos);
+  run.metrics.sync();
+}
+
+// The summary that ends this start.
+void print_summary(Run& run, double seconds) {
+  run.trace.finish();
+  if (run.mesh.world_rank() == 0)
+    run.out.summary(run.summary.text(seconds, find_latest_checkpoint(run.dir.checkpoints())));
+}
+
+// The logged step's metrics (collective: the split and the peak memory come from every rank).
+StepMetrics step_metrics(Run& run, const TrainingPosition& pos, const StepResult& r,
+                         const Throughput::Window& w, double elapsed_s) {
+  const StepTimeSplit::Split split = run.split.take(run.mesh.world());
+  return StepMetrics{.step = pos.step,
+                     .loss = r.loss,
+                     .lr = r.lr,
+                     .grad_norm = r.grad_norm,
+                     .tokens = pos.samples_consumed * run.cfg.seq_len,
+                     .tokens_per_s = w.tokens_per_s,
+                     .mfu = w.mfu,
+                     .elapsed_s = elapsed_s,
+                     .compute_s = split.compute_s,
+                     .comm_s = split.comm_s,
+                     .bubble_s = split.bubble_s,
+                     .peak_mem_bytes = peak_memory_bytes_over_ranks(run.mesh.world()),
+                     .skipped = r.skipped,
+                     .peak_alloc = gather_peaks(run.mesh.world(), run.backend.memory())};
 }
 
 // Trains from `pos` to --steps, or until a stop request; returns the exit code.
@@ -82,40 +126,38 @@ int train_loop(Run& run, TrainingPosition pos) {
   if (pos.step == 0 || cfg.eval_every > 0) evaluate(run, pos.step);
   speed.restart_window();  // tokens/s counts training steps only
   while (pos.step < cfg.steps) {
+    run.trace.before_step(pos.step + 1);
+    run.split.begin_step();
     const StepResult r = run.trainer.train_step(pos.step, pos.samples_consumed, run.data.train(),
                                                 cfg.skip_non_finite);
+    run.split.end_step();
     pos.samples_consumed += run.trainer.samples_per_step();
     ++pos.step;
     run.dir.heartbeat(pos.step);
     speed.step_done();
     if (pos.step % cfg.log_every == 0 || pos.step == cfg.steps || r.skipped) {
       const Throughput::Window w = speed.take();
-      const StepMetrics m{.step = pos.step,
-                          .loss = r.loss,
-                          .lr = r.lr,
-                          .grad_norm = r.grad_norm,
-                          .tokens = pos.samples_consumed * cfg.seq_len,
-                          .tokens_per_s = w.tokens_per_s,
-                          .mfu = w.mfu,
-                          .elapsed_s = speed.elapsed_s(),
-                          .skipped = r.skipped,
-                          .peak_alloc = gather_peaks(run.mesh.world(), run.backend.memory())};
+      const StepMetrics m = step_metrics(run, pos, r, w, speed.elapsed_s());
       run.metrics.step(m);
+      run.summary.step(m);
       run.out.step(m, cfg.steps, r.clipped, w.seconds_per_step * (cfg.steps - pos.step));
     }
     const bool last = pos.step == cfg.steps;
     if (cfg.eval_every > 0 && pos.step % cfg.eval_every == 0 && !last) evaluate(run, pos.step);
-    if (cfg.save_every > 0 && pos.step % cfg.save_every == 0 && !last) run.checkpoints.save(pos);
+    if (cfg.save_every > 0 && pos.step % cfg.save_every == 0 && !last) save(run, pos);
     // Every step, on every rank, so that all ranks stop after the same one.
     if (const int reason = run.stop.agree(run.mesh.world()); reason != 0 && !last) {
       run.out.stopping(StopRequest::describe(reason), pos.step, kExitSavedRequeue);
-      run.checkpoints.save(pos);
+      save(run, pos);
+      print_summary(run, speed.elapsed_s());
       return kExitSavedRequeue;
     }
+    if (!last) run.trace.after_step(pos.step);  // the last step's window takes the final save
   }
   evaluate(run, pos.step);
-  run.checkpoints.save(pos);
+  save(run, pos);
   run.out.done(pos.step, speed.elapsed_s());
+  print_summary(run, speed.elapsed_s());
   return kExitOk;
 }
 
@@ -171,8 +213,11 @@ int run_training(const RunFlags& flags) {
   RunCheckpoints checkpoints(trainer, dir.checkpoints(), config_text, tok, cfg.keep_last,
                              cfg.keep_every, out);
   const TrainingPosition start = checkpoints.resume(cfg.resume);
-  MetricsLog metrics(leader ? cfg.metrics : "");
-  Run run{cfg, mesh, trainer, data, dir, checkpoints, metrics, out, stop, backend};
+  MetricsLog metrics(leader ? cfg.metrics : "",
+                     cfg.tensorboard ? std::filesystem::path(cfg.out) / "tensorboard" : "");
+  TraceWindow trace(cfg.trace_first, cfg.trace_last, std::filesystem::path(cfg.out) / "trace",
+                    mesh);
+  Run run{cfg, mesh, trainer, data, dir, checkpoints, metrics, out, stop, {}, trace, {}, backend};
   return train_loop(run, start);
 }
 

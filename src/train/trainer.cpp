@@ -6,6 +6,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "core/trace.h"
 #include "kernels/host_staging.h"
 #include "parallel/message_tags.h"
 
@@ -122,10 +123,14 @@ double Trainer::global_grad_norm() {
 
 StepResult Trainer::train_step(int step, uint64_t first_sample, const BatchSource& data,
                                bool skip_non_finite) {
+  const trace::Span span("train_step", trace::Kind::Step, 0, -1, "step");
   model_->zero_grads();
   const double loss_sum = run_micro_batches(first_sample, data, true);
-  sync_tied_tensors();
-  grad_sync_->reduce(model_->grads());
+  {
+    const trace::Span phase("gradient_sync", trace::Kind::Step, 0, -1, "step");
+    sync_tied_tensors();
+    grad_sync_->reduce(model_->grads());
+  }
   StepResult r;
   r.loss = average_loss(loss_sum, settings_.micro_batches);
   r.grad_norm = global_grad_norm();
@@ -143,6 +148,7 @@ StepResult Trainer::train_step(int step, uint64_t first_sample, const BatchSourc
   }
   const float scale = clip_scale(settings_.optim, r.grad_norm);
   r.clipped = scale < 1.0f;
+  const trace::Span phase("optimizer", trace::Kind::Step, 0, -1, "step");
   float* params = model_->params();
   optimizer_->update(params + shard_begin(), grad_sync_->shard_grads(model_->grads()), step, scale);
   grad_sync_->gather_params(params);

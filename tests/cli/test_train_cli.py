@@ -271,7 +271,7 @@ def case_legacy_checkpoint():
 
 def metrics_lines(run_dir):
     """Every line of a run's metrics with the timing keys dropped (they differ between runs)."""
-    timing = ("tokens_per_s", "mfu", "elapsed_s")
+    timing = ("tokens_per_s", "mfu", "elapsed_s", "compute_s", "comm_s", "bubble_s", "peak_mem_bytes")
     return [{k: v for k, v in json.loads(l).items() if k not in timing} for l in open(os.path.join(run_dir, "metrics.jsonl"))]
 
 
@@ -398,6 +398,67 @@ def case_generate_device():
         assert "no usable CUDA device on this machine" in err or "built without CUDA" in err, err
         assert len(err.splitlines()) == 1, err
     expect_error(gen + ["--device", "tpu"], "--device must be one of 'cpu', 'cuda', got 'tpu'")
+
+
+# llama-tiny shrunk like TINY: 4 query heads over 2 key/value heads (head_dim 16), SwiGLU 344 wide.
+LLAMA = tiny(model="llama-tiny")
+
+
+def llama_tensor_shapes(n_layer=2, C=64, KV=2, g=2, hd=16, F=344, Vp=512):
+    """Global shapes of the Llama tensor plan (src/model/llama/family.h) for LLAMA's sizes."""
+    shapes = {"embed_tokens": (Vp, C), "norm.weight": (C,), "lm_head": (Vp, C)}
+    for l in range(n_layer):
+        shapes.update({f"h.{l}.input_norm.weight": (C,), f"h.{l}.attn.qkv.weight": (KV, g + 2, hd, C),
+                       f"h.{l}.attn.o_proj.weight": (C, KV * g * hd), f"h.{l}.post_attn_norm.weight": (C,),
+                       f"h.{l}.mlp.gate_up.weight": (2, F, C), f"h.{l}.mlp.down.weight": (C, F)})
+    return shapes
+
+
+def case_llama():
+    """A Llama run on tp2 (one key/value head per rank, untied head): it resumes bit-exact on the
+    same layout; ckpt inspect, consolidate and verify show its tensors under their Llama names
+    and global shapes; generate's KV-cached tokens equal the recomputed ones."""
+    straight, split = os.path.join(SCRATCH, "straight"), os.path.join(SCRATCH, "split")
+    args = LLAMA + ["--steps", "6", "--tp", "2"]
+    run(["train", "--out", straight] + args, np=2, check=0)
+    run(["train", "--out", split] + args + ["--exit-after-minutes", "0.0000001"], np=2, check=75)
+    run(["train", "--out", split] + args + ["--resume", "auto"], np=2, check=0)
+    a, b = losses(straight), losses(split)
+    assert sorted(a) == list(range(1, 7)) and all(a[s] == b[s] for s in a), (a, b)
+    tensors = consolidated(straight, "straight")
+    assert_identical(tensors, consolidated(split, "split"), "Llama resume on tp2")
+
+    shapes = llama_tensor_shapes()
+    roles = ("param", "exp_avg", "exp_avg_sq")
+    want = {f"{r}/{n}": shape for r in roles for n, shape in shapes.items()}
+    assert {k: v.shape for k, v in tensors.items()} == want, sorted(set(tensors) ^ set(want))
+    ckpt = os.path.join(straight, "checkpoints", "step_00000006")
+    inspect = run(["ckpt", "inspect", ckpt], check=0).stdout
+    listed = {line.split()[0]: line for line in inspect.splitlines() if line.startswith("  param/")}
+    assert set(listed) == {f"param/{n}" for n in shapes}, inspect
+    for name, shape in shapes.items():
+        assert "[" + ", ".join(map(str, shape)) + "]" in listed[f"param/{name}"], listed[f"param/{name}"]
+    assert "family=llama" in inspect and "n_kv_head=2" in inspect, inspect
+    verified = run(["ckpt", "verify", ckpt], check=0).stdout
+    assert f"{len(want)} tensors" in verified, verified
+
+    # Generation from the tp2 checkpoint: greedy and sampled, with and without the KV cache.
+    for sampling in (["--temperature", "0"], ["--temperature", "0.9", "--top-k", "20", "--seed", "3"]):
+        gen = ["generate", "--checkpoint", straight, "--prompt-ids", "1 2 3", "--max-tokens", "24"] + sampling
+        cached = run(gen, check=0).stdout
+        assert len(cached.split()) == 27, cached
+        assert run(gen + ["--no-kv-cache"], check=0).stdout == cached, f"{sampling}: cached tokens differ"
+
+    # A corrupted Llama tensor is named by verify.
+    rank_file = os.path.join(ckpt, "rank_00001.h5")
+    with h5py.File(rank_file, "r") as f:
+        offset = f["param/h.1.attn.qkv.weight"].id.get_offset()
+    with open(rank_file, "r+b") as f:
+        f.seek(offset + 8)
+        byte = f.read(1)
+        f.seek(offset + 8)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    expect_error(["ckpt", "verify", ckpt], "rank_00001.h5", "h.1.attn.qkv.weight")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
-// Checkpoints load into any layout. For each of the layouts {1, tp2, pp2, tp2pp2, dp2 with
-// ZeRO-1, tp2pp2dp2} a run trains 3 steps, saves, trains 3 more and saves again. Then every
-// layout B resumes from every layout A's step-3 checkpoint (parameters, AdamW moments and the
-// data position) and trains to step 6: each step's loss matches A's own continuation to 1e-5,
-// and the final weights match A's final checkpoint to 1e-5 (bit-identical when B == A: exact
-// resume). Runs on 8 ranks; a layout of N ranks uses the first N.
+// Checkpoints load into any layout. For each layout a run trains 3 steps, saves, trains 3 more
+// and saves again. Then every layout B resumes from every layout A's step-3 checkpoint
+// (parameters, AdamW moments and the data position) and trains to step 6: each step's loss
+// matches A's own continuation to 1e-5, and the final weights match A's final checkpoint to
+// 1e-5 (bit-identical when B == A: exact resume). GPT-2 over {1, tp2, pp2, tp2pp2, dp2 with
+// ZeRO-1, tp2pp2dp2}; Llama (GQA with tp = n_kv_head, untied head) over {1, tp2, pp2, dp2 with
+// ZeRO-1, tp2pp2dp2 with ZeRO-1}. Runs on 8 ranks; a layout of N ranks uses the first N.
 #include <gtest/gtest.h>
 #include <mpi.h>
 
@@ -32,19 +33,31 @@ struct Layout {
   const char* name;
   int tp, pp, zero, ranks;
 };
-const Layout kLayouts[] = {{"single", 1, 1, 0, 1},   {"tp2", 2, 1, 0, 2},
-                           {"pp2", 1, 2, 0, 2},      {"tp2pp2", 2, 2, 0, 4},
-                           {"dp2zero1", 1, 1, 1, 2}, {"tp2pp2dp2", 2, 2, 0, 8}};
 constexpr int kGlobalMicroBatches = 4;
 constexpr int kMidStep = 3, kSteps = 6;
 
-TrainSettings settings_for(int dp) {
+ModelConfig gpt2_model() {
+  ModelConfig m;
+  m.n_layer = 4;
+  m.n_head = 4;
+  m.n_embd = 32;
+  m.vocab_size = 200;
+  m.max_seq_len = 16;
+  return m;
+}
+
+// 4 query heads over 2 key/value heads (tp2 owns one each), SwiGLU 40 wide, untied head.
+ModelConfig llama_model() {
+  ModelConfig m = gpt2_model();
+  m.family = "llama";
+  m.n_kv_head = 2;
+  m.intermediate_size = 40;
+  return m;
+}
+
+TrainSettings settings_for(const ModelConfig& model, int dp) {
   TrainSettings st;
-  st.model.n_layer = 4;
-  st.model.n_head = 4;
-  st.model.n_embd = 32;
-  st.model.vocab_size = 200;
-  st.model.max_seq_len = 16;
+  st.model = model;
   st.micro_batch = 2;
   st.seq_len = 12;
   st.micro_batches = kGlobalMicroBatches / dp;
@@ -94,24 +107,23 @@ std::vector<float> host_params(ModelStage& model, const TensorView& v) {
   return out;
 }
 
-}  // namespace
-
-TEST(CheckpointReshard, EveryLayoutResumesEveryOther) {
+// Every layout of `layouts` resumes every other's checkpoint (the file comment).
+void check_reshard_matrix(const ModelConfig& model, const std::vector<Layout>& layouts) {
   int world = 0;
   MPI_Comm_size(MPI_COMM_WORLD, &world);
   ASSERT_GE(world, 8) << "run with 8 ranks";
   const fs::path root = shared_temp_dir();
   BatchSource data = fill_batch;
-  constexpr size_t kLayoutCount = std::size(kLayouts);
+  const size_t count = layouts.size();
   // losses[a][s]: layout a's own loss at step s (known to every rank after phase A).
-  std::vector<std::vector<double>> losses(kLayoutCount, std::vector<double>(kSteps, 0.0));
+  std::vector<std::vector<double>> losses(count, std::vector<double>(kSteps, 0.0));
 
-  for (size_t a = 0; a < kLayoutCount; ++a) {
-    const Layout& L = kLayouts[a];
+  for (size_t a = 0; a < count; ++a) {
+    const Layout& L = layouts[a];
     on_first_ranks(L.ranks, [&](MPI_Comm comm) {
       MpiCommunicator base(comm, "base");
       Mesh mesh(base, L.tp, L.pp);
-      TrainSettings st = settings_for(mesh.sizes().dp);
+      TrainSettings st = settings_for(model, mesh.sizes().dp);
       st.zero_stage = L.zero;
       Trainer tr(st, mesh, cpu_backend());
       for (int s = 0; s < kSteps; ++s) {
@@ -126,15 +138,15 @@ TEST(CheckpointReshard, EveryLayoutResumesEveryOther) {
     MPI_Bcast(losses[a].data(), kSteps, MPI_DOUBLE, 0, MPI_COMM_WORLD);
   }
 
-  for (size_t a = 0; a < kLayoutCount; ++a) {
-    for (size_t b = 0; b < kLayoutCount; ++b) {
-      const Layout& A = kLayouts[a];
-      const Layout& B = kLayouts[b];
+  for (size_t a = 0; a < count; ++a) {
+    for (size_t b = 0; b < count; ++b) {
+      const Layout& A = layouts[a];
+      const Layout& B = layouts[b];
       const std::string pair = std::string(A.name) + " -> " + B.name;
       on_first_ranks(B.ranks, [&](MPI_Comm comm) {
         MpiCommunicator base(comm, "base");
         Mesh mesh(base, B.tp, B.pp);
-        TrainSettings st = settings_for(mesh.sizes().dp);
+        TrainSettings st = settings_for(model, mesh.sizes().dp);
         st.zero_stage = B.zero;
         Trainer tr(st, mesh, cpu_backend());
         {
@@ -175,4 +187,23 @@ TEST(CheckpointReshard, EveryLayoutResumesEveryOther) {
   }
   MPI_Barrier(MPI_COMM_WORLD);
   if (world_rank() == 0) fs::remove_all(root);
+}
+
+}  // namespace
+
+TEST(CheckpointReshard, EveryLayoutResumesEveryOther) {
+  check_reshard_matrix(gpt2_model(), {{"single", 1, 1, 0, 1},
+                                      {"tp2", 2, 1, 0, 2},
+                                      {"pp2", 1, 2, 0, 2},
+                                      {"tp2pp2", 2, 2, 0, 4},
+                                      {"dp2zero1", 1, 1, 1, 2},
+                                      {"tp2pp2dp2", 2, 2, 0, 8}});
+}
+
+TEST(CheckpointReshard, LlamaLayoutsResumeEachOther) {
+  check_reshard_matrix(llama_model(), {{"single", 1, 1, 0, 1},
+                                       {"tp2", 2, 1, 0, 2},
+                                       {"pp2", 1, 2, 0, 2},
+                                       {"dp2zero1", 1, 1, 1, 2},
+                                       {"tp2pp2dp2zero1", 2, 2, 1, 8}});
 }

@@ -10,9 +10,10 @@ forward/backward on a fixed batch (logits, loss, every gradient) and ten AdamW s
 2-way gradient accumulation, warm-up + cosine, global-norm clipping and weight decay on
 matrices and embeddings only, as shardlm's optimizer does.
 
-Needs transformers (any 4.3x with LlamaForCausalLM; 4.36.2 used) next to torch and h5py:
-    python3 -m venv --system-site-packages V && V/bin/pip install transformers==4.36.2
-    V/bin/python tests/reference/make_llama_fixture.py
+Needs transformers next to torch and h5py: 4.43 or later for the rope_scaling fixture
+(Llama 3.1's "llama3" rope_type; 4.44.2 used), and any 4.3x for the others (4.36.2 made them):
+    /usr/bin/python3 -m venv --system-site-packages V && V/bin/pip install transformers==4.44.2
+    V/bin/python tests/reference/make_llama_fixture.py [FIXTURE.h5 ...]
 """
 
 import argparse
@@ -38,6 +39,19 @@ FIXTURES = {
                                       intermediate_size=20, vocab_size=97, max_seq_len=12,
                                       rope_theta=500000.0, norm_eps=1e-6, tie_embeddings=1, B=2,
                                       T=7),
+    # Llama 3.1's rope_scaling over sequences longer than its original context (64): head_dim 8
+    # gives wavelengths 6.3 (below 64/4: unscaled), 63 (between: interpolated), 628 and 6283
+    # (above 64/1: divided by the factor), so every branch of the rescale is exercised.
+    "llama_fixture_rope_scaling.h5": dict(n_layer=2, n_head=4, n_kv_head=2, n_embd=32,
+                                          intermediate_size=24, vocab_size=53, max_seq_len=96,
+                                          rope_theta=10000.0, norm_eps=1e-5, tie_embeddings=0,
+                                          B=2, T=80,
+                                          rope_scaling=dict(rope_type="llama3", factor=4.0,
+                                                            low_freq_factor=1.0,
+                                                            high_freq_factor=4.0,
+                                                            original_max_position_embeddings=64),
+                                          # longer rows average to smaller gradient norms
+                                          grad_clip=0.43),
 }
 HPARAMS = dict(max_lr=1e-2, min_lr=1e-3, warmup=3, total_steps=10, beta1=0.9, beta2=0.95,
                eps=1e-8, weight_decay=0.1, grad_clip=1.4, micro_batches=2)
@@ -49,7 +63,8 @@ def hf_model(c):
                       num_attention_heads=c["n_head"], num_key_value_heads=c["n_kv_head"],
                       max_position_embeddings=c["max_seq_len"], rope_theta=c["rope_theta"],
                       rms_norm_eps=c["norm_eps"], tie_word_embeddings=bool(c["tie_embeddings"]),
-                      attention_bias=False, hidden_act="silu", initializer_range=0.02)
+                      attention_bias=False, hidden_act="silu", initializer_range=0.02,
+                      rope_scaling=c.get("rope_scaling"))
     torch.manual_seed(SEED)
     model = LlamaForCausalLM(cfg).double()
     with torch.no_grad():  # norms away from 1 so that their gradients and weights matter
@@ -167,6 +182,10 @@ def write(path, c, hp, fx):
             f.attrs[key] = np.int32(c[key])
         f.attrs["rope_theta"] = np.float64(c["rope_theta"])
         f.attrs["norm_eps"] = np.float64(c["norm_eps"])
+        if "rope_scaling" in c:  # the [model] keys rope_scaling, rope_scaling_<field>
+            for key, value in c["rope_scaling"].items():
+                name = "rope_scaling" if key == "rope_type" else "rope_scaling_" + key
+                f.attrs[name] = value if isinstance(value, str) else np.float64(value)
         for name, t in fx["params"].items():
             f.create_dataset(f"params/{name}", data=f64(t), track_times=False)
         f.create_dataset("inputs/tokens", data=i32(fx["tokens"]), track_times=False)
@@ -188,17 +207,36 @@ def write(path, c, hp, fx):
             hparams.attrs[key] = np.int32(value) if isinstance(value, int) else np.float64(value)
 
 
+def check_scaling_matters(c, fx):
+    """The rope_scaling fixture's logits must differ from the same weights without scaling."""
+    unscaled = hf_model({k: v for k, v in c.items() if k != "rope_scaling"})
+    with torch.no_grad():
+        logits = unscaled(input_ids=fx["tokens"]).logits
+    diff = (logits - fx["logits"]).abs().max().item()
+    # 100 times test_reference's logits tolerance (1e-5 relative): an unscaled RoPE fails it
+    assert diff > 1e-3 * fx["logits"].abs().max().item(), f"rope_scaling changes logits by {diff}"
+    print(f"  rope_scaling moves the logits by up to {diff:.3g}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out-dir", default=os.path.dirname(os.path.abspath(__file__)))
+    ap.add_argument("fixtures", nargs="*", choices=[[]] + list(FIXTURES),
+                    help="which to make (default: all)")
     args = ap.parse_args()
     torch.use_deterministic_algorithms(True)
     torch.set_default_dtype(torch.float64)  # transformers builds its masks in the default dtype
-    for name, c in FIXTURES.items():
-        a, b = build(c, HPARAMS), build(c, HPARAMS)
+    for name in args.fixtures or FIXTURES:
+        c = FIXTURES[name]
+        hp = dict(HPARAMS, grad_clip=c.get("grad_clip", HPARAMS["grad_clip"]))
+        a, b = build(c, hp), build(c, hp)
         assert torch.equal(a["logits"], b["logits"]), "fixture is not reproducible"
-        assert 0 < sum(a["train"]["clipped"]) < HPARAMS["total_steps"], a["train"]["grad_norms"]
-        write(os.path.join(args.out_dir, name), c, HPARAMS, a)
+        assert 0 < sum(a["train"]["clipped"]) < hp["total_steps"], a["train"]["grad_norms"]
+        margin = min(abs(n / hp["grad_clip"] - 1) for n in a["train"]["grad_norms"])
+        print(f"  the nearest grad norm is {margin:.1%} from grad_clip {hp['grad_clip']}")
+        if "rope_scaling" in c:
+            check_scaling_matters(c, a)
+        write(os.path.join(args.out_dir, name), c, hp, a)
         print(f"wrote {name}: loss {a['loss'].item():.6f}, clipped {a['train']['clipped']}")
 
 

@@ -62,6 +62,27 @@ int H5Fixture::attr_int(const std::string& object, const std::string& name) cons
   return static_cast<int>(std::lround(attr_double(object, name)));
 }
 
+bool H5Fixture::has_attr(const std::string& object, const std::string& name) const {
+  return H5Aexists_by_name(file_, object.c_str(), name.c_str(), H5P_DEFAULT) > 0;
+}
+
+std::string H5Fixture::attr_string(const std::string& object, const std::string& name) const {
+  hid_t a = H5Aopen_by_name(file_, object.c_str(), name.c_str(), H5P_DEFAULT, H5P_DEFAULT);
+  if (a < 0) throw std::runtime_error("fixture has no attribute " + object + "@" + name);
+  hid_t type = H5Tcopy(H5T_C_S1);
+  H5Tset_size(type, H5T_VARIABLE);
+  H5Tset_cset(type, H5T_CSET_UTF8);  // h5py writes str as UTF-8
+  char* text = nullptr;
+  const herr_t rc = H5Aread(a, type, &text);
+  std::string value = rc >= 0 && text ? text : "";
+  if (text) H5free_memory(text);
+  H5Tclose(type);
+  H5Aclose(a);
+  if (rc < 0)
+    throw std::runtime_error("fixture attribute " + object + "@" + name + " is no string");
+  return value;
+}
+
 double max_rel_error(const std::vector<float>& got, const std::vector<double>& want) {
   double err = 0, scale = 0;
   for (size_t i = 0; i < want.size(); ++i) {

@@ -18,6 +18,9 @@ class H5Fixture {
   std::vector<long long> shape(const std::string& dataset) const;
   double attr_double(const std::string& object, const std::string& name) const;
   int attr_int(const std::string& object, const std::string& name) const;
+  bool has_attr(const std::string& object, const std::string& name) const;
+  // A variable-length string attribute (what h5py writes for a Python str).
+  std::string attr_string(const std::string& object, const std::string& name) const;
 
  private:
   hid_t file_;

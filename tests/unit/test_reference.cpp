@@ -1,5 +1,6 @@
 // Every family against its reference fixture (tests/reference/): GPT-2 against plain PyTorch,
-// Llama against transformers' LlamaForCausalLM (GQA with untied head; MQA with tied head).
+// Llama against transformers' LlamaForCausalLM (GQA with untied head; MQA with tied head;
+// Llama 3.1's rope_scaling over positions past its original context).
 // Logits and loss to 1e-5 relative, every parameter gradient to 1e-4 (max abs error over max
 // abs value), and ten AdamW steps with warm-up, clipping, weight decay and 2-way gradient
 // accumulation to 1e-4.
@@ -40,6 +41,14 @@ ModelConfig fixture_config(const H5Fixture& f, const std::string& family) {
     c.tie_embeddings = f.attr_int("/", "tie_embeddings");
     c.rope_theta = f.attr_double("/", "rope_theta");
     c.norm_eps = f.attr_double("/", "norm_eps");
+    if (f.has_attr("/", "rope_scaling")) {  // Llama 3.1's rescaled RoPE frequencies
+      c.rope_scaling = f.attr_string("/", "rope_scaling");
+      c.rope_scaling_factor = f.attr_double("/", "rope_scaling_factor");
+      c.rope_scaling_low_freq_factor = f.attr_double("/", "rope_scaling_low_freq_factor");
+      c.rope_scaling_high_freq_factor = f.attr_double("/", "rope_scaling_high_freq_factor");
+      c.rope_scaling_original_max_position_embeddings =
+          f.attr_int("/", "rope_scaling_original_max_position_embeddings");
+    }
   }
   c.n_layer = f.attr_int("/", "n_layer");
   c.n_head = f.attr_int("/", "n_head");
@@ -193,7 +202,8 @@ TEST_P(Reference, TenAdamWStepsMatch) {
 INSTANTIATE_TEST_SUITE_P(Families, Reference,
                          ::testing::Values(Fixture{"gpt2_fixture.h5", "gpt2"},
                                            Fixture{"llama_fixture.h5", "llama"},
-                                           Fixture{"llama_fixture_mqa_tied.h5", "llama"}),
+                                           Fixture{"llama_fixture_mqa_tied.h5", "llama"},
+                                           Fixture{"llama_fixture_rope_scaling.h5", "llama"}),
                          [](const auto& info) {
                            std::string n = info.param.file;
                            n = n.substr(0, n.find('.'));

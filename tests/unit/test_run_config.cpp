@@ -389,7 +389,7 @@ TEST(RunConfigText, CommentsAndBlankLinesAreIgnored) {
 }
 
 TEST(RunConfigText, TheShippedConfigsParse) {
-  for (const char* name : {"demo.ini", "e2e-tiny.ini"}) {
+  for (const char* name : {"demo.ini", "demo-llama.ini", "e2e-tiny.ini"}) {
     const RunFlags f = read_run_config_file(std::string(SHARDLM_REPO_DIR) + "/configs/" + name);
     EXPECT_FALSE(f.values.empty()) << name;
   }

@@ -8,6 +8,7 @@
 #include <memory>
 #include <vector>
 
+#include "core/trace.h"
 #include "kernels/cpu/attention_head.h"
 #include "kernels/cpu/cpu_backend.h"
 
@@ -15,6 +16,7 @@ namespace shardlm {
 
 void CpuBackend::attention_forward(float* out, float* att, const float* qkv, int B, int T, int NH,
                                    int hd) {
+  const trace::Span span("attention_forward", trace::Kind::Kernel, 0, -1, "attention");
   const size_t C = static_cast<size_t>(NH) * hd;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   const std::vector<std::unique_ptr<cpu::HeadWorkspace>> workspaces = cpu::make_workspaces(T, hd);
@@ -35,6 +37,7 @@ void CpuBackend::attention_forward(float* out, float* att, const float* qkv, int
 void CpuBackend::attention_backward(float* dqkv, float* scratch, const float* dout,
                                     const float* qkv, const float* att, int B, int T, int NH,
                                     int hd) {
+  const trace::Span span("attention_backward", trace::Kind::Kernel, 0, -1, "attention");
   const size_t C = static_cast<size_t>(NH) * hd;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   const std::vector<std::unique_ptr<cpu::HeadWorkspace>> workspaces = cpu::make_workspaces(T, hd);

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/trace.h"
 #include "kernels/cpu/attention_head.h"
 #include "kernels/cpu/cpu_backend.h"
 
@@ -52,6 +53,7 @@ void check_gqa_shape(const char* op, int KV, int g, int hd) {
 
 void CpuBackend::attention_gqa_forward(float* out, float* att, const float* qkv, int B, int T,
                                        int KV, int g, int hd) {
+  const trace::Span span("attention_gqa_forward", trace::Kind::Kernel, 0, -1, "attention_gqa");
   check_gqa_shape("attention_gqa_forward", KV, g, hd);
   if (B == 0 || T == 0) return;
   const GqaLayout L{T, KV, g, hd};
@@ -75,6 +77,7 @@ void CpuBackend::attention_gqa_forward(float* out, float* att, const float* qkv,
 void CpuBackend::attention_gqa_backward(float* dqkv, float* scratch, const float* dout,
                                         const float* qkv, const float* att, int B, int T, int KV,
                                         int g, int hd) {
+  const trace::Span span("attention_gqa_backward", trace::Kind::Kernel, 0, -1, "attention_gqa");
   check_gqa_shape("attention_gqa_backward", KV, g, hd);
   if (B == 0 || T == 0) return;
   const GqaLayout L{T, KV, g, hd};

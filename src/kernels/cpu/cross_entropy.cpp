@@ -6,6 +6,7 @@
 #include <cstring>
 #include <limits>
 
+#include "core/trace.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/fast_math.h"
 #include "kernels/cpu/vec16.h"
@@ -53,6 +54,7 @@ int local_target(int32_t target, int vocab_start, int valid) {
 
 void CpuBackend::xent_row_max(float* row_max, const float* logits, int N, int Vl, int vocab_start,
                               int vocab_size) {
+  const trace::Span span("xent_row_max", trace::Kind::Kernel, 0, -1, "cross_entropy");
   const int valid = valid_columns(Vl, vocab_start, vocab_size);
 #pragma omp parallel for schedule(static)
   for (int n = 0; n < N; ++n) {
@@ -63,6 +65,7 @@ void CpuBackend::xent_row_max(float* row_max, const float* logits, int N, int Vl
 void CpuBackend::xent_partial_sums(float* sum_exp, float* target_logit, const float* logits,
                                    const float* row_max, const int32_t* targets, int N, int Vl,
                                    int vocab_start, int vocab_size) {
+  const trace::Span span("xent_partial_sums", trace::Kind::Kernel, 0, -1, "cross_entropy");
   const int valid = valid_columns(Vl, vocab_start, vocab_size);
 #pragma omp parallel for schedule(static)
   for (int n = 0; n < N; ++n) {
@@ -77,12 +80,14 @@ void CpuBackend::xent_partial_sums(float* sum_exp, float* target_logit, const fl
 
 void CpuBackend::xent_loss(float* losses, const float* row_max, const float* sum_exp,
                            const float* target_logit, int N) {
+  const trace::Span span("xent_loss", trace::Kind::Kernel, 0, -1, "cross_entropy");
   for (int n = 0; n < N; ++n) losses[n] = std::log(sum_exp[n]) + row_max[n] - target_logit[n];
 }
 
 void CpuBackend::xent_backward(float* dlogits, const float* logits, const float* row_max,
                                const float* sum_exp, const int32_t* targets, float dloss, int N,
                                int Vl, int vocab_start, int vocab_size) {
+  const trace::Span span("xent_backward", trace::Kind::Kernel, 0, -1, "cross_entropy");
   const int valid = valid_columns(Vl, vocab_start, vocab_size);
   // dlogits may alias logits: each element is read before it is written, at the same index.
 #pragma omp parallel for schedule(static)

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <vector>
 
+#include "core/trace.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/decode_head.h"
 
@@ -16,6 +17,7 @@ namespace shardlm {
 
 void CpuBackend::kv_cache_append(float* k_cache, float* v_cache, const float* qkv, int pos0, int Tq,
                                  int NH, int hd, int max_seq) {
+  const trace::Span span("kv_cache_append", trace::Kind::Kernel, 0, -1, "decode");
   cpu::check_cache_positions("kv_cache_append", pos0, Tq, max_seq);
   const size_t C = static_cast<size_t>(NH) * hd;
   for (int i = 0; i < Tq; ++i) {
@@ -31,6 +33,7 @@ void CpuBackend::kv_cache_append(float* k_cache, float* v_cache, const float* qk
 void CpuBackend::attention_decode(float* out, const float* qkv, const float* k_cache,
                                   const float* v_cache, int pos0, int Tq, int NH, int hd,
                                   int max_seq) {
+  const trace::Span span("attention_decode", trace::Kind::Kernel, 0, -1, "decode");
   cpu::check_cache_positions("attention_decode", pos0, Tq, max_seq);
   const size_t C = static_cast<size_t>(NH) * hd;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));

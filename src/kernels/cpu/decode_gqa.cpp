@@ -9,6 +9,7 @@
 #include <cstring>
 #include <vector>
 
+#include "core/trace.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/decode_head.h"
 
@@ -16,6 +17,7 @@ namespace shardlm {
 
 void CpuBackend::kv_cache_append_gqa(float* k_cache, float* v_cache, const float* qkv, int pos0,
                                      int Tq, int KV, int g, int hd, int max_seq) {
+  const trace::Span span("kv_cache_append_gqa", trace::Kind::Kernel, 0, -1, "decode_gqa");
   cpu::check_cache_positions("kv_cache_append_gqa", pos0, Tq, max_seq);
   const size_t row = static_cast<size_t>(KV) * (g + 2) * hd;
   for (int i = 0; i < Tq; ++i)
@@ -30,6 +32,7 @@ void CpuBackend::kv_cache_append_gqa(float* k_cache, float* v_cache, const float
 void CpuBackend::attention_decode_gqa(float* out, const float* qkv, const float* k_cache,
                                       const float* v_cache, int pos0, int Tq, int KV, int g, int hd,
                                       int max_seq) {
+  const trace::Span span("attention_decode_gqa", trace::Kind::Kernel, 0, -1, "decode_gqa");
   cpu::check_cache_positions("attention_decode_gqa", pos0, Tq, max_seq);
   const int H = KV * g;
   const size_t row = static_cast<size_t>(KV) * (g + 2) * hd, out_row = static_cast<size_t>(H) * hd;

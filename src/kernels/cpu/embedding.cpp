@@ -3,6 +3,7 @@
 
 #include <cstring>
 
+#include "core/trace.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/thread_range.h"
 
@@ -10,6 +11,7 @@ namespace shardlm {
 
 void CpuBackend::token_embedding_forward(float* out, const int32_t* tokens, const float* wte, int N,
                                          int C, int vocab_start, int Vl) {
+  const trace::Span span("token_embedding_forward", trace::Kind::Kernel, 0, -1, "embedding");
 #pragma omp parallel for schedule(static)
   for (int n = 0; n < N; ++n) {
     float* out_row = out + static_cast<size_t>(n) * C;
@@ -24,6 +26,7 @@ void CpuBackend::token_embedding_forward(float* out, const int32_t* tokens, cons
 
 void CpuBackend::token_embedding_backward(float* dwte, const float* dout, const int32_t* tokens,
                                           int N, int C, int vocab_start, int Vl) {
+  const trace::Span span("token_embedding_backward", trace::Kind::Kernel, 0, -1, "embedding");
   // Tokens repeat, so rows of dwte collide: split the channels between threads instead of the
   // tokens. Each thread walks all tokens in order, so the result is deterministic.
 #pragma omp parallel
@@ -42,6 +45,7 @@ void CpuBackend::token_embedding_backward(float* dwte, const float* dout, const 
 }
 
 void CpuBackend::position_embedding_forward(float* out, const float* wpe, int B, int T, int C) {
+  const trace::Span span("position_embedding_forward", trace::Kind::Kernel, 0, -1, "embedding");
 #pragma omp parallel for collapse(2) schedule(static)
   for (int b = 0; b < B; ++b) {
     for (int t = 0; t < T; ++t) {
@@ -54,6 +58,7 @@ void CpuBackend::position_embedding_forward(float* out, const float* wpe, int B,
 }
 
 void CpuBackend::position_embedding_backward(float* dwpe, const float* dout, int B, int T, int C) {
+  const trace::Span span("position_embedding_backward", trace::Kind::Kernel, 0, -1, "embedding");
   // Positions are disjoint rows of dwpe: split over t, sum the batch in order.
 #pragma omp parallel for schedule(static)
   for (int t = 0; t < T; ++t) {

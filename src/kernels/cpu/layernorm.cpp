@@ -4,6 +4,7 @@
 #include <cmath>
 #include <vector>
 
+#include "core/trace.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/thread_range.h"
 
@@ -15,6 +16,7 @@ constexpr float kLayerNormEps = 1e-5f;
 
 void CpuBackend::layernorm_forward(float* out, float* mean, float* rstd, const float* inp,
                                    const float* weight, const float* bias, int N, int C) {
+  const trace::Span span("layernorm_forward", trace::Kind::Kernel, 0, -1, "layernorm");
 #pragma omp parallel for schedule(static)
   for (int n = 0; n < N; ++n) {
     const float* x = inp + static_cast<size_t>(n) * C;
@@ -39,6 +41,7 @@ void CpuBackend::layernorm_forward(float* out, float* mean, float* rstd, const f
 void CpuBackend::layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout,
                                     const float* inp, const float* weight, const float* mean,
                                     const float* rstd, int N, int C) {
+  const trace::Span span("layernorm_backward", trace::Kind::Kernel, 0, -1, "layernorm");
   // dweight/dbias sum over rows: each thread accumulates its rows into its own partials, then
   // the partials are added in thread order (deterministic, no atomics).
   std::vector<float> partials(static_cast<size_t>(omp_get_max_threads()) * 2 * C, 0.0f);

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <vector>
 
+#include "core/trace.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/thread_range.h"
@@ -15,6 +16,7 @@ using cpu::Transpose;
 
 void CpuBackend::matmul_forward(float* out, const float* inp, const float* weight,
                                 const float* bias, int N, int C, int OC) {
+  const trace::Span span("matmul_forward", trace::Kind::Kernel, 0, -1, "matmul");
   float beta = 0.0f;
   if (bias != nullptr) {
     // Start every row from the bias and let the GEMM accumulate onto it (beta = 1): one pass
@@ -30,6 +32,7 @@ void CpuBackend::matmul_forward(float* out, const float* inp, const float* weigh
 
 void CpuBackend::matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout,
                                  const float* inp, const float* weight, int N, int C, int OC) {
+  const trace::Span span("matmul_backward", trace::Kind::Kernel, 0, -1, "matmul");
   // dinp[N,C] = dout[N,OC] @ weight[OC,C]
   if (dinp != nullptr) {
     cpu::sgemm(Transpose::No, Transpose::No, N, C, OC, 1.0f, dout, OC, weight, C, 0.0f, dinp, C);

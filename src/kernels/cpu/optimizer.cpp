@@ -5,6 +5,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "core/trace.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/thread_range.h"
 #include "kernels/cpu/vec16.h"
@@ -12,6 +13,7 @@
 namespace shardlm {
 
 double CpuBackend::sum_squares(const float* x, size_t n) {
+  const trace::Span span("sum_squares", trace::Kind::Kernel, 0, -1, "optimizer");
   // Per-thread partial sums added in thread order: the grad norm (and so the clip factor and
   // every later step) is bit-identical from run to run, which resume-exactness relies on.
   std::vector<double> partials(omp_get_max_threads(), 0.0);
@@ -73,6 +75,7 @@ struct AdamWStep {
 void CpuBackend::adamw_update(float* param, const float* grad, float* m, float* v, size_t n,
                               float lr, float beta1, float beta2, float eps, float weight_decay,
                               float grad_scale, int step) {
+  const trace::Span span("adamw_update", trace::Kind::Kernel, 0, -1, "optimizer");
   // Bias corrections in double, as PyTorch computes them in Python.
   const AdamWStep update{
       static_cast<float>(1.0 - static_cast<double>(lr) * weight_decay),

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <vector>
 
+#include "core/trace.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/thread_range.h"
 
@@ -12,6 +13,7 @@ namespace shardlm {
 
 void CpuBackend::rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight,
                                  int N, int C, float eps) {
+  const trace::Span span("rmsnorm_forward", trace::Kind::Kernel, 0, -1, "rmsnorm");
 #pragma omp parallel for schedule(static)
   for (int n = 0; n < N; ++n) {
     const float* x = inp + static_cast<size_t>(n) * C;
@@ -28,6 +30,7 @@ void CpuBackend::rmsnorm_forward(float* out, float* rstd, const float* inp, cons
 
 void CpuBackend::rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp,
                                   const float* weight, const float* rstd, int N, int C) {
+  const trace::Span span("rmsnorm_backward", trace::Kind::Kernel, 0, -1, "rmsnorm");
   // dweight sums over rows: per-thread partials added in thread order (deterministic), as
   // layernorm_backward.
   std::vector<float> partials(static_cast<size_t>(omp_get_max_threads()) * C, 0.0f);

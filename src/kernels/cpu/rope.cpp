@@ -4,6 +4,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "core/trace.h"
 #include "kernels/cpu/cpu_backend.h"
 
 namespace shardlm {
@@ -52,12 +53,14 @@ void rotate(float* qkv, const float* cos, const float* sin, int B, int T, int po
 
 void CpuBackend::rope_forward(float* qkv, const float* cos, const float* sin, int B, int T,
                               int pos0, int KV, int g, int hd) {
+  const trace::Span span("rope_forward", trace::Kind::Kernel, 0, -1, "rope");
   check_rope("rope_forward", pos0, KV, g, hd);
   rotate(qkv, cos, sin, B, T, pos0, KV, g, hd, 1.0f);
 }
 
 void CpuBackend::rope_backward(float* dqkv, const float* cos, const float* sin, int B, int T,
                                int pos0, int KV, int g, int hd) {
+  const trace::Span span("rope_backward", trace::Kind::Kernel, 0, -1, "rope");
   check_rope("rope_backward", pos0, KV, g, hd);
   rotate(dqkv, cos, sin, B, T, pos0, KV, g, hd, -1.0f);
 }

@@ -55,6 +55,12 @@ class Gpt2Family final : public ModelFamily {
     unused("rope_theta (it has learned positions)", c.rope_theta != d.rope_theta);
     unused("norm_eps (its LayerNorm eps is 1e-5)", c.norm_eps != d.norm_eps);
     unused("tie_embeddings (its head is always tied)", c.tie_embeddings != d.tie_embeddings);
+    unused("rope_scaling (it has learned positions)",
+           c.rope_scaling != d.rope_scaling || c.rope_scaling_factor != d.rope_scaling_factor ||
+               c.rope_scaling_low_freq_factor != d.rope_scaling_low_freq_factor ||
+               c.rope_scaling_high_freq_factor != d.rope_scaling_high_freq_factor ||
+               c.rope_scaling_original_max_position_embeddings !=
+                   d.rope_scaling_original_max_position_embeddings);
   }
 
   TensorPlan tensor_plan(const ModelConfig& cfg) const override {

@@ -1,7 +1,5 @@
 #include "model/llama/block.h"
 
-#include <cmath>
-
 namespace shardlm {
 
 LlamaBlockTensors llama_block_tensors(const ParamLayout& layout, float* flat, int layer) {
@@ -50,24 +48,6 @@ void llama_block_backward(KernelBackend& be, TensorParallel& tp, const LlamaDims
   be.matmul_backward(s.dnorm, g.qkv_w, nullptr, s.dqkv, a.norm1, w.qkv_w, d.N, d.C, d.qkv());
   tp.copy_to_region_backward(s.dnorm, NC);
   be.rmsnorm_backward(dresid, g.norm1_w, s.dnorm, in, w.norm1_w, a.norm1_rstd, d.N, d.C);
-}
-
-RopeTables rope_tables(const ModelConfig& cfg) {
-  const int half = cfg.head_dim() / 2, S = cfg.max_seq_len;
-  RopeTables t;
-  t.cos.resize(static_cast<size_t>(S) * half);
-  t.sin.resize(t.cos.size());
-  for (int i = 0; i < half; ++i) {
-    // transformers: inv_freq = 1 / theta^(arange(0, hd, 2) / hd), in float32.
-    const float inv_freq = static_cast<float>(
-        1.0 / std::pow(cfg.rope_theta, static_cast<double>(2 * i) / cfg.head_dim()));
-    for (int p = 0; p < S; ++p) {
-      const float angle = static_cast<float>(p) * inv_freq;
-      t.cos[static_cast<size_t>(p) * half + i] = std::cos(angle);
-      t.sin[static_cast<size_t>(p) * half + i] = std::sin(angle);
-    }
-  }
-  return t;
 }
 
 }  // namespace shardlm

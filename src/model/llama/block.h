@@ -78,11 +78,4 @@ void llama_block_backward(KernelBackend& be, TensorParallel& tp, const LlamaDims
                           const LlamaBlockActs& a, const float* in, float* dresid,
                           LlamaBlockScratch& s, const LlamaAttentionBackward& attention_backward);
 
-// RoPE's cos and sin tables [max_seq, hd/2] (host), as transformers computes them:
-// inv_freq[i] = theta^(-2i/hd), angle = position * inv_freq[i].
-struct RopeTables {
-  std::vector<float> cos, sin;
-};
-RopeTables rope_tables(const ModelConfig& cfg);
-
 }  // namespace shardlm

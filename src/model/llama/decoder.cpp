@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "model/family.h"
+#include "model/llama/rope.h"
 #include "model/vocab_parallel.h"
 #include "parallel/self_comm.h"
 

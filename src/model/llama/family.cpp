@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "model/init.h"
 #include "model/llama/decoder.h"
+#include "model/llama/rope.h"
 #include "model/llama/stage.h"
 #include "model/vocab_parallel.h"
 
@@ -16,6 +17,16 @@ namespace {
 bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() &&
          s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// Llama 3.1's published rope_scaling (rope_type llama3; original context 8192).
+ModelConfig with_llama3_rope(ModelConfig c, double factor) {
+  c.rope_scaling = "llama3";
+  c.rope_scaling_factor = factor;
+  c.rope_scaling_low_freq_factor = 1.0;
+  c.rope_scaling_high_freq_factor = 4.0;
+  c.rope_scaling_original_max_position_embeddings = 8192;
+  return c;
 }
 
 ModelConfig llama(int L, int H, int KV, int C, int F, int V, int T, double theta, bool tied) {
@@ -37,18 +48,21 @@ class LlamaFamily final : public ModelFamily {
  public:
   std::string name() const override { return "llama"; }
 
-  // Published shapes (config.json of each model); rope_scaling of the 3.1/3.2 models is not
-  // modelled yet, so their long-context positions differ from the originals.
+  // Published shapes (config.json of each model), rope_scaling included: factor 32 for the
+  // 3.2 models, 8 for 3.1 (low 1, high 4, original context 8192 for all three).
   std::vector<std::pair<std::string, ModelConfig>> presets() const override {
     ModelConfig smollm = llama(30, 9, 3, 576, 1536, 49152, 8192, 100000, true);
     return {
         {"llama-tiny", llama(2, 4, 2, 128, 344, 8192, 256, 10000, false)},
         {"smollm2-135m", smollm},
-        {"llama-3.2-1b", llama(16, 32, 8, 2048, 8192, 128256, 131072, 500000, true)},
-        {"llama-3.2-3b", llama(28, 24, 8, 3072, 8192, 128256, 131072, 500000, true)},
+        {"llama-3.2-1b",
+         with_llama3_rope(llama(16, 32, 8, 2048, 8192, 128256, 131072, 500000, true), 32)},
+        {"llama-3.2-3b",
+         with_llama3_rope(llama(28, 24, 8, 3072, 8192, 128256, 131072, 500000, true), 32)},
         {"llama-3-8b", llama(32, 32, 8, 4096, 14336, 128256, 8192, 500000, false)},
         {"llama-3-70b", llama(80, 64, 8, 8192, 28672, 128256, 8192, 500000, false)},
-        {"llama-3.1-405b", llama(126, 128, 8, 16384, 53248, 128256, 131072, 500000, false)},
+        {"llama-3.1-405b",
+         with_llama3_rope(llama(126, 128, 8, 16384, 53248, 128256, 131072, 500000, false), 8)},
     };
   }
 
@@ -66,6 +80,7 @@ class LlamaFamily final : public ModelFamily {
     if (!(c.norm_eps > 0)) bad("norm_eps must be > 0");
     if (c.tie_embeddings != 0 && c.tie_embeddings != 1)
       bad("tie_embeddings must be 0 or 1, got " + std::to_string(c.tie_embeddings));
+    validate_rope_scaling(c);
   }
 
   TensorPlan tensor_plan(const ModelConfig& c) const override {

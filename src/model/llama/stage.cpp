@@ -3,6 +3,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "model/llama/rope.h"
 
 namespace shardlm {
 
