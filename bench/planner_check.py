@@ -19,6 +19,9 @@ import tempfile
 BUILD = os.path.abspath(sys.argv[1])
 STEPS = int(sys.argv[sys.argv.index("--steps") + 1]) if "--steps" in sys.argv else 6
 SHARDLM = os.path.join(BUILD, "shardlm")
+if "--copy-binary" in sys.argv:  # so that a rebuild during the run cannot swap it
+    import shutil
+    SHARDLM = shutil.copy(SHARDLM, os.path.join(tempfile.mkdtemp(), "shardlm"))
 MPIRUN = ["mpirun", "--oversubscribe", "--bind-to", "none"] + (["--allow-run-as-root"] if os.geteuid() == 0 else [])
 ENV = dict(os.environ, OMP_NUM_THREADS="1")
 
@@ -33,11 +36,9 @@ CONFIGS = [
     ("gpt2 tp2", GPT2, 2, 2, 1, 0, 4, 8),
     ("gpt2 pp2", GPT2, 2, 1, 2, 0, 2, 8),
     ("gpt2 tp2 pp2", GPT2, 4, 2, 2, 0, 2, 8),
-    ("gpt2 dp4 zero1", GPT2, 4, 1, 1, 1, 2, 8),
     ("llama 1 rank", LLAMA, 1, 1, 1, 0, 4, 8),
     ("llama tp2", LLAMA, 2, 2, 1, 0, 4, 8),
     ("llama pp2", LLAMA, 2, 1, 2, 0, 2, 8),
-    ("llama dp2 zero1", LLAMA, 2, 1, 1, 1, 4, 8),
     ("llama tp2 dp2 zero1", LLAMA, 4, 2, 1, 1, 2, 8),
 ]
 SEQ = "128"
@@ -77,19 +78,27 @@ def main():
         if not rss:
             print(f"{name}: no RSS line from /usr/bin/time in:\n{p.stderr[-1500:]}", file=sys.stderr)
         rows.append((name, ranks, c, measured_peak, step_s, max(rss) if rss else float("nan")))
-        print(f"{name}: done", file=sys.stderr, flush=True)
-    load = open("/proc/loadavg").read().split()[:3]
-    print(f"load average {' '.join(load)} (2 cores); {STEPS} steps, seq-len {SEQ}, median step after the first two\n")
+        print_row(*rows[-1])
+    return rows
+
+
+def header():
     print("| config | ranks | predicted peak/rank | measured peak (max rank) | error | max RSS | RSS - peak "
-          "| predicted step s | measured step s | error |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for name, ranks, c, peak, step_s, rss in rows:
-        pred = c["peak_bytes"]["total"]
-        mib = 1 << 20
-        print(f"| {name} | {ranks} | {pred / mib:.2f} MiB | {peak / mib:.2f} MiB | {100 * (peak - pred) / pred:+.1f}% "
-              f"| {rss / mib:.0f} MiB | {(rss - peak) / mib:.0f} MiB | {c['step_s']:.3f} | {step_s:.3f} "
-              f"| {100 * (step_s - c['step_s']) / c['step_s']:+.0f}% |")
+          "| predicted step s | measured step s | error | load |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
+
+
+def print_row(name, ranks, c, peak, step_s, rss):
+    pred = c["peak_bytes"]["total"]
+    mib = 1 << 20
+    load = open("/proc/loadavg").read().split()[0]
+    print(f"| {name} | {ranks} | {pred / mib:.2f} MiB | {peak / mib:.2f} MiB | {100 * (peak - pred) / pred:+.1f}% "
+          f"| {rss / mib:.0f} MiB | {(rss - peak) / mib:.0f} MiB | {c['step_s']:.3f} | {step_s:.3f} "
+          f"| {100 * (step_s - c['step_s']) / c['step_s']:+.0f}% | {load} |", flush=True)
 
 
 if __name__ == "__main__":
+    print(f"{STEPS} steps, seq-len {SEQ}, step time = median over the steps after the first two; "
+          f"load = 1-minute load average on this 2-core machine when the row finished\n")
+    header()
     main()

@@ -14,7 +14,9 @@ const char* recompute_name(Recompute r) {
   return "none";
 }
 
-std::string not_yet_runnable(const Layout& layout) {
+std::string not_yet_runnable(const Layout& layout, bool gpu) {
+  if (gpu && (layout.world() > 1 || layout.zero != 0))
+    return "the CUDA backend runs one rank without ZeRO until the NCCL communicator is built";
   // The trainer has ZeRO-0/1 and no recomputation (data_parallel.h, trainer.h); ZeRO-2/3 and
   // --recompute are being built (issue 12). Change these lines when they land.
   if (layout.zero > 1) return "ZeRO-" + std::to_string(layout.zero) + " is not built yet";

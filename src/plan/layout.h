@@ -22,6 +22,8 @@ struct Layout {
 
 // Why this build's trainer cannot run `layout` yet ("" when it can): the planner predicts
 // every ZeRO stage and recompute mode, and marks the ones the trainer lacks.
-std::string not_yet_runnable(const Layout& layout);
+// `gpu`: the layout runs on the CUDA backend, which has one rank per run until the NCCL
+// communicator lands (train_run.cpp's select_backend).
+std::string not_yet_runnable(const Layout& layout, bool gpu);
 
 }  // namespace shardlm

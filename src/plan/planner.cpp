@@ -62,7 +62,7 @@ Candidate evaluate(const PlanRequest& req, const Layout& layout) {
   if (c.need_bytes > req.mem_per_device)
     c.dropped = "needs " + format_bytes(c.need_bytes) + " per rank (with margin), " +
                 format_bytes(req.mem_per_device) + " available";
-  c.not_yet = not_yet_runnable(layout);
+  c.not_yet = not_yet_runnable(layout, req.device.name != "cpu");
   return c;
 }
 

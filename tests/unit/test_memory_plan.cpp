@@ -44,7 +44,8 @@ struct ScopedEnv {
   const char* name_;
 };
 
-PlanRequest tiny_request(int nodes, int per_node, int global_batch) {
+PlanRequest tiny_request(int nodes, int per_node, int global_batch,
+                         const std::string& device = "cpu") {
   PlanRequest req;
   req.model = model_preset("tiny");
   req.model_arg = "tiny";
@@ -52,8 +53,8 @@ PlanRequest tiny_request(int nodes, int per_node, int global_batch) {
   req.global_batch = global_batch;
   req.nodes = nodes;
   req.gpus_per_node = per_node;
-  req.device = device_spec("h100");
-  req.mem_per_device = req.device.memory_bytes;
+  req.device = device_spec(device);
+  req.mem_per_device = 8.0 * (1 << 30);
   return req;
 }
 
@@ -161,7 +162,15 @@ TEST(Planner, RanksFastestFirstAndDropsWhatDoesNotFit) {
   EXPECT_EQ(cmd.rfind("mpirun -n 4 shardlm train --model tiny --seq-len 64 --global-batch 8", 0),
             0u)
       << cmd;
-  EXPECT_NE(cmd.find("--device cuda"), std::string::npos);
+  EXPECT_NE(cmd.find("--device cpu"), std::string::npos);
+  // On GPUs, several ranks wait for the NCCL communicator: predicted, not runnable.
+  const PlanRequest gpu_req = tiny_request(1, 4, 8, "h100");
+  const Plan gpus = make_plan(gpu_req);
+  EXPECT_TRUE(gpus.ranked.empty());
+  ASSERT_FALSE(gpus.pending.empty());
+  EXPECT_NE(gpus.pending.front().not_yet.find("NCCL"), std::string::npos);
+  EXPECT_NE(train_command(gpu_req, gpus.pending.front().layout).find("--device cuda"),
+            std::string::npos);
 }
 
 TEST(MemoryPreflight, RefusesWithTheNeedByRoleWhatIsFreeAndALayoutThatFits) {
