@@ -156,6 +156,7 @@ int run_training(const RunFlags& flags) {
   RunCheckpoints checkpoints(trainer, dir.checkpoints(), config_text, tok, cfg.keep_last,
                              cfg.keep_every, out);
   const TrainingPosition start = checkpoints.resume(cfg.resume);
+  if (!checkpoints.resumed() && !cfg.init_from.empty()) checkpoints.init_from(cfg.init_from);
   MetricsLog metrics(leader ? cfg.metrics : "");
   Run run{cfg, mesh, trainer, data, dir, checkpoints, metrics, out, stop};
   return train_loop(run, start);

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """The architecture's rules that a grep can check (CTest `lint_layers`, label `unit`):
 
-1. Includes run downward only: cli -> train -> model/parallel/checkpoint/data/optim -> kernels
-   -> core. Within the middle tier, model may use parallel (TP operators, the pipeline's stage
+1. Includes run downward only: cli -> train/convert -> model/parallel/checkpoint/data/optim ->
+   kernels -> core. Within the middle tier, model may use parallel (TP operators, the pipeline's stage
    interface) and optim may use model (the view table); parallel, checkpoint and data use
    neither model nor each other except where listed.
 2. Outside src/model/ no source names a model family's classes or folder (GPT2, gpt2/).
@@ -24,7 +24,11 @@ ALLOWED = {
     "model": {"core", "kernels", "parallel", "model"},
     "optim": {"core", "kernels", "model", "optim"},
     "train": {"core", "kernels", "parallel", "checkpoint", "data", "model", "optim", "train"},
-    "cli": {"core", "kernels", "parallel", "checkpoint", "data", "model", "optim", "train", "cli"},
+    # Conversion to and from other engines' files: reads checkpoints, writes tokenizers, maps
+    # names through each family's model/<family>/interchange.cpp.
+    "convert": {"core", "kernels", "parallel", "checkpoint", "data", "model", "convert"},
+    "cli": {"core", "kernels", "parallel", "checkpoint", "data", "model", "optim", "train",
+            "convert", "cli"},
 }
 # The MPI communicator and runtime, and the error family's MPI_CHECK message (core/error.cpp,
 # with the HDF5 and CUDA ones: DESIGN.md's one family of check macros).
