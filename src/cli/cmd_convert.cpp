@@ -12,6 +12,7 @@
 #include "convert/hf_export.h"
 #include "convert/hf_import.h"
 #include "core/error.h"
+#include "core/parse.h"
 
 namespace shardlm::cli {
 namespace {
@@ -19,7 +20,7 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr const char* kUsage =
-    "shardlm convert --to hf CKPT OUT_DIR [--dtype f32|bf16|f16] [--max-shard-mb N]\n"
+    "shardlm convert --to hf CKPT OUT_DIR [--dtype f32|bf16|f16] [--max-shard-size 5GB]\n"
     "       shardlm convert --to gguf CKPT OUT.gguf [--dtype f32|f16|bf16|q8_0]\n"
     "       shardlm convert --from hf HF_DIR CKPT_DIR\n\n"
     "--to hf: a Hugging Face directory (GPT2LMHeadModel or LlamaForCausalLM: config.json,\n"
@@ -43,11 +44,24 @@ GgufType gguf_dtype(const std::string& name) {
   throw UsageError("--dtype '" + name + "': --to gguf writes f32, f16, bf16 or q8_0");
 }
 
-int to_hf(const fs::path& ckpt, const fs::path& out, const std::string& dtype, int64_t shard_mb) {
-  if (shard_mb <= 0) throw UsageError("--max-shard-mb must be > 0");
+// "5GB", "200MB", "100KB" or bytes; decimal units, as transformers' max_shard_size.
+uint64_t shard_size(const std::string& text) {
+  static const std::pair<const char*, uint64_t> units[] = {
+      {"GB", 1'000'000'000}, {"MB", 1'000'000}, {"KB", 1'000}, {"B", 1}};
+  for (const auto& [suffix, scale] : units) {
+    const size_t n = std::string(suffix).size();
+    if (text.size() > n && text.compare(text.size() - n, n, suffix) == 0)
+      return parse_uint64("--max-shard-size", text.substr(0, text.size() - n)) * scale;
+  }
+  return parse_uint64("--max-shard-size", text);
+}
+
+int to_hf(const fs::path& ckpt, const fs::path& out, const std::string& dtype,
+          const std::string& max_shard) {
   HfExportOptions options;
   options.dtype = hf_dtype(dtype);
-  options.max_shard_bytes = static_cast<uint64_t>(shard_mb) * 1000 * 1000;
+  options.max_shard_bytes = shard_size(max_shard);
+  if (options.max_shard_bytes == 0) throw UsageError("--max-shard-size must be > 0");
   const HfExportReport r = export_hf(ckpt, out, options);
   std::cout << "wrote " << out.string() << ": " << r.tensors << " tensors (" << dtype << ") in "
             << r.files << " safetensors file(s), " << r.bytes << " bytes"
@@ -72,15 +86,15 @@ int from_hf(const fs::path& hf_dir, const fs::path& root) {
 
 int cmd_convert(const std::vector<std::string>& args) {
   std::string to, from, dtype, source, dest;
-  int64_t shard_mb = 5000;
+  std::string max_shard = "5GB";
   po::options_description visible("Options"), hidden;
   visible.add_options()("to", po::value(&to), "export format: hf or gguf")(
       "from", po::value(&from), "import format: hf")(
       "dtype", po::value(&dtype), "stored type (default f32): f32, bf16, f16 (hf); f32, f16, "
                                   "bf16, q8_0 (gguf)")(
-      "max-shard-mb", po::value(&shard_mb)->default_value(shard_mb),
-      "--to hf: safetensors files of at most this many MB (10^6 bytes); above it the weights "
-      "are sharded with model.safetensors.index.json");
+      "max-shard-size", po::value(&max_shard)->default_value(max_shard),
+      "--to hf: safetensors files of at most this size (bytes, or KB/MB/GB: powers of 1000); "
+      "above it the weights are sharded with model.safetensors.index.json");
   hidden.add_options()("source", po::value(&source), "")("dest", po::value(&dest), "");
   po::positional_options_description positional;
   positional.add("source", 1).add("dest", 1);
@@ -96,7 +110,7 @@ int cmd_convert(const std::vector<std::string>& args) {
     return from_hf(source, dest);
   }
   const fs::path ckpt = resolve_checkpoint(source);
-  if (to == "hf") return to_hf(ckpt, dest, dtype, shard_mb);
+  if (to == "hf") return to_hf(ckpt, dest, dtype, max_shard);
   if (to == "gguf") return to_gguf(ckpt, dest, dtype);
   throw UsageError("--to '" + to + "': shardlm exports hf or gguf");
 }
