@@ -305,9 +305,9 @@ def case_bad_input():
 
     rewrite_safetensors(good, bad, lambda t: None)
     text = os.path.join(SCRATCH, "text.txt")
-    run(["tokenizer", "train", "--input", text, "--vocab-size", "300", "--model-prefix", os.path.join(SCRATCH, "small")])
+    run(["tokenizer", "train", "--input", text, "--vocab-size", "400", "--model-prefix", os.path.join(SCRATCH, "small")])
     shutil.copy(os.path.join(SCRATCH, "small.model"), os.path.join(bad, "tokenizer.model"))
-    expect_error(["convert", "--from", "hf", bad, out()], "tokenizer.model", "300 pieces", "vocab_size is 512")
+    expect_error(["convert", "--from", "hf", bad, out()], "tokenizer.model", "400 pieces", "vocab_size is 512")
 
     ckpt = train("gpt2", os.path.join(SCRATCH, "run"), np=1)
     expect_error(["convert", "--to", "onnx", ckpt, out()], "--to 'onnx'")
