@@ -88,10 +88,11 @@ int cmd_convert(const std::vector<std::string>& args) {
   std::string to, from, dtype, source, dest;
   std::string max_shard = "5GB";
   po::options_description visible("Options"), hidden;
-  visible.add_options()("to", po::value(&to), "export format: hf or gguf")(
-      "from", po::value(&from), "import format: hf")(
-      "dtype", po::value(&dtype), "stored type (default f32): f32, bf16, f16 (hf); f32, f16, "
-                                  "bf16, q8_0 (gguf)")(
+  visible.add_options()("to", po::value(&to), "export format: hf or gguf")("from", po::value(&from),
+                                                                           "import format: hf")(
+      "dtype", po::value(&dtype),
+      "stored type (default f32): f32, bf16, f16 (hf); f32, f16, "
+      "bf16, q8_0 (gguf)")(
       "max-shard-size", po::value(&max_shard)->default_value(max_shard),
       "--to hf: safetensors files of at most this size (bytes, or KB/MB/GB: powers of 1000); "
       "above it the weights are sharded with model.safetensors.index.json");

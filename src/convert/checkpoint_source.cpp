@@ -16,8 +16,9 @@ std::optional<Tokenizer> checkpoint_tokenizer(const CheckpointReader& reader,
                                               const ModelConfig& cfg) {
   const auto& bytes = reader.tokenizer_model();
   if (bytes.empty()) return std::nullopt;
-  Tokenizer tok = Tokenizer::from_serialized(std::string(bytes.begin(), bytes.end()),
-                                             "the tokenizer of checkpoint " + reader.dir().string());
+  Tokenizer tok =
+      Tokenizer::from_serialized(std::string(bytes.begin(), bytes.end()),
+                                 "the tokenizer of checkpoint " + reader.dir().string());
   if (tok.vocab_size() != cfg.vocab_size)
     fail("checkpoint " + reader.dir().string() + ": its tokenizer has " +
          std::to_string(tok.vocab_size()) + " pieces but the config's vocab_size is " +

@@ -66,8 +66,8 @@ void check_source(CheckpointReader& reader, const ExternalTensor& t) {
       inside = p.offset[d] >= 0 && p.offset[d] + p.count[d] <= shape[d];
     if (!inside)
       fail("checkpoint " + reader.dir().string() + ": tensor '" + t.source + "' has shape " +
-           shape_string(shape) + ", which does not hold " + t.name + " " +
-           shape_string(t.shape) + " as its config says");
+           shape_string(shape) + ", which does not hold " + t.name + " " + shape_string(t.shape) +
+           " as its config says");
   }
 }
 

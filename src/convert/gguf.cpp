@@ -92,20 +92,27 @@ void quantize_q8_0(const float* x, uint8_t* out) {
 
 const char* gguf_type_name(GgufType type) {
   switch (type) {
-    case GgufType::kF32: return "f32";
-    case GgufType::kF16: return "f16";
-    case GgufType::kQ8_0: return "q8_0";
-    case GgufType::kBF16: return "bf16";
+    case GgufType::kF32:
+      return "f32";
+    case GgufType::kF16:
+      return "f16";
+    case GgufType::kQ8_0:
+      return "q8_0";
+    case GgufType::kBF16:
+      return "bf16";
   }
   return "unknown";
 }
 
 uint64_t gguf_bytes(GgufType type, int64_t n) {
   switch (type) {
-    case GgufType::kF32: return static_cast<uint64_t>(n) * 4;
+    case GgufType::kF32:
+      return static_cast<uint64_t>(n) * 4;
     case GgufType::kF16:
-    case GgufType::kBF16: return static_cast<uint64_t>(n) * 2;
-    case GgufType::kQ8_0: return static_cast<uint64_t>(n / kQ8BlockElements) * 34;
+    case GgufType::kBF16:
+      return static_cast<uint64_t>(n) * 2;
+    case GgufType::kQ8_0:
+      return static_cast<uint64_t>(n / kQ8BlockElements) * 34;
   }
   fail("GGUF: unknown tensor type " + std::to_string(static_cast<uint32_t>(type)));
 }
@@ -188,9 +195,9 @@ void GgufWriter::append(const float* values, int64_t n) {
   written_ += n;
   if (written_ == t.numel()) {  // the next tensor starts aligned
     pad_to(kGgufDefaultAlignment);
-    SHARDLM_CHECK(current_ + 1 == tensors_.size() ||
-                      position_ == data_start_ + tensors_[current_ + 1].offset,
-                  "GGUF writer: tensor offsets out of step");
+    SHARDLM_CHECK(
+        current_ + 1 == tensors_.size() || position_ == data_start_ + tensors_[current_ + 1].offset,
+        "GGUF writer: tensor offsets out of step");
     ++current_;
     written_ = 0;
   }

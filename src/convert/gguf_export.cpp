@@ -14,11 +14,16 @@ namespace {
 // llama.cpp's llama_token_type (gguf-py TokenType).
 int32_t token_type(Tokenizer::PieceType t) {
   switch (t) {
-    case Tokenizer::PieceType::kNormal: return 1;
-    case Tokenizer::PieceType::kUnknown: return 2;
-    case Tokenizer::PieceType::kControl: return 3;
-    case Tokenizer::PieceType::kUnused: return 5;
-    case Tokenizer::PieceType::kByte: return 6;
+    case Tokenizer::PieceType::kNormal:
+      return 1;
+    case Tokenizer::PieceType::kUnknown:
+      return 2;
+    case Tokenizer::PieceType::kControl:
+      return 3;
+    case Tokenizer::PieceType::kUnused:
+      return 5;
+    case Tokenizer::PieceType::kByte:
+      return 6;
   }
   return 1;
 }
@@ -26,10 +31,14 @@ int32_t token_type(Tokenizer::PieceType t) {
 // llama_ftype of a file whose matrices are `type` (gguf-py LlamaFileType).
 uint32_t file_type(GgufType type) {
   switch (type) {
-    case GgufType::kF32: return 0;
-    case GgufType::kF16: return 1;
-    case GgufType::kQ8_0: return 7;
-    case GgufType::kBF16: return 32;
+    case GgufType::kF32:
+      return 0;
+    case GgufType::kF16:
+      return 1;
+    case GgufType::kQ8_0:
+      return 7;
+    case GgufType::kBF16:
+      return 32;
   }
   return 0;
 }
@@ -68,8 +77,7 @@ GgufType tensor_type(const ExternalTensor& t, GgufType wanted) {
 
 }  // namespace
 
-GgufExportReport export_gguf(const fs::path& checkpoint, const fs::path& out_file,
-                             GgufType type) {
+GgufExportReport export_gguf(const fs::path& checkpoint, const fs::path& out_file, GgufType type) {
   CheckpointReader reader(checkpoint);
   const ModelConfig cfg = checkpoint_model_config(reader);
   const FamilyInterchange& mapping = family_interchange(cfg.family);
@@ -79,10 +87,10 @@ GgufExportReport export_gguf(const fs::path& checkpoint, const fs::path& out_fil
          " carries no tokenizer, and a GGUF file needs its vocabulary: train on a dataset "
          "prepared with `shardlm data prepare`");
   const std::string arch = mapping.gguf_architecture();
-  GgufMetadata md = {{"general.architecture", arch},
-                     {"general.name", "shardlm " + cfg.family + " step " +
-                                          std::to_string(reader.step())},
-                     {"general.file_type", file_type(type)}};
+  GgufMetadata md = {
+      {"general.architecture", arch},
+      {"general.name", "shardlm " + cfg.family + " step " + std::to_string(reader.step())},
+      {"general.file_type", file_type(type)}};
   for (const auto& [key, value] : mapping.gguf_hparams(cfg)) {
     const std::string k = arch + "." + key;
     if (const auto* i = std::get_if<int64_t>(&value))

@@ -51,15 +51,38 @@ class Decoder {
 };
 
 enum : uint32_t {
-  kU8 = 0, kI8, kU16, kI16, kU32, kI32, kF32, kBool, kString, kArray, kU64, kI64, kF64
+  kU8 = 0,
+  kI8,
+  kU16,
+  kI16,
+  kU32,
+  kI32,
+  kF32,
+  kBool,
+  kString,
+  kArray,
+  kU64,
+  kI64,
+  kF64
 };
 
 uint64_t scalar_size(uint32_t type, const std::string& field) {
   switch (type) {
-    case kU8: case kI8: case kBool: return 1;
-    case kU16: case kI16: return 2;
-    case kU32: case kI32: case kF32: return 4;
-    case kU64: case kI64: case kF64: return 8;
+    case kU8:
+    case kI8:
+    case kBool:
+      return 1;
+    case kU16:
+    case kI16:
+      return 2;
+    case kU32:
+    case kI32:
+    case kF32:
+      return 4;
+    case kU64:
+    case kI64:
+    case kF64:
+      return 8;
   }
   fail(field + ": unknown metadata value type " + std::to_string(type));
 }
@@ -67,27 +90,35 @@ uint64_t scalar_size(uint32_t type, const std::string& field) {
 // The value of one metadata entry; types llama.cpp's loaders do not need here are skipped.
 GgufValue read_value(Decoder& d, uint32_t type, const std::string& field) {
   switch (type) {
-    case kU32: return d.scalar<uint32_t>(field);
-    case kI32: return d.scalar<int32_t>(field);
-    case kF32: return d.scalar<float>(field);
-    case kBool: return d.scalar<uint8_t>(field) != 0;
-    case kString: return d.string(field);
+    case kU32:
+      return d.scalar<uint32_t>(field);
+    case kI32:
+      return d.scalar<int32_t>(field);
+    case kF32:
+      return d.scalar<float>(field);
+    case kBool:
+      return d.scalar<uint8_t>(field) != 0;
+    case kString:
+      return d.string(field);
     case kArray: {
       const auto et = d.scalar<uint32_t>(field + " (element type)");
       const auto n = d.scalar<uint64_t>(field + " (element count)");
       if (et == kString) {
         std::vector<std::string> v;
-        for (uint64_t i = 0; i < n; ++i) v.push_back(d.string(field + "[" + std::to_string(i) + "]"));
+        for (uint64_t i = 0; i < n; ++i)
+          v.push_back(d.string(field + "[" + std::to_string(i) + "]"));
         return v;
       }
       const uint64_t es = scalar_size(et, field);
       if (n > (1ull << 40) / es) fail(field + ": array of " + std::to_string(n) + " elements");
       std::vector<uint8_t> raw(n * es);
       d.bytes(raw.data(), raw.size(), field);
-      if (et == kF32) return std::vector<float>(reinterpret_cast<float*>(raw.data()),
-                                                reinterpret_cast<float*>(raw.data()) + n);
-      if (et == kI32) return std::vector<int32_t>(reinterpret_cast<int32_t*>(raw.data()),
-                                                  reinterpret_cast<int32_t*>(raw.data()) + n);
+      if (et == kF32)
+        return std::vector<float>(reinterpret_cast<float*>(raw.data()),
+                                  reinterpret_cast<float*>(raw.data()) + n);
+      if (et == kI32)
+        return std::vector<int32_t>(reinterpret_cast<int32_t*>(raw.data()),
+                                    reinterpret_cast<int32_t*>(raw.data()) + n);
       return std::vector<int32_t>();  // other element types: skipped
     }
   }
@@ -98,12 +129,17 @@ GgufValue read_value(Decoder& d, uint32_t type, const std::string& field) {
 
 GgufType tensor_type(uint32_t t, const std::string& field) {
   switch (t) {
-    case 0: return GgufType::kF32;
-    case 1: return GgufType::kF16;
-    case 8: return GgufType::kQ8_0;
-    case 30: return GgufType::kBF16;
+    case 0:
+      return GgufType::kF32;
+    case 1:
+      return GgufType::kF16;
+    case 8:
+      return GgufType::kQ8_0;
+    case 30:
+      return GgufType::kBF16;
   }
-  fail(field + ": ggml type " + std::to_string(t) + " is not one shardlm reads (f32, f16, bf16, q8_0)");
+  fail(field + ": ggml type " + std::to_string(t) +
+       " is not one shardlm reads (f32, f16, bf16, q8_0)");
 }
 
 }  // namespace
@@ -120,7 +156,8 @@ GgufReader::GgufReader(fs::path path) : path_(std::move(path)) {
   d.bytes(magic, 4, "magic");
   if (std::memcmp(magic, "GGUF", 4) != 0) fail(where + ": not a GGUF file (magic is not 'GGUF')");
   const auto version = d.scalar<uint32_t>("version");
-  if (version != 3) fail(where + ": GGUF version " + std::to_string(version) + " (shardlm reads 3)");
+  if (version != 3)
+    fail(where + ": GGUF version " + std::to_string(version) + " (shardlm reads 3)");
   const auto n_tensors = d.scalar<uint64_t>("tensor count");
   const auto n_kv = d.scalar<uint64_t>("metadata count");
   uint32_t alignment = kGgufDefaultAlignment;
@@ -140,7 +177,8 @@ GgufReader::GgufReader(fs::path path) : path_(std::move(path)) {
     t.name = d.string("tensor info " + std::to_string(i) + " name");
     const std::string field = "tensor '" + t.name + "'";
     const auto n_dims = d.scalar<uint32_t>(field + " n_dims");
-    if (n_dims == 0 || n_dims > 4) fail(where + ": " + field + " has " + std::to_string(n_dims) + " dimensions");
+    if (n_dims == 0 || n_dims > 4)
+      fail(where + ": " + field + " has " + std::to_string(n_dims) + " dimensions");
     t.shape.resize(n_dims);
     for (uint32_t k = 0; k < n_dims; ++k)
       t.shape[n_dims - 1 - k] = static_cast<int64_t>(d.scalar<uint64_t>(field + " ne"));

@@ -17,9 +17,9 @@ struct HfExportOptions {
 };
 
 struct HfExportReport {
-  int files = 0;         // safetensors files
+  int files = 0;  // safetensors files
   int tensors = 0;
-  uint64_t bytes = 0;    // of the safetensors files
+  uint64_t bytes = 0;  // of the safetensors files
   bool tokenizer = false;
 };
 

@@ -41,7 +41,8 @@ class HfWeights {
       if (!j.contains("weight_map") || !j["weight_map"].is_object())
         fail(index.string() + ": weight_map is missing or not an object");
       for (const auto& f : j["weight_map"]) {
-        if (!f.is_string()) fail(index.string() + ": weight_map holds a value that is not a file name");
+        if (!f.is_string())
+          fail(index.string() + ": weight_map holds a value that is not a file name");
         files.insert(f.get<std::string>());
       }
     } else if (fs::exists(dir / "model.safetensors")) {
@@ -153,14 +154,17 @@ HfImportReport import_hf(const fs::path& hf_dir, const fs::path& root) {
 
   std::vector<CheckpointSlice> slices;
   for (const TensorSpec& s : plan)
-    slices.push_back({kRoleParam, s.name, s.shape, std::vector<int64_t>(s.shape.size(), 0),
-                      s.shape, params[s.name].data(), DType::F32});
+    slices.push_back({kRoleParam, s.name, s.shape, std::vector<int64_t>(s.shape.size(), 0), s.shape,
+                      params[s.name].data(), DType::F32});
   CheckpointInfo info;
   info.config_text = model_config_to_ini(cfg);
   if (tok) info.tokenizer_model.assign(tok->serialized().begin(), tok->serialized().end());
-  info.metadata = {{"step", int64_t{0}},        {"samples_consumed", int64_t{0}},
-                   {"layout.tp", int64_t{1}},   {"layout.pp", int64_t{1}},
-                   {"layout.dp", int64_t{1}},   {"layout.zero", int64_t{0}},
+  info.metadata = {{"step", int64_t{0}},
+                   {"samples_consumed", int64_t{0}},
+                   {"layout.tp", int64_t{1}},
+                   {"layout.pp", int64_t{1}},
+                   {"layout.dp", int64_t{1}},
+                   {"layout.zero", int64_t{0}},
                    {"imported_from", fs::absolute(hf_dir).string()}};
   SelfCommunicator self;
   HfImportReport report;

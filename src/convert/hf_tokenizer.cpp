@@ -82,18 +82,18 @@ nlohmann::ordered_json tokenizer_json(const Tokenizer& tok) {
                                   {"ignore_merges", false},
                                   {"vocab", vocab},
                                   {"merges", merges(tok)}};
-  return {{"version", "1.0"},
-          {"truncation", nullptr},
-          {"padding", nullptr},
-          {"added_tokens", added},
-          {"normalizer", replace(" ", space_mark)},
-          {"pre_tokenizer", nullptr},
-          {"model", model},
-          {"post_processor", nullptr},
-          {"decoder",
-           {{"type", "Sequence"},
-            {"decoders",
-             {replace(space_mark, " "), {{"type", "ByteFallback"}}, {{"type", "Fuse"}}}}}}};
+  return {
+      {"version", "1.0"},
+      {"truncation", nullptr},
+      {"padding", nullptr},
+      {"added_tokens", added},
+      {"normalizer", replace(" ", space_mark)},
+      {"pre_tokenizer", nullptr},
+      {"model", model},
+      {"post_processor", nullptr},
+      {"decoder",
+       {{"type", "Sequence"},
+        {"decoders", {replace(space_mark, " "), {{"type", "ByteFallback"}}, {{"type", "Fuse"}}}}}}};
 }
 
 void put_token(nlohmann::ordered_json& j, const char* key, const Tokenizer& tok, int id) {

@@ -48,10 +48,14 @@ int64_t SafetensorsEntry::numel() const {
 
 const char* safetensors_dtype_name(DType dtype) {
   switch (dtype) {
-    case DType::F32: return "F32";
-    case DType::BF16: return "BF16";
-    case DType::F16: return "F16";
-    default: fail(std::string("safetensors export: unsupported dtype ") + dtype_name(dtype));
+    case DType::F32:
+      return "F32";
+    case DType::BF16:
+      return "BF16";
+    case DType::F16:
+      return "F16";
+    default:
+      fail(std::string("safetensors export: unsupported dtype ") + dtype_name(dtype));
   }
 }
 
@@ -164,8 +168,7 @@ SafetensorsReader::SafetensorsReader(fs::path path) : path_(std::move(path)) {
   }
   std::vector<const SafetensorsEntry*> order;
   for (const auto& e : entries_) order.push_back(&e);
-  std::sort(order.begin(), order.end(),
-            [](auto* a, auto* b) { return a->begin < b->begin; });
+  std::sort(order.begin(), order.end(), [](auto* a, auto* b) { return a->begin < b->begin; });
   for (size_t i = 1; i < order.size(); ++i)
     if (order[i]->begin < order[i - 1]->end)
       fail(where + ": tensors '" + order[i - 1]->name + "' and '" + order[i]->name +

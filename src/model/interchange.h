@@ -55,7 +55,8 @@ class FamilyInterchange {
   virtual std::string hf_model_type() const = 0;  // "gpt2"
   virtual nlohmann::ordered_json hf_config(const ModelConfig& cfg, const SpecialIds& ids) const = 0;
   // Throws naming `where` and the key for a missing key or a setting shardlm cannot run.
-  virtual ModelConfig config_from_hf(const nlohmann::json& config, const std::string& where) const = 0;
+  virtual ModelConfig config_from_hf(const nlohmann::json& config,
+                                     const std::string& where) const = 0;
   virtual std::vector<ExternalTensor> hf_tensors(const ModelConfig& cfg) const = 0;
   // Tensors a Hugging Face file may hold that carry no weights shardlm needs (buffers, a tied
   // head's copy).

@@ -48,7 +48,7 @@ class Gpt2Interchange final : public FamilyInterchange {
     j["n_embd"] = c.n_embd;
     j["n_layer"] = c.n_layer;
     j["n_head"] = c.n_head;
-    j["n_inner"] = nullptr;  // 4 * n_embd
+    j["n_inner"] = nullptr;                 // 4 * n_embd
     j["activation_function"] = "gelu_new";  // the tanh approximation shardlm computes
     j["layer_norm_epsilon"] = 1e-5;
     j["resid_pdrop"] = 0.0;
@@ -79,10 +79,9 @@ class Gpt2Interchange final : public FamilyInterchange {
                "'" + act + "' is not the tanh GELU");
     hf_require(hf_int(j, "n_inner", 4 * c.n_embd, where) == 4 * c.n_embd, where, "n_inner",
                "other than 4 * n_embd");
-    hf_require(hf_number(j, "layer_norm_epsilon", 1e-5, where) == 1e-5, where,
-               "layer_norm_epsilon", "other than 1e-5");
-    hf_require(hf_bool(j, "scale_attn_weights", true, where), where, "scale_attn_weights",
-               "false");
+    hf_require(hf_number(j, "layer_norm_epsilon", 1e-5, where) == 1e-5, where, "layer_norm_epsilon",
+               "other than 1e-5");
+    hf_require(hf_bool(j, "scale_attn_weights", true, where), where, "scale_attn_weights", "false");
     hf_require(!hf_bool(j, "scale_attn_by_inverse_layer_idx", false, where), where,
                "scale_attn_by_inverse_layer_idx", "true");
     hf_require(hf_bool(j, "tie_word_embeddings", true, where), where, "tie_word_embeddings",
@@ -98,13 +97,15 @@ class Gpt2Interchange final : public FamilyInterchange {
                                        same("transformer.wpe.weight", "wpe", {c.max_seq_len, C})};
     for (int l = 0; l < c.n_layer; ++l) {
       const std::string s = "h." + std::to_string(l) + ".", hf = "transformer." + s;
-      auto vec = [&](const char* name, int64_t n) { out.push_back(same(hf + name, s + name, {n})); };
+      auto vec = [&](const char* name, int64_t n) {
+        out.push_back(same(hf + name, s + name, {n}));
+      };
       vec("ln_1.weight", C);
       vec("ln_1.bias", C);
-      out.push_back(conv1d(hf + "attn.c_attn.weight", s + "attn.c_attn.weight", {3, H, hd, C}, C,
-                           3 * C));
-      out.push_back(ExternalTensor{hf + "attn.c_attn.bias", {3 * C}, s + "attn.c_attn.bias",
-                                   {whole_piece({3, H, hd})}});
+      out.push_back(
+          conv1d(hf + "attn.c_attn.weight", s + "attn.c_attn.weight", {3, H, hd, C}, C, 3 * C));
+      out.push_back(ExternalTensor{
+          hf + "attn.c_attn.bias", {3 * C}, s + "attn.c_attn.bias", {whole_piece({3, H, hd})}});
       out.push_back(conv1d(hf + "attn.c_proj.weight", s + "attn.c_proj.weight", {C, C}, C, C));
       vec("attn.c_proj.bias", C);
       vec("ln_2.weight", C);
@@ -130,12 +131,9 @@ class Gpt2Interchange final : public FamilyInterchange {
 
   std::vector<std::pair<std::string, InterchangeValue>> gguf_hparams(
       const ModelConfig& c) const override {
-    return {{"context_length", int64_t{c.max_seq_len}},
-            {"embedding_length", int64_t{c.n_embd}},
-            {"feed_forward_length", int64_t{4} * c.n_embd},
-            {"block_count", int64_t{c.n_layer}},
-            {"attention.head_count", int64_t{c.n_head}},
-            {"attention.layer_norm_epsilon", 1e-5}};
+    return {{"context_length", int64_t{c.max_seq_len}},     {"embedding_length", int64_t{c.n_embd}},
+            {"feed_forward_length", int64_t{4} * c.n_embd}, {"block_count", int64_t{c.n_layer}},
+            {"attention.head_count", int64_t{c.n_head}},    {"attention.layer_norm_epsilon", 1e-5}};
   }
 
   // llama.cpp's gpt2 names (llama-arch.cpp); the head is written as output.weight, a copy of

@@ -22,7 +22,9 @@ ExternalTensor same(std::string name, std::string source, std::vector<int64_t> s
 
 ExternalTensor vocab(std::string name, std::string source, const ModelConfig& c) {
   const std::vector<int64_t> full = {c.padded_vocab(), c.n_embd};
-  return {std::move(name), {c.vocab_size, c.n_embd}, std::move(source),
+  return {std::move(name),
+          {c.vocab_size, c.n_embd},
+          std::move(source),
           {row_piece(full, 0, c.vocab_size)}};
 }
 
@@ -31,7 +33,8 @@ ExternalTensor qkv_part(std::string name, std::string source, const ModelConfig&
                         int heads_per_group) {
   const int64_t C = c.n_embd, hd = c.head_dim(), KV = c.kv_heads();
   ExternalTensor t{std::move(name), {KV * heads_per_group * hd, C}, std::move(source), {}};
-  for (int64_t k = 0; k < KV; ++k) t.pieces.push_back({{k, slot, 0, 0}, {1, heads_per_group, hd, C}});
+  for (int64_t k = 0; k < KV; ++k)
+    t.pieces.push_back({{k, slot, 0, 0}, {1, heads_per_group, hd, C}});
   return t;
 }
 
@@ -94,11 +97,11 @@ class LlamaInterchange final : public FamilyInterchange {
     c.tie_embeddings = hf_bool(j, "tie_word_embeddings", false, where) ? 1 : 0;
     // transformers 5 writes rope_parameters {rope_type, rope_theta}; 4.x rope_theta + rope_scaling.
     const nlohmann::json none = nlohmann::json::object();
-    const nlohmann::json& rope = j.contains("rope_parameters") && j["rope_parameters"].is_object()
-                                     ? j["rope_parameters"]
-                                     : (j.contains("rope_scaling") && j["rope_scaling"].is_object()
-                                            ? j["rope_scaling"]
-                                            : none);
+    const nlohmann::json& rope =
+        j.contains("rope_parameters") && j["rope_parameters"].is_object()
+            ? j["rope_parameters"]
+            : (j.contains("rope_scaling") && j["rope_scaling"].is_object() ? j["rope_scaling"]
+                                                                           : none);
     c.rope_theta = hf_number(rope, "rope_theta", hf_number(j, "rope_theta", 10000.0, where), where);
     const std::string rope_type = hf_string(rope, "rope_type", "default", where);
     hf_require(rope_type == "default", where, "rope_scaling/rope_parameters",
