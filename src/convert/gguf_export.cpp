@@ -82,6 +82,11 @@ GgufExportReport export_gguf(const fs::path& checkpoint, const fs::path& out_fil
   const ModelConfig cfg = checkpoint_model_config(reader);
   const FamilyInterchange& mapping = family_interchange(cfg.family);
   const std::optional<Tokenizer> tok = checkpoint_tokenizer(reader, cfg);
+  // llama.cpp takes Llama 3.1's rescale as a rope_freqs tensor of per-frequency factors, which
+  // this exporter does not write yet; a file without it would run the unscaled model.
+  if (!cfg.rope_scaling.empty())
+    fail("checkpoint " + checkpoint.string() + ": rope_scaling '" + cfg.rope_scaling +
+         "' is not exported to GGUF yet (use --to hf)");
   if (!tok)
     fail("checkpoint " + checkpoint.string() +
          " carries no tokenizer, and a GGUF file needs its vocabulary: train on a dataset "

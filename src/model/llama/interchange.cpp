@@ -70,6 +70,13 @@ class LlamaInterchange final : public FamilyInterchange {
     j["rms_norm_eps"] = c.norm_eps;
     j["rope_theta"] = c.rope_theta;
     j["rope_scaling"] = nullptr;
+    if (!c.rope_scaling.empty())
+      j["rope_scaling"] = {
+          {"rope_type", c.rope_scaling},
+          {"factor", c.rope_scaling_factor},
+          {"low_freq_factor", c.rope_scaling_low_freq_factor},
+          {"high_freq_factor", c.rope_scaling_high_freq_factor},
+          {"original_max_position_embeddings", c.rope_scaling_original_max_position_embeddings}};
     j["attention_bias"] = false;
     j["attention_dropout"] = 0.0;
     j["mlp_bias"] = false;
@@ -104,8 +111,16 @@ class LlamaInterchange final : public FamilyInterchange {
                                                                            : none);
     c.rope_theta = hf_number(rope, "rope_theta", hf_number(j, "rope_theta", 10000.0, where), where);
     const std::string rope_type = hf_string(rope, "rope_type", "default", where);
-    hf_require(rope_type == "default", where, "rope_scaling/rope_parameters",
-               "asks for rope_type '" + rope_type + "'");
+    hf_require(rope_type == "default" || rope_type == "llama3", where,
+               "rope_scaling/rope_parameters", "asks for rope_type '" + rope_type + "'");
+    if (rope_type == "llama3") {  // Llama 3.1's frequency rescale
+      c.rope_scaling = rope_type;
+      c.rope_scaling_factor = hf_number(rope, "factor", 0, where);
+      c.rope_scaling_low_freq_factor = hf_number(rope, "low_freq_factor", 0, where);
+      c.rope_scaling_high_freq_factor = hf_number(rope, "high_freq_factor", 0, where);
+      c.rope_scaling_original_max_position_embeddings =
+          static_cast<int>(hf_int(rope, "original_max_position_embeddings", 0, where));
+    }
     const std::string act = hf_string(j, "hidden_act", "silu", where);
     hf_require(act == "silu", where, "hidden_act", "is '" + act + "', not silu");
     hf_require(!hf_bool(j, "attention_bias", false, where), where, "attention_bias", "is true");
