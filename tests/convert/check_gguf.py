@@ -4,7 +4,9 @@
     check_gguf.py gguf-gpt2|gguf-llama SHARDLM_BIN SCRATCH_DIR
 
 A short real training run of the family is exported in f32, f16, bf16 and q8_0. gguf-py reads
-each file (architecture, tensor types, the vocabulary equal to shardlm's pieces); llama.cpp loads
+each file (architecture, tensor types, vocabulary and special ids), and the f32 file's tensors
+run through llama.cpp's graph for the architecture written out in numpy (adjacent-pair RoPE for
+llama: what the q/k permutation is for) give shardlm's logits; llama.cpp loads
 each, and its logits for every position of a prompt match shardlm's forward: f32 within 1e-4 of
 the logit range, f16 and bf16 within their rounding, q8_0 with the same top-1 token at >= 95% of
 positions. llama.cpp's tokenizer gives shardlm's ids on sample text.
@@ -42,6 +44,82 @@ def check_with_gguf_py(path, dtype):
     return arch, odd
 
 
+def gguf_tensors(path):
+    from gguf import GGUFReader
+    r = GGUFReader(path)
+    return r, {t.name: np.array(t.data, dtype=np.float64).reshape([int(d) for d in reversed(t.shape)])
+               for t in r.tensors}
+
+
+def value(r, key):
+    return r.fields[key].parts[-1][0]
+
+
+def layer_norm(x, w, b, eps=1e-5):
+    mu = x.mean(-1, keepdims=True)
+    return (x - mu) / np.sqrt(((x - mu) ** 2).mean(-1, keepdims=True) + eps) * w + b
+
+
+def attention(q, k, v):
+    """q [T, H, hd], k/v [T, KV, hd] (grouped), causal."""
+    T, H, hd = q.shape
+    k, v = np.repeat(k, H // k.shape[1], axis=1), np.repeat(v, H // v.shape[1], axis=1)
+    s = np.einsum("thd,uhd->htu", q, k) / np.sqrt(hd) + np.triu(np.full((T, T), -np.inf), 1)
+    p = np.exp(s - s.max(-1, keepdims=True))
+    p /= p.sum(-1, keepdims=True)
+    return np.einsum("htu,uhd->thd", p, v).reshape(T, H * hd)
+
+
+def gpt2_forward(path, ids):
+    """llama.cpp's gpt2 graph (llm_build_gpt2) in numpy over the GGUF tensors."""
+    r, W = gguf_tensors(path)
+    H, L = int(value(r, "gpt2.attention.head_count")), int(value(r, "gpt2.block_count"))
+    x = W["token_embd.weight"][ids] + W["position_embd.weight"][: len(ids)]
+    gelu = lambda z: 0.5 * z * (1 + np.tanh(np.sqrt(2 / np.pi) * (z + 0.044715 * z ** 3)))
+    for l in range(L):
+        w = lambda n: W[f"blk.{l}.{n}"]
+        h = layer_norm(x, w("attn_norm.weight"), w("attn_norm.bias"))
+        q, k, v = np.split(h @ w("attn_qkv.weight").T + w("attn_qkv.bias"), 3, axis=-1)
+        T, C = q.shape
+        a = attention(q.reshape(T, H, -1), k.reshape(T, H, -1), v.reshape(T, H, -1))
+        x = x + a @ w("attn_output.weight").T + w("attn_output.bias")
+        h = layer_norm(x, w("ffn_norm.weight"), w("ffn_norm.bias"))
+        x = x + gelu(h @ w("ffn_up.weight").T + w("ffn_up.bias")) @ w("ffn_down.weight").T + w("ffn_down.bias")
+    return layer_norm(x, W["output_norm.weight"], W["output_norm.bias"]) @ W["output.weight"].T
+
+
+def llama_forward(path, ids):
+    """llama.cpp's llama graph in numpy over the GGUF tensors: RoPE on adjacent pairs
+    (rope type NORM), which is what the q/k row permutation of the export is for."""
+    r, W = gguf_tensors(path)
+    H, KV = int(value(r, "llama.attention.head_count")), int(value(r, "llama.attention.head_count_kv"))
+    L, eps = int(value(r, "llama.block_count")), float(value(r, "llama.attention.layer_norm_rms_epsilon"))
+    base = float(value(r, "llama.rope.freq_base"))
+    rms = lambda z, w: z / np.sqrt((z ** 2).mean(-1, keepdims=True) + eps) * w
+    x = W["token_embd.weight"][ids]
+    T = len(ids)
+
+    def rope(z, heads):
+        z = z.reshape(T, heads, -1).copy()
+        hd = z.shape[-1]
+        theta = np.arange(T)[:, None] * base ** (-np.arange(0, hd, 2) / hd)[None, :]
+        c, s = np.cos(theta)[:, None, :], np.sin(theta)[:, None, :]
+        a, b = z[..., 0::2].copy(), z[..., 1::2].copy()
+        z[..., 0::2], z[..., 1::2] = a * c - b * s, a * s + b * c
+        return z
+
+    for l in range(L):
+        w = lambda n: W[f"blk.{l}.{n}"]
+        h = rms(x, w("attn_norm.weight"))
+        q, k = rope(h @ w("attn_q.weight").T, H), rope(h @ w("attn_k.weight").T, KV)
+        v = (h @ w("attn_v.weight").T).reshape(T, KV, -1)
+        x = x + attention(q, k, v) @ w("attn_output.weight").T
+        h = rms(x, w("ffn_norm.weight"))
+        g = h @ w("ffn_gate.weight").T
+        x = x + (g / (1 + np.exp(-g)) * (h @ w("ffn_up.weight").T)) @ w("ffn_down.weight").T
+    return rms(x, W["output_norm.weight"]) @ W["output.weight"].T
+
+
 def llama_cpp_logits(llm, ids):
     llm.reset()
     llm.eval(ids)
@@ -49,7 +127,6 @@ def llama_cpp_logits(llm, ids):
 
 
 def case(family):
-    from llama_cpp import Llama
     ckpt = cc.train(family, os.path.join(cc.SCRATCH, "run"))
     tok_model = os.path.join(cc.SCRATCH, "tok.model")
     ids = cc.batch(1, 48)[0]
@@ -64,6 +141,12 @@ def case(family):
         cc.run(["convert", "--to", "gguf", ckpt, path, "--dtype", dtype])
         arch, odd = check_with_gguf_py(path, dtype)
         assert arch == family, arch
+        if dtype == "f32":  # the file read as llama.cpp's graph reads it, in numpy
+            mine = {"gpt2": gpt2_forward, "llama": llama_forward}[family](path, ids)
+            err = float(np.abs(mine - ref).max() / span)
+            print(f"f32: numpy forward of llama.cpp's {family} graph over the GGUF tensors vs shardlm: {err:.2e}")
+            assert err <= 1e-5, err
+        from llama_cpp import Llama
         llm = Llama(model_path=path, n_ctx=cc.SEQ, logits_all=True, n_threads=2, n_batch=cc.SEQ,
                     verbose=False)
         got = llama_cpp_logits(llm, ids)
