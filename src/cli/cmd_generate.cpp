@@ -9,6 +9,7 @@
 #include "cli/cli_options.h"
 #include "cli/commands.h"
 #include "core/error.h"
+#include "core/fs.h"
 #include "core/parse.h"
 #include "kernels/registry.h"
 #include "model/generator.h"
@@ -29,8 +30,21 @@ std::vector<int32_t> parse_ids(const std::string& text) {
   return ids;
 }
 
+// Logits [n, vocab_size] predicting the token after each of the n prompt positions, as raw
+// little-endian f32 (how the conversion checks compare shardlm with other engines).
+void write_prompt_logits(Generator& generator, const std::vector<int32_t>& prompt,
+                         const std::string& path) {
+  std::string bytes;
+  auto add = [&](const std::vector<float>& logits) {
+    bytes.append(reinterpret_cast<const char*>(logits.data()), logits.size() * sizeof(float));
+  };
+  add(generator.prefill({prompt[0]}));
+  for (size_t i = 1; i < prompt.size(); ++i) add(generator.step(prompt[i]));
+  write_file_atomic(path, bytes);
+}
+
 int cmd_generate(const std::vector<std::string>& args) {
-  std::string checkpoint, prompt, prompt_ids, device;
+  std::string checkpoint, prompt, prompt_ids, device, logits_out;
   GenerateOptions options;
   bool no_kv_cache = false, ignore_eos = false;
   po::options_description opts("Options");
@@ -57,7 +71,10 @@ int cmd_generate(const std::vector<std::string>& args) {
       "no-kv-cache", po::bool_switch(&no_kv_cache),
       "run the whole sequence again for every token instead of caching keys and values (slow; for "
       "checks)")("ignore-eos", po::bool_switch(&ignore_eos),
-                 "keep going past the end-of-sequence token");
+                 "keep going past the end-of-sequence token")(
+      "logits-out", po::value(&logits_out),
+      "also write the logits after every prompt position to this file: [prompt length, "
+      "vocab_size] little-endian f32");
   po::variables_map vm;
   if (auto rc = parse_options(
           "shardlm generate --checkpoint DIR --prompt TEXT [options]\n\n"
@@ -89,6 +106,8 @@ int cmd_generate(const std::vector<std::string>& args) {
       text_mode ? loaded.tokenizer->encode(prompt) : given_ids;
   if (loaded.tokenizer && !ignore_eos) options.eos_id = loaded.tokenizer->eos_id();
 
+  if (!logits_out.empty() && !prompt_tokens.empty())
+    write_prompt_logits(*loaded.generator, prompt_tokens, logits_out);
   const GenerateResult result = loaded.generator->generate(prompt_tokens, options);
   if (text_mode) {
     std::cout << prompt << loaded.tokenizer->decode(result.tokens) << std::endl;

@@ -125,6 +125,20 @@ const std::string& Tokenizer::piece(int id) const {
   return processor_->IdToPiece(id);
 }
 
+float Tokenizer::piece_score(int id) const {
+  piece(id);  // the range check
+  return processor_->GetScore(id);
+}
+
+Tokenizer::PieceType Tokenizer::piece_type(int id) const {
+  piece(id);  // the range check
+  if (processor_->IsUnknown(id)) return PieceType::kUnknown;
+  if (processor_->IsControl(id)) return PieceType::kControl;
+  if (processor_->IsUnused(id)) return PieceType::kUnused;
+  if (processor_->IsByte(id)) return PieceType::kByte;
+  return PieceType::kNormal;
+}
+
 void Tokenizer::save(const std::string& path) const {
   write_file_atomic(path, serialized_);
 }

@@ -52,6 +52,12 @@ class Tokenizer {
   int bos_id() const;
   int eos_id() const;
   const std::string& piece(int id) const;
+  // What the model says of a piece, for exporting the vocabulary (GGUF token types, HF
+  // tokenizer.json): its score (BPE merge priority: higher merges first) and kind (this
+  // SentencePiece build cannot tell user-defined pieces, which shardlm's models do not have).
+  enum class PieceType { kNormal, kUnknown, kControl, kUnused, kByte };
+  float piece_score(int id) const;
+  PieceType piece_type(int id) const;
 
   // Stable 64-bit identity of the model: fnv1a64(serialized()).
   uint64_t fingerprint() const { return fingerprint_; }

@@ -211,6 +211,7 @@ void resolve_run_directory(const Settings& s, RunConfig& c) {
   c.metrics = s.given("metrics") ? s.text("metrics")
                                  : (std::filesystem::path(c.out) / "metrics.jsonl").string();
   c.resume = s.text("resume");
+  c.init_from = s.text("init-from");
   if (c.resume.empty()) s.must("resume", "'auto', 'none' or a checkpoint path");
   c.exit_after_minutes = s.at_least<double>("exit-after-minutes", 0.0);
   const std::string memory_check = s.text("memory-check");

@@ -62,6 +62,22 @@ TrainingPosition RunCheckpoints::resume(const std::string& resume) {
   return pos;
 }
 
+void RunCheckpoints::init_from(const std::string& source) {
+  fs::path dir;
+  try {
+    dir = resolve_checkpoint(source);
+  } catch (const Error& e) {
+    throw Error("--init-from: " + std::string(e.what()));
+  }
+  CheckpointReader reader(dir);
+  const std::string diff =
+      model_config_diff(model_config_from_ini(reader.config_text()), trainer_.settings().model);
+  if (!diff.empty())
+    fail("--init-from: checkpoint " + dir.string() + " holds a different model (" + diff + ")");
+  load_model_params(trainer_.model().weights(), reader);
+  out_.resumed(dir, 0, "parameters only (--init-from), a fresh optimizer");
+}
+
 void RunCheckpoints::save(const TrainingPosition& pos) {
   if (pos.step == last_saved_) return;
   const trace::Span span("save", trace::Kind::Checkpoint, 0, -1, "checkpoint");

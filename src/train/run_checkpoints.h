@@ -32,6 +32,10 @@ class RunCheckpoints {
   // it into the trainer, refusing a checkpoint of another model, and returns where training
   // continues (step 0 when fresh).
   TrainingPosition resume(const std::string& resume);
+  // --init-from: loads only the parameters of `source` (any layout; the model must be the
+  // run's), for a run that did not resume. Throws naming the flag and the checkpoint.
+  void init_from(const std::string& source);
+  bool resumed() const { return last_saved_ >= 0; }  // resume() loaded a checkpoint
 
   // Collective. Saves a checkpoint of `pos` unless that step is already saved (the resume
   // point, or a save just made).

@@ -45,6 +45,7 @@ struct RunConfig {
   std::string out;                // run directory
   std::string metrics;            // JSON Lines file
   std::string resume;             // "auto", "none" or a checkpoint (root) directory
+  std::string init_from;          // a checkpoint whose parameters start a fresh run; "" none
   double exit_after_minutes = 0;  // 0: no wall-clock budget
   bool tensorboard = true;        // event files in <out>/tensorboard/
   int trace_first = 0;            // --trace-steps A:B (1-based, inclusive); 0: no trace

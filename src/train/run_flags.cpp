@@ -78,6 +78,11 @@ const std::vector<RunFlagSpec>& run_flag_specs() {
       {"keep-every", kRun, "0", "also keep every checkpoint whose step is a multiple of N", true},
       {"resume", kRun, "auto",
        "'auto' (newest committed checkpoint in <out>), 'none', or a checkpoint directory", false},
+      {"init-from", kRun, "",
+       "a checkpoint whose parameters start this run (step 0, fresh optimizer; any layout, the "
+       "same model), e.g. one `shardlm convert --from hf` made; ignored once the run has its "
+       "own checkpoint to resume",
+       false},
       {"exit-after-minutes", kRun, "0",
        "save and exit with code 75 after this much wall-clock time (0: no limit)", false},
       {"eval-every", kRun, "0", "validation every N steps (always at start and end)", true},

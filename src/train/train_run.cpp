@@ -214,6 +214,7 @@ int run_training(const RunFlags& flags) {
   RunCheckpoints checkpoints(trainer, dir.checkpoints(), config_text, tok, cfg.keep_last,
                              cfg.keep_every, out);
   const TrainingPosition start = checkpoints.resume(cfg.resume);
+  if (!checkpoints.resumed() && !cfg.init_from.empty()) checkpoints.init_from(cfg.init_from);
   MetricsLog metrics(leader ? cfg.metrics : "",
                      cfg.tensorboard ? std::filesystem::path(cfg.out) / "tensorboard" : "");
   TraceWindow trace(cfg.trace_first, cfg.trace_last, std::filesystem::path(cfg.out) / "trace",

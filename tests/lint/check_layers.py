@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The architecture's rules that a grep can check (CTest `lint_layers`, label `unit`):
 
-1. Includes run downward only: cli -> train -> model/parallel/checkpoint/data/optim/plan ->
+1. Includes run downward only: cli -> train/convert -> model/parallel/checkpoint/data/optim/plan ->
    kernels -> core (plan, the memory and step-time model, uses model and parallel). Within the middle tier, model may use parallel (TP operators, the pipeline's stage
    interface) and optim may use model (the view table); parallel, checkpoint and data use
    neither model nor each other except where listed.
@@ -25,8 +25,11 @@ ALLOWED = {
     "optim": {"core", "kernels", "model", "optim"},
     "plan": {"core", "kernels", "parallel", "model", "plan"},
     "train": {"core", "kernels", "parallel", "checkpoint", "data", "model", "optim", "plan", "train"},
+    # Conversion to and from other engines' files: reads checkpoints, writes tokenizers, maps
+    # names through each family's model/<family>/interchange.cpp.
+    "convert": {"core", "kernels", "parallel", "checkpoint", "data", "model", "convert"},
     "cli": {"core", "kernels", "parallel", "checkpoint", "data", "model", "optim", "plan", "train",
-            "cli"},
+            "convert", "cli"},
 }
 # The MPI communicator and runtime, and the error family's MPI_CHECK message (core/error.cpp,
 # with the HDF5 and CUDA ones: DESIGN.md's one family of check macros).

@@ -1,0 +1,20 @@
+// shardlm's SentencePiece tokenizer as a Hugging Face tokenizer: tokenizer.json (the
+// `tokenizers` library's BPE with byte fallback: the same vocabulary, merges ordered by the
+// SentencePiece scores, spaces as U+2581, no added prefix, no BOS/EOS added), its
+// tokenizer_config.json and special_tokens_map.json, and the original tokenizer.model.
+#pragma once
+
+#include <filesystem>
+
+#include "data/tokenizer.h"
+#include "model/interchange.h"
+
+namespace shardlm {
+
+SpecialIds special_ids(const Tokenizer& tokenizer);
+
+// Writes the four files into `dir`; model_max_length is the model's context.
+void write_hf_tokenizer(const Tokenizer& tokenizer, int model_max_length,
+                        const std::filesystem::path& dir);
+
+}  // namespace shardlm

@@ -1,0 +1,98 @@
+#include "model/interchange.h"
+
+#include "core/error.h"
+#include "model/gpt2/interchange.h"
+#include "model/llama/interchange.h"
+
+namespace shardlm {
+
+namespace {
+const std::vector<const FamilyInterchange*>& interchanges() {
+  static const std::vector<const FamilyInterchange*> all = {&gpt2_interchange(),
+                                                            &llama_interchange()};
+  return all;
+}
+
+std::string known(std::string (FamilyInterchange::*what)() const) {
+  std::string names;
+  for (const auto* i : interchanges()) names += (names.empty() ? "" : ", ") + (i->*what)();
+  return names;
+}
+}  // namespace
+
+const FamilyInterchange& family_interchange(const std::string& family) {
+  for (const auto* i : interchanges())
+    if (i->family() == family) return *i;
+  fail("model family '" + family + "' has no conversion mapping (families with one: " +
+       known(&FamilyInterchange::family) + ")");
+}
+
+const FamilyInterchange& family_interchange_for_hf(const std::string& model_type,
+                                                   const std::string& where) {
+  for (const auto* i : interchanges())
+    if (i->hf_model_type() == model_type) return *i;
+  fail(where + ": model_type '" + model_type + "' is not an architecture shardlm imports (" +
+       known(&FamilyInterchange::hf_model_type) + ")");
+}
+
+namespace {
+const nlohmann::json* present(const nlohmann::json& c, const char* key) {
+  auto it = c.find(key);
+  return it == c.end() || it->is_null() ? nullptr : &*it;
+}
+[[noreturn]] void wrong_type(const std::string& where, const char* key, const char* type) {
+  fail(where + ": " + key + " must be " + type);
+}
+}  // namespace
+
+int64_t hf_int(const nlohmann::json& c, const char* key, const std::string& where) {
+  const nlohmann::json* v = present(c, key);
+  if (!v) fail(where + ": " + key + " is missing");
+  if (!v->is_number_integer()) wrong_type(where, key, "an integer");
+  return v->get<int64_t>();
+}
+
+int64_t hf_int(const nlohmann::json& c, const char* key, int64_t fallback,
+               const std::string& where) {
+  return present(c, key) ? hf_int(c, key, where) : fallback;
+}
+
+double hf_number(const nlohmann::json& c, const char* key, double fallback,
+                 const std::string& where) {
+  const nlohmann::json* v = present(c, key);
+  if (!v) return fallback;
+  if (!v->is_number()) wrong_type(where, key, "a number");
+  return v->get<double>();
+}
+
+bool hf_bool(const nlohmann::json& c, const char* key, bool fallback, const std::string& where) {
+  const nlohmann::json* v = present(c, key);
+  if (!v) return fallback;
+  if (!v->is_boolean()) wrong_type(where, key, "true or false");
+  return v->get<bool>();
+}
+
+std::string hf_string(const nlohmann::json& c, const char* key, const std::string& fallback,
+                      const std::string& where) {
+  const nlohmann::json* v = present(c, key);
+  if (!v) return fallback;
+  if (!v->is_string()) wrong_type(where, key, "a string");
+  return v->get<std::string>();
+}
+
+void hf_require(bool ok, const std::string& where, const char* key, const std::string& why) {
+  if (!ok) fail(where + ": " + key + " " + why + " (shardlm's model does not implement it)");
+}
+
+ExternalPiece whole_piece(const std::vector<int64_t>& shape) {
+  return {std::vector<int64_t>(shape.size(), 0), shape};
+}
+
+ExternalPiece row_piece(const std::vector<int64_t>& shape, int64_t row0, int64_t rows) {
+  ExternalPiece p = whole_piece(shape);
+  p.offset[0] = row0;
+  p.count[0] = rows;
+  return p;
+}
+
+}  // namespace shardlm

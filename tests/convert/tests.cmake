@@ -1,0 +1,19 @@
+# `shardlm convert` checked by the real consumers (label `convert`): transformers and torch
+# (check_convert.py), llama.cpp through llama-cpp-python and gguf-py (check_gguf.py), all from
+# the test venv (tests/python/requirements-convert.txt).
+foreach(case hf-gpt2 hf-llama import-gpt2 import-llama bad-input)
+  add_test(NAME convert_${case}
+           COMMAND ${SHARDLM_TEST_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/convert/check_convert.py ${case}
+                   $<TARGET_FILE:shardlm> ${CMAKE_CURRENT_BINARY_DIR}/convert/${case})
+  set_tests_properties(convert_${case} PROPERTIES LABELS "convert" TIMEOUT 900 PROCESSORS 2
+                       FIXTURES_REQUIRED test_venv SKIP_RETURN_CODE 77)
+endforeach()
+# gguf-llamacpp-*: llama.cpp itself; skipped (77) unless SHARDLM_TEST_LLAMACPP=1 put
+# llama-cpp-python into the venv (it compiles llama.cpp: long on 2 cores).
+foreach(case gguf-gpt2 gguf-llama gguf-llamacpp-gpt2 gguf-llamacpp-llama)
+  add_test(NAME convert_${case}
+           COMMAND ${SHARDLM_TEST_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/convert/check_gguf.py ${case}
+                   $<TARGET_FILE:shardlm> ${CMAKE_CURRENT_BINARY_DIR}/convert/${case})
+  set_tests_properties(convert_${case} PROPERTIES LABELS "convert" TIMEOUT 900 PROCESSORS 2
+                       FIXTURES_REQUIRED test_venv SKIP_RETURN_CODE 77)
+endforeach()
