@@ -18,7 +18,7 @@ rm -f "$work"/crash-* "$work"/leak-* "$work"/timeout-* "$work"/oom-*
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 rc=0
-"$fuzzer" -max_total_time="$seconds" -timeout=20 -rss_limit_mb=2048 -max_len=65536 \
+"$fuzzer" -max_total_time="$seconds" -timeout=20 -rss_limit_mb=2048 \
   -artifact_prefix="$work/" -print_final_stats=1 "$@" "$work/corpus" "$seeds" || rc=$?
 found=$(ls "$work"/crash-* "$work"/leak-* "$work"/timeout-* "$work"/oom-* 2>/dev/null || true)
 if [ $rc -ne 0 ] || [ -n "$found" ]; then
