@@ -20,8 +20,8 @@ namespace shardlm::fuzz {
 inline const std::filesystem::path& scratch_dir() {
   static const std::filesystem::path dir = [] {
     const char* tmp = std::getenv("TMPDIR");
-    auto d = std::filesystem::path(tmp ? tmp : "/tmp") /
-             ("shardlm-fuzz-" + std::to_string(::getpid()));
+    auto d =
+        std::filesystem::path(tmp ? tmp : "/tmp") / ("shardlm-fuzz-" + std::to_string(::getpid()));
     std::filesystem::create_directories(d);
     return d;
   }();
