@@ -80,9 +80,9 @@ foreach(mode kill hang)
 endforeach()
 
 # shardlm-launch with mpirun on this machine.
-foreach(mode kill-rank hang stop-resume refuse-model give-up)
+foreach(mode kill-rank hang stop-resume stop-early refuse-model give-up)
   set(_ref)
-  if(mode MATCHES "kill-rank|hang|stop-resume")
+  if(mode MATCHES "kill-rank|hang|stop-resume|stop-early")
     set(_ref REFERENCE tiny)
   endif()
   shardlm_e2e_test(launcher_${mode} launcher 300 ${_ref}
