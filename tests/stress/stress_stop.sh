@@ -3,15 +3,16 @@
 # every core on purpose). Repeats one stop test N times while a busy loop runs on every core,
 # and counts the outcomes; the logs of every failed iteration are kept.
 #
-#   tests/stress/stress_stop.sh launcher|slurm N BUILD_DIR [OUT_DIR]
+#   tests/stress/stress_stop.sh launcher|launcher-early|slurm N BUILD_DIR [OUT_DIR]
 #
 # launcher: tests/launcher/launcher_test.py stop-resume (SIGTERM to shardlm-launch: the job must
 #           save and the launcher exit 75, then a second launch resumes bit-exact).
+# launcher-early: launcher_test.py stop-early (the SIGTERM as the launcher starts mpirun).
 # slurm:    tests/slurm/test_cpu_template.sh early (SIGUSR1 to the batch script as the step
 #           starts, before the ranks run: the stop must not be lost).
 # Environment: LOAD (busy loops, default: one per core), RANKS, SAVE_EVERY.
 set -euo pipefail
-usage="usage: stress_stop.sh launcher|slurm N BUILD_DIR [OUT_DIR]"
+usage="usage: stress_stop.sh launcher|launcher-early|slurm N BUILD_DIR [OUT_DIR]"
 what=${1:?$usage}
 n=${2:?$usage}
 build=$(realpath "${3:?$usage}")
@@ -40,6 +41,7 @@ for i in $(seq 1 "$n"); do
   log=$out/iteration_$i.log
   case "$what" in
     launcher) cmd=(python3 "$repo/tests/launcher/launcher_test.py" stop-resume "$out/run" "$bin" "$config") ;;
+    launcher-early) cmd=(python3 "$repo/tests/launcher/launcher_test.py" stop-early "$out/run" "$bin" "$config") ;;
     slurm) cmd=("$repo/tests/slurm/test_cpu_template.sh" early "$out/run" "$bin" "$config") ;;
     *) echo "$usage" >&2; exit 2 ;;
   esac
