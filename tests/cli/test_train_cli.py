@@ -40,7 +40,8 @@ TINY = tiny()
 
 def run(args, np=1, check=None, timeout=300):
     cmd = (MPIRUN + ["-np", str(np)] if np > 1 else []) + [SHARDLM] + args
-    p = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=timeout)
+    # errors="replace": a refusal may quote the damaged bytes it read.
+    p = subprocess.run(cmd, env=ENV, capture_output=True, text=True, errors="replace", timeout=timeout)
     if check is not None and p.returncode != check:
         raise AssertionError(f"{' '.join(cmd)}\nexit {p.returncode}, expected {check}\n--- stdout\n{p.stdout[-3000:]}\n--- stderr\n{p.stderr[-3000:]}")
     return p
