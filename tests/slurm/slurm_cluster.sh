@@ -283,14 +283,16 @@ cmd_stop() {
     fi
     SLURM_CONF=$CONF scontrol shutdown >/dev/null 2>&1 || true
   fi
-  local daemon_pids=() f
+  # Each pid file is read once: the daemons remove theirs as they shut down.
+  local daemon_pids=() f pid
   for f in "$CTLD_PID" "$SLURMD_PID"; do
-    pid_alive "$f" && daemon_pids+=("$(cat "$f")")
+    pid=$(cat "$f" 2>/dev/null || true)
+    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && daemon_pids+=("$pid")
   done
   [ ${#daemon_pids[@]} -eq 0 ] || wait_gone 15 "${daemon_pids[@]}" || true
-  if pid_alive "$MUNGE_PID"; then
-    local mp
-    mp=$(cat "$MUNGE_PID")
+  local mp
+  mp=$(cat "$MUNGE_PID" 2>/dev/null || true)
+  if [ -n "$mp" ] && kill -0 "$mp" 2>/dev/null; then
     kill -TERM "$mp" 2>/dev/null || true
     wait_gone 10 "$mp" || true
   fi
