@@ -4,7 +4,7 @@ BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure build demo demo-llama test bench clean
+.PHONY: all deps configure build demo demo-llama test test-sanitize bench clean
 
 all: build
 
@@ -28,6 +28,15 @@ test: build
 	./scripts/install-slurm.sh
 	./scripts/test-venv.sh $(BUILD_DIR)
 	cd $(BUILD_DIR) && ctest --output-on-failure -j$(JOBS) --timeout 1200
+
+# The unit, MPI, CLI and fuzz tests under AddressSanitizer + UndefinedBehaviorSanitizer, in
+# their own clang build (clang brings libFuzzer; CUDA is left out). docs/sanitizers.md.
+SANITIZE_BUILD_DIR ?= build-sanitize
+test-sanitize: deps
+	cmake -S . -B $(SANITIZE_BUILD_DIR) -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
+	  -DSHARDLM_SANITIZE=ON -DSHARDLM_CUDA=OFF $(CMAKE_FLAGS)
+	cmake --build $(SANITIZE_BUILD_DIR) -j$(JOBS)
+	./scripts/test-sanitize.sh $(SANITIZE_BUILD_DIR) $(JOBS)
 
 clean:
 	rm -rf $(BUILD_DIR)

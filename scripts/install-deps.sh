@@ -6,6 +6,7 @@
 set -euo pipefail
 packages=(
   build-essential cmake pkg-config clang-format ccache
+  clang libomp-dev
   libopenmpi-dev openmpi-bin
   libhdf5-dev hdf5-tools
   libboost-program-options-dev nlohmann-json3-dev

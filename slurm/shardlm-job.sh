@@ -82,29 +82,63 @@ step_cmd+=("${train_cmd[@]}")
 
 step_pid=""
 stop_signal=""
+stop_pending=""  # a stop that came before every rank could take it (see step_ready)
+step_started=$RUN_DIR/progress/.step_started
+# True once every rank of this start wrote its first heartbeat (progress/rank_<r>.txt newer than
+# the step's start): from then on each rank has its stop handlers, and a SIGUSR1 to the step
+# reaches them. Before that, mpirun or srun may drop it, or a rank not yet past exec die of it.
+step_ready() {
+  [ -n "$step_pid" ] || return 1
+  local r
+  for ((r = 0; r < ntasks; r++)); do
+    [ "$RUN_DIR/progress/rank_$r.txt" -nt "$step_started" ] || return 1
+  done
+}
 # shellcheck disable=SC2317  # called from the traps below
 forward_stop() {  # signal name
   stop_signal=$1
-  if [ -n "$step_pid" ] && kill -0 "$step_pid" 2>/dev/null; then
+  if step_ready && kill -0 "$step_pid" 2>/dev/null; then
     job_log "got SIG$1: asking the job step to save and stop (SIGUSR1 to pid $step_pid)"
     kill -USR1 "$step_pid" 2>/dev/null || true
+    stop_pending=""
+  elif [ -z "$step_pid" ]; then
+    job_log "got SIG$1 before the job step started: not starting it"
   else
-    job_log "got SIG$1 with no job step running"
+    job_log "got SIG$1 while the job step starts: passing it on once every rank runs"
+    stop_pending=$1
   fi
 }
 trap 'forward_stop USR1' USR1
 trap 'forward_stop TERM' TERM
+# A signal that came while the template ran (it traps them from its first line) counts too.
+[ -z "${SHARDLM_EARLY_STOP:-}" ] || forward_stop "$SHARDLM_EARLY_STOP"
+if [ -n "$stop_signal" ]; then
+  job_log "stopped on request before the job step started (exit 75, nothing new to save)"
+  if [ "$restart_count" -lt "$MAX_RESTARTS" ] && scontrol requeue "$SLURM_JOB_ID"; then exit 0; fi
+  exit "$SHARDLM_EXIT_REQUEUE"
+fi
 
 job_log "start on ${SLURM_JOB_NODELIST:-?} ($ntasks tasks): ${step_cmd[*]}"
 if [ -s "$RUN_DIR/checkpoints/latest" ]; then
   job_log "resuming from $(cat "$RUN_DIR/checkpoints/latest")"
 fi
+mkdir -p "$RUN_DIR/progress"
+touch "$step_started"
 "${step_cmd[@]}" &
 step_pid=$!
 # `wait` returns early (status > 128) whenever a trapped signal arrives; wait again until the
-# step itself has ended, then collect its real status.
+# step itself has ended, then collect its real status. While a stop is pending, poll for the
+# ranks' first heartbeats instead (a short sleep delays a trap by at most 0.2 s).
 while kill -0 "$step_pid" 2>/dev/null; do
-  wait "$step_pid"
+  if [ -n "$stop_pending" ]; then
+    if step_ready; then
+      forward_stop "$stop_pending"
+    else
+      sleep 0.2
+    fi
+  else
+    wait "$step_pid"
+  fi
 done
 wait "$step_pid"
 rc=$?

@@ -66,6 +66,13 @@ shardlm_e2e_test(slurm_cpu_template_requeue_srun slurm 300 REFERENCE tiny ENV LA
   COMMAND ${_slurm}/test_cpu_template.sh requeue ${SHARDLM_E2E_SCRATCH}/cpu_requeue_srun ${_trainer} ${_config})
 shardlm_e2e_test(slurm_cpu_template_signal_launcher slurm 300 REFERENCE tiny ENV LAUNCHER=shardlm-launch
   COMMAND ${_slurm}/test_cpu_template.sh signal ${SHARDLM_E2E_SCRATCH}/cpu_signal_launcher ${_trainer} ${_config})
+# A SIGUSR1 that reaches the batch script while the step starts, before the ranks run.
+shardlm_e2e_test(slurm_cpu_template_early slurm 300 REFERENCE tiny
+  COMMAND ${_slurm}/test_cpu_template.sh early ${SHARDLM_E2E_SCRATCH}/cpu_early ${_trainer} ${_config})
+# The same from a copy of the tree under a 0700 folder with a space in its name (munged runs as
+# user munge; paths must be quoted everywhere): one job through shardlm-launch, SIGUSR1, resume.
+shardlm_e2e_test(slurm_checkout_path slurm 300 REFERENCE tiny
+  COMMAND ${_slurm}/test_checkout_path.sh ${SHARDLM_E2E_SCRATCH}/checkout_path ${_trainer} ${_config})
 # shardlm-launch inside an allocation (srun): a killed and a stopped rank.
 foreach(mode kill hang)
   shardlm_e2e_test(slurm_launcher_srun_${mode} slurm 300 REFERENCE tiny
@@ -73,9 +80,9 @@ foreach(mode kill hang)
 endforeach()
 
 # shardlm-launch with mpirun on this machine.
-foreach(mode kill-rank hang stop-resume refuse-model give-up)
+foreach(mode kill-rank hang stop-resume stop-early refuse-model give-up)
   set(_ref)
-  if(mode MATCHES "kill-rank|hang|stop-resume")
+  if(mode MATCHES "kill-rank|hang|stop-resume|stop-early")
     set(_ref REFERENCE tiny)
   endif()
   shardlm_e2e_test(launcher_${mode} launcher 300 ${_ref}

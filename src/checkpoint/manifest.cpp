@@ -7,6 +7,7 @@
 #include <type_traits>
 
 #include "checkpoint/directory.h"
+#include "checkpoint/file_checksums.h"
 #include "checkpoint/h5.h"
 #include "checkpoint/rect.h"
 #include "checkpoint/slice_io.h"
@@ -191,7 +192,13 @@ Manifest read_manifest_contents(const std::filesystem::path& path) {
   if (static_cast<int64_t>(names.size()) != world_size || sizes.size() != names.size())
     fail("files/name and files/bytes do not list world_size = " + std::to_string(world_size) +
          " files");
-  for (size_t i = 0; i < names.size(); ++i) m.files.push_back({names[i], sizes[i]});
+  for (size_t i = 0; i < names.size(); ++i) m.files.push_back({names[i], sizes[i], {}});
+  if (h5::link_exists(file, "files/crc32c")) {
+    const auto crcs = h5::read_u32s(file, "files/crc32c");
+    if (crcs.size() != names.size())
+      fail("files/crc32c does not list world_size = " + std::to_string(world_size) + " files");
+    for (size_t i = 0; i < crcs.size(); ++i) m.files[i].crc32c = crcs[i];
+  }
 
   const auto ranks = h5::read_i64s(file, "slices/rank");
   const auto roles = h5::read_strings(file, "slices/role");
@@ -275,12 +282,15 @@ void write_manifest(const std::filesystem::path& path, const Manifest& m) {
   h5::Handle files = h5::create_group(file, "files");
   std::vector<std::string> names;
   std::vector<int64_t> sizes;
+  std::vector<uint32_t> crcs;
   for (const auto& f : m.files) {
     names.push_back(f.name);
     sizes.push_back(f.bytes);
+    if (f.crc32c) crcs.push_back(*f.crc32c);
   }
   h5::write_strings(files, "name", names);
   h5::write_i64s(files, "bytes", {static_cast<int64_t>(sizes.size())}, sizes);
+  if (crcs.size() == m.files.size()) h5::write_u32s(files, "crc32c", crcs);
 
   h5::Handle slices = h5::create_group(file, "slices");
   const auto n = static_cast<int64_t>(m.slices.size());
@@ -319,6 +329,7 @@ void write_manifest(const std::filesystem::path& path, const Manifest& m) {
 Manifest read_manifest(const std::filesystem::path& path) {
   if (!std::filesystem::is_regular_file(path))
     fail("checkpoint manifest " + path.string() + " is missing");
+  check_manifest_sidecar(path);
   try {
     return read_manifest_contents(path);
   } catch (const Error& e) {

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,7 @@ inline constexpr const char* kCheckpointFormatName = "shardlm-checkpoint";
 struct ManifestFile {
   std::string name;   // "rank_00003.h5"
   int64_t bytes = 0;  // size after commit: a different size means truncated or overwritten
+  std::optional<uint32_t> crc32c;  // the whole file's; none in checkpoints written before it
 };
 
 struct Manifest {
@@ -36,7 +38,8 @@ std::string rank_file_name(int rank);  // "rank_00003.h5"
 
 // Writes and fsyncs `path`.
 void write_manifest(const std::filesystem::path& path, const Manifest& manifest);
-// Refuses a missing file, a foreign or unknown format version and a checksum mismatch, naming
+// Refuses a missing file, a manifest that does not match its manifest.crc32c sidecar (checked
+// before HDF5 opens it), a foreign or unknown format version and a checksum mismatch, naming
 // the file.
 Manifest read_manifest(const std::filesystem::path& path);
 

@@ -4,6 +4,7 @@
 #include <map>
 
 #include "checkpoint/checkpoint.h"
+#include "checkpoint/file_checksums.h"
 #include "checkpoint/h5.h"
 #include "checkpoint/manifest.h"
 #include "checkpoint/slice_io.h"
@@ -35,9 +36,16 @@ struct CheckpointReader::State {
   std::vector<bool> verified;     // per slice
   std::vector<float> buffer;      // streaming scratch, at most kStreamBlockElements
 
+  // The whole file's checksum is checked before HDF5 first parses it (file_checksums.h).
   hid_t file(int rank) {
     auto& f = files[static_cast<size_t>(rank)];
-    if (f.get() < 0) f = h5::open_file_read(dir / rank_file_name(rank));
+    if (f.get() >= 0) return f;
+    const fs::path path = dir / rank_file_name(rank);
+    if (const auto& crc = manifest.files[static_cast<size_t>(rank)].crc32c) {
+      const std::string problem = file_checksum_problem(path, *crc);
+      if (!problem.empty()) fail(problem);
+    }
+    f = h5::open_file_read(path);
     return f;
   }
 

@@ -7,6 +7,7 @@
 
 #include "checkpoint/checkpoint.h"
 #include "checkpoint/directory.h"
+#include "checkpoint/file_checksums.h"
 #include "checkpoint/h5.h"
 #include "checkpoint/manifest.h"
 #include "checkpoint/slice_io.h"
@@ -89,6 +90,14 @@ VerifyReport verify_checkpoint(const fs::path& dir) {
     if (!problem.empty()) {
       problems.push_back(problem);
       continue;
+    }
+    if (m.files[r].crc32c) {  // before HDF5 parses the file (file_checksums.h)
+      const std::string damaged =
+          file_checksum_problem(dir / rank_file_name(static_cast<int>(r)), *m.files[r].crc32c);
+      if (!damaged.empty()) {
+        problems.push_back(damaged);
+        continue;
+      }
     }
     verify_rank_file(dir, m, static_cast<int>(r), report, problems);
   }

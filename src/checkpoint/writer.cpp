@@ -12,9 +12,11 @@
 
 #include "checkpoint/checkpoint.h"
 #include "checkpoint/directory.h"
+#include "checkpoint/file_checksums.h"
 #include "checkpoint/h5.h"
 #include "checkpoint/manifest.h"
 #include "checkpoint/slice_io.h"
+#include "core/checksum.h"
 #include "core/error.h"
 #include "core/trace.h"
 #include "parallel/comm.h"
@@ -133,28 +135,31 @@ std::vector<StoredSlice> write_rank_file(const fs::path& path, int rank, int wor
 
 struct GatheredFiles {
   std::vector<int64_t> file_bytes;  // per rank
+  std::vector<uint32_t> file_crcs;  // per rank, of the whole file
   std::vector<StoredSlice> slices;  // rank 0's, then rank 1's, ...
 };
 
-// Collective: every rank's slice records and file size (all ranks get all; only rank 0 uses them).
+// Collective: every rank's slice records, file size and file CRC32C (all ranks get all; only
+// rank 0 uses them).
 GatheredFiles gather_rank_files(Communicator& world, const std::vector<StoredSlice>& mine,
-                                int64_t file_bytes) {
+                                int64_t file_bytes, uint32_t file_crc) {
   const auto p = static_cast<size_t>(world.size());
   const std::vector<uint8_t> encoded = encode_slices(mine);
-  const int64_t sizes_mine[2] = {static_cast<int64_t>(encoded.size()), file_bytes};
-  std::vector<int64_t> sizes(2 * p);
-  world.all_gather(sizes_mine, sizes.data(), 2, DType::I64);
+  const int64_t sizes_mine[3] = {static_cast<int64_t>(encoded.size()), file_bytes, file_crc};
+  std::vector<int64_t> sizes(3 * p);
+  world.all_gather(sizes_mine, sizes.data(), 3, DType::I64);
   int64_t longest = 0;
-  for (size_t r = 0; r < p; ++r) longest = std::max(longest, sizes[2 * r]);
+  for (size_t r = 0; r < p; ++r) longest = std::max(longest, sizes[3 * r]);
   std::vector<uint8_t> padded(static_cast<size_t>(longest), 0);
   std::copy(encoded.begin(), encoded.end(), padded.begin());
   std::vector<uint8_t> all(p * static_cast<size_t>(longest));
   world.all_gather(padded.data(), all.data(), static_cast<size_t>(longest), DType::U8);
   GatheredFiles out;
   for (size_t r = 0; r < p; ++r) {
-    out.file_bytes.push_back(sizes[2 * r + 1]);
+    out.file_bytes.push_back(sizes[3 * r + 1]);
+    out.file_crcs.push_back(static_cast<uint32_t>(sizes[3 * r + 2]));
     const auto begin = all.begin() + static_cast<ptrdiff_t>(r * static_cast<size_t>(longest));
-    auto slices = decode_slices(std::vector<uint8_t>(begin, begin + sizes[2 * r]));
+    auto slices = decode_slices(std::vector<uint8_t>(begin, begin + sizes[3 * r]));
     for (auto& s : slices) {
       if (s.rank != static_cast<int>(r))
         fail("gathered slice records of rank " + std::to_string(r) + " name rank " +
@@ -197,7 +202,8 @@ void commit(const fs::path& root, const fs::path& tmp_dir, const fs::path& final
     manifest.format_version = std::max(manifest.format_version, format_version_for(s.dtype));
   manifest.step = step;
   for (size_t r = 0; r < gathered.file_bytes.size(); ++r)
-    manifest.files.push_back({rank_file_name(static_cast<int>(r)), gathered.file_bytes[r]});
+    manifest.files.push_back(
+        {rank_file_name(static_cast<int>(r)), gathered.file_bytes[r], gathered.file_crcs[r]});
   manifest.slices = gathered.slices;
   manifest.config_text = info.config_text;
   manifest.tokenizer_model = info.tokenizer_model;
@@ -209,6 +215,7 @@ void commit(const fs::path& root, const fs::path& tmp_dir, const fs::path& final
     fail(text);
   }
   write_manifest(tmp_dir / kManifestFileName, manifest);
+  write_manifest_sidecar(tmp_dir / kManifestFileName);
   fsync_path(tmp_dir);  // the rank files' and the manifest's directory entries
   install_directory(tmp_dir, final_dir);
   fsync_path(root);
@@ -243,14 +250,16 @@ std::filesystem::path save_checkpoint(Communicator& world, const fs::path& root,
 
   std::vector<StoredSlice> mine;
   int64_t file_bytes = 0;
+  uint32_t file_crc = 0;
   run_on_all_ranks(world, step, "writing rank files", [&] {
     const trace::Span span("write_rank_file", trace::Kind::Checkpoint, 0, -1, "checkpoint");
     const fs::path path = tmp_dir / rank_file_name(world.rank());
     mine = write_rank_file(path, world.rank(), world.size(), step, slices, info.rank_metadata);
     file_bytes = static_cast<int64_t>(fs::file_size(path));
+    file_crc = crc32c_file(path);  // read back from the page cache: what a loader will see
   });
 
-  const GatheredFiles gathered = gather_rank_files(world, mine, file_bytes);
+  const GatheredFiles gathered = gather_rank_files(world, mine, file_bytes, file_crc);
   run_on_all_ranks(world, step, "committing", [&] {
     const trace::Span span("commit", trace::Kind::Checkpoint, 0, -1, "checkpoint");
     if (leader) commit(root, tmp_dir, final_dir, step, gathered, info);

@@ -125,6 +125,7 @@ int data_inspect(const std::vector<std::string>& args) {
     return *rc;
 
   const DatasetIndex index = read_dataset_index(dir);
+  open_dataset_tokenizer(dir, index);  // refuses a damaged tokenizer.model
   char fingerprint[19];
   std::snprintf(fingerprint, sizeof fingerprint, "0x%016llx",
                 static_cast<unsigned long long>(index.tokenizer_fingerprint));
@@ -165,7 +166,8 @@ int data_inspect(const std::vector<std::string>& args) {
                      static_cast<double>(std::max<uint64_t>(1, data.token_count()))
               << "\n";
   }
-  std::cout << "\nall shards valid (magic, version, sizes, checksums, token ids, index)\n";
+  std::cout
+      << "\nall shards valid (magic, version, sizes, checksums, token ids, index, tokenizer)\n";
   return shardlm::kExitOk;
 }
 

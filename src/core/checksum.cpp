@@ -1,7 +1,12 @@
 #include "core/checksum.h"
 
 #include <array>
+#include <cerrno>
 #include <cstring>
+#include <fstream>
+#include <vector>
+
+#include "core/error.h"
 
 #if defined(__SSE4_2__)
 #include <nmmintrin.h>
@@ -74,6 +79,19 @@ uint32_t crc32c_update(uint32_t crc, const void* data, size_t n_bytes) {
 
 uint32_t crc32c_update_portable(uint32_t crc, const void* data, size_t n_bytes) {
   return ~crc32c_portable(~crc, static_cast<const unsigned char*>(data), n_bytes);
+}
+
+uint32_t crc32c_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail("cannot read " + path.string() + ": " + std::strerror(errno));
+  std::vector<char> buffer(1 << 20);
+  uint32_t crc = 0;
+  while (in) {
+    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+    crc = crc32c_update(crc, buffer.data(), static_cast<size_t>(in.gcount()));
+  }
+  if (in.bad()) fail("cannot read " + path.string() + ": " + std::strerror(errno));
+  return crc;
 }
 
 }  // namespace shardlm

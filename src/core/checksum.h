@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <filesystem>
 
 namespace shardlm {
 
@@ -17,5 +18,9 @@ uint32_t crc32c_update_portable(uint32_t crc, const void* data, size_t n_bytes);
 inline uint32_t crc32c(const void* data, size_t n_bytes) {
   return crc32c_update(0, data, n_bytes);
 }
+
+// CRC32C of a whole file's bytes, streamed through a 1 MiB buffer; throws naming the path when
+// it cannot be read.
+uint32_t crc32c_file(const std::filesystem::path& path);
 
 }  // namespace shardlm

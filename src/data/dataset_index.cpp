@@ -7,15 +7,49 @@
 #include <sstream>
 #include <string_view>
 
+#include "core/checksum.h"
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/hash.h"
 #include "core/parse.h"
 
 namespace shardlm {
 
 namespace {
-constexpr int kIndexFormat = 1;
+// Format 2 ends with "crc32c 0x<8 hex>\n", the CRC32C of every byte before that line, so that a
+// damaged index (a flipped digit, a lost line) is refused; format 1 (no checksum) still reads.
+constexpr int kIndexFormat = 2;
+constexpr int kOldestIndexFormat = 1;
+constexpr std::string_view kChecksumKey = "crc32c ";
+
+std::string hex32(uint32_t v) {
+  char buf[16];
+  std::snprintf(buf, sizeof(buf), "0x%08x", v);
+  return buf;
 }
+
+// The index text without its checksum line, after checking that line (the text itself when it
+// has none, as in format 1).
+std::string_view checked_body(const std::string& path, std::string_view text) {
+  const size_t last_line =
+      text.size() >= 2 ? text.rfind('\n', text.size() - 2) : std::string_view::npos;
+  const size_t start = last_line == std::string_view::npos ? 0 : last_line + 1;
+  const std::string_view line = text.substr(start);
+  if (!line.starts_with(kChecksumKey)) return text;
+  const std::string_view hex = line.substr(kChecksumKey.size());
+  const bool well_formed = hex.size() == 11 && hex.starts_with("0x") && hex.back() == '\n';
+  const uint32_t stored = well_formed
+                              ? static_cast<uint32_t>(parse_uint64(
+                                    "dataset index '" + path + "' crc32c", hex.substr(2, 8), 16))
+                              : 0;
+  const uint32_t computed = crc32c(text.data(), start);
+  if (!well_formed || stored != computed)
+    fail("dataset index '" + path + "' is damaged: its crc32c line " +
+         (well_formed ? "records " + hex32(stored) + ", the contents give " + hex32(computed)
+                      : "is malformed"));
+  return text.substr(0, start);
+}
+}  // namespace
 
 std::vector<DatasetShardEntry> DatasetIndex::split_shards(const std::string& split) const {
   std::vector<DatasetShardEntry> out;
@@ -57,16 +91,21 @@ void write_dataset_index(const std::string& dir, const DatasetIndex& index) {
   for (const auto& s : index.shards)
     out << "shard " << s.split << " " << s.file << " " << s.tokens << " " << s.text_bytes << " "
         << s.documents << "\n";
-  write_file_atomic(path, out.str());
+  const std::string body = out.str();
+  write_file_atomic(
+      path, body + std::string(kChecksumKey) + hex32(crc32c(body.data(), body.size())) + "\n");
 }
 
 DatasetIndex read_dataset_index(const std::string& dir) {
   const auto path = (std::filesystem::path(dir) / kDatasetIndexFile).string();
-  std::ifstream in(path);
-  if (!in)
+  if (!std::filesystem::is_regular_file(path))
     fail("cannot open dataset index '" + path +
          "': not a prepared dataset directory (run `shardlm data prepare`), "
          "or preparation did not finish");
+  const std::string text = read_file(path);
+  const std::string_view body = checked_body(path, text);
+  const bool has_checksum = body.size() != text.size();
+  std::istringstream in{std::string(body)};
   DatasetIndex index;
   bool seen_format = false, seen_fingerprint = false, seen_vocab = false;
   std::string line;
@@ -88,9 +127,13 @@ DatasetIndex read_dataset_index(const std::string& dir) {
     };
     if (key == "format") {
       const int format = parse_int(where + ": format", next("format"));
-      if (format != kIndexFormat)
+      if (format < kOldestIndexFormat || format > kIndexFormat)
         bad("unsupported index format " + std::to_string(format) + " (this build reads " +
-            std::to_string(kIndexFormat) + ")");
+            std::to_string(kOldestIndexFormat) + " to " + std::to_string(kIndexFormat) + ")");
+      if ((format >= 2) != has_checksum)
+        bad(has_checksum ? "a format 1 index has no crc32c line: the file is damaged"
+                         : "the crc32c line that ends a format 2 index is missing: the file is "
+                           "damaged or truncated");
       seen_format = true;
     } else if (key == "tokenizer") {
       std::string file;
@@ -133,6 +176,25 @@ DatasetIndex read_dataset_index(const std::string& dir) {
     fail("dataset index '" + path +
          "' is incomplete: it needs 'format', 'tokenizer_fingerprint' and 'vocab_size' lines");
   return index;
+}
+
+Tokenizer open_dataset_tokenizer(const std::string& dir, const DatasetIndex& index) {
+  const auto path = (std::filesystem::path(dir) / kDatasetTokenizerFile).string();
+  if (!std::filesystem::is_regular_file(path))
+    fail("dataset '" + dir + "' has no " + kDatasetTokenizerFile +
+         " (prepare it with `shardlm data prepare`)");
+  // Compared before parsing: the model's bytes never reach SentencePiece unless they are the
+  // ones the dataset was prepared with.
+  std::string bytes = read_file(path);
+  if (const uint64_t fingerprint = fnv1a64(bytes); fingerprint != index.tokenizer_fingerprint) {
+    char got[19], want[19];
+    std::snprintf(got, sizeof got, "0x%016llx", static_cast<unsigned long long>(fingerprint));
+    std::snprintf(want, sizeof want, "0x%016llx",
+                  static_cast<unsigned long long>(index.tokenizer_fingerprint));
+    fail("tokenizer model '" + path + "' has fingerprint " + got + ", the dataset index records " +
+         want + ": the file is damaged or was replaced");
+  }
+  return Tokenizer::from_serialized(std::move(bytes), "'" + path + "'");
 }
 
 }  // namespace shardlm

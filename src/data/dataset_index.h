@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "data/tokenizer.h"
+
 namespace shardlm {
 
 constexpr const char* kDatasetIndexFile = "index.txt";
@@ -36,5 +38,8 @@ struct DatasetIndex {
 void write_dataset_index(const std::string& dir, const DatasetIndex& index);
 // Reads <dir>/index.txt; throws Error naming the file and line on anything malformed.
 DatasetIndex read_dataset_index(const std::string& dir);
+// <dir>/tokenizer.model, refused naming the file unless its fingerprint is the one the index
+// records (a damaged model file may still parse).
+Tokenizer open_dataset_tokenizer(const std::string& dir, const DatasetIndex& index);
 
 }  // namespace shardlm

@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "core/error.h"
+#include "data/dataset_index.h"
 #include "data/synthetic.h"
 
 namespace fs = std::filesystem;
@@ -15,7 +16,7 @@ std::optional<Tokenizer> open_run_tokenizer(const std::string& data) {
   const fs::path path = fs::path(data) / "tokenizer.model";
   if (!fs::exists(path))
     fail("--data " + data + ": no tokenizer.model (prepare it with `shardlm data prepare`)");
-  return Tokenizer::from_file(path.string());
+  return open_dataset_tokenizer(data, read_dataset_index(data));
 }
 
 RunFacts run_facts(int world_size, const std::string& data, const Tokenizer* tokenizer) {

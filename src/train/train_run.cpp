@@ -124,6 +124,9 @@ int train_loop(Run& run, TrainingPosition pos) {
                    model_family(cfg.model.family).flops_per_token(cfg.model, cfg.seq_len),
                    peak_flops_per_rank(cfg.peak_tflops, run.mesh.world()) * run.mesh.world_size());
   run.stop.set_time_budget(cfg.exit_after_minutes);
+  // The first heartbeat says "this rank takes stop signals now" (the handlers are in place since
+  // before MPI start-up): a job script holds a stop that came earlier until every rank wrote one.
+  run.dir.heartbeat(pos.step);
   if (pos.step == 0 || cfg.eval_every > 0) evaluate(run, pos.step);
   speed.restart_window();  // tokens/s counts training steps only
   while (pos.step < cfg.steps) {

@@ -40,7 +40,8 @@ TINY = tiny()
 
 def run(args, np=1, check=None, timeout=300):
     cmd = (MPIRUN + ["-np", str(np)] if np > 1 else []) + [SHARDLM] + args
-    p = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=timeout)
+    # errors="replace": a refusal may quote the damaged bytes it read.
+    p = subprocess.run(cmd, env=ENV, capture_output=True, text=True, errors="replace", timeout=timeout)
     if check is not None and p.returncode != check:
         raise AssertionError(f"{' '.join(cmd)}\nexit {p.returncode}, expected {check}\n--- stdout\n{p.stdout[-3000:]}\n--- stderr\n{p.stderr[-3000:]}")
     return p
@@ -194,8 +195,9 @@ def case_corrupt_checkpoint():
         b = f.read(1)
         f.seek(offset + 100)
         f.write(bytes([b[0] ^ 0xFF]))
-    expect_error(["ckpt", "verify", ckpt], "rank_00000.h5", "h.0.mlp.c_fc.weight")
-    expect_error(["train", "--out", d] + tiny(steps=4), "h.0.mlp.c_fc.weight", "checksum")
+    # The whole-file checksum refuses it before HDF5 or any tensor is read.
+    expect_error(["ckpt", "verify", ckpt], "rank_00000.h5: whole-file CRC32C is")
+    expect_error(["train", "--out", d] + tiny(steps=4), "rank_00000.h5: whole-file CRC32C is", "damaged")
     # Truncated rank file.
     size = os.path.getsize(rank_file)
     with open(rank_file, "r+b") as f:
@@ -459,6 +461,82 @@ def case_llama():
         f.seek(offset + 8)
         f.write(bytes([byte[0] ^ 0xFF]))
     expect_error(["ckpt", "verify", ckpt], "rank_00001.h5", "h.1.attn.qkv.weight")
+def damaged_copy(src, dst, rng):
+    """dst = src with 1-8 random bit flips or cut at a random offset; what was done, or None
+    when the damage cancelled out (the same bit flipped twice)."""
+    data = bytearray(open(src, "rb").read())
+    if rng.random() < 0.3:
+        cut = rng.randrange(len(data))
+        damaged, how = data[:cut], "truncated to %d of %d bytes" % (cut, len(data))
+    else:
+        damaged = bytearray(data)
+        flips = [(rng.randrange(len(data)), rng.randrange(8)) for _ in range(rng.randint(1, 8))]
+        for at, bit in flips:
+            damaged[at] ^= 1 << bit
+        how = "bits flipped at " + ", ".join("%d.%d" % f for f in flips)
+    if damaged == data:
+        return None
+    open(dst, "wb").write(damaged)
+    return how
+
+
+def case_damaged_files():
+    """Random damage (bit flips, truncation; seeded, DAMAGE_TRIALS per file kind) to every file
+    a run reads back: each damaged file is refused with an error naming it, never a crash (a
+    signal) and never accepted. A config is text a person writes, so a damaged one may parse as
+    another valid config; it must never crash, and a refusal names the file."""
+    import random
+    seed, trials = int(os.environ.get("SEED", "13")), int(os.environ.get("DAMAGE_TRIALS", "40"))
+    rng = random.Random(seed)
+    print(f"SEED={seed}, {trials} trials per file kind")
+    run_dir = os.path.join(SCRATCH, "run")
+    run(["train", "--out", run_dir] + tiny(steps=2), np=2, check=0)
+    ckpt = os.path.join(run_dir, "checkpoints", "step_00000002")
+    text = os.path.join(SCRATCH, "text.txt")
+    with open(os.path.join(REPO, "data", "tinyshakespeare.txt")) as f:
+        open(text, "w").write(f.read()[:50000])
+    tok = os.path.join(SCRATCH, "tok")
+    run(["tokenizer", "train", "--input", text, "--vocab-size", "400", "--model-prefix", tok], check=0)
+    data = os.path.join(SCRATCH, "data")
+    run(["data", "prepare", "--input", text, "--tokenizer", tok + ".model", "--out", data, "--val-fraction", "0.2",
+         "--block-bytes", "2048", "--quiet"], check=0)
+    config = os.path.join(SCRATCH, "run.ini")
+    open(config, "w").write(open(os.path.join(run_dir, "run_config.ini")).read())
+    # file kind -> (folder holding it, the commands that read it: one per trial, in turn)
+    dump = os.path.join(SCRATCH, "consolidated.h5")
+    # consolidate reads through CheckpointReader, which opens a rank file only when it needs one
+    # (with dp 2 rank 1 holds copies of rank 0's tensors): rank_00001.h5 goes to verify only.
+    verify, consolidate = ["ckpt", "verify", "{dir}"], ["ckpt", "consolidate", "{dir}", dump]
+    kinds = {name: (ckpt, [verify, consolidate]) for name in ("manifest.h5", "manifest.crc32c", "rank_00000.h5")}
+    kinds["rank_00001.h5"] = (ckpt, [verify])
+    kinds.update({name: (data, [["data", "inspect", "{dir}"]])
+                  for name in ("index.txt", "tokenizer.model", "train_00000.bin", "val_00000.bin")})
+    counts = {}
+    for name, (folder, commands) in kinds.items():
+        assert os.path.exists(os.path.join(folder, name)), name
+        for t in range(trials):
+            work = os.path.join(SCRATCH, "damaged")
+            shutil.rmtree(work, ignore_errors=True)
+            shutil.copytree(folder, work)
+            how = damaged_copy(os.path.join(folder, name), os.path.join(work, name), rng)
+            if how is None:
+                continue
+            args = [a.replace("{dir}", work) for a in commands[t % len(commands)]]
+            p = run(args)
+            what = f"{name} {how}: shardlm {' '.join(args)} exit {p.returncode}\n{p.stderr[-1500:]}"
+            assert p.returncode not in (0,) and 0 < p.returncode < 128, "not refused cleanly: " + what
+            assert name in p.stderr, "the error does not name the file: " + what
+            counts[name] = counts.get(name, 0) + 1
+    for t in range(trials):
+        damaged = os.path.join(SCRATCH, "damaged.ini")
+        how = damaged_copy(config, damaged, rng)
+        if how is None:
+            continue
+        p = run(["train", "--config", damaged, "--print-config"])
+        what = f"config {how}: exit {p.returncode}\n{p.stderr[-1500:]}"
+        assert 0 <= p.returncode < 128, "crashed: " + what
+        counts["config"] = counts.get("config", 0) + 1
+    print("damaged and refused (config: no crash):", counts)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@
 # run and its uninterrupted twin do: then every shard file has a twin of the same name.
 #   compare_checkpoints.sh CKPT_A CKPT_B
 # *.h5 files are compared by value with h5diff (exact: no tolerance given), so HDF5's object
-# timestamps do not matter; every other file byte for byte with cmp, except names matching the
+# timestamps do not matter; for the same reason the whole-file checksums of the files (the
+# manifest's /files/crc32c and manifest.crc32c, which cover those timestamps too) are skipped; every other file byte for byte with cmp, except names matching the
 # shell patterns in CKPT_COMPARE_IGNORE (space-separated, e.g. "manifest.json" when a manifest
 # records wall-clock times). To compare checkpoints of different layouts, consolidate both with
 # `shardlm ckpt consolidate` first and compare the two outputs with this script.
@@ -13,7 +14,7 @@ a=${1:?usage: compare_checkpoints.sh CKPT_A CKPT_B}
 b=${2:?usage: compare_checkpoints.sh CKPT_A CKPT_B}
 [ -d "$a" ] || { echo "compare_checkpoints: $a is not a folder" >&2; exit 1; }
 [ -d "$b" ] || { echo "compare_checkpoints: $b is not a folder" >&2; exit 1; }
-ignore=${CKPT_COMPARE_IGNORE:-}
+ignore="manifest.crc32c ${CKPT_COMPARE_IGNORE:-}"
 
 ignored() {
   local name=$1 pattern
@@ -37,9 +38,9 @@ while IFS= read -r f; do
   compared=$((compared + 1))
   case "$f" in
     *.h5)
-      if ! h5diff -q "$a/$f" "$b/$f" >/dev/null 2>&1; then
+      if ! h5diff -q --exclude-path /files/crc32c "$a/$f" "$b/$f" >/dev/null 2>&1; then
         echo "compare_checkpoints: $f differs:" >&2
-        h5diff -r "$a/$f" "$b/$f" 2>&1 | head -n 20 >&2 || true
+        h5diff -r --exclude-path /files/crc32c "$a/$f" "$b/$f" 2>&1 | head -n 20 >&2 || true
         differ=1
       fi
       ;;

@@ -15,6 +15,8 @@ weights bit-identical to an uninterrupted run of the same command (compare_check
                     kill everything and restart
   stop-resume       SIGTERM to the launcher: the job saves and the launcher exits 75; running
                     the same command again resumes and finishes
+  stop-early        the same, with the SIGTERM the moment the launcher starts mpirun, before
+                    the ranks run: the stop is held until every rank runs, not lost
 Modes that check the launcher's refusals:
   refuse-model      a finished run, then requests with a changed model key (by flag, by
                     config file): exit 2 naming it, the trainer never started
@@ -40,7 +42,7 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 LAUNCHER = os.path.join(REPO, "launch", "shardlm-launch")
 COMPARE = os.path.join(HERE, "compare_checkpoints.sh")
 REFERENCE_RUN = os.path.join(HERE, "reference_run.sh")
-MODES = ("kill-rank", "kill-during-save", "hang", "stop-resume", "refuse-model", "give-up")
+MODES = ("kill-rank", "kill-during-save", "hang", "stop-resume", "stop-early", "refuse-model", "give-up")
 
 
 class TestFailure(Exception):
@@ -281,15 +283,31 @@ def fault_run(s, mode):
     compare_final(ref, run)
 
 
-def stop_resume(s):
+def attempt_started(run):
+    try:
+        return "attempt 1 of" in launcher_log(run)
+    except OSError:
+        return False
+
+
+def stop_resume(s, early=False):
     ref = s.reference()
     run = os.path.join(s.scratch, "run")
     proc = s.start_launcher(run)
-    wait_for(lambda: progress_step(run) > s.save_every, 120, "step %d" % (s.save_every + 1), proc)
-    log("SIGTERM to the launcher at step %d" % progress_step(run))
+    if early:
+        wait_for(lambda: attempt_started(run), 120, "the first attempt's start", proc)
+        log("SIGTERM to the launcher as it starts mpirun (rank 0 at step %d)" % progress_step(run))
+    else:
+        wait_for(lambda: progress_step(run) > s.save_every, 120, "step %d" % (s.save_every + 1), proc)
+        log("SIGTERM to the launcher at step %d" % progress_step(run))
     proc.send_signal(signal.SIGTERM)
     rc = wait_launcher(proc)
     check(rc == 75, "the launcher ended with %d after SIGTERM, expected 75" % rc)
+    if early:
+        text = launcher_log(run)
+        held = "while the job starts: passing it on once every rank runs" in text
+        log("the stop was %s" % ("held until every rank ran" if held else "passed on at once (the ranks were up)"))
+        check("saved a checkpoint and stopped on request" in text, "the early stop did not end in a save")
     log("resuming with the same command")
     rc = wait_launcher(s.start_launcher(run))
     text = launcher_log(run)
@@ -358,8 +376,8 @@ def main(argv):
     try:
         if s.mode in ("kill-rank", "kill-during-save", "hang"):
             fault_run(s, s.mode)
-        elif s.mode == "stop-resume":
-            stop_resume(s)
+        elif s.mode in ("stop-resume", "stop-early"):
+            stop_resume(s, early=s.mode == "stop-early")
         elif s.mode == "refuse-model":
             refuse_model(s)
         else:

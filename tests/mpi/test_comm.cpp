@@ -12,6 +12,7 @@
 #include "parallel/consistency.h"
 #include "parallel/mpi_comm.h"
 #include "support_errors.h"
+#include "support_source_location.h"
 
 namespace shardlm {
 namespace {
@@ -369,9 +370,9 @@ std::string expected_mismatch(const std::vector<int>& ranks) {
          (ranks.size() == 1 ? " differs" : " differ") + " from rank 0";
 }
 
-void expect_mismatch_on_every_rank(Communicator& comm, const std::string& text,
-                                   const std::vector<int>& differing,
-                                   std::source_location where = std::source_location::current()) {
+void expect_mismatch_on_every_rank(
+    Communicator& comm, const std::string& text, const std::vector<int>& differing,
+    shardlm::testing::SourceLocation where = shardlm::testing::SourceLocation::current()) {
   expect_error([&] { check_same_on_all_ranks(comm, "effective config", text); },
                {expected_mismatch(differing)}, where);
 }

@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "parallel/mesh.h"
 #include "support_errors.h"
+#include "support_source_location.h"
 
 namespace shardlm {
 namespace {
@@ -95,7 +96,9 @@ TEST(MeshDescribe, MatchesDocumentedExample) {
   }
 }
 
-void expect_invalid(int tp, int pp, std::source_location where = std::source_location::current()) {
+void expect_invalid(
+    int tp, int pp,
+    shardlm::testing::SourceLocation where = shardlm::testing::SourceLocation::current()) {
   expect_error([&] { Mesh mesh(tp, pp); },
                {"tp=" + std::to_string(tp), "pp=" + std::to_string(pp), "world size 8"}, where);
 }

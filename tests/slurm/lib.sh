@@ -40,7 +40,7 @@ fail() {
 
 setup_scratch() {
   scratch=$1
-  if [ -f "$scratch/cluster/slurm.conf" ]; then
+  if [ -s "$scratch/cluster/cluster.dir" ]; then
     "$SLURM_TESTS_DIR/slurm_cluster.sh" stop "$scratch/cluster" || fail "could not stop the cluster left in $scratch"
   fi
   rm -rf "$scratch"
@@ -64,7 +64,8 @@ start_cluster() {
   [ $rc -ne 77 ] || exit 77
   trap stop_cluster_on_exit EXIT
   [ $rc -eq 0 ] || fail "the cluster did not start"
-  export SLURM_CONF=$scratch/cluster/slurm.conf
+  eval "$("$SLURM_TESTS_DIR/slurm_cluster.sh" env "$scratch/cluster")"
+  export SLURM_CONF
 }
 
 job_field() {  # job field

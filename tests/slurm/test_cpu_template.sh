@@ -7,11 +7,15 @@
 # MODE: signal     `scancel --batch --signal=USR1` once the run has made progress (what the
 #                  --signal=B:USR1@<sec> warning does); the job saves, exits 75, requeues itself
 #       requeue    `scontrol requeue` from outside (preemption-like: SIGTERM to the job)
+#       early      `scancel --batch --signal=USR1` the moment the batch script logs the step's
+#                  start, before the ranks run: the stop must not be lost (mpirun drops a
+#                  signal before its ranks exist): the script holds it until every rank has
+#                  written its first heartbeat, then the job saves and requeues as in signal
 #       timelimit  --time=1 --signal=B:USR1@20: the pre-timeout warning must come, the job
 #                  save and requeue itself before the limit, and the next start resume from
 #                  that checkpoint and train on (then the test cancels it). TRAINER_FLAGS must
 #                  make the run longer than a minute, so that only the warning can end the start.
-# signal and requeue must end COMPLETED with final weights bit-identical to an uninterrupted
+# signal, early and requeue must end COMPLETED with final weights bit-identical to an uninterrupted
 # run of the same command under plain mpirun.
 # Environment: RANKS (default 2), LAUNCHER (mpirun|srun|shardlm-launch, default the
 # template's), SAVE_EVERY (default 5), REFERENCE (a finished uninterrupted run of the same
@@ -19,8 +23,8 @@
 # CKPT_COMPARE_IGNORE (compare_checkpoints.sh).
 # shellcheck source=tests/slurm/lib.sh
 source "$(dirname "$0")/lib.sh"
-usage="usage: test_cpu_template.sh signal|requeue|timelimit SCRATCH_DIR TRAINER_BIN CONFIG [FLAGS...]"
-parse_e2e_args "$usage" "signal|requeue|timelimit" "$@"
+usage="usage: test_cpu_template.sh signal|early|requeue|timelimit SCRATCH_DIR TRAINER_BIN CONFIG [FLAGS...]"
+parse_e2e_args "$usage" "signal|early|requeue|timelimit" "$@"
 [ -x "$bin" ] || fail "$bin is not executable"
 start_cluster
 [ "$mode" = timelimit ] || RANKS=$ranks SAVE_EVERY=$save_every reference_run "$bin" "$config" "${flags[@]}"
@@ -41,7 +45,18 @@ job_ended() {
   return 1
 }
 
-if [ "$mode" != timelimit ]; then
+if [ "$mode" = early ]; then
+  # Interrupt the first start as its step is launched.
+  deadline=$((SECONDS + 120))
+  until grep -q "restart 0\] start on" "$RUN_DIR/slurm_job.log" 2>/dev/null; do
+    [ $SECONDS -lt $deadline ] || fail "the batch script did not start the step in 120 s"
+    ! job_ended || fail "job ended before the interruption"
+    sleep 0.02
+  done
+  test_log "interrupting as the step starts (rank 0 at step $(progress_step "$RUN_DIR"))"
+  scancel --batch --signal=USR1 "$job"
+  state=$(wait_job_done "$job" 300)
+elif [ "$mode" != timelimit ]; then
   # Interrupt once the run is under way: after the first checkpoint, before the end.
   deadline=$((SECONDS + 120))
   until [ "$(progress_step "$RUN_DIR")" -gt "$save_every" ]; do
@@ -81,6 +96,11 @@ cat "$RUN_DIR/slurm_job.log"
   fail "expected two starts of a $ranks-rank trainer in $scratch/job.out"
 grep -q "resuming from step_" "$RUN_DIR/slurm_job.log" || fail "no start resumed from a checkpoint"
 case "$mode" in
+  early)
+    grep -q "got SIGUSR1" "$RUN_DIR/slurm_job.log" || fail "the batch script never saw SIGUSR1"
+    grep -q "exit 75.*requeueing" "$RUN_DIR/slurm_job.log" || fail "the stop before the ranks ran was lost"
+    grep -h "got SIGUSR1" "$RUN_DIR/slurm_job.log" | head -n1
+    ;;
   signal | timelimit)
     grep -q "got SIGUSR1" "$RUN_DIR/slurm_job.log" || fail "the batch script never saw SIGUSR1"
     grep -q "exit 75.*requeueing" "$RUN_DIR/slurm_job.log" || fail "the job did not save and requeue itself"

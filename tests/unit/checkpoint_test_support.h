@@ -13,6 +13,9 @@
 #include <string>
 #include <vector>
 
+#include "checkpoint/file_checksums.h"
+#include "checkpoint/manifest.h"
+
 namespace shardlm::testing {
 
 // A fresh directory under the system's temp directory, removed with everything in it.
@@ -32,6 +35,16 @@ class ScratchDir {
  private:
   std::filesystem::path path_;
 };
+
+// Makes `dir` a checkpoint as written before whole-file checksums (no manifest.crc32c, no
+// /files/crc32c): a test can then damage a file in ways that only the inner checks catch (the
+// tensors' and the manifest's own checksums, the format checks), which old checkpoints rely on.
+inline void drop_whole_file_checksums(const std::filesystem::path& dir) {
+  Manifest m = read_manifest(dir / kManifestFileName);
+  for (auto& f : m.files) f.crc32c.reset();
+  write_manifest(dir / kManifestFileName, m);
+  std::filesystem::remove(dir / kManifestSidecarName);
+}
 
 // File offset of a contiguous dataset's data, through the plain HDF5 API.
 inline haddr_t data_offset(const std::filesystem::path& file, const std::string& dataset) {

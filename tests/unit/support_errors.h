@@ -6,9 +6,9 @@
 
 #include <exception>
 #include <initializer_list>
-#include <source_location>
 #include <string>
 #include <string_view>
+#include "support_source_location.h"
 
 #include "core/error.h"
 
@@ -56,8 +56,9 @@ std::string error_mismatch(Fn&& fn, std::initializer_list<std::string_view> word
 // Returns whether it passed (for a caller that cannot go on otherwise: `if (!...) return;`).
 //   expect_error([&] { parse_steps("x"); }, {"--steps", "\"x\""});
 template <typename Fn>
-bool expect_error(Fn&& fn, std::initializer_list<std::string_view> words,
-                  std::source_location where = std::source_location::current()) {
+bool expect_error(
+    Fn&& fn, std::initializer_list<std::string_view> words,
+    shardlm::testing::SourceLocation where = shardlm::testing::SourceLocation::current()) {
   std::string why = detail::error_mismatch(fn, words);
   if (why.empty()) return true;
   ADD_FAILURE_AT(where.file_name(), static_cast<int>(where.line())) << why;

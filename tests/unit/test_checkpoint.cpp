@@ -32,6 +32,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using testing::data_offset;
+using testing::drop_whole_file_checksums;
 using testing::error_of;
 using testing::flip_byte;
 using testing::make_block;
@@ -396,7 +397,17 @@ TEST(Checkpoint, CorruptedDataIsRefusedNamingFileAndTensor) {
   const fs::path file = dir / "rank_00000.h5";
   // Flip one byte in the middle of ln_f.bias's data (10 floats).
   flip_byte(file, data_offset(file, "/param/ln_f.bias") + 17);
+  // The whole-file checksum refuses the file before HDF5 reads it.
+  std::string guard = error_of([&] {
+    CheckpointReader reader(dir);
+    read_rect(reader, kRoleParam, "wte", {0, 0}, {12, 10});
+  });
+  EXPECT_NE(guard.find("rank_00000.h5: whole-file CRC32C is"), std::string::npos) << guard;
+  guard = error_of([&] { verify_checkpoint(dir); });
+  EXPECT_NE(guard.find("rank_00000.h5: whole-file CRC32C is"), std::string::npos) << guard;
 
+  // Without it (a checkpoint from before whole-file checksums), the tensor's own checksum.
+  drop_whole_file_checksums(dir);
   CheckpointReader reader(dir);  // sizes and manifest are intact
   const std::string message =
       error_of([&] { read_rect(reader, kRoleParam, "ln_f.bias", {0}, {10}); });
@@ -441,8 +452,21 @@ TEST(Checkpoint, MissingOrDamagedManifestIsRefused) {
   const fs::path dir = save_tensors(root.path(), 2, small_model());
   const fs::path manifest = dir / "manifest.h5";
   const fs::path saved = root.path() / "manifest.backup";
-  fs::copy_file(manifest, saved);
 
+  // Any changed byte fails the whole-file checksum in manifest.crc32c, before HDF5 opens it.
+  flip_byte(manifest, fs::file_size(manifest) / 2);
+  std::string message = error_of([&] { CheckpointReader reader(dir); });
+  EXPECT_NE(message.find("manifest.h5: whole-file CRC32C is"), std::string::npos) << message;
+  EXPECT_NE(message.find("manifest.crc32c"), std::string::npos) << message;
+  flip_byte(manifest, fs::file_size(manifest) / 2);
+  std::ofstream(dir / kManifestSidecarName, std::ios::trunc) << "crc32c 12 bytes x\n";
+  message = error_of([&] { CheckpointReader reader(dir); });
+  EXPECT_NE(message.find("manifest.crc32c is not a manifest checksum file"), std::string::npos)
+      << message;
+
+  // The checks behind it, as for a checkpoint from before whole-file checksums.
+  fs::remove(dir / kManifestSidecarName);
+  fs::copy_file(manifest, saved);
   // Changed contents (a different step) fail the manifest checksum.
   {
     const hid_t f = H5Fopen(manifest.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
@@ -452,7 +476,7 @@ TEST(Checkpoint, MissingOrDamagedManifestIsRefused) {
     H5Aclose(a);
     H5Fclose(f);
   }
-  std::string message = error_of([&] { CheckpointReader reader(dir); });
+  message = error_of([&] { CheckpointReader reader(dir); });
   EXPECT_NE(message.find("manifest.h5"), std::string::npos) << message;
   EXPECT_NE(message.find("manifest is corrupted"), std::string::npos) << message;
 
@@ -495,6 +519,7 @@ TEST(Checkpoint, UncoveredElementsAreReported) {
   ASSERT_NE(dropped, manifest.slices.end());
   manifest.slices.erase(dropped);
   write_manifest(dir / kManifestFileName, manifest);
+  write_manifest_sidecar(dir / kManifestFileName);
 
   CheckpointReader reader(dir);
   EXPECT_EQ(read_rect(reader, kRoleParam, "wte", {0, 0}, {6, 10}),

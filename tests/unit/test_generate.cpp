@@ -89,7 +89,9 @@ void expect_error(Fn fn, const std::vector<std::string>& parts) {
 // each chunk's queries over the cache gives attention_forward's output, row for row.
 TEST(KvCacheKernels, ChunkedDecodeMatchesAttentionForward) {
   KernelBackend& be = cpu_backend();
-  for (const auto& [NH, hd] : std::vector<std::pair<int, int>>{{4, 16}, {3, 18}, {2, 64}}) {
+  for (const auto& shape : std::vector<std::pair<int, int>>{{4, 16}, {3, 18}, {2, 64}}) {
+    // Plain ints, not structured bindings: clang 14 (the sanitizer build) cannot capture those.
+    const int NH = shape.first, hd = shape.second;
     const int T = 37, max_seq = 40, C = NH * hd;
     std::mt19937 rng(static_cast<uint32_t>(NH * 100 + hd));
     std::normal_distribution<float> dist(0.0f, 1.0f);

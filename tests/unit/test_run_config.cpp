@@ -3,10 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <initializer_list>
-#include <source_location>
 #include <string>
 #include <string_view>
 #include <utility>
+#include "support_source_location.h"
 
 #include "core/error.h"
 #include "kernels/registry.h"
@@ -48,9 +48,9 @@ RunFacts tokenizer_of(int vocab) {
 }
 
 // resolve_run_config(flags, facts) refuses with a UsageError (exit code 2) naming every word.
-void expect_refused(const RunFlags& flags, const RunFacts& facts,
-                    std::initializer_list<std::string_view> words,
-                    std::source_location where = std::source_location::current()) {
+void expect_refused(
+    const RunFlags& flags, const RunFacts& facts, std::initializer_list<std::string_view> words,
+    shardlm::testing::SourceLocation where = shardlm::testing::SourceLocation::current()) {
   expect_error([&] { resolve_run_config(flags, facts); }, words, where);
   try {
     resolve_run_config(flags, facts);
@@ -60,8 +60,9 @@ void expect_refused(const RunFlags& flags, const RunFacts& facts,
   }
   ADD_FAILURE_AT(where.file_name(), static_cast<int>(where.line())) << "not a UsageError";
 }
-void expect_refused(const RunFlags& flags, std::initializer_list<std::string_view> words,
-                    std::source_location where = std::source_location::current()) {
+void expect_refused(
+    const RunFlags& flags, std::initializer_list<std::string_view> words,
+    shardlm::testing::SourceLocation where = shardlm::testing::SourceLocation::current()) {
   expect_refused(flags, RunFacts{}, words, where);
 }
 

@@ -11,6 +11,7 @@
 #include "data/token_shard.h"
 #include "data_test_support.h"
 #include "support_errors.h"
+#include "support_source_location.h"
 
 namespace shardlm {
 namespace {
@@ -46,9 +47,9 @@ class TokenShardTest : public ::testing::Test {
   }
 
   // Expects opening `path` to throw an Error whose message names the file and contains `what`.
-  void expect_refused(const std::string& path, const std::string& what,
-                      const ShardExpectations& expect = {},
-                      std::source_location where = std::source_location::current()) {
+  void expect_refused(
+      const std::string& path, const std::string& what, const ShardExpectations& expect = {},
+      shardlm::testing::SourceLocation where = shardlm::testing::SourceLocation::current()) {
     expect_error([&] { TokenShardReader reader(path, expect); }, {path, what}, where);
   }
 
