@@ -211,7 +211,8 @@ class KernelBackend {
                             float grad_scale, int step) = 0;
 };
 
-// The CPU backend (OpenMP + oneDNN GEMMs). One per process.
+// The CPU backend (OpenMP + oneDNN GEMMs) at the ISA level this CPU runs, or SHARDLM_ISA forces
+// (kernels/cpu/isa.h). One per process.
 KernelBackend& cpu_backend();
 
 }  // namespace shardlm

@@ -7,11 +7,13 @@
 // them inside their own OpenMP region, one HeadWorkspace per thread.
 #pragma once
 
+#include "kernels/cpu/isa_namespace.h"
+
 #include <cstddef>
 #include <memory>
 #include <vector>
 
-namespace shardlm::cpu {
+namespace shardlm::cpu::inline SHARDLM_CPU_ISA {
 
 // Per-thread packed operands of one head (padded, contiguous, 64-byte aligned).
 class HeadWorkspace {
@@ -57,4 +59,4 @@ void head_key_gradients(HeadWorkspace& w, const float* q, size_t ld, const float
                         const float* p /*[T,T]*/, const float* ds /*[T,T]*/, float scale, int j0,
                         int j1, bool accumulate, float* dk, float* dv);
 
-}  // namespace shardlm::cpu
+}  // namespace shardlm::cpu::inline SHARDLM_CPU_ISA

@@ -8,9 +8,11 @@
 // atomics.
 #pragma once
 
+#include "kernels/cpu/isa_namespace.h"
+
 #include "kernels/backend.h"
 
-namespace shardlm {
+namespace shardlm::inline SHARDLM_CPU_ISA {
 
 class CpuBackend final : public KernelBackend {
  public:
@@ -116,4 +118,4 @@ class CpuBackend final : public KernelBackend {
                     int step) override;
 };
 
-}  // namespace shardlm
+}  // namespace shardlm::inline SHARDLM_CPU_ISA

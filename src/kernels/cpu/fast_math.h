@@ -12,7 +12,7 @@
 
 #include "kernels/cpu/vec16.h"
 
-namespace shardlm::cpu {
+namespace shardlm::cpu::inline SHARDLM_CPU_ISA {
 
 // exp(x) for float or Vec16.
 template <typename T>
@@ -49,4 +49,4 @@ inline T fast_exp(T x) {
   return x < min_arg ? splat(0.0f) : p * two_n;
 }
 
-}  // namespace shardlm::cpu
+}  // namespace shardlm::cpu::inline SHARDLM_CPU_ISA
