@@ -201,6 +201,7 @@ void resolve_run_directory(const Settings& s, RunConfig& c) {
   c.resume = s.text("resume");
   if (c.resume.empty()) s.must("resume", "'auto', 'none' or a checkpoint path");
   c.exit_after_minutes = s.at_least<double>("exit-after-minutes", 0.0);
+  c.threads = s.at_least<int>("threads", 0);
   c.save_every = s.at_least<int>("save-every", 0);
   c.keep_last = s.at_least<int>("keep-last", 0);
   c.keep_every = s.at_least<int>("keep-every", 0);

@@ -46,6 +46,7 @@ struct RunConfig {
   std::string metrics;            // JSON Lines file
   std::string resume;             // "auto", "none" or a checkpoint (root) directory
   double exit_after_minutes = 0;  // 0: no wall-clock budget
+  int threads = 0;                // OpenMP threads per rank; 0: kernels/cpu/threads.h's default
 
   // The effective config: every recorded setting as `flag-name = value` under comment headings
   // (run_flag_specs() order), floats in their shortest exact form, then the [model] record in

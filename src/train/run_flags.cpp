@@ -78,14 +78,18 @@ const std::vector<RunFlagSpec>& run_flag_specs() {
       {"keep-every", kRun, "0", "also keep every checkpoint whose step is a multiple of N", true},
       {"resume", kRun, "auto",
        "'auto' (newest committed checkpoint in <out>), 'none', or a checkpoint directory", false},
+      {"threads", kRun, "0",
+       "OpenMP threads per rank on the CPU (0: OMP_NUM_THREADS if set, else the node's CPUs "
+       "divided among its ranks)",
+       false},
       {"exit-after-minutes", kRun, "0",
        "save and exit with code 75 after this much wall-clock time (0: no limit)", false},
       {"eval-every", kRun, "0", "validation every N steps (always at start and end)", true},
       {"eval-steps", kRun, "4", "validation batches per evaluation", true},
       {"log-every", kRun, "1", "progress line every N steps", true},
       {"peak-tflops", kRun, "0",
-       "per-rank peak for MFU, e.g. the GPU's (0: the node's CPU cores x 0.27 TFLOP/s fp32, "
-       "shared by the ranks on the node)",
+       "per-rank peak for MFU, e.g. the GPU's (0: the node's CPUs x one core's fp32 FMA peak "
+       "at the running ISA level, measured at start, shared by the ranks on the node)",
        true},
   };
   return specs;

@@ -5,6 +5,8 @@
 
 #include "core/error.h"
 #include "core/exit_codes.h"
+#include "kernels/cpu/isa.h"
+#include "kernels/cpu/threads.h"
 #include "kernels/registry.h"
 #include "model/family.h"
 #include "parallel/consistency.h"
@@ -44,6 +46,17 @@ KernelBackend& select_backend(const RunConfig& cfg, const Mesh& mesh) {
          "): start a single process (no mpirun/srun -n > 1) with --zero 0, or use --device cpu "
          "for several ranks; multi-GPU needs the NCCL communicator");
   return backend;
+}
+
+// Sets this rank's OpenMP threads (collective: counts the ranks per node) before anything sizes
+// per-thread buffers, and describes the CPU set-up for the header.
+std::string set_up_threads(const RunConfig& cfg, Mesh& mesh) {
+  const int ranks_on_node = mesh.world().ranks_on_my_node();
+  const cpu::CpuThreads t = cpu::choose_cpu_threads(cfg.threads, std::getenv("OMP_NUM_THREADS"),
+                                                    cpu::usable_cpu_count(), ranks_on_node);
+  cpu::set_cpu_threads(t.threads);
+  return cfg.device + ", CPU kernels ISA " + cpu::cpu_isa_name(cpu::running_cpu_isa()) + ", " +
+         std::to_string(t.threads) + " OpenMP thread(s) per rank (" + t.reason + ")";
 }
 
 // The pieces the loop drives, set up by run_training.
@@ -151,6 +164,7 @@ int run_training(const RunFlags& flags) {
   const RunData data(cfg, tok);
   const RunDirectory dir(cfg.out, config_text, cfg.model, mesh.world());
   out.header(in.resolved, config_text);
+  out.backend(set_up_threads(cfg, mesh));
 
   Trainer trainer(in.resolved.train, mesh, select_backend(cfg, mesh));
   RunCheckpoints checkpoints(trainer, dir.checkpoints(), config_text, tok, cfg.keep_last,
