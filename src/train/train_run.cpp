@@ -7,6 +7,7 @@
 #include "core/exit_codes.h"
 #include "kernels/cpu/isa.h"
 #include "kernels/cpu/threads.h"
+#include "kernels/cpu/wait_policy.h"
 #include "kernels/registry.h"
 #include "model/family.h"
 #include "parallel/consistency.h"
@@ -56,7 +57,8 @@ std::string set_up_threads(const RunConfig& cfg, Mesh& mesh) {
                                                     cpu::usable_cpu_count(), ranks_on_node);
   cpu::set_cpu_threads(t.threads);
   return cfg.device + ", CPU kernels ISA " + cpu::cpu_isa_name(cpu::running_cpu_isa()) + ", " +
-         std::to_string(t.threads) + " OpenMP thread(s) per rank (" + t.reason + ")";
+         std::to_string(t.threads) + " OpenMP thread(s) per rank (" + t.reason + "), wait policy " +
+         cpu::describe_wait_policy();
 }
 
 // The pieces the loop drives, set up by run_training.

@@ -22,7 +22,7 @@ import sys
 
 LEVELS = ("sse", "avx2", "avx512")
 # kernels/cpu/ headers of code compiled once (kernels/cpu/portable/), usable from anywhere.
-PORTABLE_HEADERS = {"gemm.h", "peak_flops.h", "isa.h", "threads.h", "isa_namespace.h"}
+PORTABLE_HEADERS = {"gemm.h", "peak_flops.h", "isa.h", "threads.h", "wait_policy.h", "isa_namespace.h"}
 
 
 def level_objects_export_only_their_entry(archive):
