@@ -77,10 +77,11 @@ def sources_use_the_level_namespace(repo):
     for path in sorted(glob.glob(os.path.join(cpu, "*.cpp")) + glob.glob(os.path.join(cpu, "*.h"))):
         name = os.path.basename(path)
         text = open(path, encoding="utf-8").read()
-        if name.endswith(".cpp") and re.search(r"^namespace shardlm::cpu\s*\{", text, re.M):
-            problems.append(f"src/kernels/cpu/{name}: opens namespace shardlm::cpu; use "
-                            "shardlm::cpu::inline SHARDLM_CPU_ISA (kernels/cpu/isa_namespace.h)")
-        if name.endswith(".h") and name not in PORTABLE_HEADERS and "inline SHARDLM_CPU_ISA" not in text:
+        if name.endswith(".cpp") and re.search(r"^namespace shardlm::cpu \{\n(?!inline namespace SHARDLM_CPU_ISA \{)",
+                                               text, re.M):
+            problems.append(f"src/kernels/cpu/{name}: opens namespace shardlm::cpu without the level's "
+                            "inline namespace SHARDLM_CPU_ISA (kernels/cpu/isa_namespace.h)")
+        if name.endswith(".h") and name not in PORTABLE_HEADERS and "inline namespace SHARDLM_CPU_ISA {" not in text:
             problems.append(f"src/kernels/cpu/{name}: a kernel header outside the level's "
                             "namespace (kernels/cpu/isa_namespace.h), or add it to PORTABLE_HEADERS "
                             "if its code is in kernels/cpu/portable/")

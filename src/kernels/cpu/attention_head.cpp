@@ -29,7 +29,8 @@
 #include "kernels/cpu/fast_math.h"
 #include "kernels/cpu/vec16.h"
 
-namespace shardlm::cpu::inline SHARDLM_CPU_ISA {
+namespace shardlm::cpu {
+inline namespace SHARDLM_CPU_ISA {
 
 namespace {
 
@@ -326,4 +327,5 @@ void head_key_gradients(HeadWorkspace& w, const float* q, size_t ld, const float
                    accumulate, dv, ldi, w.out_tile);
 }
 
-}  // namespace shardlm::cpu::inline SHARDLM_CPU_ISA
+}  // namespace SHARDLM_CPU_ISA
+}  // namespace shardlm::cpu

@@ -13,7 +13,8 @@
 #include <memory>
 #include <vector>
 
-namespace shardlm::cpu::inline SHARDLM_CPU_ISA {
+namespace shardlm::cpu {
+inline namespace SHARDLM_CPU_ISA {
 
 // Per-thread packed operands of one head (padded, contiguous, 64-byte aligned).
 class HeadWorkspace {
@@ -59,4 +60,5 @@ void head_key_gradients(HeadWorkspace& w, const float* q, size_t ld, const float
                         const float* p /*[T,T]*/, const float* ds /*[T,T]*/, float scale, int j0,
                         int j1, bool accumulate, float* dk, float* dv);
 
-}  // namespace shardlm::cpu::inline SHARDLM_CPU_ISA
+}  // namespace SHARDLM_CPU_ISA
+}  // namespace shardlm::cpu

@@ -12,7 +12,8 @@
 
 #include "kernels/backend.h"
 
-namespace shardlm::inline SHARDLM_CPU_ISA {
+namespace shardlm {
+inline namespace SHARDLM_CPU_ISA {
 
 class CpuBackend final : public KernelBackend {
  public:
@@ -118,4 +119,5 @@ class CpuBackend final : public KernelBackend {
                     int step) override;
 };
 
-}  // namespace shardlm::inline SHARDLM_CPU_ISA
+}  // namespace SHARDLM_CPU_ISA
+}  // namespace shardlm

@@ -12,7 +12,8 @@
 
 #include "kernels/cpu/vec16.h"
 
-namespace shardlm::cpu::inline SHARDLM_CPU_ISA {
+namespace shardlm::cpu {
+inline namespace SHARDLM_CPU_ISA {
 
 // exp(x) for float or Vec16.
 template <typename T>
@@ -49,4 +50,5 @@ inline T fast_exp(T x) {
   return x < min_arg ? splat(0.0f) : p * two_n;
 }
 
-}  // namespace shardlm::cpu::inline SHARDLM_CPU_ISA
+}  // namespace SHARDLM_CPU_ISA
+}  // namespace shardlm::cpu

@@ -11,7 +11,8 @@
 
 #include "kernels/cpu/fma_chains.h"
 
-namespace shardlm::cpu::inline SHARDLM_CPU_ISA {
+namespace shardlm::cpu {
+inline namespace SHARDLM_CPU_ISA {
 
 namespace {
 
@@ -115,4 +116,5 @@ FmaPeak measure_fma_peak_at_level(double seconds, int repeats) {
   return best;
 }
 
-}  // namespace shardlm::cpu::inline SHARDLM_CPU_ISA
+}  // namespace SHARDLM_CPU_ISA
+}  // namespace shardlm::cpu

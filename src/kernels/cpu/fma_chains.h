@@ -4,9 +4,11 @@
 #include "kernels/cpu/isa_namespace.h"
 #include "kernels/cpu/peak_flops.h"
 
-namespace shardlm::cpu::inline SHARDLM_CPU_ISA {
+namespace shardlm::cpu {
+inline namespace SHARDLM_CPU_ISA {
 
 // measure_fma_peak (kernels/cpu/peak_flops.h) at this level's vector width and register count.
 FmaPeak measure_fma_peak_at_level(double seconds, int repeats);
 
-}  // namespace shardlm::cpu::inline SHARDLM_CPU_ISA
+}  // namespace SHARDLM_CPU_ISA
+}  // namespace shardlm::cpu

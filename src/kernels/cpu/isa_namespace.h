@@ -2,8 +2,8 @@
 // kernels/cpu/ once per level (sse, avx2, avx512) with that level's -march flags and
 // SHARDLM_CPU_ISA set to isa_<level>; kernels/cpu/portable/ is compiled once. Every kernel
 // header and source opens
-//     namespace shardlm::cpu::inline SHARDLM_CPU_ISA {      (helpers)
-//     namespace shardlm::inline SHARDLM_CPU_ISA {           (CpuBackend)
+//     namespace shardlm::cpu {  inline namespace SHARDLM_CPU_ISA {   (helpers)
+//     namespace shardlm {  inline namespace SHARDLM_CPU_ISA {        (CpuBackend)
 // so that each level's functions, inline ones included, are distinct symbols: an AVX-512 copy
 // of an inline helper can never be picked by the linker for the SSE level (that would be a
 // SIGILL on an older CPU). Code inside refers to them unqualified or as cpu::name, as before.

@@ -7,7 +7,8 @@
 
 #include <cstddef>
 
-namespace shardlm::cpu::inline SHARDLM_CPU_ISA {
+namespace shardlm::cpu {
+inline namespace SHARDLM_CPU_ISA {
 
 struct IndexRange {
   size_t begin;
@@ -25,4 +26,5 @@ inline IndexRange split_range(size_t n, int part, int parts, size_t align = 1) {
   return {begin, end};
 }
 
-}  // namespace shardlm::cpu::inline SHARDLM_CPU_ISA
+}  // namespace SHARDLM_CPU_ISA
+}  // namespace shardlm::cpu
