@@ -1948,8 +1948,11 @@ TEST_P(Backend, SumSquaresInDoubleAndDeterministic) {
     be().copy_from_host(p, x.data(), n * sizeof(float));
     const double got = be().sum_squares(p, n);
     if (is_cpu()) {
-      double expected = 0.0;
-      for (float v : x) expected += static_cast<double>(v) * v;
+      // In long double: a serial double sum of 3M terms is itself off by ~1e-12 (and differs
+      // with and without FMA contraction), which is the bound checked here.
+      long double exact = 0.0L;
+      for (float v : x) exact += static_cast<long double>(v) * v;
+      const double expected = static_cast<double>(exact);
       EXPECT_NEAR(got, expected, 1e-12 * expected);
     } else {
       const double want = cpu_backend().sum_squares(x.data(), n);
