@@ -28,7 +28,8 @@ echo "== 2/4 token shards (10% of the text held out for validation)"
 "$shardlm" data inspect "$out/data" | tail -n 4
 
 echo "== 3/4 training on $ranks local ranks (tp2 x pp2), config ${DEMO_CONFIG:-configs/demo.ini}"
-OMP_NUM_THREADS=1 mpirun "${mpirun_flags[@]}" -np "$ranks" "$shardlm" train \
+# Each rank takes its share of the cores (shardlm train's default; 1 thread each on 2 cores).
+mpirun "${mpirun_flags[@]}" -np "$ranks" "$shardlm" train \
   --config "${DEMO_CONFIG:-$repo/configs/demo.ini}" --data "$out/data" --out "$out/run" "${@:2}"
 
 echo "== 4/4 sample from the trained model"

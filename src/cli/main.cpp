@@ -5,6 +5,7 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "kernels/cpu/wait_policy.h"
 
 namespace shardlm::cli {
 std::vector<Command>& command_registry() {
@@ -28,6 +29,8 @@ void print_usage(std::ostream& os) {
 
 int main(int argc, char** argv) {
   using namespace shardlm::cli;
+  // First of all: libgomp has read its environment already, MPI has not started.
+  shardlm::cpu::restart_with_passive_wait_if_node_shared(argv);
   if (argc < 2) {
     print_usage(std::cerr);
     return shardlm::kExitUsage;

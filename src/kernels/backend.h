@@ -234,7 +234,8 @@ class KernelBackend {
   MemoryAccount account_;
 };
 
-// The CPU backend (OpenMP + oneDNN GEMMs). One per process.
+// The CPU backend (OpenMP + oneDNN GEMMs) at the ISA level this CPU runs, or SHARDLM_ISA forces
+// (kernels/cpu/isa.h). One per process.
 KernelBackend& cpu_backend();
 
 }  // namespace shardlm

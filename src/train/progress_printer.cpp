@@ -35,6 +35,10 @@ void ProgressPrinter::header(const ResolvedRun& run, const std::string& config_t
   print(os.str());
 }
 
+void ProgressPrinter::backend(const std::string& description) const {
+  print("backend: " + description + "\n");
+}
+
 void ProgressPrinter::resumed(const std::filesystem::path& checkpoint, int step,
                               const std::string& saved_layout) const {
   print("resumed from " + checkpoint.string() + " at step " + std::to_string(step) +

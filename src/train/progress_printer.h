@@ -19,6 +19,9 @@ class ProgressPrinter {
 
   // "shardlm train: 4 ranks (dp 1 x tp 2 x pp 2), ..." and the effective config with its hash.
   void header(const ResolvedRun& run, const std::string& config_text) const;
+  // "backend: cpu, ISA avx2, 2 OpenMP thread(s) per rank (...)": what this start runs on (not
+  // part of the effective config: it may differ from node to node).
+  void backend(const std::string& description) const;
   void resumed(const std::filesystem::path& checkpoint, int step,
                const std::string& saved_layout) const;
   // "step 10/500 | loss 5.1234 | lr 3.00e-03 | gnorm 0.812 | 51234 tok/s | mfu 41.0% | eta 2m3s"

@@ -217,6 +217,7 @@ void resolve_run_directory(const Settings& s, RunConfig& c) {
   const std::string memory_check = s.text("memory-check");
   if (memory_check != "on" && memory_check != "off") s.must("memory-check", "'on' or 'off'");
   c.memory_check = memory_check == "on";
+  c.threads = s.at_least<int>("threads", 0);
   c.save_every = s.at_least<int>("save-every", 0);
   c.keep_last = s.at_least<int>("keep-last", 0);
   c.keep_every = s.at_least<int>("keep-every", 0);

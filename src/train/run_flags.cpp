@@ -83,6 +83,10 @@ const std::vector<RunFlagSpec>& run_flag_specs() {
        "same model), e.g. one `shardlm convert --from hf` made; ignored once the run has its "
        "own checkpoint to resume",
        false},
+      {"threads", kRun, "0",
+       "OpenMP threads per rank on the CPU (0: OMP_NUM_THREADS if set, else the node's CPUs "
+       "divided among its ranks)",
+       false},
       {"exit-after-minutes", kRun, "0",
        "save and exit with code 75 after this much wall-clock time (0: no limit)", false},
       {"eval-every", kRun, "0", "validation every N steps (always at start and end)", true},
@@ -100,8 +104,8 @@ const std::vector<RunFlagSpec>& run_flag_specs() {
        "has free (docs/planner.md); off: start anyway",
        false},
       {"peak-tflops", kRun, "0",
-       "per-rank peak for MFU, e.g. the GPU's (0: the node's CPU cores x 0.27 TFLOP/s fp32, "
-       "shared by the ranks on the node)",
+       "per-rank peak for MFU, e.g. the GPU's (0: the node's CPUs x one core's fp32 FMA peak "
+       "at the running ISA level, measured at start, shared by the ranks on the node)",
        true},
   };
   return specs;

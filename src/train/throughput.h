@@ -32,9 +32,9 @@ class Throughput {
   int window_steps_ = 0;
 };
 
-// One rank's peak FLOP/s: --peak-tflops when given (> 0), else this node's CPU cores x the
-// reference machine's fp32 FMA peak per core, divided among the ranks on the node. Collective
-// over `world` without --peak-tflops (it counts the ranks per node).
+// One rank's peak FLOP/s: --peak-tflops when given (> 0), else this node's usable CPUs x one
+// core's fp32 FMA peak at the running ISA level (measured), divided among the ranks on the node.
+// Collective over `world` without --peak-tflops (it counts the ranks per node).
 double peak_flops_per_rank(double peak_tflops, Communicator& world);
 
 }  // namespace shardlm

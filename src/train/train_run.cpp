@@ -8,6 +8,9 @@
 #include "core/error.h"
 #include "core/exit_codes.h"
 #include "core/trace.h"
+#include "kernels/cpu/isa.h"
+#include "kernels/cpu/threads.h"
+#include "kernels/cpu/wait_policy.h"
 #include "kernels/registry.h"
 #include "model/family.h"
 #include "parallel/consistency.h"
@@ -54,6 +57,18 @@ KernelBackend& select_backend(const RunConfig& cfg, const Mesh& mesh) {
          "): start a single process (no mpirun/srun -n > 1) with --zero 0, or use --device cpu "
          "for several ranks; multi-GPU needs the NCCL communicator");
   return backend;
+}
+
+// Sets this rank's OpenMP threads (collective: counts the ranks per node) before anything sizes
+// per-thread buffers, and describes the CPU set-up for the header.
+std::string set_up_threads(const RunConfig& cfg, Mesh& mesh) {
+  const int ranks_on_node = mesh.world().ranks_on_my_node();
+  const cpu::CpuThreads t = cpu::choose_cpu_threads(cfg.threads, std::getenv("OMP_NUM_THREADS"),
+                                                    cpu::usable_cpu_count(), ranks_on_node);
+  cpu::set_cpu_threads(t.threads);
+  return cfg.device + ", CPU kernels ISA " + cpu::cpu_isa_name(cpu::running_cpu_isa()) + ", " +
+         std::to_string(t.threads) + " OpenMP thread(s) per rank (" + t.reason + "), wait policy " +
+         cpu::describe_wait_policy();
 }
 
 // The pieces the loop drives, set up by run_training.
@@ -203,6 +218,7 @@ int run_training(const RunFlags& flags) {
   const RunData data(cfg, tok);
   const RunDirectory dir(cfg.out, config_text, cfg.model, mesh.world());
   out.header(in.resolved, config_text);
+  out.backend(set_up_threads(cfg, mesh));
 
   KernelBackend& backend = select_backend(cfg, mesh);
   check_memory_fits(cfg, in.resolved.train, mesh, backend);

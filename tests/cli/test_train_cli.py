@@ -539,6 +539,47 @@ def case_damaged_files():
     print("damaged and refused (config: no crash):", counts)
 
 
+def case_threads_and_isa():
+    """The start's backend line: each of 2 ranks takes its share of the CPUs and a passive wait
+    policy (re-executed with it) when nothing is set; OMP_NUM_THREADS and --threads win;
+    SHARDLM_ISA picks the kernels' level (same loss within rounding) or is refused by name."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "SHARDLM_ISA")}
+
+    def backend_line(args, np=1, **extra):
+        cmd = (MPIRUN + ["-np", str(np)] if np > 1 else []) + [SHARDLM] + args
+        p = subprocess.run(cmd, env=dict(env, **extra), capture_output=True, text=True, timeout=300)
+        assert p.returncode == 0, f"{' '.join(cmd)}: exit {p.returncode}\n{p.stdout[-2000:]}\n{p.stderr[-2000:]}"
+        lines = [l for l in p.stdout.splitlines() if l.startswith("backend: ")]
+        assert len(lines) == 1, p.stdout[-3000:]
+        return lines[0], p.stdout
+
+    cpus = len(os.sched_getaffinity(0))
+    line, _ = backend_line(["train", "--out", os.path.join(SCRATCH, "tp2")] + tiny(steps=1, tp=2), np=2)
+    want = (f"{max(1, cpus // 2)} OpenMP thread(s) per rank ({cpus} CPUs / 2 rank(s) on this node), "
+            "wait policy passive (set for ranks sharing a node)")
+    assert line.endswith(want), f"{line!r}\nwant ...{want!r}"
+    line, _ = backend_line(["train", "--out", os.path.join(SCRATCH, "omp")] + tiny(steps=1), OMP_NUM_THREADS="1")
+    assert "1 OpenMP thread(s) per rank (OMP_NUM_THREADS), wait policy libgomp's default" in line, line
+    line, _ = backend_line(["train", "--out", os.path.join(SCRATCH, "flag"), "--threads", "2"] + tiny(steps=1),
+                           OMP_NUM_THREADS="1", OMP_WAIT_POLICY="active")
+    assert "2 OpenMP thread(s) per rank (--threads), wait policy active (OMP_WAIT_POLICY)" in line, line
+
+    step1 = {}
+    for isa in ("sse", "avx2"):
+        d = os.path.join(SCRATCH, isa)
+        line, _ = backend_line(["train", "--out", d] + tiny(steps=2), SHARDLM_ISA=isa, OMP_NUM_THREADS="1")
+        assert f"CPU kernels ISA {isa}," in line, line
+        step1[isa] = losses(d)
+    assert step1["sse"].keys() == step1["avx2"].keys() == {1, 2}, step1
+    for step, loss in step1["sse"].items():
+        assert abs(loss - step1["avx2"][step]) <= 1e-4 * abs(loss), f"sse and avx2 losses differ: {step1}"
+    p = subprocess.run([SHARDLM, "train", "--out", os.path.join(SCRATCH, "bad")] + tiny(steps=1),
+                       env=dict(env, SHARDLM_ISA="avx9"), capture_output=True, text=True, timeout=120)
+    assert p.returncode != 0 and "SHARDLM_ISA=avx9: not an ISA level (one of sse, avx2, avx512" in p.stderr, \
+        (p.returncode, p.stderr)
+
+
 if __name__ == "__main__":
     shutil.rmtree(SCRATCH, ignore_errors=True)
     os.makedirs(SCRATCH)

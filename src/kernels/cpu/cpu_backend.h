@@ -8,9 +8,12 @@
 // atomics.
 #pragma once
 
+#include "kernels/cpu/isa_namespace.h"
+
 #include "kernels/backend.h"
 
 namespace shardlm {
+inline namespace SHARDLM_CPU_ISA {
 
 class CpuBackend final : public KernelBackend {
  public:
@@ -118,4 +121,5 @@ class CpuBackend final : public KernelBackend {
   void release_bytes(void* p) override;
 };
 
+}  // namespace SHARDLM_CPU_ISA
 }  // namespace shardlm

@@ -11,6 +11,7 @@
 #include "kernels/cpu/fast_math.h"
 
 namespace shardlm::cpu {
+inline namespace SHARDLM_CPU_ISA {
 
 // Throws naming the op and the positions when [pos0, pos0 + Tq) does not fit the cache.
 inline void check_cache_positions(const char* op, int pos0, int Tq, int max_seq) {
@@ -50,4 +51,5 @@ inline void attend_one(float* out, const float* q, const float* k, const float* 
   }
 }
 
+}  // namespace SHARDLM_CPU_ISA
 }  // namespace shardlm::cpu

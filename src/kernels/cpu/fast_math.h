@@ -13,6 +13,7 @@
 #include "kernels/cpu/vec16.h"
 
 namespace shardlm::cpu {
+inline namespace SHARDLM_CPU_ISA {
 
 // exp(x) for float, Vec16 or another GCC vector of floats (e.g. the native-width vectors of
 // tile_gemm.h).
@@ -50,4 +51,5 @@ inline T fast_exp(T x) {
   return x < min_arg ? splat(0.0f) : p * two_n;
 }
 
+}  // namespace SHARDLM_CPU_ISA
 }  // namespace shardlm::cpu

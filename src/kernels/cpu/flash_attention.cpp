@@ -23,6 +23,7 @@
 #include "kernels/cpu/vec16.h"
 
 namespace shardlm::cpu {
+inline namespace SHARDLM_CPU_ISA {
 
 namespace {
 
@@ -340,4 +341,5 @@ void flash_backward_group(FlashWorkspace& w, const FlashGroup& x, float scale) {
     unpack_rows(x.dq + i * x.q_head, x.ld, w.dq_rows + i * rows, 0, T, hd, hdp, scale);
 }
 
+}  // namespace SHARDLM_CPU_ISA
 }  // namespace shardlm::cpu

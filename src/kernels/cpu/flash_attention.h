@@ -13,11 +13,14 @@
 // one FlashWorkspace per thread. Memory per thread is O(T * hd * g), never O(T^2).
 #pragma once
 
+#include "kernels/cpu/isa_namespace.h"
+
 #include <cstddef>
 #include <memory>
 #include <vector>
 
 namespace shardlm::cpu {
+inline namespace SHARDLM_CPU_ISA {
 
 // Per-thread packed operands and tiles (64-byte aligned, zero-padded to whole blocks).
 class FlashWorkspace {
@@ -73,4 +76,5 @@ struct FlashGroup {
 // dq (per query head), dk and dv (summed over the g query heads) written.
 void flash_backward_group(FlashWorkspace& w, const FlashGroup& x, float scale);
 
+}  // namespace SHARDLM_CPU_ISA
 }  // namespace shardlm::cpu

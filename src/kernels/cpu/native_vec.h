@@ -5,11 +5,14 @@
 // GELU 20x slower than in native vectors). Kernels whose speed matters on every ISA use these.
 #pragma once
 
+#include "kernels/cpu/isa_namespace.h"
+
 #include <immintrin.h>
 
 #include <cstring>
 
 namespace shardlm::cpu {
+inline namespace SHARDLM_CPU_ISA {
 
 #if defined(__AVX512F__)
 constexpr int kNativeLanes = 16;
@@ -51,4 +54,5 @@ inline float horizontal_max_native(NativeVec v) {
   return m;
 }
 
+}  // namespace SHARDLM_CPU_ISA
 }  // namespace shardlm::cpu

@@ -1,4 +1,7 @@
-// The machine's fp32 FMA peak, measured: the yardstick the GEMM benchmark reports against.
+// The machine's fp32 FMA peak, measured: the yardstick the GEMM benchmark, bench_train_step's
+// "% of peak" and MFU report against. Portable (kernels/cpu/portable/peak_flops.cpp): it runs
+// the probe of the ISA level the kernels run at (kernels/cpu/isa.h), sized to that level's
+// vector registers (kernels/cpu/fma_chains.cpp).
 #pragma once
 
 namespace shardlm::cpu {
@@ -16,9 +19,10 @@ struct FmaPeak {
   double cpu_gflops;
 };
 
-// Runs independent chains of 16-wide fp32 FMAs on every OpenMP thread for about `seconds`,
-// `repeats` times, and returns the best rates (2 flops per FMA lane). Many short runs find an
-// undisturbed one on a shared machine more often than a few long ones.
+// Runs independent chains of FMAs at the running ISA level's vector width on every OpenMP
+// thread for about `seconds`, `repeats` times, and returns the best rates (2 flops per FMA
+// lane). Many short runs find an undisturbed one on a shared machine more often than a few
+// long ones.
 FmaPeak measure_fma_peak(double seconds, int repeats);
 
 }  // namespace shardlm::cpu

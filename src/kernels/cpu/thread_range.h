@@ -3,9 +3,12 @@
 // are bit-identical from run to run for a fixed thread count.
 #pragma once
 
+#include "kernels/cpu/isa_namespace.h"
+
 #include <cstddef>
 
 namespace shardlm::cpu {
+inline namespace SHARDLM_CPU_ISA {
 
 struct IndexRange {
   size_t begin;
@@ -23,4 +26,5 @@ inline IndexRange split_range(size_t n, int part, int parts, size_t align = 1) {
   return {begin, end};
 }
 
+}  // namespace SHARDLM_CPU_ISA
 }  // namespace shardlm::cpu

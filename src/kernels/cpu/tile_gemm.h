@@ -13,6 +13,8 @@
 // ISA's vector registers (32 zmm with AVX-512, 16 ymm with AVX2), so that neither spills.
 #pragma once
 
+#include "kernels/cpu/isa_namespace.h"
+
 #include <algorithm>
 #include <cstddef>
 #include <utility>
@@ -21,6 +23,7 @@
 #include "kernels/cpu/vec16.h"
 
 namespace shardlm::cpu {
+inline namespace SHARDLM_CPU_ISA {
 
 // The register block: kTileRows rows x kTileVecs 16-float column groups of C in native vectors.
 #if defined(__AVX512F__)
@@ -121,4 +124,5 @@ struct FullK {
   std::pair<int, int> operator()(int, int) const { return {0, 1 << 30}; }
 };
 
+}  // namespace SHARDLM_CPU_ISA
 }  // namespace shardlm::cpu

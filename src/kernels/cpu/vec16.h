@@ -1,8 +1,10 @@
 // Explicit 16-float vectors (GCC/Clang vector extensions) for the kernels whose loops the
 // compiler does not vectorise well on its own (reductions, register-blocked micro-kernels).
-// With -march=native on an AVX-512 machine a Vec16 is one zmm register; elsewhere the
-// compiler splits it into narrower registers, so the code stays portable.
+// At the avx512 level (kernels/cpu/isa.h) a Vec16 is one zmm register; at avx2 the compiler
+// splits it into two ymm registers, at sse into four xmm ones, so the code stays portable.
 #pragma once
+
+#include "kernels/cpu/isa_namespace.h"
 
 #include <cmath>
 #include <cstdint>
@@ -13,6 +15,7 @@
 #endif
 
 namespace shardlm::cpu {
+inline namespace SHARDLM_CPU_ISA {
 
 using Vec16 = float __attribute__((vector_size(64)));
 using Int16 = int32_t __attribute__((vector_size(64)));
@@ -52,4 +55,5 @@ inline Vec16 sqrt16(Vec16 x) {
 #endif
 }
 
+}  // namespace SHARDLM_CPU_ISA
 }  // namespace shardlm::cpu

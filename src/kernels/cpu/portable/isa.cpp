@@ -1,0 +1,86 @@
+// Which ISA level this CPU runs (kernels/cpu/isa.h): cpuid through GCC's
+// __builtin_cpu_supports, which also checks that the OS saves the wider vector registers.
+#include "kernels/cpu/isa.h"
+
+#include <cstdlib>
+
+#include "core/error.h"
+
+namespace shardlm::cpu {
+
+namespace {
+constexpr CpuIsa kAllLevels[] = {CpuIsa::sse, CpuIsa::avx2, CpuIsa::avx512};
+}
+
+const char* cpu_isa_name(CpuIsa isa) {
+  switch (isa) {
+    case CpuIsa::sse:
+      return "sse";
+    case CpuIsa::avx2:
+      return "avx2";
+    case CpuIsa::avx512:
+      return "avx512";
+  }
+  return "?";
+}
+
+std::optional<CpuIsa> parse_cpu_isa(std::string_view name) {
+  for (CpuIsa isa : kAllLevels)
+    if (name == cpu_isa_name(isa)) return isa;
+  return std::nullopt;
+}
+
+std::string cpu_isa_names() {
+  std::string out;
+  for (CpuIsa isa : kAllLevels) out += (out.empty() ? "" : ", ") + std::string(cpu_isa_name(isa));
+  return out;
+}
+
+bool cpu_supports(CpuIsa isa) {
+  __builtin_cpu_init();
+  // The same micro-architecture levels the kernels are compiled for (-march=x86-64-vN).
+  switch (isa) {
+    case CpuIsa::sse:
+      return __builtin_cpu_supports("x86-64-v2");
+    case CpuIsa::avx2:
+      return __builtin_cpu_supports("x86-64-v3");
+    case CpuIsa::avx512:
+      return __builtin_cpu_supports("x86-64-v4");
+  }
+  return false;
+}
+
+std::vector<CpuIsa> supported_cpu_isas() {
+  std::vector<CpuIsa> out;
+  for (CpuIsa isa : kAllLevels)
+    if (cpu_supports(isa)) out.push_back(isa);
+  return out;
+}
+
+CpuIsa choose_cpu_isa(std::string_view forced) {
+  const std::vector<CpuIsa> supported = supported_cpu_isas();
+  std::string have;
+  for (CpuIsa isa : supported) have += (have.empty() ? "" : ", ") + std::string(cpu_isa_name(isa));
+  if (supported.empty())
+    fail(
+        "this CPU is older than x86-64-v2 (SSE4.2, POPCNT), the oldest level shardlm is built "
+        "for");
+  if (forced.empty()) return supported.back();
+  const std::optional<CpuIsa> isa = parse_cpu_isa(forced);
+  if (!isa)
+    fail("SHARDLM_ISA=" + std::string(forced) + ": not an ISA level (one of " + cpu_isa_names() +
+         "; this CPU runs " + have + ")");
+  if (!cpu_supports(*isa))
+    fail("SHARDLM_ISA=" + std::string(forced) + ": this CPU lacks it (it runs " + have + ")");
+  return *isa;
+}
+
+CpuIsa running_cpu_isa() {
+  static const CpuIsa isa = [] {
+    const char* forced = std::getenv("SHARDLM_ISA");
+    return choose_cpu_isa(forced != nullptr ? forced : "");
+  }();
+  return isa;
+}
+
+}  // namespace shardlm::cpu
