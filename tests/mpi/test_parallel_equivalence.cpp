@@ -144,6 +144,23 @@ TEST(ParallelEquivalence, TenStepsMatchSingleRank) {
   }
   EXPECT_GT(clipped, 0) << "gradient clipping never triggered: the test would not cover it";
 
+  // ZeRO-2/3 keep no layer's full gradients after a step, ZeRO-3 no other rank's layer
+  // parameters: outside this rank's partition they were dropped (read as zero).
+  if (st.zero_stage >= 2 && dp > 1) {
+    const GradientSync& sync = run.gradient_sync();
+    size_t nonzero_grads = 0, nonzero_params = 0, outside = 0;
+    for (const FlatRange& u : run.model().layer_units())
+      for (size_t i = u.begin; i < u.end; ++i) {
+        nonzero_grads += run.model().grads()[i] != 0.0f;
+        if (i >= sync.shard_begin() && i < sync.shard_end()) continue;
+        ++outside;
+        nonzero_params += run.model().params()[i] != 0.0f;
+      }
+    EXPECT_EQ(nonzero_grads, 0u) << "layer gradients kept after the step";
+    EXPECT_GT(outside, 0u) << "no layer lies outside this rank's partition: nothing to check";
+    if (st.zero_stage == 3) EXPECT_EQ(nonzero_params, 0u) << "other ranks' parameters kept";
+  }
+
   // Every block this rank owns equals the same block of the reference model (ZeRO-3 holds
   // only its partition of each layer: gather the rest for the comparison).
   KernelBackend& be = cpu_backend();
