@@ -12,6 +12,7 @@
 
 #include "model/config.h"
 #include "model/param_layout.h"
+#include "model/recompute.h"
 #include "model/tensor_plan.h"
 
 namespace shardlm {
@@ -65,10 +66,12 @@ class ModelFamily {
                                                    int B, int T) const = 0;
 
   // One rank's pipeline stage for training: B x T micro-batches, `slots` of them in flight,
-  // flat buffers of at least flat_capacity elements (ZeRO pads them).
+  // flat buffers of at least flat_capacity elements (ZeRO pads them), activations kept or
+  // recomputed by `recompute` (model/recompute.h).
   virtual std::unique_ptr<ModelStage> make_stage(const ModelConfig& cfg, const ShardSpec& shard,
                                                  KernelBackend& backend, Communicator& tp, int B,
-                                                 int T, int slots, size_t flat_capacity) const = 0;
+                                                 int T, int slots, size_t flat_capacity,
+                                                 Recompute recompute) const = 0;
   // The whole model on one rank with a KV cache, for generation.
   virtual std::unique_ptr<CachedDecoder> make_decoder(const ModelConfig& cfg,
                                                       KernelBackend& backend) const = 0;

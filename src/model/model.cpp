@@ -1,5 +1,7 @@
 #include "model/model.h"
 
+#include <algorithm>
+#include <cstdint>
 #include <string>
 
 #include "core/error.h"
@@ -71,10 +73,27 @@ void ModelStage::check_ids(const int32_t* ids, const char* what) const {
   }
 }
 
+std::vector<FlatRange> ModelStage::layer_units() const {
+  std::vector<FlatRange> units;
+  for (int l = shard().layer_begin; l < shard().layer_end; ++l) {
+    const std::string prefix = layer_param_name(l, "");
+    FlatRange u{SIZE_MAX, 0};
+    for (const TensorView& v : layout().views()) {
+      if (v.name.compare(0, prefix.size(), prefix) != 0) continue;
+      u.begin = std::min(u.begin, v.flat_offset);
+      u.end = std::max(u.end, v.flat_offset + v.numel);
+    }
+    SHARDLM_CHECK(u.begin < u.end, "layer " + std::to_string(l) + " holds no parameters");
+    units.push_back(u);
+  }
+  return units;
+}
+
 std::unique_ptr<ModelStage> make_model_stage(const ModelConfig& cfg, const ShardSpec& shard,
                                              KernelBackend& backend, Communicator& tp, int B, int T,
-                                             int slots, size_t flat_capacity) {
-  return model_family(cfg.family).make_stage(cfg, shard, backend, tp, B, T, slots, flat_capacity);
+                                             int slots, size_t flat_capacity, Recompute recompute) {
+  return model_family(cfg.family)
+      .make_stage(cfg, shard, backend, tp, B, T, slots, flat_capacity, recompute);
 }
 
 }  // namespace shardlm

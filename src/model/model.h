@@ -12,8 +12,10 @@
 #include "model/config.h"
 #include "model/family.h"
 #include "model/param_layout.h"
+#include "model/recompute.h"
 #include "model/vocab_parallel.h"
 #include "model/weights.h"
+#include "parallel/param_units.h"
 #include "parallel/pipeline.h"
 
 namespace shardlm {
@@ -46,6 +48,18 @@ class ModelStage : public PipelineStage {
   float* param(const std::string& name) { return weights_.param(name); }
   float* grad(const std::string& name) { return weights_.grad(name); }
 
+  // Bytes of block-internal activations (model/recompute.h) over all layers and slots: the
+  // buffers kept per layer and slot, and those shared by all of them (refilled by
+  // recomputation in backward). Block inputs and the head's activations are not counted.
+  size_t kept_activation_bytes() const { return kept_activation_bytes_; }
+  size_t shared_activation_bytes() const { return shared_activation_bytes_; }
+
+  // ZeRO-2/3 (parallel/param_units.h): unit i is local layer i; the stage tells `hooks` before
+  // a layer's parameters are read and after its forward and backward. Null: nobody to tell.
+  void set_unit_hooks(ParamUnitHooks* hooks) { hooks_ = hooks; }
+  // The flat range of each local layer's parameters, in order.
+  std::vector<FlatRange> layer_units() const;
+
   void init_weights(uint64_t seed) { weights_.init(seed); }
   void zero_grads() { weights_.zero_grads(); }
 
@@ -68,6 +82,19 @@ class ModelStage : public PipelineStage {
   // A neighbour stage's tensor (the input activation, or the output's gradient;
   // boundary_numel() elements, backend memory) copied to dst.
   void take_boundary(float* dst, const float* from, const char* what);
+  void unit_before_use(int local_layer) {
+    if (hooks_) hooks_->before_use(local_layer);
+  }
+  void unit_after_forward(int local_layer) {
+    if (hooks_) hooks_->after_forward(local_layer);
+  }
+  void unit_after_backward(int local_layer) {
+    if (hooks_) hooks_->after_backward(local_layer);
+  }
+  void set_activation_bytes(size_t kept, size_t shared) {
+    kept_activation_bytes_ = kept;
+    shared_activation_bytes_ = shared;
+  }
 
   const ModelFamily& family_;
   ModelConfig cfg_;
@@ -76,12 +103,15 @@ class ModelStage : public PipelineStage {
   int vocab_start_, vocab_local_;
 
  private:
+  size_t kept_activation_bytes_ = 0, shared_activation_bytes_ = 0;
+  ParamUnitHooks* hooks_ = nullptr;
   std::vector<void*> owned_;
 };
 
 // The family's stage for `cfg` (model_family(cfg.family).make_stage).
 std::unique_ptr<ModelStage> make_model_stage(const ModelConfig& cfg, const ShardSpec& shard,
                                              KernelBackend& backend, Communicator& tp, int B, int T,
-                                             int slots = 1, size_t flat_capacity = 0);
+                                             int slots = 1, size_t flat_capacity = 0,
+                                             Recompute recompute = Recompute::None);
 
 }  // namespace shardlm

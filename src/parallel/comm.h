@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/dtype.h"
 
@@ -31,6 +32,15 @@ class Communicator {
                               ReduceOp op) = 0;
   // recv has size()*send_count elements: block r comes from rank r.
   virtual void all_gather(const void* send, void* recv, size_t send_count, DType dtype) = 0;
+  // Unequal blocks (ZeRO-2/3 over a layer's flat range, which partition boundaries cut
+  // anywhere): send holds the blocks of every rank back to back, counts[r] elements each;
+  // rank r receives the reduction of its block (counts[rank()] elements).
+  virtual void reduce_scatter_v(const void* send, void* recv, const std::vector<size_t>& counts,
+                                DType dtype, ReduceOp op) = 0;
+  // recv gets every rank's block back to back (counts[r] elements from rank r); send has
+  // counts[rank()] elements and must not overlap recv.
+  virtual void all_gather_v(const void* send, void* recv, const std::vector<size_t>& counts,
+                            DType dtype) = 0;
   virtual void broadcast(void* buf, size_t count, DType dtype, int root) = 0;
   virtual void send(const void* buf, size_t count, DType dtype, int dst, int tag) = 0;
   virtual void recv(void* buf, size_t count, DType dtype, int src, int tag) = 0;

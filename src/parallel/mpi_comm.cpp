@@ -211,6 +211,64 @@ void MpiCommunicator::all_gather(const void* send, void* recv, size_t send_count
   bytes_sent_ += ring_share(static_cast<size_t>(size_) * send_count * es, size_);
 }
 
+namespace {
+// The part of every rank's block that lies in the window [w0, w1) of the concatenated blocks:
+// per-rank counts and displacements (within the window), and where this rank's part starts
+// inside its own block.
+struct VWindow {
+  std::vector<int> counts, displs;
+  size_t mine_from = 0;
+};
+VWindow v_window(const std::vector<size_t>& counts, int rank, size_t w0, size_t w1) {
+  VWindow w;
+  size_t d = 0;
+  for (size_t r = 0; r < counts.size(); ++r) {
+    const size_t lo = std::max(d, w0), hi = std::min(d + counts[r], w1);
+    w.counts.push_back(hi > lo ? static_cast<int>(hi - lo) : 0);
+    w.displs.push_back(hi > lo ? static_cast<int>(lo - w0) : 0);
+    if (static_cast<int>(r) == rank) w.mine_from = hi > lo ? lo - d : 0;
+    d += counts[r];
+  }
+  return w;
+}
+}  // namespace
+
+void MpiCommunicator::reduce_scatter_v(const void* send, void* recv,
+                                       const std::vector<size_t>& counts, DType dtype,
+                                       ReduceOp op) {
+  SHARDLM_CHECK(counts.size() == static_cast<size_t>(size_),
+                "communicator '" + name_ + "': reduce_scatter_v needs one count per rank");
+  const size_t es = dtype_size(dtype);
+  size_t total = 0;
+  for (const size_t c : counts) total += c;
+  // Windows of at most max_chunk_ elements of the concatenated blocks keep MPI's int counts.
+  for (const Chunk& c : split_into_chunks(total, max_chunk_)) {
+    const VWindow w = v_window(counts, rank_, c.offset, c.offset + static_cast<size_t>(c.count));
+    char* out = static_cast<char*>(recv) + w.mine_from * es;
+    MPI_CHECK(MPI_Reduce_scatter(static_cast<const char*>(send) + c.offset * es, out,
+                                 w.counts.data(), mpi_reduce_type(dtype, name_), mpi_op(op),
+                                 comm_));
+  }
+  bytes_sent_ += ring_share(total * es, size_);
+}
+
+void MpiCommunicator::all_gather_v(const void* send, void* recv, const std::vector<size_t>& counts,
+                                   DType dtype) {
+  SHARDLM_CHECK(counts.size() == static_cast<size_t>(size_),
+                "communicator '" + name_ + "': all_gather_v needs one count per rank");
+  const size_t es = dtype_size(dtype);
+  size_t total = 0;
+  for (const size_t c : counts) total += c;
+  for (const Chunk& c : split_into_chunks(total, max_chunk_)) {
+    const VWindow w = v_window(counts, rank_, c.offset, c.offset + static_cast<size_t>(c.count));
+    const char* in = static_cast<const char*>(send) + w.mine_from * es;
+    const int n = w.counts[static_cast<size_t>(rank_)];
+    MPI_CHECK(MPI_Allgatherv(in, n, mpi_type(dtype), static_cast<char*>(recv) + c.offset * es,
+                             w.counts.data(), w.displs.data(), mpi_type(dtype), comm_));
+  }
+  bytes_sent_ += ring_share(total * es, size_);
+}
+
 void MpiCommunicator::broadcast(void* buf, size_t count, DType dtype, int root) {
   const trace::Span span("broadcast", trace::Kind::Comm, count * dtype_size(dtype), root,
                          name_.c_str());

@@ -15,6 +15,19 @@ void SelfCommunicator::all_gather(const void* send, void* recv, size_t send_coun
   if (send_count > 0 && send != recv) std::memmove(recv, send, send_count * dtype_size(dtype));
 }
 
+void SelfCommunicator::reduce_scatter_v(const void* send, void* recv,
+                                        const std::vector<size_t>& counts, DType dtype,
+                                        ReduceOp op) {
+  SHARDLM_CHECK(counts.size() == 1, "communicator '" + name_ + "': reduce_scatter_v needs 1 count");
+  reduce_scatter(send, recv, counts[0], dtype, op);
+}
+
+void SelfCommunicator::all_gather_v(const void* send, void* recv, const std::vector<size_t>& counts,
+                                    DType dtype) {
+  SHARDLM_CHECK(counts.size() == 1, "communicator '" + name_ + "': all_gather_v needs 1 count");
+  all_gather(send, recv, counts[0], dtype);
+}
+
 void SelfCommunicator::broadcast(void* buf, size_t count, DType dtype, int root) {
   if (root != 0)
     fail("communicator '" + name_ + "': broadcast root " + std::to_string(root) +

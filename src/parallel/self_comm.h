@@ -23,6 +23,10 @@ class SelfCommunicator : public Communicator {
   void reduce_scatter(const void* send, void* recv, size_t recv_count, DType dtype,
                       ReduceOp op) override;
   void all_gather(const void* send, void* recv, size_t send_count, DType dtype) override;
+  void reduce_scatter_v(const void* send, void* recv, const std::vector<size_t>& counts,
+                        DType dtype, ReduceOp op) override;
+  void all_gather_v(const void* send, void* recv, const std::vector<size_t>& counts,
+                    DType dtype) override;
   void broadcast(void* buf, size_t count, DType dtype, int root) override;
   void send(const void* buf, size_t count, DType dtype, int dst, int tag) override;
   void recv(void* buf, size_t count, DType dtype, int src, int tag) override;

@@ -91,24 +91,31 @@ std::filesystem::path save_training_checkpoint(Trainer& trainer, const std::file
   const HostStaged v(be, opt.exp_avg_sq(), opt.end() - opt.begin());
 
   std::vector<CheckpointSlice> slices;
+  // The rectangles of view's elements inside the flat range [begin, end), from `data` (which
+  // holds that range).
+  auto add_range = [&](const TensorView& view, const char* role, size_t begin, size_t end,
+                       const float* data) {
+    size_t lo = 0, hi = 0;
+    if (!view_range(view, begin, end, lo, hi)) return;
+    const int64_t a = static_cast<int64_t>(lo - view.flat_offset),
+                  b = static_cast<int64_t>(hi - view.flat_offset);
+    const float* at = data + (lo - begin);
+    for (const Rect& r : range_to_rects(view_rect(view), a, b)) {
+      slices.push_back({role, view.name, view.global_shape, r.offset, r.count, at});
+      at += r.numel();
+    }
+  };
   for (const auto& view : model.layout().views()) {
     if (!view.primary) continue;
-    if (sync.writes_params())
+    // ZeRO-3: each DP rank writes the parameters of its partition (it holds no others).
+    if (sync.shards_params())
+      add_range(view, kRoleParam, opt.begin(), opt.end(), params.data() + opt.begin());
+    else if (sync.writes_params())
       slices.push_back({kRoleParam, view.name, view.global_shape, view.offset, view.local_shape,
                         params.data() + view.flat_offset});
     if (!sync.writes_optimizer_state()) continue;
-    size_t lo = 0, hi = 0;
-    if (!view_range(view, opt.begin(), opt.end(), lo, hi)) continue;
-    const int64_t a = static_cast<int64_t>(lo - view.flat_offset),
-                  b = static_cast<int64_t>(hi - view.flat_offset);
-    int64_t pos = static_cast<int64_t>(lo - opt.begin());
-    for (const Rect& r : range_to_rects(view_rect(view), a, b)) {
-      slices.push_back(
-          {kRoleExpAvg, view.name, view.global_shape, r.offset, r.count, m.data() + pos});
-      slices.push_back(
-          {kRoleExpAvgSq, view.name, view.global_shape, r.offset, r.count, v.data() + pos});
-      pos += r.numel();
-    }
+    add_range(view, kRoleExpAvg, opt.begin(), opt.end(), m.data());
+    add_range(view, kRoleExpAvgSq, opt.begin(), opt.end(), v.data());
   }
   CheckpointInfo ci;
   ci.config_text = info.config_text;
@@ -150,6 +157,7 @@ void load_model_params(ModelWeights& weights, CheckpointReader& reader) {
 void load_training_checkpoint(Trainer& trainer, CheckpointReader& reader) {
   ModelStage& model = trainer.model();
   load_model_params(model.weights(), reader);
+  trainer.gradient_sync().release_params(model.params());  // ZeRO-3 keeps only its partition
   AdamW& opt = trainer.optimizer();
   KernelBackend& be = model.backend();
   // Read straight into the moment buffers when they are host memory; else stage on the host.

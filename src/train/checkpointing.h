@@ -6,8 +6,9 @@
 //  - which DP rank writes parameters and AdamW moments is GradientSync's rule
 //    (parallel/data_parallel.h); of a rank's views only the primary copies are written
 //    (TP-replicated tensors from TP rank 0; a tied tensor from the first stage);
-//  - with ZeRO-1 every DP rank writes the moments of its flat partition, cut along view
-//    boundaries into rectangles (range_to_rects), so the checkpoint stays layout-free.
+//  - with ZeRO every DP rank writes the moments of its flat partition (ZeRO-3: its parameters
+//    too), cut along view boundaries into rectangles (range_to_rects), so the checkpoint
+//    stays layout-free.
 #pragma once
 
 #include <cstdint>

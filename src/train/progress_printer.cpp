@@ -27,10 +27,11 @@ void ProgressPrinter::header(const ResolvedRun& run, const std::string& config_t
   const MeshShape& m = run.mesh;
   std::ostringstream os;
   os << "shardlm train: " << m.world_size() << " ranks (dp " << m.dp << " x tp " << m.tp << " x pp "
-     << m.pp << (c.zero ? ", ZeRO-1" : "") << "), " << c.model.num_parameters() / 1e6
-     << "M parameters, " << run.train.micro_batches << " micro-batch(es) of " << c.micro_batch
-     << " x " << c.seq_len << " per DP rank per step\n--- effective config (hash " << std::hex
-     << std::setw(16) << std::setfill('0') << fnv1a64(config_text) << std::dec << ") ---\n"
+     << m.pp << (c.zero ? ", ZeRO-" + std::to_string(c.zero) : std::string()) << "), "
+     << c.model.num_parameters() / 1e6 << "M parameters, " << run.train.micro_batches
+     << " micro-batch(es) of " << c.micro_batch << " x " << c.seq_len
+     << " per DP rank per step\n--- effective config (hash " << std::hex << std::setw(16)
+     << std::setfill('0') << fnv1a64(config_text) << std::dec << ") ---\n"
      << config_text << "------------------------\n";
   print(os.str());
 }

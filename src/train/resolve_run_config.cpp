@@ -182,7 +182,12 @@ MeshShape resolve_layout(const Settings& s, int world_size, RunConfig& c) {
   const MeshShape shape = make_mesh_shape(world_size, c.tp, c.pp);  // names tp, pp, world size
   c.pp_layers = s.int_list("pp-layers");
   c.zero = s.number<int>("zero");
-  if (c.zero != 0 && c.zero != 1) s.must("zero", "0 or 1");
+  if (c.zero < 0 || c.zero > 3) s.must("zero", "0, 1, 2 or 3");
+  try {
+    c.recompute = parse_recompute(s.text("recompute"));
+  } catch (const Error&) {
+    s.must("recompute", "none, selective or full");
+  }
   c.device = s.text("device");
   const std::vector<std::string> known = backend_names();
   if (std::find(known.begin(), known.end(), c.device) == known.end()) {
@@ -241,6 +246,7 @@ TrainSettings train_settings(const RunConfig& c, const MeshShape& shape) {
   st.optim = c.optim;
   st.seed = c.seed;
   st.zero_stage = c.zero;
+  st.recompute = c.recompute;
   st.pipeline_layers = c.pp_layers;
   return st;
 }

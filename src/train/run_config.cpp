@@ -60,6 +60,7 @@ std::string RunConfig::to_ini() const {
       {"pp", to_string(pp)},
       {"pp-layers", int_list(pp_layers)},
       {"zero", to_string(zero)},
+      {"recompute", recompute_name(recompute)},
       {"device", device},
       {"save-every", to_string(save_every)},
       {"keep-last", to_string(keep_last)},

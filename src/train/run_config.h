@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "model/config.h"
+#include "model/recompute.h"
 #include "optim/adamw.h"
 
 namespace shardlm {
@@ -30,6 +31,7 @@ struct RunConfig {
   bool skip_non_finite = false;  // --on-nan skip
   // parallelism
   int tp = 0, pp = 0, zero = 0;
+  Recompute recompute = Recompute::None;
   std::vector<int> pp_layers;  // empty: even split
   std::string device;          // kernel backend name (kernels/registry.h)
   // run directory, checkpoints, logging

@@ -48,9 +48,13 @@ Trainer::Trainer(const TrainSettings& settings, Mesh& mesh, KernelBackend& backe
       ParamLayout(settings_.model, spec).total(), mesh.sizes().dp, ParamLayout::kAlign);
   const int slots = std::min(settings_.micro_batches, mesh.sizes().pp);
   model_ = make_model_stage(settings_.model, spec, backend, mesh.tp(), settings_.micro_batch,
-                            settings_.seq_len, slots, flat_size);
+                            settings_.seq_len, slots, flat_size, settings_.recompute);
   model_->init_weights(settings_.seed);
   grad_sync_ = std::make_unique<GradientSync>(mesh.dp(), backend, flat_size, settings_.zero_stage);
+  // ZeRO-2/3 work per layer: the stage reports each layer's use to the gradient sync.
+  grad_sync_->bind(model_->params(), model_->grads(), model_->layer_units());
+  if (grad_sync_->shards_gradients()) model_->set_unit_hooks(grad_sync_.get());
+  grad_sync_->release_params(model_->params());
   optimizer_ = std::make_unique<AdamW>(settings_.optim, model_->layout(), backend,
                                        grad_sync_->shard_begin(), grad_sync_->shard_end());
   pipeline_ = std::make_unique<Pipeline>(*model_, mesh.pp());
@@ -124,7 +128,7 @@ double Trainer::global_grad_norm() {
 StepResult Trainer::train_step(int step, uint64_t first_sample, const BatchSource& data,
                                bool skip_non_finite) {
   const trace::Span span("train_step", trace::Kind::Step, 0, -1, "step");
-  model_->zero_grads();
+  grad_sync_->begin_step(model_->grads());
   const double loss_sum = run_micro_batches(first_sample, data, true);
   {
     const trace::Span phase("gradient_sync", trace::Kind::Step, 0, -1, "step");

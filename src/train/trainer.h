@@ -3,8 +3,9 @@
 // A step: every DP rank runs `micro_batches` micro-batches of `micro_batch` sequences through
 // its pipeline (1F1B when pp > 1), accumulating gradients; tied tensors' two copies (first and
 // last stage) are summed; gradients are averaged over DP (parallel/data_parallel.h: all-reduce,
-// or reduce-scatter with ZeRO-1); the global gradient norm is computed counting every parameter
-// once; AdamW updates (each DP rank only its shard under ZeRO-1, followed by an all-gather).
+// or reduce-scatter with ZeRO, per layer during backward with ZeRO-2/3); the global gradient
+// norm is computed counting every parameter once; AdamW updates (each DP rank only its shard
+// under ZeRO, followed by an all-gather; ZeRO-3 gathers a layer's parameters when it is used).
 // The model is whatever family settings.model names (model/family.h).
 #pragma once
 
@@ -30,8 +31,9 @@ struct TrainSettings {
   int micro_batches = 1;  // per DP rank per step (gradient accumulation)
   OptimizerConfig optim;
   uint64_t seed = 1337;
-  int zero_stage = 0;                // 0 or 1
-  std::vector<int> pipeline_layers;  // layers per stage; empty = even split (see pipeline.h)
+  int zero_stage = 0;                     // 0..3 (parallel/data_parallel.h)
+  Recompute recompute = Recompute::None;  // model/recompute.h
+  std::vector<int> pipeline_layers;       // layers per stage; empty = even split (see pipeline.h)
 };
 
 // Fills `count` samples starting at global sample index `first`: tokens/targets [count, T].

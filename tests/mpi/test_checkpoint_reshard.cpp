@@ -3,8 +3,9 @@
 // (parameters, AdamW moments and the data position) and trains to step 6: each step's loss
 // matches A's own continuation to 1e-5, and the final weights match A's final checkpoint to
 // 1e-5 (bit-identical when B == A: exact resume). GPT-2 over {1, tp2, pp2, tp2pp2, dp2 with
-// ZeRO-1, tp2pp2dp2}; Llama (GQA with tp = n_kv_head, untied head) over {1, tp2, pp2, dp2 with
-// ZeRO-1, tp2pp2dp2 with ZeRO-1}. Runs on 8 ranks; a layout of N ranks uses the first N.
+// ZeRO-1, tp2pp2dp2, dp2 with ZeRO-2, pp2dp2 with ZeRO-3}; Llama (GQA with tp = n_kv_head,
+// untied head) over {1, tp2, pp2, dp2 with ZeRO-1, tp2pp2dp2 with ZeRO-1, tp2dp2 with ZeRO-2,
+// dp2 with ZeRO-3}. Runs on 8 ranks; a layout of N ranks uses the first N.
 #include <gtest/gtest.h>
 #include <mpi.h>
 
@@ -165,6 +166,7 @@ void check_reshard_matrix(const ModelConfig& model, const std::vector<Layout>& l
             EXPECT_NEAR(got, want, 1e-5 * want) << pair << " step " << s;
         }
         CheckpointReader final_a(*find_latest_checkpoint(root / A.name / "final"));
+        tr.gradient_sync().materialize_params(tr.model().params());  // ZeRO-3: every layer
         for (const auto& v : tr.model().layout().views()) {
           std::vector<float> want(v.numel);
           final_a.read(kRoleParam, v.name, v.offset, v.local_shape, want.data());
@@ -197,7 +199,9 @@ TEST(CheckpointReshard, EveryLayoutResumesEveryOther) {
                                       {"pp2", 1, 2, 0, 2},
                                       {"tp2pp2", 2, 2, 0, 4},
                                       {"dp2zero1", 1, 1, 1, 2},
-                                      {"tp2pp2dp2", 2, 2, 0, 8}});
+                                      {"tp2pp2dp2", 2, 2, 0, 8},
+                                      {"dp2zero2", 1, 1, 2, 2},
+                                      {"pp2dp2zero3", 1, 2, 3, 4}});
 }
 
 TEST(CheckpointReshard, LlamaLayoutsResumeEachOther) {
@@ -205,5 +209,7 @@ TEST(CheckpointReshard, LlamaLayoutsResumeEachOther) {
                                        {"tp2", 2, 1, 0, 2},
                                        {"pp2", 1, 2, 0, 2},
                                        {"dp2zero1", 1, 1, 1, 2},
-                                       {"tp2pp2dp2zero1", 2, 2, 1, 8}});
+                                       {"tp2pp2dp2zero1", 2, 2, 1, 8},
+                                       {"tp2dp2zero2", 2, 1, 2, 4},
+                                       {"dp2zero3", 1, 1, 3, 2}});
 }

@@ -191,6 +191,52 @@ TEST_F(CommTest, AllGather) {
   });
 }
 
+// Unequal blocks, as ZeRO-2/3 cut a layer's flat range at partition boundaries: rank q's
+// block has (q * 3) % 5 elements (some empty), chunked windows crossing block boundaries.
+std::vector<size_t> uneven_counts(int p) {
+  std::vector<size_t> counts;
+  for (int q = 0; q < p; ++q) counts.push_back(static_cast<size_t>((q * 3) % 5));
+  return counts;
+}
+
+TEST_F(CommTest, ReduceScatterV) {
+  const std::vector<size_t> counts = uneven_counts(p);
+  size_t total = 0, mine = 0;
+  for (int q = 0; q < p; ++q) {
+    if (q < r) mine += counts[static_cast<size_t>(q)];
+    total += counts[static_cast<size_t>(q)];
+  }
+  with_and_without_chunking(comm, [&] {
+    std::vector<float> send(total);
+    for (size_t j = 0; j < total; ++j) send[j] = static_cast<float>(100 * r + static_cast<int>(j));
+    std::vector<float> sum(counts[static_cast<size_t>(r)] + 1, -1.0f);
+    comm.reduce_scatter_v(send.data(), sum.data(), counts, DType::F32, ReduceOp::Sum);
+    for (size_t k = 0; k < counts[static_cast<size_t>(r)]; ++k)
+      ASSERT_EQ(sum[k], static_cast<float>(100 * p * (p - 1) / 2 + p * static_cast<int>(mine + k)))
+          << k;
+    EXPECT_EQ(sum.back(), -1.0f);  // nothing written past this rank's block
+  });
+}
+
+TEST_F(CommTest, AllGatherV) {
+  const std::vector<size_t> counts = uneven_counts(p);
+  with_and_without_chunking(comm, [&] {
+    std::vector<float> send(counts[static_cast<size_t>(r)]);
+    for (size_t i = 0; i < send.size(); ++i)
+      send[i] = static_cast<float>(r * 10 + static_cast<int>(i));
+    size_t total = 0;
+    for (const size_t c : counts) total += c;
+    std::vector<float> recv(total, -1.0f);
+    comm.all_gather_v(send.data(), recv.data(), counts, DType::F32);
+    size_t at = 0;
+    for (int q = 0; q < p; ++q)
+      for (size_t i = 0; i < counts[static_cast<size_t>(q)]; ++i, ++at)
+        ASSERT_EQ(recv[at], static_cast<float>(q * 10 + static_cast<int>(i))) << q << " " << i;
+  });
+  expect_error([&] { comm.all_gather_v(nullptr, nullptr, {1}, DType::F32); },
+               {"'world'", "one count per rank"});
+}
+
 TEST_F(CommTest, BroadcastFromLastRank) {
   const int root = p - 1;
   with_and_without_chunking(comm, [&] {

@@ -1,5 +1,6 @@
 // Proof that a parallel layout trains exactly like one rank: the same model, seed and global
-// batch for 10 AdamW steps under `--tp T --pp P [--zero 1] [--pp-layers a,b,..] [--n-layer L]` (dp
+// batch for 10 AdamW steps under `--tp T --pp P [--zero 0..3] [--recompute none|selective|full]
+// [--pp-layers a,b,..] [--n-layer L]` (dp
 // = world / (tp*pp)); every rank also runs the single-process reference itself and compares each
 // step's loss (1e-5 relative) and, at the end, every parameter block it owns against the same
 // block of the reference (1e-5 of the tensor's max magnitude). Replicated copies (TP-replicated
@@ -17,6 +18,7 @@
 #include "core/parse.h"
 #include "data/synthetic.h"
 #include "kernels/backend.h"
+#include "model/recompute.h"
 #include "parallel/mesh.h"
 #include "support_args.h"
 #include "train/trainer.h"
@@ -93,6 +95,7 @@ TEST(ParallelEquivalence, TenStepsMatchSingleRank) {
   const int tp = test_option_int("tp", 1), pp = test_option_int("pp", 1);
   TrainSettings st = base_settings();
   st.zero_stage = test_option_int("zero", 0);
+  st.recompute = parse_recompute(test_option("recompute", "none"));
   const std::string pp_layers = test_option("pp-layers", "");
   if (!pp_layers.empty()) st.pipeline_layers = parse_int_list("--pp-layers", pp_layers);
   Mesh mesh(tp, pp);
@@ -141,9 +144,28 @@ TEST(ParallelEquivalence, TenStepsMatchSingleRank) {
   }
   EXPECT_GT(clipped, 0) << "gradient clipping never triggered: the test would not cover it";
 
-  // Every block this rank owns equals the same block of the reference model.
+  // ZeRO-2/3 keep no layer's full gradients after a step, ZeRO-3 no other rank's layer
+  // parameters: outside this rank's partition they were dropped (read as zero).
+  if (st.zero_stage >= 2 && dp > 1) {
+    const GradientSync& sync = run.gradient_sync();
+    size_t nonzero_grads = 0, nonzero_params = 0, outside = 0;
+    for (const FlatRange& u : run.model().layer_units())
+      for (size_t i = u.begin; i < u.end; ++i) {
+        nonzero_grads += run.model().grads()[i] != 0.0f;
+        if (i >= sync.shard_begin() && i < sync.shard_end()) continue;
+        ++outside;
+        nonzero_params += run.model().params()[i] != 0.0f;
+      }
+    EXPECT_EQ(nonzero_grads, 0u) << "layer gradients kept after the step";
+    EXPECT_GT(outside, 0u) << "no layer lies outside this rank's partition: nothing to check";
+    if (st.zero_stage == 3) EXPECT_EQ(nonzero_params, 0u) << "other ranks' parameters kept";
+  }
+
+  // Every block this rank owns equals the same block of the reference model (ZeRO-3 holds
+  // only its partition of each layer: gather the rest for the comparison).
   KernelBackend& be = cpu_backend();
   ModelStage& model = run.model();
+  run.gradient_sync().materialize_params(model.params());
   double worst = 0.0;
   for (const auto& v : model.layout().views()) {
     const TensorView& rv = ref.model().layout().get(v.name);

@@ -34,3 +34,21 @@ shardlm_mpi_test(test_parallel_equivalence 2 --family llama --tp 1 --pp 1 --zero
 shardlm_mpi_test(test_parallel_equivalence 8 --family llama --tp 2 --pp 2 --zero 1)
 # The planner's per-rank memory prediction against the allocator's measured peak (issue 12).
 shardlm_mpi_test(test_memory_model 4)
+# ZeRO-2 (gradients reduce-scattered per layer during backward) and ZeRO-3 (parameters gathered
+# per layer) on dp2, dp2 x tp2, dp2 x pp2, both families (issue: billions of parameters); with
+# recomputation on some, which must not change the result.
+shardlm_mpi_test(test_parallel_equivalence 2 --tp 1 --pp 1 --zero 2)
+shardlm_mpi_test(test_parallel_equivalence 2 --tp 1 --pp 1 --zero 3)
+shardlm_mpi_test(test_parallel_equivalence 4 --tp 2 --pp 1 --zero 2)
+shardlm_mpi_test(test_parallel_equivalence 4 --tp 2 --pp 1 --zero 3 --recompute full)
+shardlm_mpi_test(test_parallel_equivalence 4 --tp 1 --pp 2 --zero 2 --recompute selective)
+shardlm_mpi_test(test_parallel_equivalence 4 --tp 1 --pp 2 --zero 3)
+shardlm_mpi_test(test_parallel_equivalence 2 --family llama --tp 1 --pp 1 --zero 2)
+shardlm_mpi_test(test_parallel_equivalence 2 --family llama --tp 1 --pp 1 --zero 3 --recompute selective)
+shardlm_mpi_test(test_parallel_equivalence 4 --family llama --tp 2 --pp 1 --zero 2 --recompute full)
+shardlm_mpi_test(test_parallel_equivalence 4 --family llama --tp 2 --pp 1 --zero 3)
+shardlm_mpi_test(test_parallel_equivalence 4 --family llama --tp 1 --pp 2 --zero 2)
+shardlm_mpi_test(test_parallel_equivalence 4 --family llama --tp 1 --pp 2 --zero 3 --tie 1 --recompute full)
+# Recomputation without ZeRO on a 3D layout.
+shardlm_mpi_test(test_parallel_equivalence 8 --tp 2 --pp 2 --recompute full)
+shardlm_mpi_test(test_parallel_equivalence 8 --family llama --tp 2 --pp 2 --zero 3 --recompute selective)

@@ -172,7 +172,7 @@ TEST(GradientSyncRules, OneRankWithAndWithoutZero) {
   EXPECT_NE(shard, grads.data());
   for (size_t i = 0; i < 32; ++i) EXPECT_EQ(shard[i], grads[i]);
   EXPECT_TRUE(zero.counts_in_grad_norm());
-  expect_error([&] { GradientSync(dp, be, 32, 2); }, {"ZeRO stage must be 0 or 1, got 2"});
+  expect_error([&] { GradientSync(dp, be, 32, 4); }, {"ZeRO stage must be 0, 1, 2 or 3, got 4"});
 }
 
 TEST(HostStagedView, IsTheBufferItselfOnTheCpu) {

@@ -236,7 +236,8 @@ TEST(ResolveRunConfig, RefusesOutOfRangeValuesNamingFlagAndValue) {
       {"seq-len", "-1", ">= 0"},
       {"global-batch", "-4", ">= 0"},
       {"global-batch-tokens", "-1", ">= 0"},
-      {"zero", "2", "0 or 1"},
+      {"zero", "4", "0, 1, 2 or 3"},
+      {"recompute", "some", "none, selective or full"},
   };
   for (const auto& c : cases) {
     const std::string flag = std::string("--") + c.flag;

@@ -61,6 +61,12 @@ void gpt2_block_backward(KernelBackend& be, TensorParallel& tp, const Gpt2Dims& 
                         d.C);
 }
 
+void gpt2_block_recompute_selective(KernelBackend& be, const Gpt2Dims& d, Gpt2BlockActs& a,
+                                    const Gpt2Attention& attention) {
+  attention(a.atty, a.qkv);
+  be.gelu_forward(a.fc_gelu, a.fc, static_cast<size_t>(d.N) * d.Fl);
+}
+
 void gpt2_embedding_forward(KernelBackend& be, TensorParallel& tp, float* out,
                             const int32_t* tokens, const float* wte, const float* wpe, int B, int T,
                             int C, int pos0, int vocab_start, int vocab_local) {

@@ -79,6 +79,11 @@ void gpt2_block_backward(KernelBackend& be, TensorParallel& tp, const Gpt2Dims& 
                          const Gpt2BlockActs& a, const float* in, float* dresid,
                          Gpt2BlockScratch& s, const Gpt2AttentionBackward& attention_backward);
 
+// Selective recomputation (model/recompute.h), before the layer's backward: the attention
+// output (and its internals, via `attention`) from the kept qkv, GELU's output from fc.
+void gpt2_block_recompute_selective(KernelBackend& be, const Gpt2Dims& d, Gpt2BlockActs& a,
+                                    const Gpt2Attention& attention);
+
 // Token + position embedding of rows at positions pos0..pos0+T-1 of B sequences:
 // out[b,t,:] = wte[tokens[b,t]] (summed over the vocab-parallel shards) + wpe[pos0 + t].
 void gpt2_embedding_forward(KernelBackend& be, TensorParallel& tp, float* out /*[B,T,C]*/,

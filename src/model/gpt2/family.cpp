@@ -146,8 +146,10 @@ class Gpt2Family final : public ModelFamily {
 
   std::unique_ptr<ModelStage> make_stage(const ModelConfig& cfg, const ShardSpec& shard,
                                          KernelBackend& backend, Communicator& tp, int B, int T,
-                                         int slots, size_t flat_capacity) const override {
-    return std::make_unique<Gpt2Stage>(cfg, shard, backend, tp, B, T, slots, flat_capacity);
+                                         int slots, size_t flat_capacity,
+                                         Recompute recompute) const override {
+    return std::make_unique<Gpt2Stage>(cfg, shard, backend, tp, B, T, slots, flat_capacity,
+                                       recompute);
   }
 
   std::unique_ptr<CachedDecoder> make_decoder(const ModelConfig& cfg,

@@ -20,8 +20,11 @@ struct Gpt2Stage::Acts {
 };
 
 Gpt2Stage::Gpt2Stage(const ModelConfig& cfg, const ShardSpec& shard, KernelBackend& backend,
-                     Communicator& tp, int B, int T, int slots, size_t flat_capacity)
-    : ModelStage(model_family("gpt2"), cfg, shard, backend, B, T, flat_capacity), tp_(tp) {
+                     Communicator& tp, int B, int T, int slots, size_t flat_capacity,
+                     Recompute recompute)
+    : ModelStage(model_family("gpt2"), cfg, shard, backend, B, T, flat_capacity),
+      tp_(tp),
+      block_acts_(recompute, [this](size_t n) { return alloc_floats(n); }) {
   SHARDLM_CHECK(tp.size() == shard.tp_size && tp.rank() == shard.tp_rank,
                 "TP communicator does not match the shard spec");
   hd_ = cfg.head_dim();
@@ -32,6 +35,8 @@ Gpt2Stage::Gpt2Stage(const ModelConfig& cfg, const ShardSpec& shard, KernelBacke
   dresid_ = alloc_floats(N * C);
   scratch_ = {alloc_floats(N * C), alloc_floats(N * 3 * Cl), alloc_floats(N * Cl),
               alloc_floats(N * Fl), alloc_floats(N * Fl)};
+  if (recompute == Recompute::Full) recompute_out_ = alloc_floats(N * C);
+  set_activation_bytes(block_acts_.kept_bytes(), block_acts_.shared_bytes());
 }
 
 Gpt2Stage::~Gpt2Stage() = default;
@@ -45,23 +50,25 @@ std::unique_ptr<Gpt2Stage::Acts> Gpt2Stage::make_acts() {
     a->tokens = alloc_ids(N);
   }
   const int n_local = shard().layer_end - shard().layer_begin;
-  for (int i = 0; i <= n_local; ++i) a->resid.push_back(f(N * C));
+  for (int i = 0; i <= n_local; ++i) a->resid.push_back(f(N * C));  // always kept
   for (int i = 0; i < n_local; ++i) {
+    using R = ActivationRole;
+    auto g = [&](const char* name, R role, size_t n) { return block_acts_.get(name, role, n); };
     Gpt2BlockActs L{};
-    L.ln1 = f(N * C);
-    L.ln1_mean = f(N);
-    L.ln1_rstd = f(N);
-    L.qkv = f(N * 3 * Cl);
-    a->lse.push_back(f(lse));
-    L.atty = f(N * Cl);
-    L.attproj = f(N * C);
-    L.resid2 = f(N * C);
-    L.ln2 = f(N * C);
-    L.ln2_mean = f(N);
-    L.ln2_rstd = f(N);
-    L.fc = f(N * Fl);
-    L.fc_gelu = f(N * Fl);
-    L.fcproj = f(N * C);
+    L.ln1 = g("ln1", R::Internal, N * C);
+    L.ln1_mean = g("ln1_mean", R::Internal, N);
+    L.ln1_rstd = g("ln1_rstd", R::Internal, N);
+    L.qkv = g("qkv", R::Internal, N * 3 * Cl);
+    a->lse.push_back(g("lse", R::Attention, lse));
+    L.atty = g("atty", R::Attention, N * Cl);
+    L.attproj = g("attproj", R::Internal, N * C);
+    L.resid2 = g("resid2", R::Internal, N * C);
+    L.ln2 = g("ln2", R::Internal, N * C);
+    L.ln2_mean = g("ln2_mean", R::Internal, N);
+    L.ln2_rstd = g("ln2_rstd", R::Internal, N);
+    L.fc = g("fc", R::Internal, N * Fl);
+    L.fc_gelu = g("fc_gelu", R::Nonlinearity, N * Fl);
+    L.fcproj = g("fcproj", R::Internal, N * C);
     a->layers.push_back(L);
   }
   if (shard().last_stage) {
@@ -121,8 +128,10 @@ float Gpt2Stage::forward(int slot, const int32_t* tokens, const int32_t* targets
     const auto attention = [&](float* out, const float* qkv) {
       be.attention_forward(out, lse, qkv, B_, T_, H_local_, hd_);
     };
+    unit_before_use(static_cast<int>(li));
     gpt2_block_forward(be, tp_, dims_, gpt2_block_tensors(layout(), params(), l), a.layers[li],
                        a.resid[li], a.resid[li + 1], attention);
+    unit_after_forward(static_cast<int>(li));
   }
   if (!shard().last_stage) return 0.0f;
   upload_ids(a.targets, targets, "target");
@@ -160,14 +169,25 @@ void Gpt2Stage::backward(int slot, float loss_scale, const float* output_grad) {
   }
   for (int l = shard().layer_end - 1; l >= shard().layer_begin; --l) {
     const auto li = static_cast<size_t>(l - shard().layer_begin);
-    const float* lse = a.lse[li];
-    const float* atty = a.layers[li].atty;
-    const auto attention_backward = [&](float* dqkv, const float* datty, const float* qkv) {
-      be.attention_backward(dqkv, datty, qkv, atty, lse, B_, T_, H_local_, hd_);
+    float* lse = a.lse[li];
+    const auto attention = [&](float* out, const float* qkv) {
+      be.attention_forward(out, lse, qkv, B_, T_, H_local_, hd_);
     };
-    gpt2_block_backward(be, tp_, dims_, gpt2_block_tensors(layout(), params(), l),
-                        gpt2_block_tensors(layout(), grads(), l), a.layers[li], a.resid[li],
-                        dresid_, scratch_, attention_backward);
+    const Gpt2BlockTensors w = gpt2_block_tensors(layout(), params(), l);
+    unit_before_use(static_cast<int>(li));
+    recompute_block(
+        block_acts_.mode(),
+        [&] {
+          gpt2_block_forward(be, tp_, dims_, w, a.layers[li], a.resid[li], recompute_out_,
+                             attention);
+        },
+        [&] { gpt2_block_recompute_selective(be, dims_, a.layers[li], attention); });
+    const auto attention_backward = [&](float* dqkv, const float* datty, const float* qkv) {
+      be.attention_backward(dqkv, datty, qkv, a.layers[li].atty, lse, B_, T_, H_local_, hd_);
+    };
+    gpt2_block_backward(be, tp_, dims_, w, gpt2_block_tensors(layout(), grads(), l), a.layers[li],
+                        a.resid[li], dresid_, scratch_, attention_backward);
+    unit_after_backward(static_cast<int>(li));
   }
   if (shard().first_stage) {
     be.position_embedding_backward(grad("wpe"), dresid_, B_, T_, dims_.C);

@@ -13,6 +13,7 @@
 
 #include "model/gpt2/block.h"
 #include "model/model.h"
+#include "model/recompute.h"
 #include "model/vocab_parallel.h"
 #include "parallel/tensor_parallel.h"
 
@@ -21,7 +22,7 @@ namespace shardlm {
 class Gpt2Stage final : public ModelStage {
  public:
   Gpt2Stage(const ModelConfig& cfg, const ShardSpec& shard, KernelBackend& backend,
-            Communicator& tp, int B, int T, int slots, size_t flat_capacity);
+            Communicator& tp, int B, int T, int slots, size_t flat_capacity, Recompute recompute);
   ~Gpt2Stage() override;  // Acts is complete only in the .cpp
 
   int slots() const override { return static_cast<int>(acts_.size()); }
@@ -41,12 +42,14 @@ class Gpt2Stage final : public ModelStage {
   void head_backward(Acts& a, float loss_scale);
 
   TensorParallel tp_;
+  BlockActivations block_acts_;  // kept or shared, by the recompute mode
   Gpt2Dims dims_;
   int H_local_, hd_;
   std::vector<std::unique_ptr<Acts>> acts_;
   // Backward scratch, shared by all slots (one backward at a time).
   float* dresid_ = nullptr;  // [N,C] gradient of the residual stream
   Gpt2BlockScratch scratch_{};
+  float* recompute_out_ = nullptr;  // [N,C] full recomputation's block output (discarded)
 };
 
 // What a Gpt2Stage over `shard` with B x T micro-batches allocates for activations.

@@ -50,4 +50,10 @@ void llama_block_backward(KernelBackend& be, TensorParallel& tp, const LlamaDims
   be.rmsnorm_backward(dresid, g.norm1_w, s.dnorm, in, w.norm1_w, a.norm1_rstd, d.N, d.C);
 }
 
+void llama_block_recompute_selective(KernelBackend& be, const LlamaDims& d, LlamaBlockActs& a,
+                                     const LlamaAttention& attention_core) {
+  attention_core(a.atty, a.qkv);
+  be.swiglu_forward(a.act, a.gate_up, d.N, d.Fl);
+}
+
 }  // namespace shardlm

@@ -78,4 +78,10 @@ void llama_block_backward(KernelBackend& be, TensorParallel& tp, const LlamaDims
                           const LlamaBlockActs& a, const float* in, float* dresid,
                           LlamaBlockScratch& s, const LlamaAttentionBackward& attention_backward);
 
+// Selective recomputation (model/recompute.h), before the layer's backward: the attention
+// output (and its internals) from the kept, already rotated qkv — `attention_core` must not
+// apply RoPE again — and SwiGLU's output from the kept gate | up.
+void llama_block_recompute_selective(KernelBackend& be, const LlamaDims& d, LlamaBlockActs& a,
+                                     const LlamaAttention& attention_core);
+
 }  // namespace shardlm

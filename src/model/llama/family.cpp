@@ -155,8 +155,10 @@ class LlamaFamily final : public ModelFamily {
 
   std::unique_ptr<ModelStage> make_stage(const ModelConfig& c, const ShardSpec& shard,
                                          KernelBackend& backend, Communicator& tp, int B, int T,
-                                         int slots, size_t flat_capacity) const override {
-    return std::make_unique<LlamaStage>(c, shard, backend, tp, B, T, slots, flat_capacity);
+                                         int slots, size_t flat_capacity,
+                                         Recompute recompute) const override {
+    return std::make_unique<LlamaStage>(c, shard, backend, tp, B, T, slots, flat_capacity,
+                                        recompute);
   }
 
   std::unique_ptr<CachedDecoder> make_decoder(const ModelConfig& c,

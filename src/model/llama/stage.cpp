@@ -20,8 +20,11 @@ struct LlamaStage::Acts {
 };
 
 LlamaStage::LlamaStage(const ModelConfig& cfg, const ShardSpec& shard, KernelBackend& backend,
-                       Communicator& tp, int B, int T, int slots, size_t flat_capacity)
-    : ModelStage(model_family("llama"), cfg, shard, backend, B, T, flat_capacity), tp_(tp) {
+                       Communicator& tp, int B, int T, int slots, size_t flat_capacity,
+                       Recompute recompute)
+    : ModelStage(model_family("llama"), cfg, shard, backend, B, T, flat_capacity),
+      tp_(tp),
+      block_acts_(recompute, [this](size_t n) { return alloc_floats(n); }) {
   SHARDLM_CHECK(tp.size() == shard.tp_size && tp.rank() == shard.tp_rank,
                 "TP communicator does not match the shard spec");
   const int kv = cfg.kv_heads();
@@ -42,6 +45,8 @@ LlamaStage::LlamaStage(const ModelConfig& cfg, const ShardSpec& shard, KernelBac
   dresid_ = alloc_floats(N * C);
   scratch_ = {alloc_floats(N * C), alloc_floats(N * dims_.qkv()), alloc_floats(N * dims_.attn()),
               alloc_floats(N * 2 * dims_.Fl), alloc_floats(N * dims_.Fl)};
+  if (recompute == Recompute::Full) recompute_out_ = alloc_floats(N * C);
+  set_activation_bytes(block_acts_.kept_bytes(), block_acts_.shared_bytes());
 }
 
 LlamaStage::~LlamaStage() = default;
@@ -55,21 +60,23 @@ std::unique_ptr<LlamaStage::Acts> LlamaStage::make_acts() {
     a->tokens = alloc_ids(N);
   }
   const int n_local = shard().layer_end - shard().layer_begin;
-  for (int i = 0; i <= n_local; ++i) a->resid.push_back(f(N * C));
+  for (int i = 0; i <= n_local; ++i) a->resid.push_back(f(N * C));  // always kept
   for (int i = 0; i < n_local; ++i) {
+    using R = ActivationRole;
+    auto g = [&](const char* name, R role, size_t n) { return block_acts_.get(name, role, n); };
     LlamaBlockActs L{};
-    L.norm1 = f(N * C);
-    L.norm1_rstd = f(N);
-    L.qkv = f(N * dims_.qkv());
-    a->lse.push_back(f(lse));
-    L.atty = f(N * dims_.attn());
-    L.attproj = f(N * C);
-    L.resid2 = f(N * C);
-    L.norm2 = f(N * C);
-    L.norm2_rstd = f(N);
-    L.gate_up = f(N * 2 * Fl);
-    L.act = f(N * Fl);
-    L.mlp = f(N * C);
+    L.norm1 = g("norm1", R::Internal, N * C);
+    L.norm1_rstd = g("norm1_rstd", R::Internal, N);
+    L.qkv = g("qkv", R::Internal, N * dims_.qkv());
+    a->lse.push_back(g("lse", R::Attention, lse));
+    L.atty = g("atty", R::Attention, N * dims_.attn());
+    L.attproj = g("attproj", R::Internal, N * C);
+    L.resid2 = g("resid2", R::Internal, N * C);
+    L.norm2 = g("norm2", R::Internal, N * C);
+    L.norm2_rstd = g("norm2_rstd", R::Internal, N);
+    L.gate_up = g("gate_up", R::Internal, N * 2 * Fl);
+    L.act = g("act", R::Nonlinearity, N * Fl);
+    L.mlp = g("mlp", R::Internal, N * C);
     a->layers.push_back(L);
   }
   if (shard().last_stage) {
@@ -130,8 +137,10 @@ float LlamaStage::forward(int slot, const int32_t* tokens, const int32_t* target
       be.rope_forward(qkv, rope_cos_, rope_sin_, B_, T_, 0, dims_.KVl, dims_.g, dims_.hd);
       be.attention_gqa_forward(out, lse, qkv, B_, T_, dims_.KVl, dims_.g, dims_.hd);
     };
+    unit_before_use(static_cast<int>(li));
     llama_block_forward(be, tp_, dims_, llama_block_tensors(layout(), params(), l), a.layers[li],
                         a.resid[li], a.resid[li + 1], attention);
+    unit_after_forward(static_cast<int>(li));
   }
   if (!shard().last_stage) return 0.0f;
   upload_ids(a.targets, targets, "target");
@@ -166,15 +175,31 @@ void LlamaStage::backward(int slot, float loss_scale, const float* output_grad) 
   }
   for (int l = shard().layer_end - 1; l >= shard().layer_begin; --l) {
     const auto li = static_cast<size_t>(l - shard().layer_begin);
-    const float* lse = a.lse[li];
-    const float* atty = a.layers[li].atty;
+    float* lse = a.lse[li];
+    const auto attention_core = [&](float* out, float* qkv) {
+      be.attention_gqa_forward(out, lse, qkv, B_, T_, dims_.KVl, dims_.g, dims_.hd);
+    };
+    const auto attention = [&](float* out, float* qkv) {
+      be.rope_forward(qkv, rope_cos_, rope_sin_, B_, T_, 0, dims_.KVl, dims_.g, dims_.hd);
+      attention_core(out, qkv);
+    };
+    const LlamaBlockTensors w = llama_block_tensors(layout(), params(), l);
+    unit_before_use(static_cast<int>(li));
+    recompute_block(
+        block_acts_.mode(),
+        [&] {
+          llama_block_forward(be, tp_, dims_, w, a.layers[li], a.resid[li], recompute_out_,
+                              attention);
+        },
+        [&] { llama_block_recompute_selective(be, dims_, a.layers[li], attention_core); });
     const auto attention_backward = [&](float* dqkv, const float* datty, const float* qkv) {
-      be.attention_gqa_backward(dqkv, datty, qkv, atty, lse, B_, T_, dims_.KVl, dims_.g, dims_.hd);
+      be.attention_gqa_backward(dqkv, datty, qkv, a.layers[li].atty, lse, B_, T_, dims_.KVl,
+                                dims_.g, dims_.hd);
       be.rope_backward(dqkv, rope_cos_, rope_sin_, B_, T_, 0, dims_.KVl, dims_.g, dims_.hd);
     };
-    llama_block_backward(be, tp_, dims_, llama_block_tensors(layout(), params(), l),
-                         llama_block_tensors(layout(), grads(), l), a.layers[li], a.resid[li],
-                         dresid_, scratch_, attention_backward);
+    llama_block_backward(be, tp_, dims_, w, llama_block_tensors(layout(), grads(), l), a.layers[li],
+                         a.resid[li], dresid_, scratch_, attention_backward);
+    unit_after_backward(static_cast<int>(li));
   }
   if (shard().first_stage)
     be.token_embedding_backward(grad("embed_tokens"), dresid_, a.tokens, dims_.N, dims_.C,

@@ -9,6 +9,7 @@
 
 #include "model/llama/block.h"
 #include "model/model.h"
+#include "model/recompute.h"
 #include "model/vocab_parallel.h"
 #include "parallel/tensor_parallel.h"
 
@@ -17,7 +18,7 @@ namespace shardlm {
 class LlamaStage final : public ModelStage {
  public:
   LlamaStage(const ModelConfig& cfg, const ShardSpec& shard, KernelBackend& backend,
-             Communicator& tp, int B, int T, int slots, size_t flat_capacity);
+             Communicator& tp, int B, int T, int slots, size_t flat_capacity, Recompute recompute);
   ~LlamaStage() override;  // Acts is complete only in the .cpp
 
   int slots() const override { return static_cast<int>(acts_.size()); }
@@ -37,12 +38,14 @@ class LlamaStage final : public ModelStage {
   void head_backward(Acts& a, float loss_scale);
 
   TensorParallel tp_;
+  BlockActivations block_acts_;  // kept or shared, by the recompute mode
   LlamaDims dims_;
   std::vector<std::unique_ptr<Acts>> acts_;
   float* rope_cos_ = nullptr;  // [max_seq, hd/2]
   float* rope_sin_ = nullptr;  // [max_seq, hd/2]
   float* dresid_ = nullptr;    // [N,C] gradient of the residual stream
   LlamaBlockScratch scratch_{};
+  float* recompute_out_ = nullptr;  // [N,C] full recomputation's block output (discarded)
 };
 
 // What a LlamaStage over `shard` with B x T micro-batches allocates for activations.
