@@ -5,10 +5,9 @@
 #include <string>
 #include <vector>
 
-namespace shardlm {
+#include "model/recompute.h"
 
-enum class Recompute { None, Selective, Full };
-const char* recompute_name(Recompute r);  // "none", "selective", "full"
+namespace shardlm {
 
 struct Layout {
   int tp = 1, pp = 1, dp = 1;
@@ -20,8 +19,7 @@ struct Layout {
   int world() const { return tp * pp * dp; }
 };
 
-// Why this build's trainer cannot run `layout` yet ("" when it can): the planner predicts
-// every ZeRO stage and recompute mode, and marks the ones the trainer lacks.
+// Why this build's trainer cannot run `layout` yet ("" when it can).
 // `gpu`: the layout runs on the CUDA backend, which has one rank per run until the NCCL
 // communicator lands (train_run.cpp's select_backend).
 std::string not_yet_runnable(const Layout& layout, bool gpu);
