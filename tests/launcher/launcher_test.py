@@ -106,6 +106,16 @@ class Setup:
         self.started.append(proc)
         return proc
 
+    def print_evidence(self):
+        """On a failure: the launcher logs and the job's own output (mpirun's and the ranks'),
+        so that a CI log says why a rank died, not only that the launcher ended wrong."""
+        for path in (os.path.join(self.scratch, "run", "launcher.log"), os.path.join(self.scratch, "launcher.out")):
+            if os.path.isfile(path):
+                with open(path, errors="replace") as f:
+                    lines = f.read().splitlines()
+                print("--- %s (last 80 lines) ---" % path, file=sys.stderr)
+                print("\n".join(lines[-80:]), file=sys.stderr)
+
     def kill_leftovers(self):
         """SIGKILL every launcher this test started that still runs, with everything under it
         (its job runs in a session of its own, so killing the launcher alone would orphan it)."""
@@ -384,6 +394,7 @@ def main(argv):
             give_up(s)
     except TestFailure as e:
         print("FAIL: %s" % e, file=sys.stderr)
+        s.print_evidence()
         return 1
     finally:
         s.kill_leftovers()
