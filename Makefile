@@ -4,7 +4,7 @@ BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure build demo demo-llama test test-sanitize bench clean
+.PHONY: all deps configure build demo demo-llama demo-1b test test-sanitize bench clean
 
 all: build
 
@@ -23,6 +23,11 @@ demo: build
 # The same pipeline with a small Llama (configs/demo-llama.ini), into runs/demo-llama/.
 demo-llama: build
 	DEMO_CONFIG=$(CURDIR)/configs/demo-llama.ini DEMO_NAME=demo-llama ./scripts/demo.sh $(BUILD_DIR)
+
+# A 1.04 B-parameter Llama on this machine with the layout `shardlm plan` picks (half an hour
+# on 2 cores; not part of `make test`), into runs/demo-1b/.
+demo-1b: build
+	./scripts/demo-1b.sh $(BUILD_DIR)
 
 test: build
 	./scripts/install-slurm.sh
