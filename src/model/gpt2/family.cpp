@@ -148,8 +148,7 @@ class Gpt2Family final : public ModelFamily {
                                          KernelBackend& backend, Communicator& tp, int B, int T,
                                          int slots, size_t flat_capacity,
                                          Recompute recompute) const override {
-    return std::make_unique<Gpt2Stage>(cfg, shard, backend, tp, B, T, slots, flat_capacity,
-                                       recompute);
+    return make_gpt2_stage(cfg, shard, backend, tp, B, T, slots, flat_capacity, recompute);
   }
 
   std::unique_ptr<CachedDecoder> make_decoder(const ModelConfig& cfg,

@@ -157,8 +157,7 @@ class LlamaFamily final : public ModelFamily {
                                          KernelBackend& backend, Communicator& tp, int B, int T,
                                          int slots, size_t flat_capacity,
                                          Recompute recompute) const override {
-    return std::make_unique<LlamaStage>(c, shard, backend, tp, B, T, slots, flat_capacity,
-                                        recompute);
+    return make_llama_stage(c, shard, backend, tp, B, T, slots, flat_capacity, recompute);
   }
 
   std::unique_ptr<CachedDecoder> make_decoder(const ModelConfig& c,
