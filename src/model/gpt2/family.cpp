@@ -153,7 +153,7 @@ class Gpt2Family final : public ModelFamily {
 
   std::unique_ptr<CachedDecoder> make_decoder(const ModelConfig& cfg,
                                               KernelBackend& backend) const override {
-    return std::make_unique<Gpt2Decoder>(cfg, backend);
+    return make_gpt2_decoder(cfg, backend);
   }
 };
 

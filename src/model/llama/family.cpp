@@ -162,7 +162,7 @@ class LlamaFamily final : public ModelFamily {
 
   std::unique_ptr<CachedDecoder> make_decoder(const ModelConfig& c,
                                               KernelBackend& backend) const override {
-    return std::make_unique<LlamaDecoder>(c, backend);
+    return make_llama_decoder(c, backend);
   }
 };
 
