@@ -13,9 +13,7 @@
 namespace shardlm {
 
 struct TransformerFactories {
-  std::unique_ptr<ModelStage> (*make_stage)(const ModelConfig& cfg, const ShardSpec& shard,
-                                            KernelBackend& backend, Communicator& tp, int B, int T,
-                                            int slots, size_t flat_capacity, Recompute recompute);
+  std::unique_ptr<ModelStage> (*make_stage)(const StageRequest& request);
   ActivationFootprint (*activation_footprint)(const ModelConfig& cfg, const ShardSpec& shard, int B,
                                               int T);
   std::unique_ptr<CachedDecoder> (*make_decoder)(const ModelConfig& cfg, KernelBackend& backend);
@@ -29,11 +27,8 @@ class TransformerFamily : public ModelFamily {
                                            int T) const override {
     return factories_.activation_footprint(cfg, shard, B, T);
   }
-  std::unique_ptr<ModelStage> make_stage(const ModelConfig& cfg, const ShardSpec& shard,
-                                         KernelBackend& backend, Communicator& tp, int B, int T,
-                                         int slots, size_t flat_capacity,
-                                         Recompute recompute) const override {
-    return factories_.make_stage(cfg, shard, backend, tp, B, T, slots, flat_capacity, recompute);
+  std::unique_ptr<ModelStage> make_stage(const StageRequest& request) const override {
+    return factories_.make_stage(request);
   }
   std::unique_ptr<CachedDecoder> make_decoder(const ModelConfig& cfg,
                                               KernelBackend& backend) const override {

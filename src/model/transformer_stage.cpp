@@ -4,20 +4,19 @@
 
 namespace shardlm {
 
-TransformerStage::TransformerStage(const ModelFamily& family, const ModelConfig& cfg,
-                                   const ShardSpec& shard, KernelBackend& backend, Communicator& tp,
-                                   int B, int T, size_t flat_capacity, Recompute recompute)
-    : ModelStage(family, cfg, shard, backend, B, T, flat_capacity),
-      tp_(tp),
-      block_acts_(recompute, [this](size_t n) { return alloc_floats(n); }) {
-  SHARDLM_CHECK(tp.size() == shard.tp_size && tp.rank() == shard.tp_rank,
+TransformerStage::TransformerStage(const ModelFamily& family, const StageRequest& r)
+    : ModelStage(family, r.cfg, r.shard, r.backend, r.B, r.T, r.flat_capacity),
+      tp_(r.tp),
+      block_acts_(r.recompute, [this](size_t n) { return alloc_floats(n); }),
+      requested_slots_(r.slots) {
+  SHARDLM_CHECK(r.tp.size() == r.shard.tp_size && r.tp.rank() == r.shard.tp_rank,
                 "TP communicator does not match the shard spec");
 }
 
-void TransformerStage::allocate_slots(int slots) {
+void TransformerStage::allocate_slots() {
   const size_t N = rows(), C = cfg_.n_embd;
   const int n_local = shard().layer_end - shard().layer_begin;
-  for (int i = 0; i < slots; ++i) {
+  for (int i = 0; i < requested_slots_; ++i) {
     Slot s;
     if (shard().first_stage) s.tokens = alloc_ids(N);
     for (int l = 0; l <= n_local; ++l) s.resid.push_back(alloc_floats(N * C));  // always kept

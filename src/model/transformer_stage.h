@@ -38,13 +38,11 @@ class TransformerStage : public ModelStage {
   const float* logits(int slot) const override;                 // [B,T,Vp/tp]
 
  protected:
-  TransformerStage(const ModelFamily& family, const ModelConfig& cfg, const ShardSpec& shard,
-                   KernelBackend& backend, Communicator& tp, int B, int T, size_t flat_capacity,
-                   Recompute recompute);
+  TransformerStage(const ModelFamily& family, const StageRequest& request);
 
-  // The family's constructor calls this once its shapes are known: `slots` micro-batch slots
-  // (each through allocate_slot), then the shared backward buffers.
-  void allocate_slots(int slots);
+  // The family's constructor calls this once its shapes are known: the request's micro-batch
+  // slots (each through allocate_slot), then the shared backward buffers.
+  void allocate_slots();
 
   TensorParallel& tp() { return tp_; }
   // Block activations kept or shared by the recompute mode.
@@ -89,6 +87,7 @@ class TransformerStage : public ModelStage {
 
   TensorParallel tp_;
   BlockActivations block_acts_;
+  int requested_slots_;
   std::vector<Slot> slots_;
   // Backward buffers, shared by all slots (one backward at a time).
   float* dresid_ = nullptr;         // [N,C] gradient of the residual stream

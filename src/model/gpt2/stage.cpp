@@ -19,14 +19,12 @@ struct Gpt2LayerActs {
 // Fl = 4C/tp MLP channels.
 class Gpt2Stage final : public TransformerStage {
  public:
-  Gpt2Stage(const ModelConfig& cfg, const ShardSpec& shard, KernelBackend& backend,
-            Communicator& tp, int B, int T, int slots, size_t flat_capacity, Recompute recompute)
-      : TransformerStage(model_family("gpt2"), cfg, shard, backend, tp, B, T, flat_capacity,
-                         recompute),
-        H_local_(cfg.n_head / shard.tp_size),
-        hd_(cfg.head_dim()),
-        dims_{B * T, cfg.n_embd, H_local_ * hd_, 4 * cfg.n_embd / shard.tp_size} {
-    allocate_slots(slots);
+  explicit Gpt2Stage(const StageRequest& r)
+      : TransformerStage(model_family("gpt2"), r),
+        H_local_(r.cfg.n_head / r.shard.tp_size),
+        hd_(r.cfg.head_dim()),
+        dims_{rows(), r.cfg.n_embd, H_local_ * hd_, 4 * r.cfg.n_embd / r.shard.tp_size} {
+    allocate_slots();
     const size_t N = dims_.N, Cl = dims_.Cl, Fl = dims_.Fl;
     scratch_ = {norm_output_grad(), alloc_floats(N * 3 * Cl), alloc_floats(N * Cl),
                 alloc_floats(N * Fl), alloc_floats(N * Fl)};
@@ -131,11 +129,8 @@ void Gpt2Stage::block_backward(int slot, int layer, const float* in, float* dres
 
 }  // namespace
 
-std::unique_ptr<ModelStage> make_gpt2_stage(const ModelConfig& cfg, const ShardSpec& shard,
-                                            KernelBackend& backend, Communicator& tp, int B, int T,
-                                            int slots, size_t flat_capacity, Recompute recompute) {
-  return std::make_unique<Gpt2Stage>(cfg, shard, backend, tp, B, T, slots, flat_capacity,
-                                     recompute);
+std::unique_ptr<ModelStage> make_gpt2_stage(const StageRequest& request) {
+  return std::make_unique<Gpt2Stage>(request);
 }
 
 // The shared stage's buffers plus what Gpt2Stage allocates (every buffer is 4-byte f32).

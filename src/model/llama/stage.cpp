@@ -20,23 +20,21 @@ struct LlamaLayerActs {
 // heads each, hd head size, Fl = F/tp MLP channels.
 class LlamaStage final : public TransformerStage {
  public:
-  LlamaStage(const ModelConfig& cfg, const ShardSpec& shard, KernelBackend& backend,
-             Communicator& tp, int B, int T, int slots, size_t flat_capacity, Recompute recompute)
-      : TransformerStage(model_family("llama"), cfg, shard, backend, tp, B, T, flat_capacity,
-                         recompute),
-        dims_{B * T,
-              cfg.n_embd,
-              cfg.kv_heads() / shard.tp_size,
-              cfg.n_head / cfg.kv_heads(),
-              cfg.head_dim(),
-              cfg.intermediate_size / shard.tp_size,
-              static_cast<float>(cfg.norm_eps)} {
-    allocate_slots(slots);
-    const RopeTables rope = rope_tables(cfg);
+  explicit LlamaStage(const StageRequest& r)
+      : TransformerStage(model_family("llama"), r),
+        dims_{rows(),
+              r.cfg.n_embd,
+              r.cfg.kv_heads() / r.shard.tp_size,
+              r.cfg.n_head / r.cfg.kv_heads(),
+              r.cfg.head_dim(),
+              r.cfg.intermediate_size / r.shard.tp_size,
+              static_cast<float>(r.cfg.norm_eps)} {
+    allocate_slots();
+    const RopeTables rope = rope_tables(r.cfg);
     rope_cos_ = alloc_floats(rope.cos.size());
     rope_sin_ = alloc_floats(rope.sin.size());
-    backend.copy_from_host(rope_cos_, rope.cos.data(), rope.cos.size() * sizeof(float));
-    backend.copy_from_host(rope_sin_, rope.sin.data(), rope.sin.size() * sizeof(float));
+    r.backend.copy_from_host(rope_cos_, rope.cos.data(), rope.cos.size() * sizeof(float));
+    r.backend.copy_from_host(rope_sin_, rope.sin.data(), rope.sin.size() * sizeof(float));
     const size_t N = dims_.N;
     scratch_ = {norm_output_grad(), alloc_floats(N * dims_.qkv()), alloc_floats(N * dims_.attn()),
                 alloc_floats(N * 2 * dims_.Fl), alloc_floats(N * dims_.Fl)};
@@ -146,11 +144,8 @@ void LlamaStage::block_backward(int slot, int layer, const float* in, float* dre
 
 }  // namespace
 
-std::unique_ptr<ModelStage> make_llama_stage(const ModelConfig& cfg, const ShardSpec& shard,
-                                             KernelBackend& backend, Communicator& tp, int B, int T,
-                                             int slots, size_t flat_capacity, Recompute recompute) {
-  return std::make_unique<LlamaStage>(cfg, shard, backend, tp, B, T, slots, flat_capacity,
-                                      recompute);
+std::unique_ptr<ModelStage> make_llama_stage(const StageRequest& request) {
+  return std::make_unique<LlamaStage>(request);
 }
 
 // The shared stage's buffers plus what LlamaStage allocates (every buffer is 4-byte f32).

@@ -8,13 +8,10 @@
 
 #include "model/family.h"
 #include "model/model.h"
-#include "model/recompute.h"
 
 namespace shardlm {
 
-std::unique_ptr<ModelStage> make_llama_stage(const ModelConfig& cfg, const ShardSpec& shard,
-                                             KernelBackend& backend, Communicator& tp, int B, int T,
-                                             int slots, size_t flat_capacity, Recompute recompute);
+std::unique_ptr<ModelStage> make_llama_stage(const StageRequest& request);
 
 // What a Llama stage over `shard` with B x T micro-batches allocates for activations.
 ActivationFootprint llama_activation_footprint(const ModelConfig& cfg, const ShardSpec& shard,
