@@ -38,6 +38,20 @@ class Communicator;
 class ModelStage;
 class CachedDecoder;
 
+// What a training stage is built for (ModelFamily::make_stage): one rank's `shard` of `cfg`,
+// B x T micro-batches with `slots` of them in flight, flat buffers of at least flat_capacity
+// elements (ZeRO pads them), activations kept or recomputed by `recompute`
+// (model/recompute.h), tensor parallelism over `tp`.
+struct StageRequest {
+  const ModelConfig& cfg;
+  const ShardSpec& shard;
+  KernelBackend& backend;
+  Communicator& tp;
+  int B, T, slots;
+  size_t flat_capacity;
+  Recompute recompute;
+};
+
 class ModelFamily {
  public:
   virtual ~ModelFamily() = default;
@@ -61,17 +75,12 @@ class ModelFamily {
   // What keeps `tp` tensor-parallel ranks from splitting this model ("n_head 6 is not
   // divisible by tp"), or "" when they can.
   virtual std::string tensor_parallel_problem(const ModelConfig& cfg, int tp) const = 0;
-  // What make_stage(cfg, shard, ..., B, T, ...) allocates for activations (bytes).
+  // What make_stage({cfg, shard, ..., B, T, ...}) allocates for activations (bytes).
   virtual ActivationFootprint activation_footprint(const ModelConfig& cfg, const ShardSpec& shard,
                                                    int B, int T) const = 0;
 
-  // One rank's pipeline stage for training: B x T micro-batches, `slots` of them in flight,
-  // flat buffers of at least flat_capacity elements (ZeRO pads them), activations kept or
-  // recomputed by `recompute` (model/recompute.h).
-  virtual std::unique_ptr<ModelStage> make_stage(const ModelConfig& cfg, const ShardSpec& shard,
-                                                 KernelBackend& backend, Communicator& tp, int B,
-                                                 int T, int slots, size_t flat_capacity,
-                                                 Recompute recompute) const = 0;
+  // One rank's pipeline stage for training, as `request` says.
+  virtual std::unique_ptr<ModelStage> make_stage(const StageRequest& request) const = 0;
   // The whole model on one rank with a KV cache, for generation.
   virtual std::unique_ptr<CachedDecoder> make_decoder(const ModelConfig& cfg,
                                                       KernelBackend& backend) const = 0;

@@ -84,6 +84,23 @@ void hf_require(bool ok, const std::string& where, const char* key, const std::s
   if (!ok) fail(where + ": " + key + " " + why + " (shardlm's model does not implement it)");
 }
 
+nlohmann::ordered_json hf_config_begin(const std::string& architecture,
+                                       const std::string& model_type, const ModelConfig& cfg) {
+  nlohmann::ordered_json j;
+  j["architectures"] = {architecture};
+  j["model_type"] = model_type;
+  j["vocab_size"] = cfg.vocab_size;
+  return j;
+}
+
+void hf_config_end(nlohmann::ordered_json& j, bool tie_word_embeddings, const SpecialIds& ids) {
+  j["tie_word_embeddings"] = tie_word_embeddings;
+  j["use_cache"] = true;
+  j["bos_token_id"] = ids.bos;
+  j["eos_token_id"] = ids.eos;
+  if (ids.pad >= 0) j["pad_token_id"] = ids.pad;
+}
+
 ExternalPiece whole_piece(const std::vector<int64_t>& shape) {
   return {std::vector<int64_t>(shape.size(), 0), shape};
 }
@@ -93,6 +110,18 @@ ExternalPiece row_piece(const std::vector<int64_t>& shape, int64_t row0, int64_t
   p.offset[0] = row0;
   p.count[0] = rows;
   return p;
+}
+
+ExternalTensor same_tensor(std::string name, std::string source, std::vector<int64_t> shape) {
+  return {std::move(name), shape, std::move(source), {whole_piece(shape)}};
+}
+
+ExternalTensor vocab_rows(std::string name, std::string source, const ModelConfig& cfg) {
+  const std::vector<int64_t> full = {cfg.padded_vocab(), cfg.n_embd};
+  return {std::move(name),
+          {cfg.vocab_size, cfg.n_embd},
+          std::move(source),
+          {row_piece(full, 0, cfg.vocab_size)}};
 }
 
 }  // namespace shardlm

@@ -91,9 +91,22 @@ std::string hf_string(const nlohmann::json& config, const char* key, const std::
 // Refuses, naming where and key, a setting shardlm's model does not implement.
 void hf_require(bool ok, const std::string& where, const char* key, const std::string& why);
 
+// config.json's first keys, which every family writes: architectures ([architecture]),
+// model_type and vocab_size. The family adds its own after them, then hf_config_end.
+nlohmann::ordered_json hf_config_begin(const std::string& architecture,
+                                       const std::string& model_type, const ModelConfig& cfg);
+// Its last keys: tie_word_embeddings, use_cache (true) and the special ids (bos, eos, and pad
+// when the tokenizer has one).
+void hf_config_end(nlohmann::ordered_json& config, bool tie_word_embeddings, const SpecialIds& ids);
+
 // A piece covering the whole of a tensor of `shape`.
 ExternalPiece whole_piece(const std::vector<int64_t>& shape);
 // Rows [row0, row0 + rows) of a tensor of `shape` (dimension 0).
 ExternalPiece row_piece(const std::vector<int64_t>& shape, int64_t row0, int64_t rows);
+// The external tensor `name` that is the whole shardlm tensor `source`, of the same `shape`.
+ExternalTensor same_tensor(std::string name, std::string source, std::vector<int64_t> shape);
+// The external [vocab_size, C] tensor `name`: the real vocabulary rows of the padded [Vp, C]
+// table `source` (an embedding or a head).
+ExternalTensor vocab_rows(std::string name, std::string source, const ModelConfig& cfg);
 
 }  // namespace shardlm

@@ -93,7 +93,7 @@ std::unique_ptr<ModelStage> make_model_stage(const ModelConfig& cfg, const Shard
                                              KernelBackend& backend, Communicator& tp, int B, int T,
                                              int slots, size_t flat_capacity, Recompute recompute) {
   return model_family(cfg.family)
-      .make_stage(cfg, shard, backend, tp, B, T, slots, flat_capacity, recompute);
+      .make_stage({cfg, shard, backend, tp, B, T, slots, flat_capacity, recompute});
 }
 
 }  // namespace shardlm

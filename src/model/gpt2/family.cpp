@@ -8,19 +8,18 @@
 #include "model/gpt2/decoder.h"
 #include "model/gpt2/stage.h"
 #include "model/init.h"
+#include "model/transformer_family.h"
 #include "model/vocab_parallel.h"
 
 namespace shardlm {
 
 namespace {
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() &&
-         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-class Gpt2Family final : public ModelFamily {
+class Gpt2Family final : public TransformerFamily {
  public:
+  Gpt2Family()
+      : TransformerFamily({make_gpt2_stage, gpt2_activation_footprint, make_gpt2_decoder}) {}
+
   std::string name() const override { return "gpt2"; }
 
   std::vector<std::pair<std::string, ModelConfig>> presets() const override {
@@ -69,7 +68,7 @@ class Gpt2Family final : public ModelFamily {
     TensorPlan plan;
     auto add = [&](std::string name, std::vector<int64_t> shape, int split, StagePlacement where,
                    int layer = -1) {
-      const bool bias = ends_with(name, ".bias");  // c_attn.bias is [3, H, hd] but a bias
+      const bool bias = name.ends_with(".bias");  // c_attn.bias is [3, H, hd] but a bias
       const bool decay = shape.size() >= 2 && !bias;
       plan.push_back({std::move(name), std::move(shape), split, decay, where, layer, false});
     };
@@ -103,11 +102,11 @@ class Gpt2Family final : public ModelFamily {
   void init_tensor(float* out, const TensorView& view, const ModelConfig& cfg,
                    uint64_t seed) const override {
     const std::string& name = view.name;
-    if (ends_with(name, ".bias")) return fill_constant(out, view, 0.0f);
-    if (ends_with(name, "ln_1.weight") || ends_with(name, "ln_2.weight") || name == "ln_f.weight")
+    if (name.ends_with(".bias")) return fill_constant(out, view, 0.0f);
+    if (name.ends_with("ln_1.weight") || name.ends_with("ln_2.weight") || name == "ln_f.weight")
       return fill_constant(out, view, 1.0f);
     const bool residual_proj =
-        ends_with(name, "attn.c_proj.weight") || ends_with(name, "mlp.c_proj.weight");
+        name.ends_with("attn.c_proj.weight") || name.ends_with("mlp.c_proj.weight");
     const float std =
         residual_proj ? 0.02f / std::sqrt(2.0f * static_cast<float>(cfg.n_layer)) : 0.02f;
     const int64_t zero_rows_from = name == "wte" ? cfg.vocab_size : -1;
@@ -137,24 +136,6 @@ class Gpt2Family final : public ModelFamily {
     if ((4 * cfg.n_embd) % tp != 0)
       return "4*n_embd " + std::to_string(4 * cfg.n_embd) + " is not divisible by tp";
     return vocab_tensor_parallel_problem(cfg, tp);
-  }
-
-  ActivationFootprint activation_footprint(const ModelConfig& cfg, const ShardSpec& shard, int B,
-                                           int T) const override {
-    return gpt2_activation_footprint(cfg, shard, B, T);
-  }
-
-  std::unique_ptr<ModelStage> make_stage(const ModelConfig& cfg, const ShardSpec& shard,
-                                         KernelBackend& backend, Communicator& tp, int B, int T,
-                                         int slots, size_t flat_capacity,
-                                         Recompute recompute) const override {
-    return std::make_unique<Gpt2Stage>(cfg, shard, backend, tp, B, T, slots, flat_capacity,
-                                       recompute);
-  }
-
-  std::unique_ptr<CachedDecoder> make_decoder(const ModelConfig& cfg,
-                                              KernelBackend& backend) const override {
-    return std::make_unique<Gpt2Decoder>(cfg, backend);
   }
 };
 

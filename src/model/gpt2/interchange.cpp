@@ -9,22 +9,6 @@ namespace shardlm {
 
 namespace {
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() &&
-         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-ExternalTensor same(std::string name, std::string source, std::vector<int64_t> shape) {
-  ExternalTensor t{std::move(name), shape, std::move(source), {whole_piece(shape)}};
-  return t;
-}
-
-// The vocabulary rows of a [Vp, C] table.
-ExternalTensor vocab(std::string name, const ModelConfig& c) {
-  const std::vector<int64_t> full = {c.padded_vocab(), c.n_embd};
-  return {std::move(name), {c.vocab_size, c.n_embd}, "wte", {row_piece(full, 0, c.vocab_size)}};
-}
-
 // A shardlm [out, in] matrix (any shape that flattens to it) as a Conv1D [in, out] weight.
 ExternalTensor conv1d(std::string name, std::string source, std::vector<int64_t> source_shape,
                       int64_t in, int64_t out) {
@@ -39,10 +23,7 @@ class Gpt2Interchange final : public FamilyInterchange {
   std::string hf_model_type() const override { return "gpt2"; }
 
   nlohmann::ordered_json hf_config(const ModelConfig& c, const SpecialIds& ids) const override {
-    nlohmann::ordered_json j;
-    j["architectures"] = {"GPT2LMHeadModel"};
-    j["model_type"] = "gpt2";
-    j["vocab_size"] = c.vocab_size;
+    nlohmann::ordered_json j = hf_config_begin("GPT2LMHeadModel", "gpt2", c);
     j["n_positions"] = c.max_seq_len;
     j["n_ctx"] = c.max_seq_len;
     j["n_embd"] = c.n_embd;
@@ -58,11 +39,7 @@ class Gpt2Interchange final : public FamilyInterchange {
     j["scale_attn_weights"] = true;
     j["scale_attn_by_inverse_layer_idx"] = false;
     j["reorder_and_upcast_attn"] = false;
-    j["tie_word_embeddings"] = true;
-    j["use_cache"] = true;
-    j["bos_token_id"] = ids.bos;
-    j["eos_token_id"] = ids.eos;
-    if (ids.pad >= 0) j["pad_token_id"] = ids.pad;
+    hf_config_end(j, /*tie_word_embeddings=*/true, ids);
     return j;
   }
 
@@ -93,12 +70,13 @@ class Gpt2Interchange final : public FamilyInterchange {
 
   std::vector<ExternalTensor> hf_tensors(const ModelConfig& c) const override {
     const int64_t C = c.n_embd, H = c.n_head, hd = c.head_dim();
-    std::vector<ExternalTensor> out = {vocab("transformer.wte.weight", c),
-                                       same("transformer.wpe.weight", "wpe", {c.max_seq_len, C})};
+    std::vector<ExternalTensor> out = {
+        vocab_rows("transformer.wte.weight", "wte", c),
+        same_tensor("transformer.wpe.weight", "wpe", {c.max_seq_len, C})};
     for (int l = 0; l < c.n_layer; ++l) {
       const std::string s = "h." + std::to_string(l) + ".", hf = "transformer." + s;
       auto vec = [&](const char* name, int64_t n) {
-        out.push_back(same(hf + name, s + name, {n}));
+        out.push_back(same_tensor(hf + name, s + name, {n}));
       };
       vec("ln_1.weight", C);
       vec("ln_1.bias", C);
@@ -116,15 +94,15 @@ class Gpt2Interchange final : public FamilyInterchange {
           conv1d(hf + "mlp.c_proj.weight", s + "mlp.c_proj.weight", {C, 4 * C}, 4 * C, C));
       vec("mlp.c_proj.bias", C);
     }
-    out.push_back(same("transformer.ln_f.weight", "ln_f.weight", {C}));
-    out.push_back(same("transformer.ln_f.bias", "ln_f.bias", {C}));
+    out.push_back(same_tensor("transformer.ln_f.weight", "ln_f.weight", {C}));
+    out.push_back(same_tensor("transformer.ln_f.bias", "ln_f.bias", {C}));
     return out;
   }
 
   // The tied head's copy and the causal-mask buffers older GPT-2 files carry.
   bool hf_ignorable(const std::string& name, const ModelConfig&) const override {
-    return name == "lm_head.weight" || ends_with(name, ".attn.bias") ||
-           ends_with(name, ".attn.masked_bias");
+    return name == "lm_head.weight" || name.ends_with(".attn.bias") ||
+           name.ends_with(".attn.masked_bias");
   }
 
   std::string gguf_architecture() const override { return "gpt2"; }
@@ -140,8 +118,9 @@ class Gpt2Interchange final : public FamilyInterchange {
   // token_embd, so that no loader version has to know it is tied.
   std::vector<ExternalTensor> gguf_tensors(const ModelConfig& c) const override {
     const int64_t C = c.n_embd, H = c.n_head, hd = c.head_dim();
-    std::vector<ExternalTensor> out = {vocab("token_embd.weight", c),
-                                       same("position_embd.weight", "wpe", {c.max_seq_len, C})};
+    std::vector<ExternalTensor> out = {
+        vocab_rows("token_embd.weight", "wte", c),
+        same_tensor("position_embd.weight", "wpe", {c.max_seq_len, C})};
     for (int l = 0; l < c.n_layer; ++l) {
       const std::string s = "h." + std::to_string(l) + ".", g = "blk." + std::to_string(l) + ".";
       auto add = [&](const char* name, const char* source, std::vector<int64_t> shape,
@@ -161,9 +140,9 @@ class Gpt2Interchange final : public FamilyInterchange {
       add("ffn_down.weight", "mlp.c_proj.weight", {C, 4 * C}, {C, 4 * C});
       add("ffn_down.bias", "mlp.c_proj.bias", {C}, {C});
     }
-    out.push_back(same("output_norm.weight", "ln_f.weight", {C}));
-    out.push_back(same("output_norm.bias", "ln_f.bias", {C}));
-    out.push_back(vocab("output.weight", c));
+    out.push_back(same_tensor("output_norm.weight", "ln_f.weight", {C}));
+    out.push_back(same_tensor("output_norm.bias", "ln_f.bias", {C}));
+    out.push_back(vocab_rows("output.weight", "wte", c));
     return out;
   }
 };

@@ -1,65 +1,108 @@
 #include "model/gpt2/stage.h"
 
-#include <string>
+#include <vector>
 
-#include "core/error.h"
+#include "model/gpt2/block.h"
+#include "model/transformer_stage.h"
 
 namespace shardlm {
 
-// One micro-batch slot's activations (N = B*T rows; Cl = C/tp, Fl = 4C/tp, Hl = NH/tp).
-struct Gpt2Stage::Acts {
-  int32_t* tokens = nullptr;   // [N]
-  int32_t* targets = nullptr;  // [N]
-  std::vector<float*> resid;   // n_local_layers + 1 of [N,C]: resid[i] = input of local layer i
-  std::vector<Gpt2BlockActs> layers;
-  std::vector<float*> lse;    // per local layer [B,Hl,T] attention log-sum-exp
-  float* lnf = nullptr;       // [N,C]
-  float* lnf_mean = nullptr;  // [N]
-  float* lnf_rstd = nullptr;  // [N]
-  VocabLossBuffers loss{};    // logits [N,Vl] and the cross-entropy's per-row values
+namespace {
+
+// One local layer's activations of one micro-batch slot.
+struct Gpt2LayerActs {
+  Gpt2BlockActs block;
+  float* lse;  // [B,Hl,T] attention log-sum-exp
 };
 
-Gpt2Stage::Gpt2Stage(const ModelConfig& cfg, const ShardSpec& shard, KernelBackend& backend,
-                     Communicator& tp, int B, int T, int slots, size_t flat_capacity,
-                     Recompute recompute)
-    : ModelStage(model_family("gpt2"), cfg, shard, backend, B, T, flat_capacity),
-      tp_(tp),
-      block_acts_(recompute, [this](size_t n) { return alloc_floats(n); }) {
-  SHARDLM_CHECK(tp.size() == shard.tp_size && tp.rank() == shard.tp_rank,
-                "TP communicator does not match the shard spec");
-  hd_ = cfg.head_dim();
-  H_local_ = cfg.n_head / shard.tp_size;
-  dims_ = {B * T, cfg.n_embd, H_local_ * hd_, 4 * cfg.n_embd / shard.tp_size};
-  for (int s = 0; s < slots; ++s) acts_.push_back(make_acts());
-  const size_t N = dims_.N, C = dims_.C, Cl = dims_.Cl, Fl = dims_.Fl;
-  dresid_ = alloc_floats(N * C);
-  scratch_ = {alloc_floats(N * C), alloc_floats(N * 3 * Cl), alloc_floats(N * Cl),
-              alloc_floats(N * Fl), alloc_floats(N * Fl)};
-  if (recompute == Recompute::Full) recompute_out_ = alloc_floats(N * C);
-  set_activation_bytes(block_acts_.kept_bytes(), block_acts_.shared_bytes());
-}
+// Shapes: N = B*T rows, C channels, Cl = C/tp attention channels (Hl = NH/tp heads of hd),
+// Fl = 4C/tp MLP channels.
+class Gpt2Stage final : public TransformerStage {
+ public:
+  explicit Gpt2Stage(const StageRequest& r)
+      : TransformerStage(model_family("gpt2"), r),
+        H_local_(r.cfg.n_head / r.shard.tp_size),
+        hd_(r.cfg.head_dim()),
+        dims_{rows(), r.cfg.n_embd, H_local_ * hd_, 4 * r.cfg.n_embd / r.shard.tp_size} {
+    allocate_slots();
+    const size_t N = dims_.N, Cl = dims_.Cl, Fl = dims_.Fl;
+    scratch_ = {norm_output_grad(), alloc_floats(N * 3 * Cl), alloc_floats(N * Cl),
+                alloc_floats(N * Fl), alloc_floats(N * Fl)};
+  }
 
-Gpt2Stage::~Gpt2Stage() = default;
+ private:
+  void allocate_slot() override;
 
-std::unique_ptr<Gpt2Stage::Acts> Gpt2Stage::make_acts() {
-  auto a = std::make_unique<Acts>();
+  void embed_forward(float* out, const int32_t* tokens) override {
+    gpt2_embedding_forward(backend(), tp(), out, tokens, param("wte"), param("wpe"), B_, T_,
+                           dims_.C, 0, vocab_start_, vocab_local_);
+  }
+  void embed_backward(const float* dresid, const int32_t* tokens) override {
+    backend().position_embedding_backward(grad("wpe"), dresid, B_, T_, dims_.C);
+    backend().token_embedding_backward(grad("wte"), dresid, tokens, dims_.N, dims_.C, vocab_start_,
+                                       vocab_local_);
+  }
+
+  void block_forward(int slot, int layer, const float* in, float* out) override {
+    Gpt2LayerActs& a = acts(slot, layer);
+    gpt2_block_forward(backend(), tp(), dims_, gpt2_block_tensors(layout(), params(), layer),
+                       a.block, in, out, causal_attention(a));
+  }
+  void block_recompute_selective(int slot, int layer) override {
+    Gpt2LayerActs& a = acts(slot, layer);
+    gpt2_block_recompute_selective(backend(), dims_, a.block, causal_attention(a));
+  }
+  void block_backward(int slot, int layer, const float* in, float* dresid) override;
+
+  // The final LayerNorm.
+  void final_norm_forward(int slot, const float* in, float* out) override {
+    const NormStats& st = final_norm_stats_.at(static_cast<size_t>(slot));
+    backend().layernorm_forward(out, st.mean, st.rstd, in, param("ln_f.weight"), param("ln_f.bias"),
+                                dims_.N, dims_.C);
+  }
+  void final_norm_backward(int slot, const float* in, const float* dout, float* din) override {
+    const NormStats& st = final_norm_stats_.at(static_cast<size_t>(slot));
+    backend().layernorm_backward(din, grad("ln_f.weight"), grad("ln_f.bias"), dout, in,
+                                 param("ln_f.weight"), st.mean, st.rstd, dims_.N, dims_.C);
+  }
+  const char* head_name() const override { return "wte"; }  // tied
+
+  Gpt2LayerActs& acts(int slot, int layer) {
+    return acts_.at(static_cast<size_t>(slot)).at(static_cast<size_t>(local_layer(layer)));
+  }
+  // Causal attention over the micro-batch: out [N,Cl] from qkv [N,3*Cl].
+  Gpt2Attention causal_attention(const Gpt2LayerActs& a) {
+    return [this, lse = a.lse](float* out, const float* qkv) {
+      backend().attention_forward(out, lse, qkv, B_, T_, H_local_, hd_);
+    };
+  }
+
+  struct NormStats {
+    float *mean, *rstd;  // [N] each
+  };
+  int H_local_, hd_;
+  Gpt2Dims dims_;
+  std::vector<std::vector<Gpt2LayerActs>> acts_;  // [slot][local layer]
+  std::vector<NormStats> final_norm_stats_;       // [slot] (last stage)
+  Gpt2BlockScratch scratch_{};                    // shared by all layers and slots
+};
+
+void Gpt2Stage::allocate_slot() {
   const size_t N = dims_.N, C = dims_.C, Cl = dims_.Cl, Fl = dims_.Fl,
                lse = static_cast<size_t>(B_) * H_local_ * T_;
-  auto f = [&](size_t n) { return alloc_floats(n); };
-  if (shard().first_stage) {
-    a->tokens = alloc_ids(N);
-  }
-  const int n_local = shard().layer_end - shard().layer_begin;
-  for (int i = 0; i <= n_local; ++i) a->resid.push_back(f(N * C));  // always kept
-  for (int i = 0; i < n_local; ++i) {
-    using R = ActivationRole;
-    auto g = [&](const char* name, R role, size_t n) { return block_acts_.get(name, role, n); };
-    Gpt2BlockActs L{};
+  using R = ActivationRole;
+  auto g = [&](const char* name, R role, size_t n) {
+    return block_activations().get(name, role, n);
+  };
+  std::vector<Gpt2LayerActs>& layers = acts_.emplace_back();
+  for (int i = 0; i < shard().layer_end - shard().layer_begin; ++i) {
+    Gpt2LayerActs a{};
+    Gpt2BlockActs& L = a.block;
     L.ln1 = g("ln1", R::Internal, N * C);
     L.ln1_mean = g("ln1_mean", R::Internal, N);
     L.ln1_rstd = g("ln1_rstd", R::Internal, N);
     L.qkv = g("qkv", R::Internal, N * 3 * Cl);
-    a->lse.push_back(g("lse", R::Attention, lse));
+    a.lse = g("lse", R::Attention, lse);
     L.atty = g("atty", R::Attention, N * Cl);
     L.attproj = g("attproj", R::Internal, N * C);
     L.resid2 = g("resid2", R::Internal, N * C);
@@ -69,131 +112,42 @@ std::unique_ptr<Gpt2Stage::Acts> Gpt2Stage::make_acts() {
     L.fc = g("fc", R::Internal, N * Fl);
     L.fc_gelu = g("fc_gelu", R::Nonlinearity, N * Fl);
     L.fcproj = g("fcproj", R::Internal, N * C);
-    a->layers.push_back(L);
+    layers.push_back(a);
   }
-  if (shard().last_stage) {
-    a->targets = alloc_ids(N);
-    a->lnf = f(N * C);
-    a->lnf_mean = f(N);
-    a->lnf_rstd = f(N);
-    a->loss = {f(N * static_cast<size_t>(vocab_local_)), f(N), f(2 * N), f(N)};
-  }
-  return a;
+  if (shard().last_stage) final_norm_stats_.push_back({alloc_floats(N), alloc_floats(N)});
 }
 
-// The sizes make_acts and the constructor allocate (every buffer is 4-byte f32 or i32).
+void Gpt2Stage::block_backward(int slot, int layer, const float* in, float* dresid) {
+  const Gpt2LayerActs& a = acts(slot, layer);
+  const auto attention_backward = [&](float* dqkv, const float* datty, const float* qkv) {
+    backend().attention_backward(dqkv, datty, qkv, a.block.atty, a.lse, B_, T_, H_local_, hd_);
+  };
+  gpt2_block_backward(backend(), tp(), dims_, gpt2_block_tensors(layout(), params(), layer),
+                      gpt2_block_tensors(layout(), grads(), layer), a.block, in, dresid, scratch_,
+                      attention_backward);
+}
+
+}  // namespace
+
+std::unique_ptr<ModelStage> make_gpt2_stage(const StageRequest& request) {
+  return std::make_unique<Gpt2Stage>(request);
+}
+
+// The shared stage's buffers plus what Gpt2Stage allocates (every buffer is 4-byte f32).
 ActivationFootprint gpt2_activation_footprint(const ModelConfig& cfg, const ShardSpec& shard, int B,
                                               int T) {
   const size_t N = static_cast<size_t>(B) * T, C = cfg.n_embd;
   const size_t Cl = C / shard.tp_size, Fl = 4 * C / shard.tp_size;
   const size_t lse = static_cast<size_t>(B) * (cfg.n_head / shard.tp_size) * T;
-  ActivationFootprint f;
-  f.layer_input = 4 * N * C;                      // resid[i]
-  f.layer_cheap = 4 * (lse + N * Fl);             // lse, fc_gelu
-  f.layer_rest = 4 * (N * C + 2 * N + N * 3 * Cl  // ln1 (+ mean, rstd), qkv
-                      + N * Cl + 2 * N * C        // atty, attproj, resid2
-                      + N * C + 2 * N + N * Fl    // ln2 (+ mean, rstd), fc
-                      + N * C);                   // fcproj
-  f.slot_extra = 4 * N * C;                       // resid[n_local]: the stage output
-  if (shard.first_stage) f.slot_extra += 4 * N;   // tokens
-  if (shard.last_stage)                           // targets, lnf (+ mean, rstd), loss buffers
-    f.slot_extra += 4 * (N + N * C + 2 * N + N * (cfg.padded_vocab() / shard.tp_size) + 4 * N);
-  f.fixed = 4 * (N * C + N * C + N * 3 * Cl + N * Cl + 2 * N * Fl);  // dresid, scratch
+  ActivationFootprint f = transformer_stage_footprint(cfg, shard, B, T);
+  f.layer_cheap = 4 * (lse + N * Fl);                 // lse, fc_gelu
+  f.layer_rest = 4 * (N * C + 2 * N + N * 3 * Cl      // ln1 (+ mean, rstd), qkv
+                      + N * Cl + 2 * N * C            // atty, attproj, resid2
+                      + N * C + 2 * N + N * Fl        // ln2 (+ mean, rstd), fc
+                      + N * C);                       // fcproj
+  if (shard.last_stage) f.slot_extra += 4 * 2 * N;    // final LayerNorm mean, rstd
+  f.fixed += 4 * (N * 3 * Cl + N * Cl + 2 * N * Fl);  // the rest of the block scratch
   return f;
-}
-
-const float* Gpt2Stage::stage_output(int slot) const {
-  return acts_.at(static_cast<size_t>(slot))->resid.back();
-}
-const float* Gpt2Stage::logits(int slot) const {
-  return acts_.at(static_cast<size_t>(slot))->loss.logits;
-}
-
-float Gpt2Stage::forward(int slot, const int32_t* tokens, const int32_t* targets,
-                         const float* input) {
-  Acts& a = *acts_.at(static_cast<size_t>(slot));
-  KernelBackend& be = backend();
-  const int N = dims_.N;
-  const size_t NC = static_cast<size_t>(N) * dims_.C;
-  if (shard().first_stage) {
-    upload_ids(a.tokens, tokens, "token");
-    gpt2_embedding_forward(be, tp_, a.resid[0], a.tokens, param("wte"), param("wpe"), B_, T_,
-                           dims_.C, 0, vocab_start_, vocab_local_);
-  } else {
-    take_boundary(a.resid[0], input, "the previous stage's activations");
-  }
-  for (int l = shard().layer_begin; l < shard().layer_end; ++l) {
-    const auto li = static_cast<size_t>(l - shard().layer_begin);
-    float* lse = a.lse[li];
-    const auto attention = [&](float* out, const float* qkv) {
-      be.attention_forward(out, lse, qkv, B_, T_, H_local_, hd_);
-    };
-    unit_before_use(static_cast<int>(li));
-    gpt2_block_forward(be, tp_, dims_, gpt2_block_tensors(layout(), params(), l), a.layers[li],
-                       a.resid[li], a.resid[li + 1], attention);
-    unit_after_forward(static_cast<int>(li));
-  }
-  if (!shard().last_stage) return 0.0f;
-  upload_ids(a.targets, targets, "target");
-  return head_forward(a);
-}
-
-// Final LayerNorm, then the tied head and the vocab-parallel cross-entropy; returns the mean
-// loss over the micro-batch.
-float Gpt2Stage::head_forward(Acts& a) {
-  KernelBackend& be = backend();
-  const int N = dims_.N, C = dims_.C;
-  be.layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, a.resid.back(), param("ln_f.weight"),
-                       param("ln_f.bias"), N, C);
-  return vocab_loss_forward(be, tp_, a.loss, a.lnf, param("wte"), a.targets, N, C, vocab_shard());
-}
-
-void Gpt2Stage::head_backward(Acts& a, float loss_scale) {
-  KernelBackend& be = backend();
-  const int N = dims_.N, C = dims_.C;
-  vocab_loss_backward(be, tp_, a.loss, scratch_.dln, grad("wte"), a.lnf, param("wte"), a.targets,
-                      loss_scale, N, C, vocab_shard());
-  be.fill_zero(dresid_, static_cast<size_t>(N) * C);
-  be.layernorm_backward(dresid_, grad("ln_f.weight"), grad("ln_f.bias"), scratch_.dln,
-                        a.resid.back(), param("ln_f.weight"), a.lnf_mean, a.lnf_rstd, N, C);
-}
-
-void Gpt2Stage::backward(int slot, float loss_scale, const float* output_grad) {
-  Acts& a = *acts_.at(static_cast<size_t>(slot));
-  KernelBackend& be = backend();
-  const int N = dims_.N;
-  if (shard().last_stage) {
-    head_backward(a, loss_scale);
-  } else {
-    take_boundary(dresid_, output_grad, "the gradient of its output");
-  }
-  for (int l = shard().layer_end - 1; l >= shard().layer_begin; --l) {
-    const auto li = static_cast<size_t>(l - shard().layer_begin);
-    float* lse = a.lse[li];
-    const auto attention = [&](float* out, const float* qkv) {
-      be.attention_forward(out, lse, qkv, B_, T_, H_local_, hd_);
-    };
-    const Gpt2BlockTensors w = gpt2_block_tensors(layout(), params(), l);
-    unit_before_use(static_cast<int>(li));
-    recompute_block(
-        block_acts_.mode(),
-        [&] {
-          gpt2_block_forward(be, tp_, dims_, w, a.layers[li], a.resid[li], recompute_out_,
-                             attention);
-        },
-        [&] { gpt2_block_recompute_selective(be, dims_, a.layers[li], attention); });
-    const auto attention_backward = [&](float* dqkv, const float* datty, const float* qkv) {
-      be.attention_backward(dqkv, datty, qkv, a.layers[li].atty, lse, B_, T_, H_local_, hd_);
-    };
-    gpt2_block_backward(be, tp_, dims_, w, gpt2_block_tensors(layout(), grads(), l), a.layers[li],
-                        a.resid[li], dresid_, scratch_, attention_backward);
-    unit_after_backward(static_cast<int>(li));
-  }
-  if (shard().first_stage) {
-    be.position_embedding_backward(grad("wpe"), dresid_, B_, T_, dims_.C);
-    be.token_embedding_backward(grad("wte"), dresid_, a.tokens, N, dims_.C, vocab_start_,
-                                vocab_local_);
-  }
 }
 
 }  // namespace shardlm

@@ -8,16 +8,12 @@
 #include "model/llama/decoder.h"
 #include "model/llama/rope.h"
 #include "model/llama/stage.h"
+#include "model/transformer_family.h"
 #include "model/vocab_parallel.h"
 
 namespace shardlm {
 
 namespace {
-
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() &&
-         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
 
 // Llama 3.1's published rope_scaling (rope_type llama3; original context 8192).
 ModelConfig with_llama3_rope(ModelConfig c, double factor) {
@@ -44,8 +40,11 @@ ModelConfig llama(int L, int H, int KV, int C, int F, int V, int T, double theta
   return c;
 }
 
-class LlamaFamily final : public ModelFamily {
+class LlamaFamily final : public TransformerFamily {
  public:
+  LlamaFamily()
+      : TransformerFamily({make_llama_stage, llama_activation_footprint, make_llama_decoder}) {}
+
   std::string name() const override { return "llama"; }
 
   // Published shapes (config.json of each model), rope_scaling included: factor 32 for the
@@ -116,8 +115,8 @@ class LlamaFamily final : public ModelFamily {
   void init_tensor(float* out, const TensorView& view, const ModelConfig& c,
                    uint64_t seed) const override {
     const std::string& name = view.name;
-    if (ends_with(name, "norm.weight")) return fill_constant(out, view, 1.0f);
-    const bool residual = ends_with(name, "o_proj.weight") || ends_with(name, "mlp.down.weight");
+    if (name.ends_with("norm.weight")) return fill_constant(out, view, 1.0f);
+    const bool residual = name.ends_with("o_proj.weight") || name.ends_with("mlp.down.weight");
     const float std = residual ? 0.02f / std::sqrt(2.0f * static_cast<float>(c.n_layer)) : 0.02f;
     const bool vocab_rows = name == "embed_tokens" || name == "lm_head";
     fill_counter_normal(out, view, seed, std, vocab_rows ? c.vocab_size : -1);
@@ -146,24 +145,6 @@ class LlamaFamily final : public ModelFamily {
     if (c.intermediate_size % tp != 0)
       return "intermediate_size " + std::to_string(c.intermediate_size) + " is not divisible by tp";
     return vocab_tensor_parallel_problem(c, tp);
-  }
-
-  ActivationFootprint activation_footprint(const ModelConfig& cfg, const ShardSpec& shard, int B,
-                                           int T) const override {
-    return llama_activation_footprint(cfg, shard, B, T);
-  }
-
-  std::unique_ptr<ModelStage> make_stage(const ModelConfig& c, const ShardSpec& shard,
-                                         KernelBackend& backend, Communicator& tp, int B, int T,
-                                         int slots, size_t flat_capacity,
-                                         Recompute recompute) const override {
-    return std::make_unique<LlamaStage>(c, shard, backend, tp, B, T, slots, flat_capacity,
-                                        recompute);
-  }
-
-  std::unique_ptr<CachedDecoder> make_decoder(const ModelConfig& c,
-                                              KernelBackend& backend) const override {
-    return std::make_unique<LlamaDecoder>(c, backend);
   }
 };
 

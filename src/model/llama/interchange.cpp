@@ -11,23 +11,6 @@ namespace shardlm {
 
 namespace {
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() &&
-         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-ExternalTensor same(std::string name, std::string source, std::vector<int64_t> shape) {
-  return {std::move(name), shape, std::move(source), {whole_piece(shape)}};
-}
-
-ExternalTensor vocab(std::string name, std::string source, const ModelConfig& c) {
-  const std::vector<int64_t> full = {c.padded_vocab(), c.n_embd};
-  return {std::move(name),
-          {c.vocab_size, c.n_embd},
-          std::move(source),
-          {row_piece(full, 0, c.vocab_size)}};
-}
-
 // Of qkv [KV, g+2, hd, C]: slot 0 (the g query heads of each group), g (k) or g+1 (v).
 ExternalTensor qkv_part(std::string name, std::string source, const ModelConfig& c, int slot,
                         int heads_per_group) {
@@ -55,10 +38,7 @@ class LlamaInterchange final : public FamilyInterchange {
   std::string hf_model_type() const override { return "llama"; }
 
   nlohmann::ordered_json hf_config(const ModelConfig& c, const SpecialIds& ids) const override {
-    nlohmann::ordered_json j;
-    j["architectures"] = {"LlamaForCausalLM"};
-    j["model_type"] = "llama";
-    j["vocab_size"] = c.vocab_size;
+    nlohmann::ordered_json j = hf_config_begin("LlamaForCausalLM", "llama", c);
     j["hidden_size"] = c.n_embd;
     j["intermediate_size"] = c.intermediate_size;
     j["num_hidden_layers"] = c.n_layer;
@@ -82,11 +62,7 @@ class LlamaInterchange final : public FamilyInterchange {
     j["mlp_bias"] = false;
     j["pretraining_tp"] = 1;
     j["initializer_range"] = 0.02;
-    j["tie_word_embeddings"] = c.tie_embeddings == 1;
-    j["use_cache"] = true;
-    j["bos_token_id"] = ids.bos;
-    j["eos_token_id"] = ids.eos;
-    if (ids.pad >= 0) j["pad_token_id"] = ids.pad;
+    hf_config_end(j, c.tie_embeddings == 1, ids);
     return j;
   }
 
@@ -133,30 +109,31 @@ class LlamaInterchange final : public FamilyInterchange {
 
   std::vector<ExternalTensor> hf_tensors(const ModelConfig& c) const override {
     const int64_t C = c.n_embd, F = c.intermediate_size, g = c.n_head / c.kv_heads();
-    std::vector<ExternalTensor> out = {vocab("model.embed_tokens.weight", "embed_tokens", c)};
+    std::vector<ExternalTensor> out = {vocab_rows("model.embed_tokens.weight", "embed_tokens", c)};
     for (int l = 0; l < c.n_layer; ++l) {
       const std::string s = "h." + std::to_string(l) + ".",
                         hf = "model.layers." + std::to_string(l) + ".";
-      out.push_back(same(hf + "input_layernorm.weight", s + "input_norm.weight", {C}));
+      out.push_back(same_tensor(hf + "input_layernorm.weight", s + "input_norm.weight", {C}));
       const std::string qkv = s + "attn.qkv.weight";
       out.push_back(qkv_part(hf + "self_attn.q_proj.weight", qkv, c, 0, static_cast<int>(g)));
       out.push_back(qkv_part(hf + "self_attn.k_proj.weight", qkv, c, static_cast<int>(g), 1));
       out.push_back(qkv_part(hf + "self_attn.v_proj.weight", qkv, c, static_cast<int>(g) + 1, 1));
-      out.push_back(same(hf + "self_attn.o_proj.weight", s + "attn.o_proj.weight",
-                         {C, c.n_head * int64_t{c.head_dim()}}));
-      out.push_back(same(hf + "post_attention_layernorm.weight", s + "post_attn_norm.weight", {C}));
+      out.push_back(same_tensor(hf + "self_attn.o_proj.weight", s + "attn.o_proj.weight",
+                                {C, c.n_head * int64_t{c.head_dim()}}));
+      out.push_back(
+          same_tensor(hf + "post_attention_layernorm.weight", s + "post_attn_norm.weight", {C}));
       out.push_back(gate_up_part(hf + "mlp.gate_proj.weight", s + "mlp.gate_up.weight", c, 0));
       out.push_back(gate_up_part(hf + "mlp.up_proj.weight", s + "mlp.gate_up.weight", c, 1));
-      out.push_back(same(hf + "mlp.down_proj.weight", s + "mlp.down.weight", {C, F}));
+      out.push_back(same_tensor(hf + "mlp.down_proj.weight", s + "mlp.down.weight", {C, F}));
     }
-    out.push_back(same("model.norm.weight", "norm.weight", {C}));
-    if (c.tie_embeddings == 0) out.push_back(vocab("lm_head.weight", "lm_head", c));
+    out.push_back(same_tensor("model.norm.weight", "norm.weight", {C}));
+    if (c.tie_embeddings == 0) out.push_back(vocab_rows("lm_head.weight", "lm_head", c));
     return out;
   }
 
   bool hf_ignorable(const std::string& name, const ModelConfig& c) const override {
     return (name == "lm_head.weight" && c.tie_embeddings == 1) ||
-           ends_with(name, ".rotary_emb.inv_freq");
+           name.ends_with(".rotary_emb.inv_freq");
   }
 
   std::string gguf_architecture() const override { return "llama"; }
@@ -180,23 +157,23 @@ class LlamaInterchange final : public FamilyInterchange {
   std::vector<ExternalTensor> gguf_tensors(const ModelConfig& c) const override {
     const int64_t C = c.n_embd, F = c.intermediate_size;
     const int g = c.n_head / c.kv_heads();
-    std::vector<ExternalTensor> out = {vocab("token_embd.weight", "embed_tokens", c)};
+    std::vector<ExternalTensor> out = {vocab_rows("token_embd.weight", "embed_tokens", c)};
     for (int l = 0; l < c.n_layer; ++l) {
       const std::string s = "h." + std::to_string(l) + ".", b = "blk." + std::to_string(l) + ".";
       const std::string qkv = s + "attn.qkv.weight";
-      out.push_back(same(b + "attn_norm.weight", s + "input_norm.weight", {C}));
+      out.push_back(same_tensor(b + "attn_norm.weight", s + "input_norm.weight", {C}));
       out.push_back(rope_rows(qkv_part(b + "attn_q.weight", qkv, c, 0, g), c));
       out.push_back(rope_rows(qkv_part(b + "attn_k.weight", qkv, c, g, 1), c));
       out.push_back(qkv_part(b + "attn_v.weight", qkv, c, g + 1, 1));
-      out.push_back(same(b + "attn_output.weight", s + "attn.o_proj.weight",
-                         {C, c.n_head * int64_t{c.head_dim()}}));
-      out.push_back(same(b + "ffn_norm.weight", s + "post_attn_norm.weight", {C}));
+      out.push_back(same_tensor(b + "attn_output.weight", s + "attn.o_proj.weight",
+                                {C, c.n_head * int64_t{c.head_dim()}}));
+      out.push_back(same_tensor(b + "ffn_norm.weight", s + "post_attn_norm.weight", {C}));
       out.push_back(gate_up_part(b + "ffn_gate.weight", s + "mlp.gate_up.weight", c, 0));
       out.push_back(gate_up_part(b + "ffn_up.weight", s + "mlp.gate_up.weight", c, 1));
-      out.push_back(same(b + "ffn_down.weight", s + "mlp.down.weight", {C, F}));
+      out.push_back(same_tensor(b + "ffn_down.weight", s + "mlp.down.weight", {C, F}));
     }
-    out.push_back(same("output_norm.weight", "norm.weight", {C}));
-    out.push_back(vocab("output.weight", c.tie_embeddings ? "embed_tokens" : "lm_head", c));
+    out.push_back(same_tensor("output_norm.weight", "norm.weight", {C}));
+    out.push_back(vocab_rows("output.weight", c.tie_embeddings ? "embed_tokens" : "lm_head", c));
     return out;
   }
 };

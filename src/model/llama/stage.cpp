@@ -1,74 +1,122 @@
 #include "model/llama/stage.h"
 
-#include <string>
+#include <vector>
 
-#include "core/error.h"
+#include "model/llama/block.h"
 #include "model/llama/rope.h"
+#include "model/transformer_stage.h"
 
 namespace shardlm {
 
-// One micro-batch slot's activations.
-struct LlamaStage::Acts {
-  int32_t* tokens = nullptr;   // [N]
-  int32_t* targets = nullptr;  // [N]
-  std::vector<float*> resid;   // n_local_layers + 1 of [N,C]
-  std::vector<LlamaBlockActs> layers;
-  std::vector<float*> lse;     // per local layer [B,Hl,T] attention log-sum-exp
-  float* norm = nullptr;       // [N,C] final RMSNorm output
-  float* norm_rstd = nullptr;  // [N]
-  VocabLossBuffers loss{};
+namespace {
+
+// One local layer's activations of one micro-batch slot.
+struct LlamaLayerActs {
+  LlamaBlockActs block;
+  float* lse;  // [B,Hl,T] attention log-sum-exp
 };
 
-LlamaStage::LlamaStage(const ModelConfig& cfg, const ShardSpec& shard, KernelBackend& backend,
-                       Communicator& tp, int B, int T, int slots, size_t flat_capacity,
-                       Recompute recompute)
-    : ModelStage(model_family("llama"), cfg, shard, backend, B, T, flat_capacity),
-      tp_(tp),
-      block_acts_(recompute, [this](size_t n) { return alloc_floats(n); }) {
-  SHARDLM_CHECK(tp.size() == shard.tp_size && tp.rank() == shard.tp_rank,
-                "TP communicator does not match the shard spec");
-  const int kv = cfg.kv_heads();
-  dims_ = {B * T,
-           cfg.n_embd,
-           kv / shard.tp_size,
-           cfg.n_head / kv,
-           cfg.head_dim(),
-           cfg.intermediate_size / shard.tp_size,
-           static_cast<float>(cfg.norm_eps)};
-  for (int s = 0; s < slots; ++s) acts_.push_back(make_acts());
-  const RopeTables rope = rope_tables(cfg);
-  rope_cos_ = alloc_floats(rope.cos.size());
-  rope_sin_ = alloc_floats(rope.sin.size());
-  backend.copy_from_host(rope_cos_, rope.cos.data(), rope.cos.size() * sizeof(float));
-  backend.copy_from_host(rope_sin_, rope.sin.data(), rope.sin.size() * sizeof(float));
-  const size_t N = dims_.N, C = dims_.C;
-  dresid_ = alloc_floats(N * C);
-  scratch_ = {alloc_floats(N * C), alloc_floats(N * dims_.qkv()), alloc_floats(N * dims_.attn()),
-              alloc_floats(N * 2 * dims_.Fl), alloc_floats(N * dims_.Fl)};
-  if (recompute == Recompute::Full) recompute_out_ = alloc_floats(N * C);
-  set_activation_bytes(block_acts_.kept_bytes(), block_acts_.shared_bytes());
-}
+// Shapes (block.h): N = B*T rows, C channels, KVl key/value heads of this TP rank with g query
+// heads each, hd head size, Fl = F/tp MLP channels.
+class LlamaStage final : public TransformerStage {
+ public:
+  explicit LlamaStage(const StageRequest& r)
+      : TransformerStage(model_family("llama"), r),
+        dims_{rows(),
+              r.cfg.n_embd,
+              r.cfg.kv_heads() / r.shard.tp_size,
+              r.cfg.n_head / r.cfg.kv_heads(),
+              r.cfg.head_dim(),
+              r.cfg.intermediate_size / r.shard.tp_size,
+              static_cast<float>(r.cfg.norm_eps)} {
+    allocate_slots();
+    const RopeTables rope = rope_tables(r.cfg);
+    rope_cos_ = alloc_floats(rope.cos.size());
+    rope_sin_ = alloc_floats(rope.sin.size());
+    r.backend.copy_from_host(rope_cos_, rope.cos.data(), rope.cos.size() * sizeof(float));
+    r.backend.copy_from_host(rope_sin_, rope.sin.data(), rope.sin.size() * sizeof(float));
+    const size_t N = dims_.N;
+    scratch_ = {norm_output_grad(), alloc_floats(N * dims_.qkv()), alloc_floats(N * dims_.attn()),
+                alloc_floats(N * 2 * dims_.Fl), alloc_floats(N * dims_.Fl)};
+  }
 
-LlamaStage::~LlamaStage() = default;
+ private:
+  void allocate_slot() override;
 
-std::unique_ptr<LlamaStage::Acts> LlamaStage::make_acts() {
-  auto a = std::make_unique<Acts>();
+  void embed_forward(float* out, const int32_t* tokens) override {
+    vocab_embedding_forward(backend(), tp(), out, tokens, param("embed_tokens"), dims_.N, dims_.C,
+                            vocab_shard());
+  }
+  void embed_backward(const float* dresid, const int32_t* tokens) override {
+    backend().token_embedding_backward(grad("embed_tokens"), dresid, tokens, dims_.N, dims_.C,
+                                       vocab_start_, vocab_local_);
+  }
+
+  // The training attention rotates q and k first; selective recomputation reuses the kept,
+  // already rotated qkv.
+  void block_forward(int slot, int layer, const float* in, float* out) override {
+    LlamaLayerActs& a = acts(slot, layer);
+    const LlamaAttention attend = causal_attention(a);
+    const LlamaAttention attention = [&](float* att_out, float* qkv) {
+      backend().rope_forward(qkv, rope_cos_, rope_sin_, B_, T_, 0, dims_.KVl, dims_.g, dims_.hd);
+      attend(att_out, qkv);
+    };
+    llama_block_forward(backend(), tp(), dims_, llama_block_tensors(layout(), params(), layer),
+                        a.block, in, out, attention);
+  }
+  void block_recompute_selective(int slot, int layer) override {
+    LlamaLayerActs& a = acts(slot, layer);
+    llama_block_recompute_selective(backend(), dims_, a.block, causal_attention(a));
+  }
+  void block_backward(int slot, int layer, const float* in, float* dresid) override;
+
+  // The final RMSNorm.
+  void final_norm_forward(int slot, const float* in, float* out) override {
+    backend().rmsnorm_forward(out, final_norm_rstd_.at(static_cast<size_t>(slot)), in,
+                              param("norm.weight"), dims_.N, dims_.C, dims_.eps);
+  }
+  void final_norm_backward(int slot, const float* in, const float* dout, float* din) override {
+    backend().rmsnorm_backward(din, grad("norm.weight"), dout, in, param("norm.weight"),
+                               final_norm_rstd_.at(static_cast<size_t>(slot)), dims_.N, dims_.C);
+  }
+  const char* head_name() const override {
+    return cfg_.tie_embeddings ? "embed_tokens" : "lm_head";
+  }
+
+  LlamaLayerActs& acts(int slot, int layer) {
+    return acts_.at(static_cast<size_t>(slot)).at(static_cast<size_t>(local_layer(layer)));
+  }
+  // Causal grouped-query attention over the micro-batch: out [N,Al] from the rotated qkv
+  // [N,QKVl].
+  LlamaAttention causal_attention(const LlamaLayerActs& a) {
+    return [this, lse = a.lse](float* out, float* qkv) {
+      backend().attention_gqa_forward(out, lse, qkv, B_, T_, dims_.KVl, dims_.g, dims_.hd);
+    };
+  }
+
+  LlamaDims dims_;
+  std::vector<std::vector<LlamaLayerActs>> acts_;  // [slot][local layer]
+  std::vector<float*> final_norm_rstd_;            // [slot] of [N] (last stage)
+  float* rope_cos_ = nullptr;                      // [max_seq, hd/2]
+  float* rope_sin_ = nullptr;                      // [max_seq, hd/2]
+  LlamaBlockScratch scratch_{};                    // shared by all layers and slots
+};
+
+void LlamaStage::allocate_slot() {
   const size_t N = dims_.N, C = dims_.C, Fl = dims_.Fl,
                lse = static_cast<size_t>(B_) * dims_.KVl * dims_.g * T_;
-  auto f = [&](size_t n) { return alloc_floats(n); };
-  if (shard().first_stage) {
-    a->tokens = alloc_ids(N);
-  }
-  const int n_local = shard().layer_end - shard().layer_begin;
-  for (int i = 0; i <= n_local; ++i) a->resid.push_back(f(N * C));  // always kept
-  for (int i = 0; i < n_local; ++i) {
-    using R = ActivationRole;
-    auto g = [&](const char* name, R role, size_t n) { return block_acts_.get(name, role, n); };
-    LlamaBlockActs L{};
+  using R = ActivationRole;
+  auto g = [&](const char* name, R role, size_t n) {
+    return block_activations().get(name, role, n);
+  };
+  std::vector<LlamaLayerActs>& layers = acts_.emplace_back();
+  for (int i = 0; i < shard().layer_end - shard().layer_begin; ++i) {
+    LlamaLayerActs a{};
+    LlamaBlockActs& L = a.block;
     L.norm1 = g("norm1", R::Internal, N * C);
     L.norm1_rstd = g("norm1_rstd", R::Internal, N);
     L.qkv = g("qkv", R::Internal, N * dims_.qkv());
-    a->lse.push_back(g("lse", R::Attention, lse));
+    a.lse = g("lse", R::Attention, lse);
     L.atty = g("atty", R::Attention, N * dims_.attn());
     L.attproj = g("attproj", R::Internal, N * C);
     L.resid2 = g("resid2", R::Internal, N * C);
@@ -77,18 +125,30 @@ std::unique_ptr<LlamaStage::Acts> LlamaStage::make_acts() {
     L.gate_up = g("gate_up", R::Internal, N * 2 * Fl);
     L.act = g("act", R::Nonlinearity, N * Fl);
     L.mlp = g("mlp", R::Internal, N * C);
-    a->layers.push_back(L);
+    layers.push_back(a);
   }
-  if (shard().last_stage) {
-    a->targets = alloc_ids(N);
-    a->norm = f(N * C);
-    a->norm_rstd = f(N);
-    a->loss = {f(N * static_cast<size_t>(vocab_local_)), f(N), f(2 * N), f(N)};
-  }
-  return a;
+  if (shard().last_stage) final_norm_rstd_.push_back(alloc_floats(N));
 }
 
-// The sizes make_acts and the constructor allocate (every buffer is 4-byte f32 or i32).
+void LlamaStage::block_backward(int slot, int layer, const float* in, float* dresid) {
+  const LlamaLayerActs& a = acts(slot, layer);
+  const auto attention_backward = [&](float* dqkv, const float* datty, const float* qkv) {
+    backend().attention_gqa_backward(dqkv, datty, qkv, a.block.atty, a.lse, B_, T_, dims_.KVl,
+                                     dims_.g, dims_.hd);
+    backend().rope_backward(dqkv, rope_cos_, rope_sin_, B_, T_, 0, dims_.KVl, dims_.g, dims_.hd);
+  };
+  llama_block_backward(backend(), tp(), dims_, llama_block_tensors(layout(), params(), layer),
+                       llama_block_tensors(layout(), grads(), layer), a.block, in, dresid, scratch_,
+                       attention_backward);
+}
+
+}  // namespace
+
+std::unique_ptr<ModelStage> make_llama_stage(const StageRequest& request) {
+  return std::make_unique<LlamaStage>(request);
+}
+
+// The shared stage's buffers plus what LlamaStage allocates (every buffer is 4-byte f32).
 ActivationFootprint llama_activation_footprint(const ModelConfig& cfg, const ShardSpec& shard,
                                                int B, int T) {
   const size_t N = static_cast<size_t>(B) * T, C = cfg.n_embd, hd = cfg.head_dim();
@@ -96,114 +156,15 @@ ActivationFootprint llama_activation_footprint(const ModelConfig& cfg, const Sha
   const size_t qkv = KVl * (g + 2) * hd, attn = KVl * g * hd;
   const size_t Fl = cfg.intermediate_size / shard.tp_size;
   const size_t lse = static_cast<size_t>(B) * KVl * g * T;
-  ActivationFootprint f;
-  f.layer_input = 4 * N * C;                          // resid[i]
+  ActivationFootprint f = transformer_stage_footprint(cfg, shard, B, T);
   f.layer_cheap = 4 * (lse + N * Fl);                 // lse, act
   f.layer_rest = 4 * (N * C + N + N * qkv + N * attn  // norm1 (+ rstd), qkv, atty
                       + 2 * N * C + N * C + N         // attproj, resid2, norm2 (+ rstd)
                       + N * 2 * Fl + N * C);          // gate_up, mlp
-  f.slot_extra = 4 * N * C;                           // resid[n_local]: the stage output
-  if (shard.first_stage) f.slot_extra += 4 * N;       // tokens
-  if (shard.last_stage)                               // targets, norm (+ rstd), loss buffers
-    f.slot_extra += 4 * (N + N * C + N + N * (cfg.padded_vocab() / shard.tp_size) + 4 * N);
+  if (shard.last_stage) f.slot_extra += 4 * N;        // final RMSNorm rstd
   const size_t rope = 2 * static_cast<size_t>(cfg.max_seq_len) * (hd / 2);
-  f.fixed = 4 * (rope + N * C + N * C + N * qkv + N * attn + 3 * N * Fl);
+  f.fixed += 4 * (rope + N * qkv + N * attn + 3 * N * Fl);  // rope tables, the block scratch
   return f;
-}
-
-const float* LlamaStage::stage_output(int slot) const {
-  return acts_.at(static_cast<size_t>(slot))->resid.back();
-}
-const float* LlamaStage::logits(int slot) const {
-  return acts_.at(static_cast<size_t>(slot))->loss.logits;
-}
-
-float LlamaStage::forward(int slot, const int32_t* tokens, const int32_t* targets,
-                          const float* input) {
-  Acts& a = *acts_.at(static_cast<size_t>(slot));
-  KernelBackend& be = backend();
-  const int N = dims_.N;
-  if (shard().first_stage) {
-    upload_ids(a.tokens, tokens, "token");
-    vocab_embedding_forward(be, tp_, a.resid[0], a.tokens, param("embed_tokens"), N, dims_.C,
-                            vocab_shard());
-  } else {
-    take_boundary(a.resid[0], input, "the previous stage's activations");
-  }
-  for (int l = shard().layer_begin; l < shard().layer_end; ++l) {
-    const auto li = static_cast<size_t>(l - shard().layer_begin);
-    float* lse = a.lse[li];
-    const auto attention = [&](float* out, float* qkv) {
-      be.rope_forward(qkv, rope_cos_, rope_sin_, B_, T_, 0, dims_.KVl, dims_.g, dims_.hd);
-      be.attention_gqa_forward(out, lse, qkv, B_, T_, dims_.KVl, dims_.g, dims_.hd);
-    };
-    unit_before_use(static_cast<int>(li));
-    llama_block_forward(be, tp_, dims_, llama_block_tensors(layout(), params(), l), a.layers[li],
-                        a.resid[li], a.resid[li + 1], attention);
-    unit_after_forward(static_cast<int>(li));
-  }
-  if (!shard().last_stage) return 0.0f;
-  upload_ids(a.targets, targets, "target");
-  return head_forward(a);
-}
-
-float LlamaStage::head_forward(Acts& a) {
-  const int N = dims_.N, C = dims_.C;
-  backend().rmsnorm_forward(a.norm, a.norm_rstd, a.resid.back(), param("norm.weight"), N, C,
-                            dims_.eps);
-  return vocab_loss_forward(backend(), tp_, a.loss, a.norm, param(head_name()), a.targets, N, C,
-                            vocab_shard());
-}
-
-void LlamaStage::head_backward(Acts& a, float loss_scale) {
-  KernelBackend& be = backend();
-  const int N = dims_.N, C = dims_.C;
-  vocab_loss_backward(be, tp_, a.loss, scratch_.dnorm, grad(head_name()), a.norm,
-                      param(head_name()), a.targets, loss_scale, N, C, vocab_shard());
-  be.fill_zero(dresid_, static_cast<size_t>(N) * C);
-  be.rmsnorm_backward(dresid_, grad("norm.weight"), scratch_.dnorm, a.resid.back(),
-                      param("norm.weight"), a.norm_rstd, N, C);
-}
-
-void LlamaStage::backward(int slot, float loss_scale, const float* output_grad) {
-  Acts& a = *acts_.at(static_cast<size_t>(slot));
-  KernelBackend& be = backend();
-  if (shard().last_stage) {
-    head_backward(a, loss_scale);
-  } else {
-    take_boundary(dresid_, output_grad, "the gradient of its output");
-  }
-  for (int l = shard().layer_end - 1; l >= shard().layer_begin; --l) {
-    const auto li = static_cast<size_t>(l - shard().layer_begin);
-    float* lse = a.lse[li];
-    const auto attention_core = [&](float* out, float* qkv) {
-      be.attention_gqa_forward(out, lse, qkv, B_, T_, dims_.KVl, dims_.g, dims_.hd);
-    };
-    const auto attention = [&](float* out, float* qkv) {
-      be.rope_forward(qkv, rope_cos_, rope_sin_, B_, T_, 0, dims_.KVl, dims_.g, dims_.hd);
-      attention_core(out, qkv);
-    };
-    const LlamaBlockTensors w = llama_block_tensors(layout(), params(), l);
-    unit_before_use(static_cast<int>(li));
-    recompute_block(
-        block_acts_.mode(),
-        [&] {
-          llama_block_forward(be, tp_, dims_, w, a.layers[li], a.resid[li], recompute_out_,
-                              attention);
-        },
-        [&] { llama_block_recompute_selective(be, dims_, a.layers[li], attention_core); });
-    const auto attention_backward = [&](float* dqkv, const float* datty, const float* qkv) {
-      be.attention_gqa_backward(dqkv, datty, qkv, a.layers[li].atty, lse, B_, T_, dims_.KVl,
-                                dims_.g, dims_.hd);
-      be.rope_backward(dqkv, rope_cos_, rope_sin_, B_, T_, 0, dims_.KVl, dims_.g, dims_.hd);
-    };
-    llama_block_backward(be, tp_, dims_, w, llama_block_tensors(layout(), grads(), l), a.layers[li],
-                         a.resid[li], dresid_, scratch_, attention_backward);
-    unit_after_backward(static_cast<int>(li));
-  }
-  if (shard().first_stage)
-    be.token_embedding_backward(grad("embed_tokens"), dresid_, a.tokens, dims_.N, dims_.C,
-                                vocab_start_, vocab_local_);
 }
 
 }  // namespace shardlm
