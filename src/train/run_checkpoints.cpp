@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "checkpoint/checkpoint.h"
+#include "checkpoint/checkpoint_save.h"
 #include "core/error.h"
 #include "core/trace.h"
 #include "train/checkpointing.h"
@@ -19,13 +20,14 @@ double now_seconds() {
 
 RunCheckpoints::RunCheckpoints(Trainer& trainer, fs::path root, std::string config_text,
                                const Tokenizer* tokenizer, int keep_last, int keep_every,
-                               const ProgressPrinter& out)
+                               bool async_save, const ProgressPrinter& out)
     : trainer_(trainer),
       root_(std::move(root)),
       config_text_(std::move(config_text)),
       keep_last_(keep_last),
       keep_every_(keep_every),
-      out_(out) {
+      out_(out),
+      async_(async_save) {
   if (tokenizer)
     tokenizer_model_.assign(tokenizer->serialized().begin(), tokenizer->serialized().end());
 }
@@ -80,13 +82,57 @@ void RunCheckpoints::init_from(const std::string& source) {
 
 void RunCheckpoints::save(const TrainingPosition& pos) {
   if (pos.step == last_saved_) return;
+  if (async_)
+    start_background_save(pos);
+  else
+    save_now(pos);
+  last_saved_ = pos.step;
+}
+
+void RunCheckpoints::save_now(const TrainingPosition& pos) {
   const trace::Span span("save", trace::Kind::Checkpoint, 0, -1, "checkpoint");
   const double t0 = now_seconds();
   const TrainingCheckpointInfo info{pos.step, pos.samples_consumed, config_text_, tokenizer_model_};
   const fs::path dir = save_training_checkpoint(trainer_, root_, info);
   if (trainer_.mesh().world_rank() == 0) apply_retention(root_, keep_last_, keep_every_);
   out_.saved(dir, now_seconds() - t0);
-  last_saved_ = pos.step;
+}
+
+void RunCheckpoints::start_background_save(const TrainingPosition& pos) {
+  wait();  // one save in flight at most: the snapshot buffer is the one it writes
+  const trace::Span span("save_snapshot", trace::Kind::Checkpoint, 0, -1, "checkpoint");
+  const double t0 = now_seconds();
+  ModelStage& model = trainer_.model();
+  AdamW& opt = trainer_.optimizer();
+  std::vector<CheckpointSlice> slices = snapshot_.take(
+      model.backend(),
+      training_checkpoint_slices(trainer_, model.params(), opt.exp_avg(), opt.exp_avg_sq()));
+  const TrainingCheckpointInfo info{pos.step, pos.samples_consumed, config_text_, tokenizer_model_};
+  auto save =
+      std::make_unique<CheckpointSave>(trainer_.mesh().world(), root_, pos.step, std::move(slices),
+                                       training_checkpoint_info(trainer_, info));
+  background_.start(std::move(save), [this] { apply_retention(root_, keep_last_, keep_every_); });
+  started_s_ = t0;
+  stalled_s_ = now_seconds() - t0;
+}
+
+template <typename Advance>
+void RunCheckpoints::advance_background_save(Advance advance) {
+  if (!background_.in_flight()) return;
+  const double t0 = now_seconds();
+  const std::optional<fs::path> dir = advance();
+  const double t1 = now_seconds();
+  stalled_s_ += t1 - t0;
+  if (dir) out_.saved_in_background(*dir, t1 - started_s_, stalled_s_);
+}
+
+void RunCheckpoints::poll() {
+  advance_background_save([&] { return background_.poll(trainer_.mesh().world()); });
+}
+
+void RunCheckpoints::wait() {
+  const trace::Span span("save_wait", trace::Kind::Checkpoint, 0, -1, "checkpoint");
+  advance_background_save([&] { return background_.wait(trainer_.mesh().world()); });
 }
 
 }  // namespace shardlm
