@@ -263,9 +263,7 @@ std::string CheckpointSave::write_rank_file() {
       file_bytes_ = static_cast<int64_t>(fs::file_size(path));
       file_crc_ = crc32c_file(path);  // read back from the page cache: what a loader will see
     } catch (const std::exception& e) {
-      const std::string what = e.what();
-      if (what.find(path.string()) != std::string::npos) throw;
-      throw Error("writing " + path.string() + ": " + what);
+      throw Error("writing " + path.string() + ": " + e.what());
     }
   });
 }
