@@ -250,7 +250,7 @@ CheckpointSave::CheckpointSave(Communicator& world, fs::path root, int64_t step,
                    if (!fs::create_directory(tmp_dir_, ec) || ec)
                      fail("cannot create " + tmp_dir_.string() + ": " +
                           (ec ? ec.message() : "it already exists"));
-                   fsync_path(root_);
+                   // Its entry in root is fsynced by rank 0's write_rank_file, a local phase.
                  }));
 }
 
@@ -259,6 +259,9 @@ std::string CheckpointSave::write_rank_file() {
   return error_of([&] {
     h5::QuietErrors quiet;  // HDF5 failures become the Error this rank reports
     try {
+      // The new folder's entry in root, durable before anything is committed from it; here
+      // rather than in the constructor, so that --async-save's training thread does not wait.
+      if (leader()) fsync_path(root_);
       written_ = write_rank_h5(path, rank_, world_size_, step_, slices_, info_.rank_metadata);
       file_bytes_ = static_cast<int64_t>(fs::file_size(path));
       file_crc_ = crc32c_file(path);  // read back from the page cache: what a loader will see

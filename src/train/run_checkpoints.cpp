@@ -30,6 +30,13 @@ RunCheckpoints::RunCheckpoints(Trainer& trainer, fs::path root, std::string conf
       async_(async_save) {
   if (tokenizer)
     tokenizer_model_.assign(tokenizer->serialized().begin(), tokenizer->serialized().end());
+  if (async_) snapshot_.reserve_for(state_slices());
+}
+
+std::vector<CheckpointSlice> RunCheckpoints::state_slices() {
+  ModelStage& model = trainer_.model();
+  AdamW& opt = trainer_.optimizer();
+  return training_checkpoint_slices(trainer_, model.params(), opt.exp_avg(), opt.exp_avg_sq());
 }
 
 std::optional<fs::path> RunCheckpoints::resume_source(const std::string& resume) const {
@@ -102,11 +109,7 @@ void RunCheckpoints::start_background_save(const TrainingPosition& pos) {
   wait();  // one save in flight at most: the snapshot buffer is the one it writes
   const trace::Span span("save_snapshot", trace::Kind::Checkpoint, 0, -1, "checkpoint");
   const double t0 = now_seconds();
-  ModelStage& model = trainer_.model();
-  AdamW& opt = trainer_.optimizer();
-  std::vector<CheckpointSlice> slices = snapshot_.take(
-      model.backend(),
-      training_checkpoint_slices(trainer_, model.params(), opt.exp_avg(), opt.exp_avg_sq()));
+  std::vector<CheckpointSlice> slices = snapshot_.take(trainer_.model().backend(), state_slices());
   const TrainingCheckpointInfo info{pos.step, pos.samples_consumed, config_text_, tokenizer_model_};
   auto save =
       std::make_unique<CheckpointSave>(trainer_.mesh().world(), root_, pos.step, std::move(slices),

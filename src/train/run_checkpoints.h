@@ -53,6 +53,8 @@ class RunCheckpoints {
 
  private:
   std::optional<std::filesystem::path> resume_source(const std::string& resume) const;
+  // What a save writes, pointing into the trainer's buffers (backend memory).
+  std::vector<CheckpointSlice> state_slices();
   void save_now(const TrainingPosition& pos);
   void start_background_save(const TrainingPosition& pos);
   // Runs `advance` (a poll or a wait of the background save), counting its time as the save's

@@ -1,5 +1,7 @@
 #include "train/slice_snapshot.h"
 
+#include <cstring>
+
 #include "checkpoint/rect.h"
 
 namespace shardlm {
@@ -8,17 +10,29 @@ namespace {
 size_t slice_bytes(const CheckpointSlice& s) {
   return static_cast<size_t>(Rect{s.offset, s.count}.numel()) * dtype_size(s.dtype);
 }
+
+size_t total_bytes(const std::vector<CheckpointSlice>& slices) {
+  size_t total = 0;
+  for (const CheckpointSlice& s : slices) total += slice_bytes(s);
+  return total;
+}
 }  // namespace
+
+void SliceSnapshot::grow(size_t bytes) {
+  if (bytes <= capacity_) return;
+  // new[] without value-initialisation: reserve_for or the first copy touches the pages.
+  buffer_.reset(new std::byte[bytes]);
+  capacity_ = bytes;
+}
+
+void SliceSnapshot::reserve_for(const std::vector<CheckpointSlice>& slices) {
+  grow(total_bytes(slices));
+  std::memset(buffer_.get(), 0, capacity_);
+}
 
 std::vector<CheckpointSlice> SliceSnapshot::take(KernelBackend& be,
                                                  std::vector<CheckpointSlice> slices) {
-  size_t total = 0;
-  for (const CheckpointSlice& s : slices) total += slice_bytes(s);
-  if (total > capacity_) {
-    // new[] without value-initialisation: the pages are first touched by the copy below.
-    buffer_.reset(new std::byte[total]);
-    capacity_ = total;
-  }
+  grow(total_bytes(slices));
   std::byte* at = buffer_.get();
   for (CheckpointSlice& s : slices) {
     const size_t n = slice_bytes(s);

@@ -19,9 +19,13 @@ class SliceSnapshot {
   // Copies the data of `slices` (memory of `be`) into this snapshot and returns them pointing
   // at the copies, valid until the next take().
   std::vector<CheckpointSlice> take(KernelBackend& be, std::vector<CheckpointSlice> slices);
+  // Allocates and touches room for `slices` now (at start), so that the first save does not
+  // pay for the page faults.
+  void reserve_for(const std::vector<CheckpointSlice>& slices);
   size_t bytes() const { return capacity_; }
 
  private:
+  void grow(size_t bytes);
   std::unique_ptr<std::byte[]> buffer_;
   size_t capacity_ = 0;
 };
