@@ -44,13 +44,37 @@ void BackgroundSave::launch(std::function<std::string()> job) {
   });
 }
 
-void BackgroundSave::start(std::unique_ptr<CheckpointSave> save,
+void BackgroundSave::start(std::unique_ptr<CheckpointSave> save, std::function<void()> copy,
                            std::function<void()> after_commit) {
   SHARDLM_CHECK(!in_flight(), "BackgroundSave::start with a save in flight");
   save_ = std::move(save);
   after_commit_ = std::move(after_commit);
   phase_ = Phase::Writing;
-  launch([s = save_.get()] { return s->write_rank_file(); });
+  copied_ = !copy;  // the thread is not running: no lock needed
+  launch([this, s = save_.get(), copy = std::move(copy)] {
+    if (copy) {
+      std::string error;
+      try {
+        copy();
+      } catch (const std::exception& e) {
+        error = std::string("copying the snapshot: ") + e.what();
+      }
+      {
+        const std::lock_guard<std::mutex> lock(copy_mutex_);
+        copied_ = true;
+      }
+      copy_cv_.notify_all();
+      if (!error.empty()) return error;
+    }
+    return s->write_rank_file();
+  });
+}
+
+bool BackgroundSave::wait_until_copied() {
+  std::unique_lock<std::mutex> lock(copy_mutex_);
+  if (copied_) return false;
+  copy_cv_.wait(lock, [this] { return copied_; });
+  return true;
 }
 
 std::optional<std::filesystem::path> BackgroundSave::advance(Communicator& world, bool block) {

@@ -5,7 +5,7 @@
 // asks with one all-reduce whether every rank finished its local phase; when so it runs the
 // next collective phase and starts the next local one:
 //
-//   start: CheckpointSave (collective) -> thread: write_rank_file
+//   start: CheckpointSave (collective) -> thread: [snapshot copy], write_rank_file
 //   poll:  all done? -> gather (collective) -> thread on rank 0: commit, then after_commit
 //   poll:  all done? -> committed (collective): the save is over
 //
@@ -15,9 +15,11 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -34,11 +36,15 @@ class BackgroundSave {
   BackgroundSave(const BackgroundSave&) = delete;
   BackgroundSave& operator=(const BackgroundSave&) = delete;
 
-  // Starts writing `save`'s rank file on the thread. `after_commit` runs on rank 0's thread
-  // after a successful commit (retention); what it throws fails the save. No save may be in
-  // flight.
-  void start(std::unique_ptr<CheckpointSave> save, std::function<void()> after_commit);
+  // Starts `save` on the thread: first `copy` (the snapshot copy, when it is left to the
+  // thread; empty: none), then its rank file. `after_commit` runs on rank 0's thread after a
+  // successful commit (retention); what it throws fails the save. No save may be in flight.
+  void start(std::unique_ptr<CheckpointSave> save, std::function<void()> copy,
+             std::function<void()> after_commit);
   bool in_flight() const { return save_ != nullptr; }
+  // Training thread: blocks until the thread has run the `copy` of the last start (returns at
+  // once when it has, or when there was none). Returns whether it had to wait.
+  bool wait_until_copied();
 
   // Collective while in_flight() (every rank calls it at the same points): advances the save
   // when every rank finished its local phase. Returns the committed directory when the save
@@ -60,6 +66,9 @@ class BackgroundSave {
   Phase phase_ = Phase::Writing;
   std::thread thread_;
   std::atomic<bool> job_done_{false};
+  std::mutex copy_mutex_;
+  std::condition_variable copy_cv_;
+  bool copied_ = true;     // under copy_mutex_
   std::string job_error_;  // what the last job returned; read after join()
 };
 

@@ -30,7 +30,24 @@ RunCheckpoints::RunCheckpoints(Trainer& trainer, fs::path root, std::string conf
       async_(async_save) {
   if (tokenizer)
     tokenizer_model_.assign(tokenizer->serialized().begin(), tokenizer->serialized().end());
-  if (async_) snapshot_.reserve_for(state_slices());
+  if (!async_) return;
+  snapshot_.reserve_for(state_slices());
+  trainer_.set_before_update([this] { wait_for_snapshot(); });
+}
+
+RunCheckpoints::~RunCheckpoints() {
+  if (async_) trainer_.set_before_update(nullptr);
+}
+
+bool RunCheckpoints::snapshot_on_writer_thread() {
+  // Host memory only: a device copy would need its own stream. Not with ZeRO-3, whose forward
+  // gathers parameters into the buffer the copy reads.
+  return trainer_.model().backend().host_memory() && !trainer_.gradient_sync().shards_params();
+}
+
+void RunCheckpoints::wait_for_snapshot() {
+  const double t0 = now_seconds();
+  if (background_.wait_until_copied()) stalled_s_ += now_seconds() - t0;
 }
 
 std::vector<CheckpointSlice> RunCheckpoints::state_slices() {
@@ -109,12 +126,20 @@ void RunCheckpoints::start_background_save(const TrainingPosition& pos) {
   wait();  // one save in flight at most: the snapshot buffer is the one it writes
   const trace::Span span("save_snapshot", trace::Kind::Checkpoint, 0, -1, "checkpoint");
   const double t0 = now_seconds();
-  std::vector<CheckpointSlice> slices = snapshot_.take(trainer_.model().backend(), state_slices());
+  KernelBackend& be = trainer_.model().backend();
+  std::vector<CheckpointSlice> slices = snapshot_.place(state_slices());
+  // The state changes at the next update, not before: the thread may copy it meanwhile, and
+  // the trainer waits for that copy before the update (wait_for_snapshot).
+  const bool copy_on_thread = snapshot_on_writer_thread();
+  if (!copy_on_thread) snapshot_.copy(be);
   const TrainingCheckpointInfo info{pos.step, pos.samples_consumed, config_text_, tokenizer_model_};
   auto save =
       std::make_unique<CheckpointSave>(trainer_.mesh().world(), root_, pos.step, std::move(slices),
                                        training_checkpoint_info(trainer_, info));
-  background_.start(std::move(save), [this] { apply_retention(root_, keep_last_, keep_every_); });
+  std::function<void()> copy;
+  if (copy_on_thread) copy = [this, backend = &be] { snapshot_.copy(*backend); };
+  background_.start(std::move(save), std::move(copy),
+                    [this] { apply_retention(root_, keep_last_, keep_every_); });
   started_s_ = t0;
   stalled_s_ = now_seconds() - t0;
 }
@@ -134,6 +159,7 @@ void RunCheckpoints::poll() {
 }
 
 void RunCheckpoints::wait() {
+  if (!background_.in_flight()) return;
   const trace::Span span("save_wait", trace::Kind::Checkpoint, 0, -1, "checkpoint");
   advance_background_save([&] { return background_.wait(trainer_.mesh().world()); });
 }

@@ -30,6 +30,9 @@ class RunCheckpoints {
   RunCheckpoints(Trainer& trainer, std::filesystem::path root, std::string config_text,
                  const Tokenizer* tokenizer, int keep_last, int keep_every, bool async_save,
                  const ProgressPrinter& out);
+  ~RunCheckpoints();
+  RunCheckpoints(const RunCheckpoints&) = delete;
+  RunCheckpoints& operator=(const RunCheckpoints&) = delete;
 
   // --resume "auto" (the newest committed checkpoint under root, if any), "none", or a path
   // that resolve_checkpoint() accepts (a checkpoint, a run directory or a checkpoint root). Loads
@@ -56,6 +59,11 @@ class RunCheckpoints {
   // What a save writes, pointing into the trainer's buffers (backend memory).
   std::vector<CheckpointSlice> state_slices();
   void save_now(const TrainingPosition& pos);
+  // Whether the writer thread takes the snapshot copy (while the next step's forward and
+  // backward run) rather than the training thread.
+  bool snapshot_on_writer_thread();
+  // The trainer's before-update hook: the snapshot must be complete before the state changes.
+  void wait_for_snapshot();
   void start_background_save(const TrainingPosition& pos);
   // Runs `advance` (a poll or a wait of the background save), counting its time as the save's
   // stall and printing the save once it is committed.

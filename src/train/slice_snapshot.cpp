@@ -30,18 +30,22 @@ void SliceSnapshot::reserve_for(const std::vector<CheckpointSlice>& slices) {
   std::memset(buffer_.get(), 0, capacity_);
 }
 
-std::vector<CheckpointSlice> SliceSnapshot::take(KernelBackend& be,
-                                                 std::vector<CheckpointSlice> slices) {
+std::vector<CheckpointSlice> SliceSnapshot::place(std::vector<CheckpointSlice> slices) {
   grow(total_bytes(slices));
+  copies_.clear();
   std::byte* at = buffer_.get();
   for (CheckpointSlice& s : slices) {
     const size_t n = slice_bytes(s);
     if (n == 0) continue;
-    be.copy_to_host(at, s.data, n);
+    copies_.push_back({s.data, at, n});
     s.data = at;
     at += n;
   }
   return slices;
+}
+
+void SliceSnapshot::copy(KernelBackend& be) const {
+  for (const Copy& c : copies_) be.copy_to_host(c.to, c.from, c.bytes);
 }
 
 }  // namespace shardlm

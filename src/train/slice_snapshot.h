@@ -1,8 +1,9 @@
-// Host copies of what a checkpoint save writes (--async-save): the training thread copies every
-// slice out of backend memory (a memcpy on the CPU, a device-to-host copy through the backend on
-// a GPU) and the save then writes the copies while training changes the originals. The buffer
-// is kept from one save to the next, so a save touches no fresh pages and the memory it doubles
-// is held once (the memory preflight counts it).
+// Host copies of what a checkpoint save writes (--async-save), so that training may change the
+// originals while the copies are written. place() points the slices at this snapshot's buffer
+// and remembers where their data is; copy() then copies it out of backend memory (a memcpy on
+// the CPU, a device-to-host copy through the backend on a GPU), on the training thread or on
+// the writer thread before it writes. The buffer is kept from one save to the next and touched
+// at start (reserve_for), so a save faults in no pages; the memory preflight counts it.
 #pragma once
 
 #include <cstddef>
@@ -16,18 +17,25 @@ namespace shardlm {
 
 class SliceSnapshot {
  public:
-  // Copies the data of `slices` (memory of `be`) into this snapshot and returns them pointing
-  // at the copies, valid until the next take().
-  std::vector<CheckpointSlice> take(KernelBackend& be, std::vector<CheckpointSlice> slices);
-  // Allocates and touches room for `slices` now (at start), so that the first save does not
-  // pay for the page faults.
+  // `slices` (data in backend memory) pointing at their places in this snapshot, valid until
+  // the next place(); the data is copied there by copy().
+  std::vector<CheckpointSlice> place(std::vector<CheckpointSlice> slices);
+  // Copies the data of the slices placed last from backend memory `be`, which must not change
+  // meanwhile.
+  void copy(KernelBackend& be) const;
+  // Allocates and touches room for `slices` now, so that the first save does not pay for it.
   void reserve_for(const std::vector<CheckpointSlice>& slices);
-  size_t bytes() const { return capacity_; }
 
  private:
+  struct Copy {
+    const void* from;  // backend memory
+    void* to;          // in buffer_
+    size_t bytes;
+  };
   void grow(size_t bytes);
   std::unique_ptr<std::byte[]> buffer_;
   size_t capacity_ = 0;
+  std::vector<Copy> copies_;
 };
 
 }  // namespace shardlm

@@ -201,10 +201,12 @@ def assert_same_checkpoints(a, b, what):
 
 
 def case_async_save():
-    """--async-save writes the same checkpoints, bit for bit, as a synchronous save (dp2 and
-    tp2 x pp2); a stop with a save in flight exits 75 with it committed, and the resume from it
+    """--async-save writes the same checkpoints, bit for bit, as a synchronous save (dp2, ZeRO-1
+    and -3, tp2 x pp2); a stop with a save in flight exits 75 with it committed, and the resume from it
     continues bit-exact."""
-    for layout, np_ in (({}, 2), ({"tp": 2, "pp": 2}, 4)):
+    # dp2 (the writer thread copies the snapshot while the next step runs), ZeRO-1 (its update
+    # gathers parameters), ZeRO-3 (copied on the training thread) and tp2 x pp2.
+    for layout, np_ in (({}, 2), ({"zero": 1}, 2), ({"zero": 3}, 2), ({"tp": 2, "pp": 2}, 4)):
         tag = "_".join(f"{k}{v}" for k, v in layout.items()) or "dp2"
         sync, back = os.path.join(SCRATCH, f"sync_{tag}"), os.path.join(SCRATCH, f"async_{tag}")
         args = tiny(steps=8, save_every=2, keep_last=10, **layout)

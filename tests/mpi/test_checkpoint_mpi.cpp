@@ -195,9 +195,12 @@ TEST_F(CheckpointMpi, ABackgroundSaveWritesWhatTheSynchronousOneWrites) {
   const fs::path sync_dir = save_checkpoint(world, root.path() / "sync", 7, mine.slices, info);
   BackgroundSave background;
   int after_commit_calls = 0;
+  bool copied = false;  // the thread runs the snapshot copy before it writes
   background.start(
       std::make_unique<CheckpointSave>(world, root.path() / "async", 7, mine.slices, info),
-      [&] { ++after_commit_calls; });
+      [&] { copied = true; }, [&] { ++after_commit_calls; });
+  background.wait_until_copied();
+  EXPECT_TRUE(copied);
   EXPECT_TRUE(background.in_flight());
   const fs::path dir = poll_until_committed(background, world);
   EXPECT_FALSE(background.in_flight());
@@ -226,7 +229,7 @@ TEST_F(CheckpointMpi, ABackgroundWriteFailingOnOneRankThrowsEverywhereFromAPoll)
   const fs::path blocked = root.path() / "step_00000002.tmp" / rank_file_name(1);
   if (r == 1) fs::create_directory(blocked);
   BackgroundSave background;
-  background.start(std::move(save), nullptr);
+  background.start(std::move(save), nullptr, nullptr);
   std::string message;
   try {
     poll_until_committed(background, world);
