@@ -53,21 +53,26 @@ void BackgroundSave::start(std::unique_ptr<CheckpointSave> save, std::function<v
   copied_ = !copy;  // the thread is not running: no lock needed
   launch([this, s = save_.get(), copy = std::move(copy)] {
     if (copy) {
-      std::string error;
-      try {
-        copy();
-      } catch (const std::exception& e) {
-        error = std::string("copying the snapshot: ") + e.what();
-      }
-      {
-        const std::lock_guard<std::mutex> lock(copy_mutex_);
-        copied_ = true;
-      }
-      copy_cv_.notify_all();
+      const std::string error = run_copy(copy);
       if (!error.empty()) return error;
     }
     return s->write_rank_file();
   });
+}
+
+std::string BackgroundSave::run_copy(const std::function<void()>& copy) {
+  std::string error;
+  try {
+    copy();
+  } catch (const std::exception& e) {
+    error = std::string("copying the snapshot: ") + e.what();
+  }
+  {
+    const std::lock_guard<std::mutex> lock(copy_mutex_);
+    copied_ = true;  // also after a failure: the training thread must not wait forever
+  }
+  copy_cv_.notify_all();
+  return error;
 }
 
 bool BackgroundSave::wait_until_copied() {

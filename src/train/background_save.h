@@ -59,6 +59,8 @@ class BackgroundSave {
   std::optional<std::filesystem::path> advance(Communicator& world, bool block);
   std::optional<std::filesystem::path> guarded_advance(Communicator& world, bool block);
   void launch(std::function<std::string()> job);
+  // On the thread: runs the snapshot copy and releases wait_until_copied. Returns its error.
+  std::string run_copy(const std::function<void()>& copy);
   void join();
 
   std::unique_ptr<CheckpointSave> save_;
