@@ -92,6 +92,13 @@ endforeach()
 shardlm_e2e_test(launcher_kill-during-save launcher 300 REFERENCE big
   COMMAND ${Python3_EXECUTABLE} ${_launcher}/launcher_test.py kill-during-save
           ${SHARDLM_E2E_SCRATCH}/launcher_kill-during-save ${_trainer} ${_config} ${_big_flags})
+# The same with --async-save: the kill lands while the writer thread writes step_<n>.tmp (the
+# training thread has moved on); the restart (async again) must end bit-identical to the
+# synchronous reference, so async checkpoints are the sync ones and resume exactly.
+shardlm_e2e_test(launcher_kill-during-save-async launcher 300 REFERENCE big
+  COMMAND ${Python3_EXECUTABLE} ${_launcher}/launcher_test.py kill-during-save
+          ${SHARDLM_E2E_SCRATCH}/launcher_kill-during-save-async ${_trainer} ${_config} ${_big_flags}
+          --async-save)
 # kill -9 at a random step, more trials: other seeds pick other ranks and steps.
 foreach(seed 11 12)
   shardlm_e2e_test(launcher_kill-rank_seed${seed} launcher 300 REFERENCE tiny ENV SEED=${seed}

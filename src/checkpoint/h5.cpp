@@ -6,6 +6,17 @@
 
 namespace shardlm::h5 {
 
+namespace {
+// HDF5 1.10 closes every file still open at exit, and for a file whose H5Fclose failed (a full
+// disk) that crashes inside the library (SIGSEGV in H5F__close_cb) after our error was printed.
+// Every file is closed explicitly, so nothing needs that clean-up: turn it off before the library
+// starts (a static initialiser runs before main, hence before any HDF5 call).
+const bool kNoCloseAtExit = [] {
+  H5dont_atexit();
+  return true;
+}();
+}  // namespace
+
 Handle& Handle::operator=(Handle&& other) noexcept {
   if (this != &other) {
     reset();

@@ -1,5 +1,6 @@
-// save_checkpoint: each rank writes its rectangles into step_X.tmp/rank_R.h5 straight from its
-// own memory, rank 0 writes the manifest and commits by renames (docs/checkpoint-format.md).
+// save_checkpoint and its phases (CheckpointSave): each rank writes its rectangles into
+// step_X.tmp/rank_R.h5 straight from its own memory, rank 0 writes the manifest and commits by
+// renames (docs/checkpoint-format.md).
 #include <fcntl.h>
 #include <stdio.h>
 
@@ -11,6 +12,7 @@
 #include <map>
 
 #include "checkpoint/checkpoint.h"
+#include "checkpoint/checkpoint_save.h"
 #include "checkpoint/directory.h"
 #include "checkpoint/file_checksums.h"
 #include "checkpoint/h5.h"
@@ -70,16 +72,21 @@ void validate_metadata(const Metadata& metadata, const char* which) {
       fail(std::string(which) + " key '" + entry.first + "' must be non-empty and contain no '/'");
 }
 
-// Runs `step` on every rank, then agrees over `world` whether it worked everywhere, so that a
-// failure on one rank makes every rank throw instead of leaving the others in a collective.
-void run_on_all_ranks(Communicator& world, int64_t step, const char* phase,
-                      const std::function<void()>& work) {
-  std::string error;
+// What `work` threw, or "" when it returned.
+std::string error_of(const std::function<void()>& work) {
   try {
     work();
   } catch (const std::exception& e) {
-    error = e.what();
+    return e.what();
   }
+  return "";
+}
+
+// Agrees over `world` whether a phase worked on every rank (`error`: this rank's failure, or
+// ""), so that a failure on one rank makes every rank throw instead of leaving the others in a
+// collective.
+void agree_on_phase(Communicator& world, int64_t step, const char* phase,
+                    const std::string& error) {
   int32_t first_failed = error.empty() ? world.size() : world.rank();
   world.all_reduce(&first_failed, 1, DType::I32, ReduceOp::Min);
   if (!error.empty())
@@ -90,9 +97,9 @@ void run_on_all_ranks(Communicator& world, int64_t step, const char* phase,
 }
 
 // Writes and fsyncs this rank's file; returns what the manifest lists for it.
-std::vector<StoredSlice> write_rank_file(const fs::path& path, int rank, int world_size,
-                                         int64_t step, const std::vector<CheckpointSlice>& slices,
-                                         const Metadata& rank_metadata) {
+std::vector<StoredSlice> write_rank_h5(const fs::path& path, int rank, int world_size, int64_t step,
+                                       const std::vector<CheckpointSlice>& slices,
+                                       const Metadata& rank_metadata) {
   h5::Handle file = h5::create_file(path);
   h5::write_attr_string(file, "format", kCheckpointFormatName);
   h5::write_attr_i64(file, "step", step);
@@ -106,8 +113,8 @@ std::vector<StoredSlice> write_rank_file(const fs::path& path, int rank, int wor
     const int64_t numel = Rect{s.offset, s.count}.numel();
     if (numel == 0) continue;
     const int k = rectangles_so_far[{s.role, s.name}]++;
-    const std::string path =
-        slice_dataset_path(s.role, s.name) + (k ? "@" + std::to_string(k) : "");
+    std::string path = slice_dataset_path(s.role, s.name);
+    if (k) path.append(1, '@').append(std::to_string(k));  // (not "@" + ...: GCC 12 -Wrestrict)
     h5::Handle dataset = create_tensor_dataset(file, s.role, path, s.count, s.dtype);
     const auto* bytes = static_cast<const uint8_t*>(s.data);
     const size_t element_bytes = dtype_size(s.dtype);
@@ -133,16 +140,10 @@ std::vector<StoredSlice> write_rank_file(const fs::path& path, int rank, int wor
   return stored;
 }
 
-struct GatheredFiles {
-  std::vector<int64_t> file_bytes;  // per rank
-  std::vector<uint32_t> file_crcs;  // per rank, of the whole file
-  std::vector<StoredSlice> slices;  // rank 0's, then rank 1's, ...
-};
-
 // Collective: every rank's slice records, file size and file CRC32C (all ranks get all; only
 // rank 0 uses them).
-GatheredFiles gather_rank_files(Communicator& world, const std::vector<StoredSlice>& mine,
-                                int64_t file_bytes, uint32_t file_crc) {
+GatheredRankFiles gather_rank_files(Communicator& world, const std::vector<StoredSlice>& mine,
+                                    int64_t file_bytes, uint32_t file_crc) {
   const auto p = static_cast<size_t>(world.size());
   const std::vector<uint8_t> encoded = encode_slices(mine);
   const int64_t sizes_mine[3] = {static_cast<int64_t>(encoded.size()), file_bytes, file_crc};
@@ -154,7 +155,7 @@ GatheredFiles gather_rank_files(Communicator& world, const std::vector<StoredSli
   std::copy(encoded.begin(), encoded.end(), padded.begin());
   std::vector<uint8_t> all(p * static_cast<size_t>(longest));
   world.all_gather(padded.data(), all.data(), static_cast<size_t>(longest), DType::U8);
-  GatheredFiles out;
+  GatheredRankFiles out;
   for (size_t r = 0; r < p; ++r) {
     out.file_bytes.push_back(sizes[3 * r + 1]);
     out.file_crcs.push_back(static_cast<uint32_t>(sizes[3 * r + 2]));
@@ -195,8 +196,9 @@ void install_directory(const fs::path& tmp_dir, const fs::path& final_dir) {
 }
 
 // Rank 0: manifest, rename into place, `latest`, cleanup. Each step is durable before the next.
-void commit(const fs::path& root, const fs::path& tmp_dir, const fs::path& final_dir, int64_t step,
-            const GatheredFiles& gathered, const CheckpointInfo& info) {
+void commit_checkpoint(const fs::path& root, const fs::path& tmp_dir, const fs::path& final_dir,
+                       int64_t step, const GatheredRankFiles& gathered,
+                       const CheckpointInfo& info) {
   Manifest manifest;
   for (const auto& s : gathered.slices)
     manifest.format_version = std::max(manifest.format_version, format_version_for(s.dtype));
@@ -225,46 +227,83 @@ void commit(const fs::path& root, const fs::path& tmp_dir, const fs::path& final
 
 }  // namespace
 
+CheckpointSave::CheckpointSave(Communicator& world, fs::path root, int64_t step,
+                               std::vector<CheckpointSlice> slices, CheckpointInfo info)
+    : root_(std::move(root)),
+      tmp_dir_(root_ / (checkpoint_dir_name(step) + ".tmp")),
+      final_dir_(root_ / checkpoint_dir_name(step)),
+      step_(step),
+      rank_(world.rank()),
+      world_size_(world.size()),
+      slices_(std::move(slices)),
+      info_(std::move(info)) {
+  agree_on_phase(world, step_, "preparing", error_of([&] {
+                   validate_slices(slices_);
+                   validate_metadata(info_.rank_metadata, "rank metadata");
+                   if (!leader()) return;
+                   validate_metadata(info_.metadata, "metadata");
+                   std::error_code ec;
+                   fs::create_directories(root_, ec);
+                   if (ec)
+                     fail("cannot create checkpoint root " + root_.string() + ": " + ec.message());
+                   fs::remove_all(tmp_dir_, ec);  // left by an interrupted save of the same step
+                   if (!fs::create_directory(tmp_dir_, ec) || ec)
+                     fail("cannot create " + tmp_dir_.string() + ": " +
+                          (ec ? ec.message() : "it already exists"));
+                   // Its entry in root is fsynced by rank 0's write_rank_file, a local phase.
+                 }));
+}
+
+std::string CheckpointSave::write_rank_file() {
+  const fs::path path = tmp_dir_ / rank_file_name(rank_);
+  return error_of([&] {
+    h5::QuietErrors quiet;  // HDF5 failures become the Error this rank reports
+    try {
+      // The new folder's entry in root, durable before anything is committed from it; here
+      // rather than in the constructor, so that --async-save's training thread does not wait.
+      if (leader()) fsync_path(root_);
+      written_ = write_rank_h5(path, rank_, world_size_, step_, slices_, info_.rank_metadata);
+      file_bytes_ = static_cast<int64_t>(fs::file_size(path));
+      file_crc_ = crc32c_file(path);  // read back from the page cache: what a loader will see
+    } catch (const std::exception& e) {
+      throw Error("writing " + path.string() + ": " + e.what());
+    }
+  });
+}
+
+void CheckpointSave::gather(Communicator& world, const std::string& write_error) {
+  agree_on_phase(world, step_, "writing rank files", write_error);
+  gathered_ = gather_rank_files(world, written_, file_bytes_, file_crc_);
+}
+
+std::string CheckpointSave::commit() {
+  if (!leader()) return "";
+  return error_of([&] {
+    h5::QuietErrors quiet;
+    commit_checkpoint(root_, tmp_dir_, final_dir_, step_, gathered_, info_);
+  });
+}
+
+fs::path CheckpointSave::committed(Communicator& world, const std::string& commit_error) {
+  agree_on_phase(world, step_, "committing", commit_error);
+  return final_dir_;
+}
+
 std::filesystem::path save_checkpoint(Communicator& world, const fs::path& root, int64_t step,
                                       const std::vector<CheckpointSlice>& slices,
                                       const CheckpointInfo& info) {
-  const std::string name = checkpoint_dir_name(step);
-  const fs::path final_dir = root / name;
-  const fs::path tmp_dir = root / (name + ".tmp");
-  const bool leader = world.rank() == 0;
-  h5::QuietErrors quiet;  // HDF5 failures become the Error each rank reports
-
-  run_on_all_ranks(world, step, "preparing", [&] {
-    validate_slices(slices);
-    validate_metadata(info.rank_metadata, "rank metadata");
-    if (!leader) return;
-    validate_metadata(info.metadata, "metadata");
-    std::error_code ec;
-    fs::create_directories(root, ec);
-    if (ec) fail("cannot create checkpoint root " + root.string() + ": " + ec.message());
-    fs::remove_all(tmp_dir, ec);  // left by an interrupted save of the same step
-    if (!fs::create_directory(tmp_dir, ec) || ec)
-      fail("cannot create " + tmp_dir.string() + ": " + (ec ? ec.message() : "it already exists"));
-    fsync_path(root);
-  });
-
-  std::vector<StoredSlice> mine;
-  int64_t file_bytes = 0;
-  uint32_t file_crc = 0;
-  run_on_all_ranks(world, step, "writing rank files", [&] {
+  CheckpointSave save(world, root, step, slices, info);
+  std::string error;
+  {
     const trace::Span span("write_rank_file", trace::Kind::Checkpoint, 0, -1, "checkpoint");
-    const fs::path path = tmp_dir / rank_file_name(world.rank());
-    mine = write_rank_file(path, world.rank(), world.size(), step, slices, info.rank_metadata);
-    file_bytes = static_cast<int64_t>(fs::file_size(path));
-    file_crc = crc32c_file(path);  // read back from the page cache: what a loader will see
-  });
-
-  const GatheredFiles gathered = gather_rank_files(world, mine, file_bytes, file_crc);
-  run_on_all_ranks(world, step, "committing", [&] {
+    error = save.write_rank_file();
+  }
+  save.gather(world, error);
+  {
     const trace::Span span("commit", trace::Kind::Checkpoint, 0, -1, "checkpoint");
-    if (leader) commit(root, tmp_dir, final_dir, step, gathered, info);
-  });
-  return final_dir;
+    error = save.commit();
+  }
+  return save.committed(world, error);
 }
 
 }  // namespace shardlm

@@ -28,7 +28,9 @@ std::vector<po::options_description> setting_options() {
     }
     std::string help = spec.help;
     if (*spec.default_value) help += " [" + std::string(spec.default_value) + "]";
-    groups.back().add_options()(spec.name, po::value<std::string>(), help.c_str());
+    auto* value = po::value<std::string>();
+    if (spec.implicit_value) value->implicit_value(spec.implicit_value);
+    groups.back().add_options()(spec.name, value, help.c_str());
   }
   return groups;
 }

@@ -14,6 +14,7 @@ std::vector<Event> g_events;
 int g_step = 0;
 int g_timed_depth = 0;  // open Comm/Pipeline spans
 TimeTotals g_totals;
+thread_local bool t_spans_ignored = false;  // a background thread's spans
 
 int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -61,7 +62,12 @@ TimeTotals time_totals() {
   return g_totals;
 }
 
+void ignore_spans_on_this_thread() {
+  t_spans_ignored = true;
+}
+
 void Span::begin() {
+  if (t_spans_ignored) return;  // timed_ stays false: end() is never called
   const bool accounted = always_timed(kind_);
   timed_ = true;
   counts_ = accounted && g_timed_depth == 0;

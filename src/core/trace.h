@@ -9,7 +9,9 @@
 //   call that moves data between ranks) and their time is added to time_totals(). Only the
 //   outermost such span counts, so a communicator call inside a pipeline receive is bubble, not
 //   communication.
-// Spans are opened and closed on the training thread (kernels parallelise inside a span).
+// Spans are opened and closed on the training thread (kernels parallelise inside a span); a
+// background thread (--async-save's writer) turns its own spans off with
+// ignore_spans_on_this_thread(), since the state they would update is the training thread's.
 #pragma once
 
 #include <atomic>
@@ -58,6 +60,9 @@ struct TimeTotals {
   double pipeline_s = 0;
 };
 TimeTotals time_totals();
+
+// From now on, spans opened on the calling thread neither time nor record anything.
+void ignore_spans_on_this_thread();
 
 class Span {
  public:

@@ -77,19 +77,11 @@ std::vector<Rect> range_to_rects(const Rect& block, int64_t begin, int64_t end) 
   return out;
 }
 
-std::filesystem::path save_training_checkpoint(Trainer& trainer, const std::filesystem::path& root,
-                                               const TrainingCheckpointInfo& info) {
+std::vector<CheckpointSlice> training_checkpoint_slices(Trainer& trainer, const float* params,
+                                                        const float* m, const float* v) {
   ModelStage& model = trainer.model();
-  Mesh& mesh = trainer.mesh();
   AdamW& opt = trainer.optimizer();
   const GradientSync& sync = trainer.gradient_sync();
-  // Slices are written straight from the flat buffers when they are host memory (CPU); a
-  // device backend stages them through host copies.
-  KernelBackend& be = model.backend();
-  const HostStaged params(be, model.params(), model.layout().total());
-  const HostStaged m(be, opt.exp_avg(), opt.end() - opt.begin());
-  const HostStaged v(be, opt.exp_avg_sq(), opt.end() - opt.begin());
-
   std::vector<CheckpointSlice> slices;
   // The rectangles of view's elements inside the flat range [begin, end), from `data` (which
   // holds that range).
@@ -109,18 +101,22 @@ std::filesystem::path save_training_checkpoint(Trainer& trainer, const std::file
     if (!view.primary) continue;
     // ZeRO-3: each DP rank writes the parameters of its partition (it holds no others).
     if (sync.shards_params())
-      add_range(view, kRoleParam, opt.begin(), opt.end(), params.data() + opt.begin());
+      add_range(view, kRoleParam, opt.begin(), opt.end(), params + opt.begin());
     else if (sync.writes_params())
       slices.push_back({kRoleParam, view.name, view.global_shape, view.offset, view.local_shape,
-                        params.data() + view.flat_offset});
+                        params + view.flat_offset});
     if (!sync.writes_optimizer_state()) continue;
-    add_range(view, kRoleExpAvg, opt.begin(), opt.end(), m.data());
-    add_range(view, kRoleExpAvgSq, opt.begin(), opt.end(), v.data());
+    add_range(view, kRoleExpAvg, opt.begin(), opt.end(), m);
+    add_range(view, kRoleExpAvgSq, opt.begin(), opt.end(), v);
   }
+  return slices;
+}
+
+CheckpointInfo training_checkpoint_info(Trainer& trainer, const TrainingCheckpointInfo& info) {
   CheckpointInfo ci;
   ci.config_text = info.config_text;
   ci.tokenizer_model = info.tokenizer_model;
-  const MeshShape& shape = mesh.sizes();
+  const MeshShape& shape = trainer.mesh().sizes();
   ci.metadata["step"] = info.step;
   ci.metadata["samples_consumed"] = static_cast<int64_t>(info.samples_consumed);
   ci.metadata["layout.tp"] = static_cast<int64_t>(shape.tp);
@@ -131,7 +127,22 @@ std::filesystem::path save_training_checkpoint(Trainer& trainer, const std::file
   // shardlm keeps no RNG stream state: initialisation is counter-based and the data order is
   // a pure function of (seed, sample index), so (seed, samples_consumed) restores both.
   ci.metadata["rng"] = std::string("stateless: counter-based init, data order = f(seed, sample)");
-  return save_checkpoint(mesh.world(), root, info.step, slices, ci);
+  return ci;
+}
+
+std::filesystem::path save_training_checkpoint(Trainer& trainer, const std::filesystem::path& root,
+                                               const TrainingCheckpointInfo& info) {
+  ModelStage& model = trainer.model();
+  AdamW& opt = trainer.optimizer();
+  // Slices are written straight from the flat buffers when they are host memory (CPU); a
+  // device backend stages them through host copies.
+  KernelBackend& be = model.backend();
+  const HostStaged params(be, model.params(), model.layout().total());
+  const HostStaged m(be, opt.exp_avg(), opt.end() - opt.begin());
+  const HostStaged v(be, opt.exp_avg_sq(), opt.end() - opt.begin());
+  return save_checkpoint(trainer.mesh().world(), root, info.step,
+                         training_checkpoint_slices(trainer, params.data(), m.data(), v.data()),
+                         training_checkpoint_info(trainer, info));
 }
 
 namespace {

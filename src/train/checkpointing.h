@@ -34,6 +34,14 @@ struct TrainingCheckpointInfo {
   std::vector<uint8_t> tokenizer_model;
 };
 
+// The rectangles this rank writes (the ownership rules above), pointing into `params` (the flat
+// parameter buffer) and the AdamW moments `m`, `v` (the optimizer's flat range): host memory
+// for save_checkpoint, backend memory for a snapshot (train/slice_snapshot.h).
+std::vector<CheckpointSlice> training_checkpoint_slices(Trainer& trainer, const float* params,
+                                                        const float* m, const float* v);
+// The run-wide metadata of a training checkpoint (step, data position, layout, seed).
+CheckpointInfo training_checkpoint_info(Trainer& trainer, const TrainingCheckpointInfo& info);
+
 // Collective over the world. Returns the committed directory.
 std::filesystem::path save_training_checkpoint(Trainer& trainer, const std::filesystem::path& root,
                                                const TrainingCheckpointInfo& info);

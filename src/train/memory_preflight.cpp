@@ -15,8 +15,9 @@ namespace shardlm {
 
 namespace {
 
-// One rank's figures, gathered as doubles: [need, free, predicted peak, pp rank, node ranks].
-constexpr size_t kFields = 5;
+// One rank's figures, gathered as doubles: [need, free, predicted peak, pp rank, node ranks,
+// --async-save snapshot].
+constexpr size_t kFields = 6;
 
 // The planner's request for this run on `world` ranks of `per_node` per node, each with
 // `free_bytes` (device figures for the time ranking: this machine's for cpu, an H100's as a
@@ -61,6 +62,15 @@ std::string what_fits(const RunConfig& cfg, const KernelBackend& be, int world, 
          " ranks with this much memory each; shorten --seq-len or choose a smaller model";
 }
 
+// --async-save's snapshot (train/slice_snapshot.h) on a host-memory backend: at most the rank's
+// parameters and AdamW moments (what it writes to a checkpoint). On a GPU the snapshot is host
+// memory while the check is of device memory, so it does not count there.
+double snapshot_bytes(const RunConfig& cfg, const KernelBackend& be, const RankMemory& mine) {
+  if (!cfg.async_save || !be.host_memory()) return 0;
+  return static_cast<double>(mine.persistent.of(MemoryRole::Parameters) +
+                             mine.persistent.of(MemoryRole::Optimizer));
+}
+
 }  // namespace
 
 Layout train_layout(const TrainSettings& st, const MeshShape& shape) {
@@ -84,9 +94,14 @@ void check_memory_fits(const RunConfig& cfg, const TrainSettings& st, Mesh& mesh
   const double free_bytes = backend.host_memory()
                                 ? static_cast<double>(read_host_memory().usable()) / per_node
                                 : static_cast<double>(backend.device_free_bytes());
-  const double row[kFields] = {memory_need_with_margin(static_cast<double>(mine.peak.total)),
-                               free_bytes, static_cast<double>(mine.peak.total),
-                               static_cast<double>(mesh.pp_rank()), static_cast<double>(per_node)};
+  const double snapshot = snapshot_bytes(cfg, backend, mine);
+  const double row[kFields] = {
+      memory_need_with_margin(static_cast<double>(mine.peak.total) + snapshot),
+      free_bytes,
+      static_cast<double>(mine.peak.total),
+      static_cast<double>(mesh.pp_rank()),
+      static_cast<double>(per_node),
+      snapshot};
   std::vector<double> all(kFields * static_cast<size_t>(mesh.world_size()));
   mesh.world().all_gather(row, all.data(), kFields, DType::F64);
   // The rank with the largest shortfall, the same on every rank.
@@ -106,8 +121,9 @@ void check_memory_fits(const RunConfig& cfg, const TrainSettings& st, Mesh& mesh
                             : "device memory";
   fail("this run does not fit in memory: rank " + std::to_string(worst) + " (pipeline stage " +
        std::to_string(static_cast<int>(w[3])) + ") needs " + format_bytes(w[0]) +
-       " = predicted peak " + format_bytes(w[2]) + " (" + role_breakdown(theirs.peak) +
-       ") + margin (" + std::to_string(static_cast<int>(100 * kMemoryMarginFraction)) + "% + " +
+       " = predicted peak " + format_bytes(w[2]) + " (" + role_breakdown(theirs.peak) + ")" +
+       (w[5] > 0 ? " + --async-save snapshot " + format_bytes(w[5]) : "") + " + margin (" +
+       std::to_string(static_cast<int>(100 * kMemoryMarginFraction)) + "% + " +
        format_bytes(kMemoryMarginBytes) + "), but has " + format_bytes(w[1]) + " free of " + where +
        ".\n" + what_fits(cfg, backend, mesh.world_size(), static_cast<int>(w[4]), w[1]) +
        "\n(--memory-check off starts anyway)");

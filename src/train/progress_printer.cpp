@@ -73,6 +73,14 @@ void ProgressPrinter::saved(const std::filesystem::path& checkpoint, double seco
   print(os.str());
 }
 
+void ProgressPrinter::saved_in_background(const std::filesystem::path& checkpoint, double seconds,
+                                          double stalled) const {
+  std::ostringstream os;
+  os << "saved " << checkpoint.string() << " (" << std::fixed << std::setprecision(2) << seconds
+     << " s in the background; training stalled " << std::setprecision(3) << stalled << " s)\n";
+  print(os.str());
+}
+
 void ProgressPrinter::stopping(const std::string& reason, int step, int exit_code) const {
   print("stop requested (" + reason + ") at step " + std::to_string(step) +
         ": saving and exiting with " + std::to_string(exit_code) + "\n");

@@ -28,6 +28,10 @@ class ProgressPrinter {
   void step(const StepMetrics& m, int total_steps, bool clipped, double eta_s) const;
   void eval(int step, double val_loss, std::optional<double> val_bpb) const;
   void saved(const std::filesystem::path& checkpoint, double seconds) const;
+  // --async-save: committed `seconds` after the save began, of which the training thread
+  // spent `stalled` (snapshot, commit agreement, waiting for it).
+  void saved_in_background(const std::filesystem::path& checkpoint, double seconds,
+                           double stalled) const;
   void stopping(const std::string& reason, int step, int exit_code) const;
   void done(int steps, double seconds) const;
   // The end-of-start summary (train/run_summary.h makes the text).

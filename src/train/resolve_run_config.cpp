@@ -226,6 +226,9 @@ void resolve_run_directory(const Settings& s, RunConfig& c) {
   c.save_every = s.at_least<int>("save-every", 0);
   c.keep_last = s.at_least<int>("keep-last", 0);
   c.keep_every = s.at_least<int>("keep-every", 0);
+  const std::string async_save = s.text("async-save");
+  if (async_save != "on" && async_save != "off") s.must("async-save", "'on' or 'off'");
+  c.async_save = async_save == "on";
   c.eval_every = s.at_least<int>("eval-every", 0);
   c.eval_steps = s.at_least<int>("eval-steps", 1);
   c.log_every = s.at_least<int>("log-every", 1);

@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "checkpoint/checkpoint.h"
+#include "checkpoint/checkpoint_save.h"
 #include "core/error.h"
 #include "core/trace.h"
 #include "train/checkpointing.h"
@@ -19,15 +20,40 @@ double now_seconds() {
 
 RunCheckpoints::RunCheckpoints(Trainer& trainer, fs::path root, std::string config_text,
                                const Tokenizer* tokenizer, int keep_last, int keep_every,
-                               const ProgressPrinter& out)
+                               bool async_save, const ProgressPrinter& out)
     : trainer_(trainer),
       root_(std::move(root)),
       config_text_(std::move(config_text)),
       keep_last_(keep_last),
       keep_every_(keep_every),
-      out_(out) {
+      out_(out),
+      async_(async_save) {
   if (tokenizer)
     tokenizer_model_.assign(tokenizer->serialized().begin(), tokenizer->serialized().end());
+  if (!async_) return;
+  snapshot_.reserve_for(state_slices());
+  trainer_.set_before_update([this] { wait_for_snapshot(); });
+}
+
+RunCheckpoints::~RunCheckpoints() {
+  if (async_) trainer_.set_before_update(nullptr);
+}
+
+bool RunCheckpoints::snapshot_on_writer_thread() {
+  // Host memory only: a device copy would need its own stream. Not with ZeRO-3, whose forward
+  // gathers parameters into the buffer the copy reads.
+  return trainer_.model().backend().host_memory() && !trainer_.gradient_sync().shards_params();
+}
+
+void RunCheckpoints::wait_for_snapshot() {
+  const double t0 = now_seconds();
+  if (background_.wait_until_copied()) stalled_s_ += now_seconds() - t0;
+}
+
+std::vector<CheckpointSlice> RunCheckpoints::state_slices() {
+  ModelStage& model = trainer_.model();
+  AdamW& opt = trainer_.optimizer();
+  return training_checkpoint_slices(trainer_, model.params(), opt.exp_avg(), opt.exp_avg_sq());
 }
 
 std::optional<fs::path> RunCheckpoints::resume_source(const std::string& resume) const {
@@ -80,13 +106,62 @@ void RunCheckpoints::init_from(const std::string& source) {
 
 void RunCheckpoints::save(const TrainingPosition& pos) {
   if (pos.step == last_saved_) return;
+  if (async_)
+    start_background_save(pos);
+  else
+    save_now(pos);
+  last_saved_ = pos.step;
+}
+
+void RunCheckpoints::save_now(const TrainingPosition& pos) {
   const trace::Span span("save", trace::Kind::Checkpoint, 0, -1, "checkpoint");
   const double t0 = now_seconds();
   const TrainingCheckpointInfo info{pos.step, pos.samples_consumed, config_text_, tokenizer_model_};
   const fs::path dir = save_training_checkpoint(trainer_, root_, info);
   if (trainer_.mesh().world_rank() == 0) apply_retention(root_, keep_last_, keep_every_);
   out_.saved(dir, now_seconds() - t0);
-  last_saved_ = pos.step;
+}
+
+void RunCheckpoints::start_background_save(const TrainingPosition& pos) {
+  wait();  // one save in flight at most: the snapshot buffer is the one it writes
+  const trace::Span span("save_snapshot", trace::Kind::Checkpoint, 0, -1, "checkpoint");
+  const double t0 = now_seconds();
+  KernelBackend& be = trainer_.model().backend();
+  std::vector<CheckpointSlice> slices = snapshot_.place(state_slices());
+  // The state changes at the next update, not before: the thread may copy it meanwhile, and
+  // the trainer waits for that copy before the update (wait_for_snapshot).
+  const bool copy_on_thread = snapshot_on_writer_thread();
+  if (!copy_on_thread) snapshot_.copy(be);
+  const TrainingCheckpointInfo info{pos.step, pos.samples_consumed, config_text_, tokenizer_model_};
+  auto save =
+      std::make_unique<CheckpointSave>(trainer_.mesh().world(), root_, pos.step, std::move(slices),
+                                       training_checkpoint_info(trainer_, info));
+  std::function<void()> copy;
+  if (copy_on_thread) copy = [this, backend = &be] { snapshot_.copy(*backend); };
+  background_.start(std::move(save), std::move(copy),
+                    [this] { apply_retention(root_, keep_last_, keep_every_); });
+  started_s_ = t0;
+  stalled_s_ = now_seconds() - t0;
+}
+
+template <typename Advance>
+void RunCheckpoints::advance_background_save(Advance advance) {
+  if (!background_.in_flight()) return;
+  const double t0 = now_seconds();
+  const std::optional<fs::path> dir = advance();
+  const double t1 = now_seconds();
+  stalled_s_ += t1 - t0;
+  if (dir) out_.saved_in_background(*dir, t1 - started_s_, stalled_s_);
+}
+
+void RunCheckpoints::poll() {
+  advance_background_save([&] { return background_.poll(trainer_.mesh().world()); });
+}
+
+void RunCheckpoints::wait() {
+  if (!background_.in_flight()) return;
+  const trace::Span span("save_wait", trace::Kind::Checkpoint, 0, -1, "checkpoint");
+  advance_background_save([&] { return background_.wait(trainer_.mesh().world()); });
 }
 
 }  // namespace shardlm

@@ -53,6 +53,7 @@ struct RunConfig {
   int trace_first = 0;            // --trace-steps A:B (1-based, inclusive); 0: no trace
   int trace_last = 0;
   bool memory_check = true;  // --memory-check on: refuse what will not fit
+  bool async_save = false;   // --async-save: checkpoints written on a background thread
   int threads = 0;           // OpenMP threads per rank; 0: kernels/cpu/threads.h's default
 
   // The effective config: every recorded setting as `flag-name = value` under comment headings

@@ -82,6 +82,13 @@ const std::vector<RunFlagSpec>& run_flag_specs() {
       {"save-every", kRun, "0", "save a checkpoint every N steps (and always at the end)", true},
       {"keep-last", kRun, "3", "checkpoints to keep", true},
       {"keep-every", kRun, "0", "also keep every checkpoint whose step is a multiple of N", true},
+      // Not recorded: the checkpoints are the same bit for bit either way.
+      {"async-save", kRun, "off",
+       "on (a bare --async-save): snapshot the state to host memory and write each checkpoint "
+       "on a background thread while training continues (same commit protocol; one save in "
+       "flight, the next waits; the snapshot doubles the state's host memory); off: training "
+       "waits for each save",
+       false, "on"},
       {"resume", kRun, "auto",
        "'auto' (newest committed checkpoint in <out>), 'none', or a checkpoint directory", false},
       {"init-from", kRun, "",

@@ -29,6 +29,8 @@ struct RunFlagSpec {
   // Part of the effective config (run_config.ini, checkpoints, the cross-rank hash). False for
   // what only concerns this start: where it runs and writes, whether and how long it resumes.
   bool recorded;
+  // The value a bare `--name` means (e.g. "on" for --async-save); nullptr: a value is required.
+  const char* implicit_value = nullptr;
 };
 
 // Every setting, in --help and run_config.ini order.

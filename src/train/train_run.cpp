@@ -98,10 +98,17 @@ void evaluate(Run& run, int step) {
   run.out.eval(step, loss, bpb);
 }
 
-// A checkpoint, and the metrics made durable with it (collective).
+// A checkpoint, and the metrics made durable with it (collective). With --async-save it is
+// committed later, by a poll at a step boundary or by save_last.
 void save(Run& run, const TrainingPosition& pos) {
   run.checkpoints.save(pos);
   run.metrics.sync();
+}
+
+// The checkpoint this start ends with, committed before it exits, after any save in flight.
+void save_last(Run& run, const TrainingPosition& pos) {
+  save(run, pos);
+  run.checkpoints.wait();
 }
 
 // The summary that ends this start.
@@ -153,6 +160,7 @@ int train_loop(Run& run, TrainingPosition pos) {
     pos.samples_consumed += run.trainer.samples_per_step();
     ++pos.step;
     run.dir.heartbeat(pos.step);
+    run.checkpoints.poll();  // --async-save: commits a save once every rank has written its file
     speed.step_done();
     if (pos.step % cfg.log_every == 0 || pos.step == cfg.steps || r.skipped) {
       const Throughput::Window w = speed.take();
@@ -167,14 +175,14 @@ int train_loop(Run& run, TrainingPosition pos) {
     // Every step, on every rank, so that all ranks stop after the same one.
     if (const int reason = run.stop.agree(run.mesh.world()); reason != 0 && !last) {
       run.out.stopping(StopRequest::describe(reason), pos.step, kExitSavedRequeue);
-      save(run, pos);
+      save_last(run, pos);
       print_summary(run, pos, speed.elapsed_s());
       return kExitSavedRequeue;
     }
     if (!last) run.trace.after_step(pos.step);  // the last step's window takes the final save
   }
   evaluate(run, pos.step);
-  save(run, pos);
+  save_last(run, pos);
   run.out.done(pos.step, speed.elapsed_s());
   print_summary(run, pos, speed.elapsed_s());
   return kExitOk;
@@ -231,7 +239,7 @@ int run_training(const RunFlags& flags) {
                          .peak)
               << std::endl;
   RunCheckpoints checkpoints(trainer, dir.checkpoints(), config_text, tok, cfg.keep_last,
-                             cfg.keep_every, out);
+                             cfg.keep_every, cfg.async_save, out);
   const TrainingPosition start = checkpoints.resume(cfg.resume);
   if (!checkpoints.resumed() && !cfg.init_from.empty()) checkpoints.init_from(cfg.init_from);
   MetricsLog metrics(leader ? cfg.metrics : "",

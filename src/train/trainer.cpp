@@ -152,6 +152,7 @@ StepResult Trainer::train_step(int step, uint64_t first_sample, const BatchSourc
   }
   const float scale = clip_scale(settings_.optim, r.grad_norm);
   r.clipped = scale < 1.0f;
+  if (before_update_) before_update_();
   const trace::Span phase("optimizer", trace::Kind::Step, 0, -1, "step");
   float* params = model_->params();
   optimizer_->update(params + shard_begin(), grad_sync_->shard_grads(model_->grads()), step, scale);

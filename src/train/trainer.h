@@ -64,6 +64,11 @@ class Trainer {
   StepResult train_step(int step, const BatchSource& data) {
     return train_step(step, static_cast<uint64_t>(step) * samples_per_step(), data);
   }
+  // Called by train_step right before it changes the parameters or AdamW moments (the update
+  // and ZeRO's parameter gather), on the training thread: --async-save waits there for its
+  // snapshot copy, which a background thread takes while forward and backward only read them.
+  // Empty: none.
+  void set_before_update(std::function<void()> hook) { before_update_ = std::move(hook); }
   // Mean loss over `batches` micro-batch rounds starting at global sample `first` (no update).
   double evaluate(uint64_t first, int batches, const BatchSource& data);
 
@@ -93,6 +98,7 @@ class Trainer {
   std::unique_ptr<GradientSync> grad_sync_;
   std::unique_ptr<AdamW> optimizer_;
   std::unique_ptr<Pipeline> pipeline_;
+  std::function<void()> before_update_;
 };
 
 // Refuses, with a message naming the values, layouts that do not divide the model (the batch,

@@ -182,6 +182,110 @@ def case_kill_during_save():
     assert "resumed from" in out, out[-2000:]
 
 
+COMPARE = os.path.join(REPO, "tests", "launcher", "compare_checkpoints.sh")
+
+
+def committed_steps(run_dir):
+    root = os.path.join(run_dir, "checkpoints")
+    return sorted(n for n in os.listdir(root) if n.startswith("step_") and not n.endswith(".tmp"))
+
+
+def assert_same_checkpoints(a, b, what):
+    """Every committed checkpoint of run a equals run b's, file by file (compare_checkpoints.sh)."""
+    steps = committed_steps(a)
+    assert steps and steps == committed_steps(b), f"{what}: {steps} vs {committed_steps(b)}"
+    for step in steps:
+        p = subprocess.run([COMPARE, os.path.join(a, "checkpoints", step), os.path.join(b, "checkpoints", step)],
+                           capture_output=True, text=True)
+        assert p.returncode == 0, f"{what}: {step} differs:\n{p.stdout}{p.stderr}"
+
+
+def case_async_save():
+    """--async-save writes the same checkpoints, bit for bit, as a synchronous save (dp2, ZeRO-1
+    and -3, tp2 x pp2); a stop with a save in flight exits 75 with it committed, and the resume from it
+    continues bit-exact."""
+    # dp2 (the writer thread copies the snapshot while the next step runs), ZeRO-1 (its update
+    # gathers parameters), ZeRO-3 (copied on the training thread) and tp2 x pp2.
+    for layout, np_ in (({}, 2), ({"zero": 1}, 2), ({"zero": 3}, 2), ({"tp": 2, "pp": 2}, 4)):
+        tag = "_".join(f"{k}{v}" for k, v in layout.items()) or "dp2"
+        sync, back = os.path.join(SCRATCH, f"sync_{tag}"), os.path.join(SCRATCH, f"async_{tag}")
+        args = tiny(steps=8, save_every=2, keep_last=10, **layout)
+        run(["train", "--out", sync] + args, np=np_, check=0)
+        out = run(["train", "--out", back] + args + ["--async-save"], np=np_, check=0).stdout
+        assert "s in the background; training stalled" in out, out[-2000:]
+        assert_same_checkpoints(sync, back, f"{tag}: async vs sync")
+        # Stopped after step 1 while its save is in flight (every step saves), then resumed.
+        split = os.path.join(SCRATCH, f"split_{tag}")
+        stop = tiny(steps=8, save_every=1, keep_last=10, exit_after_minutes="0.0000001", **layout)
+        run(["train", "--out", split] + stop + ["--async-save"], np=np_, check=75)
+        assert committed_steps(split) == ["step_00000001"], committed_steps(split)
+        run(["train", "--out", split] + tiny(steps=8, save_every=2, keep_last=10, **layout) + ["--async-save"],
+            np=np_, check=0)
+        for step in ("step_00000004", "step_00000008"):
+            p = subprocess.run([COMPARE, os.path.join(sync, "checkpoints", step), os.path.join(split, "checkpoints", step)],
+                               capture_output=True, text=True)
+            assert p.returncode == 0, f"{tag}: resumed {step} differs:\n{p.stdout}{p.stderr}"
+    # A bare --async-save means on; anything but on/off is refused.
+    expect_error(["train", "--out", os.path.join(SCRATCH, "bad")] + TINY + ["--async-save=maybe"],
+                 "--async-save", code=2)
+    assert "--async-save" in run(["train", "--help"], check=0).stdout
+
+
+def case_async_stop():
+    """SIGTERM while background saves run (a bigger model that saves every step): exit 75 with
+    the stop step's checkpoint committed; the resume ends bit-identical to an uninterrupted run."""
+    straight, stopped = os.path.join(SCRATCH, "straight"), os.path.join(SCRATCH, "stopped")
+    args = tiny(n_embd=256, vocab_size=4096, steps=40, save_every=1, keep_last=2)
+    run(["train", "--out", straight] + args, np=2, check=0)
+    cmd = MPIRUN + ["-np", "2", SHARDLM, "train", "--out", stopped, "--async-save"] + args
+    proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    ckpt = os.path.join(stopped, "checkpoints")
+    deadline = time.time() + 120
+    in_flight = lambda: os.path.isdir(ckpt) and any(n.endswith(".tmp") and n.startswith("step_") for n in os.listdir(ckpt))
+    while time.time() < deadline and not (heartbeat_step(os.path.join(stopped, "progress", "rank_0.txt")) >= 3 and in_flight()):
+        time.sleep(0.002)
+    assert in_flight(), "no background save seen in flight"
+    pids = subprocess.run(["pgrep", "-f", "--", f"--out {stopped}"], capture_output=True, text=True).stdout.split()
+    ranks = [p for p in pids if int(p) != proc.pid]
+    assert ranks, "no rank processes found"
+    os.kill(int(ranks[0]), signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 75, f"exit {proc.returncode}\n{out[-3000:]}"
+    stop_step = int(out.split("stop requested (signal 15) at step ")[1].split(":")[0])
+    latest = open(os.path.join(ckpt, "latest")).read().strip()
+    assert latest == "step_%08d" % stop_step, (latest, stop_step)
+    assert not any(n.endswith(".tmp") for n in os.listdir(ckpt)), os.listdir(ckpt)
+    run(["ckpt", "verify", os.path.join(ckpt, latest)], check=0)
+    run(["train", "--out", stopped, "--async-save"] + args, np=2, check=0)
+    p = subprocess.run([COMPARE, os.path.join(straight, "checkpoints", "step_00000040"),
+                        os.path.join(stopped, "checkpoints", "step_00000040")], capture_output=True, text=True)
+    assert p.returncode == 0, p.stdout + p.stderr
+
+
+def case_async_disk_full():
+    """A background write that fails (the file-size limit stands in for a full disk): the run
+    fails with an error naming the file; the previous checkpoint stays `latest` and verifies."""
+    import resource
+    d = os.path.join(SCRATCH, "full")
+    run(["train", "--out", d] + tiny(steps=2), check=0)
+    rank_file_bytes = os.path.getsize(os.path.join(d, "checkpoints", "step_00000002", "rank_00000.h5"))
+    limit = rank_file_bytes // 4  # the rank file cannot be written; the small files can
+
+    def limited():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of a signal
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    cmd = [SHARDLM, "train", "--out", d, "--async-save", "--tensorboard", "off"] + tiny(steps=6, save_every=2)
+    p = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300, preexec_fn=limited)
+    text = p.stdout + p.stderr
+    assert p.returncode == 1, f"exit {p.returncode}\n{text[-3000:]}"
+    assert "saving checkpoint step 4 (writing rank files)" in text and "step_00000004.tmp/rank_00000.h5" in text, text[-3000:]
+    assert open(os.path.join(d, "checkpoints", "latest")).read().strip() == "step_00000002"
+    run(["ckpt", "verify", os.path.join(d, "checkpoints")], check=0)
+    # Nothing lost: without the limit the run resumes from step 2 and finishes.
+    out = run(["train", "--out", d, "--async-save"] + tiny(steps=6, save_every=2), check=0).stdout
+    assert "resumed from" in out and "step_00000002" in out, out[-2000:]
+
+
 def case_corrupt_checkpoint():
     d = os.path.join(SCRATCH, "corrupt")
     run(["train", "--out", d] + tiny(steps=2), check=0)

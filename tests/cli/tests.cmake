@@ -2,7 +2,7 @@
 find_package(Python3 REQUIRED COMPONENTS Interpreter)
 foreach(case config-errors resume-bit-exact signal-requeue kill-during-save corrupt-checkpoint nan data-run
              legacy-checkpoint config-roundtrip legacy-run-dir generate-device llama damaged-files
-             threads-and-isa)
+             threads-and-isa async-save async-stop async-disk-full)
   add_test(NAME cli_${case}
            COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/cli/test_train_cli.py ${case}
                    $<TARGET_FILE:shardlm> ${CMAKE_CURRENT_BINARY_DIR}/cli/${case})

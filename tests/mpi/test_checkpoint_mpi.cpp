@@ -1,6 +1,7 @@
 // Sharded checkpoints across 4 ranks: each rank writes its own rectangles of shared tensors into
 // its own file; every rank then reads the whole tensors and a different partition back. A save
-// that fails on one rank throws on every rank without hanging and keeps the previous checkpoint.
+// that fails on one rank throws on every rank without hanging and keeps the previous checkpoint;
+// the same for a save whose files are written on a background thread (BackgroundSave).
 #include <gtest/gtest.h>
 #include <mpi.h>
 #include <unistd.h>
@@ -12,9 +13,11 @@
 
 #include "../unit/checkpoint_test_support.h"
 #include "checkpoint/checkpoint.h"
+#include "checkpoint/checkpoint_save.h"
 #include "checkpoint/manifest.h"
 #include "core/error.h"
 #include "parallel/mpi_comm.h"
+#include "train/background_save.h"
 
 namespace shardlm {
 namespace {
@@ -171,6 +174,74 @@ TEST_F(CheckpointMpi, AFailureOnOneRankThrowsEverywhereAndKeepsThePreviousCheckp
   }
   EXPECT_NE(message.find(r == 0 ? "stored in no rank file" : "failed on rank 0"), std::string::npos)
       << message;
+  world.barrier();
+  EXPECT_EQ(find_latest_checkpoint(root.path()), previous);
+  EXPECT_EQ(list_checkpoints(root.path()), std::vector<int64_t>{1});
+}
+
+// Polls `save` at "step boundaries" until it is committed (every rank polls as often: the
+// answer of each poll is agreed).
+fs::path poll_until_committed(BackgroundSave& save, Communicator& world) {
+  for (;;)
+    if (std::optional<fs::path> dir = save.poll(world)) return *dir;
+}
+
+TEST_F(CheckpointMpi, ABackgroundSaveWritesWhatTheSynchronousOneWrites) {
+  ASSERT_EQ(world.size(), 4);
+  SharedScratchDir root(world);
+  RankShards mine = shards_of(r, 1);
+  CheckpointInfo info;
+  info.config_text = "n_layer = 1\n";
+  const fs::path sync_dir = save_checkpoint(world, root.path() / "sync", 7, mine.slices, info);
+  BackgroundSave background;
+  int after_commit_calls = 0;
+  bool copied = false;  // the thread runs the snapshot copy before it writes
+  background.start(
+      std::make_unique<CheckpointSave>(world, root.path() / "async", 7, mine.slices, info),
+      [&] { copied = true; }, [&] { ++after_commit_calls; });
+  background.wait_until_copied();
+  EXPECT_TRUE(copied);
+  EXPECT_TRUE(background.in_flight());
+  const fs::path dir = poll_until_committed(background, world);
+  EXPECT_FALSE(background.in_flight());
+  EXPECT_EQ(dir, root.path() / "async" / "step_00000007");
+  EXPECT_EQ(after_commit_calls, r == 0 ? 1 : 0);  // rank 0's thread, after the commit
+  EXPECT_EQ(find_latest_checkpoint(root.path() / "async"), dir);
+  CheckpointReader a(sync_dir), b(dir);
+  ASSERT_EQ(a.slices().size(), b.slices().size());
+  for (size_t i = 0; i < a.slices().size(); ++i) {
+    const StoredSlice& s = a.slices()[i];
+    EXPECT_EQ(s.checksum, b.slices()[i].checksum) << s.name;
+    EXPECT_EQ(read_rect(a, s.role, s.name, s.offset, s.count),
+              read_rect(b, s.role, s.name, s.offset, s.count));
+  }
+  EXPECT_FALSE(background.wait(world));  // nothing in flight: a no-op
+}
+
+TEST_F(CheckpointMpi, ABackgroundWriteFailingOnOneRankThrowsEverywhereFromAPoll) {
+  ASSERT_EQ(world.size(), 4);
+  SharedScratchDir root(world);
+  RankShards mine = shards_of(r, 1);
+  const fs::path previous = save_checkpoint(world, root.path(), 1, mine.slices, {});
+  auto save =
+      std::make_unique<CheckpointSave>(world, root.path(), 2, mine.slices, CheckpointInfo{});
+  // Rank 1's file cannot be created: a directory is in its place.
+  const fs::path blocked = root.path() / "step_00000002.tmp" / rank_file_name(1);
+  if (r == 1) fs::create_directory(blocked);
+  BackgroundSave background;
+  background.start(std::move(save), nullptr, nullptr);
+  std::string message;
+  try {
+    poll_until_committed(background, world);
+  } catch (const Error& e) {
+    message = e.what();
+  }
+  EXPECT_FALSE(background.in_flight());
+  EXPECT_NE(message.find("saving checkpoint step 2"), std::string::npos) << message;
+  if (r == 1)
+    EXPECT_NE(message.find("writing " + blocked.string()), std::string::npos) << message;
+  else
+    EXPECT_NE(message.find("failed on rank 1 (writing rank files)"), std::string::npos) << message;
   world.barrier();
   EXPECT_EQ(find_latest_checkpoint(root.path()), previous);
   EXPECT_EQ(list_checkpoints(root.path()), std::vector<int64_t>{1});
