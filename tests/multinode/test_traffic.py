@@ -4,13 +4,13 @@ formulas (plan/traffic.h through `shardlm plan --json`) and the planner's step t
 
     test_traffic.py CASE BUILD_DIR SCRATCH_DIR
 
-bytes  bytes each host's eth0 sent per training step (tx_bytes in its namespace, differenced
-       between a 2-step and a 12-step run, which removes start-up: MPI wiring, the config hash,
-       the first checkpoint) against the cross-host bytes of the layout's communicators, for
-       dp2 (1 rank per host: the whole gradient all-reduce crosses) and tp2 x dp2 (2 per host:
-       TP over shared memory, the DP all-reduces of both TP ranks cross)
-rate   dp2 over links rate-limited to RATE (tbf): the measured step time and its comm_s against
-       what `shardlm plan --inter-node-bw RATE` predicts
+traffic-bytes  bytes each host's eth0 sent per training step (tx_bytes in its namespace),
+               differenced between a 2-step and a 12-step run, which removes start-up (MPI
+               wiring, the config hash), against the cross-host bytes of the layout's
+               communicators, for dp2 (1 rank per host: the whole gradient all-reduce crosses)
+               and tp2 x dp2 (2 per host: TP over shared memory, both DP groups cross)
+traffic-rate   dp2 over links rate-limited to RATE (tbf): the measured step time and its comm_s
+               against what `shardlm plan --inter-node-bw RATE` predicts
 """
 import json
 import os
@@ -128,4 +128,4 @@ def case_rate(build, scratch):
 
 
 if __name__ == "__main__":
-    main({"bytes": case_bytes, "rate": case_rate})
+    main({"traffic-bytes": case_bytes, "traffic-rate": case_rate})

@@ -18,5 +18,7 @@ endfunction()
 foreach(case harness equivalence mesh-hosts node-failure)
   shardlm_multinode_test(test_multinode.py ${case} 900)
 endforeach()
-shardlm_multinode_test(test_traffic.py bytes 600)  # the links' bytes against plan/traffic.h
-shardlm_multinode_test(test_traffic.py rate 300)   # step time over rate-limited links
+shardlm_multinode_test(test_traffic.py traffic-bytes 600)  # link bytes vs plan/traffic.h
+shardlm_multinode_test(test_traffic.py traffic-rate 300)   # step time over rate-limited links
+shardlm_multinode_test(test_faults.py partition 900)       # link down: hang, lost ranks named
+shardlm_multinode_test(test_faults.py host-failure 900)    # host dead: crash, lost ranks named
