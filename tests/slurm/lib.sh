@@ -25,7 +25,7 @@ test_log() { echo "[$(date +%T)] $*"; }
 dump_logs() {
   [ -n "$scratch" ] || return 0
   local f
-  for f in "$scratch"/*.out "$scratch"/*/slurm_job.log "$scratch"/cluster/log/slurmctld.log "$scratch"/cluster/log/slurmd.log; do
+  for f in "$scratch"/*.out "$scratch"/*/slurm_job.log "$scratch"/cluster/log/slurmctld.log "$scratch"/cluster/log/slurmd*.log; do
     [ -f "$f" ] || continue
     echo "----- tail of $f" >&2
     tail -n 40 "$f" >&2
