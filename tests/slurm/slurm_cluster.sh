@@ -89,21 +89,6 @@ on_node() {  # node command...
   fi
 }
 
-# slurmd on a node. A test host gets a /tmp of its own, as a real node has: every host sees the
-# same file system, and the PMIx plugin of two slurmstepd of one job step would both create
-# /tmp/spmix_appdir_<uid>_<job>.<step> (the second fails: "File exists"). The tmpfs lives in the
-# mount namespace `ip netns exec` made for this slurmd and goes when its last process does.
-start_slurmd() {  # node
-  local node=$1
-  local cmd=(env "$marker_var=$R" SLURM_CONF="$CONF" /usr/sbin/slurmd -N "$node" -f "$CONF")
-  if multi_host; then
-    ip netns exec "$node" unshare --uts sh -c \
-      'hostname "$0" && mount -t tmpfs -o size=256m,mode=1777 "tmp-$0" /tmp && exec "$@"' "$node" "${cmd[@]}"
-  else
-    "${cmd[@]}"
-  fi
-}
-
 # A SLURM client (squeue, scontrol, ...) on the first node, where slurmctld's address is reachable.
 client() { on_node "${NODES[0]}" env SLURM_CONF="$CONF" "$@"; }
 
@@ -177,6 +162,10 @@ SlurmctldPidFile=$CTLD_PID
 SlurmdPidFile=$R/run/slurmd-%n.pid
 SlurmctldLogFile=$R/log/slurmctld.log
 SlurmdLogFile=$R/log/slurmd-%n.log
+# Per node, like a node's local /tmp: test hosts share one file system, and the PMIx plugins of
+# one job step's slurmstepd would otherwise both create TmpFS/spmix_appdir_<uid>_<job>.<step>
+# (the second fails: "File exists").
+TmpFS=$R/tmp/%n
 SlurmctldDebug=info
 SlurmdDebug=info
 MailProg=/bin/true
@@ -299,8 +288,8 @@ cmd_start() {
   # -c: discard jobs saved by an earlier cluster in this folder.
   on_node "${NODES[0]}" env "$marker_var=$R" SLURM_CONF="$CONF" /usr/sbin/slurmctld -c -f "$CONF"
   for n in "${NODES[@]}"; do
-    mkdir -p "$R/spool/$n"
-    start_slurmd "$n"
+    mkdir -p "$R/spool/$n" "$R/tmp/$n"
+    on_node "$n" env "$marker_var=$R" SLURM_CONF="$CONF" /usr/sbin/slurmd -N "$n" -f "$CONF"
   done
   if ! wait_idle; then
     cmd_stop "$S" || true
