@@ -81,9 +81,9 @@ int cmd_plan(const std::vector<std::string>& args) {
       "memory each rank may use, e.g. 80GiB (default: the device's; cpu: this machine's "
       "available memory shared by its ranks)")(
       "inter-node-bw", po::value(&inter_bw),
-      "bytes/s one rank sends to another node, or e.g. 10gbit (default: the device's)")("top", po::value(&top)->default_value(10),
-                                               "layouts to list")("json", po::bool_switch(&json),
-                                                                  "print the plan as JSON");
+      "bytes/s one rank sends to another node, or e.g. 10gbit (default: the device's)")(
+      "top", po::value(&top)->default_value(10), "layouts to list")("json", po::bool_switch(&json),
+                                                                    "print the plan as JSON");
   po::variables_map vm;
   if (auto rc = parse_options(
           "shardlm plan --model PRESET|CONFIG --global-batch G [options]\n\n"

@@ -49,10 +49,9 @@ RunDirectory::RunDirectory(fs::path root, const std::string& config_text, const 
 }
 
 void RunDirectory::heartbeat(int step) const {
-  write_file_atomic(
-      root_ / "progress" / ("rank_" + std::to_string(rank_) + ".txt"),
-      "step=" + std::to_string(step) + " time=" + std::to_string(std::time(nullptr)) +
-          " host=" + host_name() + "\n");
+  write_file_atomic(root_ / "progress" / ("rank_" + std::to_string(rank_) + ".txt"),
+                    "step=" + std::to_string(step) + " time=" + std::to_string(std::time(nullptr)) +
+                        " host=" + host_name() + "\n");
 }
 
 }  // namespace shardlm
