@@ -37,13 +37,19 @@ double parse_size(const std::string& text) {
 // plain number of bytes per second: the inter-node link rate per rank.
 double parse_rate(const std::string& text) {
   const auto unit_at = text.find_first_not_of("0123456789.e+");
-  const double value = parse_double("--inter-node-bw", text.substr(0, unit_at));
+  const std::string number = text.substr(0, unit_at);
   const std::string unit = unit_at == std::string::npos ? "" : text.substr(unit_at);
   double bytes_per_unit = 0;
   if (unit.empty()) bytes_per_unit = 1;
   if (unit == "kbit") bytes_per_unit = 1e3 / 8;
   if (unit == "mbit") bytes_per_unit = 1e6 / 8;
   if (unit == "gbit") bytes_per_unit = 1e9 / 8;
+  double value = 0;
+  try {
+    value = parse_double("--inter-node-bw", number);
+  } catch (const Error&) {
+    // Reported below as a usage error naming the whole text.
+  }
   if (bytes_per_unit == 0 || !(value > 0))
     throw UsageError("--inter-node-bw: '" + text +
                      "' is not a rate (bytes per second, or a number with kbit, mbit or gbit)");
