@@ -124,7 +124,7 @@ def case_node_failure():
         # Which message Open MPI prints depends on what it sees die first (the rank, its orted, or
         # the rsh agent: "unable to reliably start one or more daemons", without a host name),
         # so the test does not hold mpirun to naming the host; naming the lost ranks is the
-        # launcher's job (issue 16, not built yet).
+        # launcher's job (test_faults.py host-failure).
         print(f"mpirun {'names' if lost in out else 'does not name'} the lost host {lost}")
         saved = sorted(d for d in os.listdir(os.path.join(run, "checkpoints")) if d.startswith("step_"))
         assert saved and saved[-1] < "step_00000010", saved

@@ -7,8 +7,9 @@ formulas (plan/traffic.h through `shardlm plan --json`) and the planner's step t
 traffic-bytes  bytes each host's eth0 sent per training step (tx_bytes in its namespace),
                differenced between a 2-step and a 12-step run, which removes start-up (MPI
                wiring, the config hash), against the cross-host bytes of the layout's
-               communicators, for dp2 (1 rank per host: the whole gradient all-reduce crosses)
-               and tp2 x dp2 (2 per host: TP over shared memory, both DP groups cross)
+               communicators, for dp2 (1 rank per host: the whole gradient all-reduce crosses),
+               tp2 x dp2 (2 per host: TP over shared memory, both DP groups cross) and tp2 x pp2
+               (a stage per host: activations, their gradients and the tied embedding cross)
 traffic-rate   dp2 over links rate-limited to RATE (tbf): the measured step time and its comm_s
                against what `shardlm plan --inter-node-bw RATE` predicts
 """
@@ -53,23 +54,28 @@ def planned(shardlm, scratch, flags, hosts, slots, inter_bw=None):
     plan += ["--inter-node-bw", inter_bw] if inter_bw else []
     report = json.loads(must(subprocess.run([shardlm] + plan, capture_output=True, text=True),
                              "shardlm plan").stdout)
-    tp = int(arg.get("--tp", "1"))
-    want = dict(tp=tp, pp=1, dp=hosts * slots // tp, zero=0, recompute="none",
-                micro_batch=int(arg["--micro-batch"]))
+    tp, pp = int(arg.get("--tp", "1")), int(arg.get("--pp", "1"))
+    want = dict(tp=tp, pp=pp, dp=hosts * slots // (tp * pp), zero=0, recompute="none",
+                micro_batch=int(arg["--micro-batch"]), pp_layers=[])
     for c in report["ranked"] + report["not_yet_runnable"] + report["dropped"]:
         if all(c[k] == v for k, v in want.items()):
             return report, c
     raise AssertionError(f"shardlm plan lists no layout {want}")
 
 
-def cross_host_bytes(candidate, slots):
-    """Bytes one host sends to the others per step by the formulas: each of its `slots` ranks
-    sends its bytes of every communicator that spans hosts (ranks are numbered TP fastest, so
-    TP spans hosts when tp > slots, DP when tp x dp does, the world always here)."""
-    (b,) = candidate["comm_bytes_per_stage"]  # pp = 1
-    tp, dp = candidate["tp"], candidate["dp"]
-    per_rank = (b["tp"] if tp > slots else 0) + (b["dp"] if tp * dp > slots else 0) + b["world"]
-    return slots * per_rank
+def cross_host_bytes(candidate, slots, host):
+    """Bytes `host` sends to the others per step by the formulas: each of its `slots` ranks
+    sends its stage's bytes of every communicator that spans hosts (ranks are numbered TP
+    fastest, then DP, then PP: TP spans hosts when tp > slots, DP when tp x dp does, PP and the
+    world when all ranks do, as in plan/step_time.cpp)."""
+    tp, dp, pp = candidate["tp"], candidate["dp"], candidate["pp"]
+    world = tp * dp * pp
+    total = 0
+    for rank in range(host * slots, (host + 1) * slots):
+        b = candidate["comm_bytes_per_stage"][rank // (tp * dp)]
+        total += ((b["tp"] if tp > slots else 0) + (b["dp"] if tp * dp > slots else 0) +
+                  (b["pp"] + b["world"] if world > slots else 0))
+    return total
 
 
 def sent_during(c, argv, slots):
@@ -82,20 +88,22 @@ def sent_during(c, argv, slots):
 def case_bytes(build, scratch):
     shardlm = os.path.join(build, "shardlm")
     with cluster.Cluster(2) as c:
-        for name, slots, layout in (("dp2", 1, []), ("tp2 x dp2", 2, ["--tp", "2"])):
+        for name, slots, layout in (("dp2", 1, []), ("tp2 x dp2", 2, ["--tp", "2"]),
+                                    ("tp2 x pp2", 2, ["--tp", "2", "--pp", "2"])):
             flags = MODEL + layout
             _, cand = planned(shardlm, scratch, flags, len(c.hosts), slots)
-            want = cross_host_bytes(cand, slots)
+            want = [cross_host_bytes(cand, slots, h) for h in range(len(c.hosts))]
             runs = {}
             for steps in (SHORT, LONG):
                 out = os.path.join(scratch, f"{name.replace(' ', '')}-{steps}")
                 runs[steps] = sent_during(c, [shardlm, "train"] + flags +
                                           ["--steps", str(steps), "--out", out], slots)
             per_step = [(l - s) / (LONG - SHORT) for s, l in zip(runs[SHORT], runs[LONG])]
-            ratios = [p / want for p in per_step]
-            print(f"{name} ({slots} rank(s) per host): formula {want} B/step/host (dp {cand['comm_bytes_per_stage'][0]['dp']} "
-                  f"B/rank); measured {[round(p) for p in per_step]} B/step/host, ratio "
-                  f"{[round(r, 4) for r in ratios]}; start-up ({SHORT}-step run) {runs[SHORT]} B")
+            ratios = [p / w for p, w in zip(per_step, want)]
+            print(f"{name} ({slots} rank(s) per host): formula {want} B/step/host "
+                  f"({cand['comm_bytes_per_stage']} B/rank by stage); measured "
+                  f"{[round(p) for p in per_step]} B/step/host, ratio {[round(r, 4) for r in ratios]}; "
+                  f"start-up ({SHORT}-step run) {runs[SHORT]} B")
             lo, hi = BYTES_TOLERANCE
             assert all(lo <= r <= hi for r in ratios), f"{name}: measured/formula {ratios} not in {BYTES_TOLERANCE}"
 
