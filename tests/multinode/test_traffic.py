@@ -35,7 +35,13 @@ SHORT, LONG = 2, 12  # steps of the two runs whose difference is N = 10 steps' t
 # unless the formula counts bytes that do not cross.
 BYTES_TOLERANCE = (0.99, 1.05)
 RATE = "40mbit"  # slow enough that communication is most of a step under any load
-RATE_BOUNDS = (0.5, 2.0)  # measured / predicted, for the step time and its comm part
+# Measured / predicted, for the step time and its comm part. Below 0.8 the link would carry the
+# formula's bytes (which traffic-bytes finds on the wire) faster than its rate: the limit or the
+# bytes are wrong. Above 1 is expected: the prediction is bytes / rate, a lower bound; Open
+# MPI's two-round ring all-reduce took 1.65x here (recursive doubling 1.17x, raw TCP 1.04x), and
+# load adds compute and skew between the ranks. 2.5 leaves room for both, and fails a step
+# that something other than the link's bandwidth dominates.
+RATE_BOUNDS = (0.8, 2.5)
 
 
 def planned(shardlm, scratch, flags, hosts, slots, inter_bw=None):
