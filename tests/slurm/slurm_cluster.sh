@@ -225,12 +225,21 @@ start_munged() {
   die "munged did not answer on $MUNGE_SOCKET (log: $MUNGE_DIR/munged.log)"
 }
 
-# "idle" (or mixed, allocated) when every node is; else what the nodes' states are.
+# The nodes' states, each once, comma-separated ("idle"; "allocated,idle"; "nodes missing").
 node_state() {
   local states
   states=$(client sinfo -h -N -o '%N %T' 2>/dev/null | sort -u) || return 1
   [ "$(grep -c . <<<"$states")" -ge ${#NODES[@]} ] || { echo "nodes missing"; return; }
   awk '{print $2}' <<<"$states" | sort -u | paste -sd,
+}
+
+# Every node is up: idle, mixed or allocated (not down, unknown, or marked * = not responding).
+nodes_ready() {  # node_state
+  local st
+  [ -n "$1" ] || return 1
+  for st in ${1//,/ }; do
+    case "$st" in idle | mixed | allocated) ;; *) return 1 ;; esac
+  done
 }
 
 slurmds_alive() {
@@ -252,9 +261,7 @@ wait_idle() {
   local started=$SECONDS deadline=$((SECONDS + ${SLURM_TEST_START_TIMEOUT:-60})) state="" n
   while [ $SECONDS -lt $deadline ]; do
     state=$(node_state || true)
-    case "$state" in
-      idle | mixed | allocated) return 0 ;;
-    esac
+    ! nodes_ready "$state" || return 0
     daemon_died "$CTLD_PID" "$started" && break
     for n in "${NODES[@]}"; do daemon_died "$(slurmd_pid_file "$n")" "$started" && break 2; done
     sleep 0.2
