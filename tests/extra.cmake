@@ -105,3 +105,7 @@ foreach(seed 11 12)
     COMMAND ${Python3_EXECUTABLE} ${_launcher}/launcher_test.py kill-rank
             ${SHARDLM_E2E_SCRATCH}/launcher_kill-rank_seed${seed} ${_trainer} ${_config})
 endforeach()
+# Its naming of lost hosts (heartbeat host field, TCP probe), without a job.
+add_test(NAME launcher_lost-hosts COMMAND ${Python3_EXECUTABLE} ${_launcher}/test_lost_hosts.py
+         ${SHARDLM_E2E_SCRATCH}/launcher_lost-hosts)
+set_tests_properties(launcher_lost-hosts PROPERTIES LABELS launcher TIMEOUT 60)

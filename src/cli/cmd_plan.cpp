@@ -33,6 +33,29 @@ double parse_size(const std::string& text) {
   return value * scale;
 }
 
+// "10mbit", "1.5gbit", "400kbit" (bits per second, decimal units, as `tc` writes rates) or a
+// plain number of bytes per second: the inter-node link rate per rank.
+double parse_rate(const std::string& text) {
+  const auto unit_at = text.find_first_not_of("0123456789.e+");
+  const std::string number = text.substr(0, unit_at);
+  const std::string unit = unit_at == std::string::npos ? "" : text.substr(unit_at);
+  double bytes_per_unit = 0;
+  if (unit.empty()) bytes_per_unit = 1;
+  if (unit == "kbit") bytes_per_unit = 1e3 / 8;
+  if (unit == "mbit") bytes_per_unit = 1e6 / 8;
+  if (unit == "gbit") bytes_per_unit = 1e9 / 8;
+  double value = 0;
+  try {
+    value = parse_double("--inter-node-bw", number);
+  } catch (const Error&) {
+    // Reported below as a usage error naming the whole text.
+  }
+  if (bytes_per_unit == 0 || !(value > 0))
+    throw UsageError("--inter-node-bw: '" + text +
+                     "' is not a rate (bytes per second, or a number with kbit, mbit or gbit)");
+  return value * bytes_per_unit;
+}
+
 // A preset name, or a `--config` file with its [model] section (a run's run_config.ini,
 // `shardlm train --print-config` output).
 ModelConfig load_model(const std::string& arg) {
@@ -46,7 +69,7 @@ ModelConfig load_model(const std::string& arg) {
 
 int cmd_plan(const std::vector<std::string>& args) {
   PlanRequest req;
-  std::string device, mem;
+  std::string device, mem, inter_bw;
   int top = 10;
   bool json = false;
   po::options_description opts("Options");
@@ -62,9 +85,11 @@ int cmd_plan(const std::vector<std::string>& args) {
       "a100, h100, h200, b200 or cpu (this machine)")(
       "mem-per-device", po::value(&mem),
       "memory each rank may use, e.g. 80GiB (default: the device's; cpu: this machine's "
-      "available memory shared by its ranks)")("top", po::value(&top)->default_value(10),
-                                               "layouts to list")("json", po::bool_switch(&json),
-                                                                  "print the plan as JSON");
+      "available memory shared by its ranks)")(
+      "inter-node-bw", po::value(&inter_bw),
+      "bytes/s one rank sends to another node, or e.g. 10gbit (default: the device's)")(
+      "top", po::value(&top)->default_value(10), "layouts to list")("json", po::bool_switch(&json),
+                                                                    "print the plan as JSON");
   po::variables_map vm;
   if (auto rc = parse_options(
           "shardlm plan --model PRESET|CONFIG --global-batch G [options]\n\n"
@@ -85,6 +110,7 @@ int cmd_plan(const std::vector<std::string>& args) {
   if (req.gpus_per_node < 1) throw UsageError("--gpus-per-node must be >= 1");
   if (top < 0) throw UsageError("--top must be >= 0");
   req.device = device_spec(device);
+  if (vm.count("inter-node-bw")) req.device.inter_bw = parse_rate(inter_bw);
   req.mem_per_device = vm.count("mem-per-device")  ? parse_size(mem)
                        : req.device.shared_by_node ? req.device.memory_bytes / req.gpus_per_node
                                                    : req.device.memory_bytes;

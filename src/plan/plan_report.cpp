@@ -4,6 +4,7 @@
 
 #include "model/family.h"
 #include "plan/memory_margin.h"
+#include "plan/traffic.h"
 
 namespace shardlm {
 
@@ -40,6 +41,17 @@ nlohmann::ordered_json roles_json(const MemoryTotals& t) {
   return j;
 }
 
+// Bytes one rank of each pipeline stage sends per step, per communicator (plan/traffic.h): what
+// the step time's communication is made of, and what tests/multinode measures on the wire.
+nlohmann::ordered_json comm_bytes_json(const PlanRequest& req, const Layout& l) {
+  nlohmann::ordered_json stages = nlohmann::ordered_json::array();
+  for (int s = 0; s < l.pp; ++s) {
+    const CommBytes b = step_bytes(req.model, l, req.seq_len, s);
+    stages.push_back({{"tp", b.tp}, {"dp", b.dp}, {"pp", b.pp}, {"world", b.world}});
+  }
+  return stages;
+}
+
 nlohmann::ordered_json candidate_json(const PlanRequest& req, const Candidate& c) {
   const Layout& l = c.layout;
   nlohmann::ordered_json j;
@@ -59,6 +71,7 @@ nlohmann::ordered_json candidate_json(const PlanRequest& req, const Candidate& c
   j["bubble_s"] = c.time.bubble_s;
   j["comm_s"] = c.time.comm_s;
   j["optimizer_s"] = c.time.optimizer_s;
+  j["comm_bytes_per_stage"] = comm_bytes_json(req, l);
   j["tokens_per_s"] = c.time.tokens_per_s;
   j["mfu"] = c.time.mfu;
   if (!c.dropped.empty()) j["dropped"] = c.dropped;
@@ -137,6 +150,8 @@ nlohmann::ordered_json plan_json(const PlanRequest& req, const Plan& plan, int t
   j["device"] = req.device.name;
   j["mem_per_device"] = req.mem_per_device;
   j["efficiency"] = req.device.efficiency;
+  j["intra_node_bw"] = req.device.intra_bw;
+  j["inter_node_bw"] = req.device.inter_bw;
   j["margin"] = {{"fraction", kMemoryMarginFraction}, {"bytes", kMemoryMarginBytes}};
   auto list = [&](const std::vector<Candidate>& rows, int n) {
     nlohmann::ordered_json a = nlohmann::ordered_json::array();

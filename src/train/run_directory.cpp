@@ -1,5 +1,7 @@
 #include "train/run_directory.h"
 
+#include <unistd.h>
+
 #include <ctime>
 
 #include "core/error.h"
@@ -8,6 +10,17 @@
 namespace fs = std::filesystem;
 
 namespace shardlm {
+
+namespace {
+
+// The node this rank runs on: the launcher names the ranks of a lost host from it.
+std::string host_name() {
+  char name[256] = {};
+  if (gethostname(name, sizeof name - 1) != 0) return "unknown";
+  return name;
+}
+
+}  // namespace
 
 RunDirectory::RunDirectory(fs::path root, const std::string& config_text, const ModelConfig& model,
                            Communicator& world)
@@ -36,9 +49,9 @@ RunDirectory::RunDirectory(fs::path root, const std::string& config_text, const 
 }
 
 void RunDirectory::heartbeat(int step) const {
-  write_file_atomic(
-      root_ / "progress" / ("rank_" + std::to_string(rank_) + ".txt"),
-      "step=" + std::to_string(step) + " time=" + std::to_string(std::time(nullptr)) + "\n");
+  write_file_atomic(root_ / "progress" / ("rank_" + std::to_string(rank_) + ".txt"),
+                    "step=" + std::to_string(step) + " time=" + std::to_string(std::time(nullptr)) +
+                        " host=" + host_name() + "\n");
 }
 
 }  // namespace shardlm

@@ -25,7 +25,8 @@ class RunDirectory {
   std::filesystem::path checkpoints() const { return root_ / "checkpoints"; }
   std::filesystem::path config_file() const { return root_ / "run_config.ini"; }
 
-  // Rewrites this rank's progress file ("step=<n> time=<unix seconds>"), atomically.
+  // Rewrites this rank's progress file ("step=<n> time=<unix seconds> host=<hostname>"),
+  // atomically.
   void heartbeat(int step) const;
 
  private:

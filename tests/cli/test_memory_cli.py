@@ -8,7 +8,7 @@ Cases: refused (the issue's gpt2-xl command is refused quickly, exit 1, on 1 and
 just-under (a fake MemAvailable 1% above the need runs, 1% below is refused), cgroup (a real
 memory cgroup's limit is honoured both ways; exit 77 = skipped where none can be made), and
 plan-best (the plan's best command runs and its measured allocator peak is within 10% of the
-plan's prediction).
+plan's prediction), and plan-network (--inter-node-bw and comm_bytes_per_stage).
 """
 import json
 import os
@@ -147,6 +147,22 @@ def case_plan_best():
     predicted = best["peak_bytes"]["total"]
     print(f"best {best['command']}: predicted {predicted}, measured {steps[-1]['peak_alloc_bytes']}")
     assert abs(measured - predicted) <= 0.10 * predicted, (measured, predicted)
+
+
+def case_plan_network():
+    """--inter-node-bw sets the inter-node rate the step time uses; comm_bytes_per_stage is what
+    that time is made of: dp2 over 2 nodes x 1 sends its DP and world bytes across at 5 MB/s."""
+    p = run(["plan", "--json", "--top", "100000", "--device", "cpu", "--nodes", "2",
+             "--global-batch", "4", "--inter-node-bw", "40mbit"] + tiny_model_flags(), check=0)
+    plan = json.loads(p.stdout)
+    assert plan["inter_node_bw"] == 5e6, plan["inter_node_bw"]
+    dp2 = [c for c in plan["ranked"] if c["dp"] == 2 and c["zero"] == 0]
+    assert dp2, "no dp2 layout"
+    (b,) = dp2[0]["comm_bytes_per_stage"]
+    assert b["tp"] == 0 and b["pp"] == 0 and b["dp"] > 100_000, b
+    assert abs(dp2[0]["comm_s"] - (b["dp"] + b["world"]) / 5e6) < 1e-9, (dp2[0]["comm_s"], b)
+    expect_error(["plan", "--global-batch", "4", "--inter-node-bw", "fast"] + tiny_model_flags(),
+                 "--inter-node-bw", "'fast'", code=2)
 
 
 if __name__ == "__main__":

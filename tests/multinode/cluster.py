@@ -196,19 +196,31 @@ class Cluster:
         return subprocess.run(self.command(host, argv), capture_output=True, text=True,
                               timeout=timeout, env=env)
 
+    def mpirun_flags(self, slots):
+        """mpirun's flags (after -np) for all hosts with `slots` ranks each (filled host by
+        host): TCP between hosts restricted to the test subnet, shared memory inside a host,
+        the rsh agent that starts Open MPI's daemons inside the hosts. Also what a launcher
+        passes on (shardlm-launch --mpirun-args)."""
+        return (["--oversubscribe", "--bind-to", "none",
+                 "--host", ",".join(f"{h}:{slots}" for h in self.hosts),
+                 "--mca", "plm_rsh_agent", RSH_AGENT,
+                 "--mca", "btl", "self,vader,tcp", "--mca", "btl_vader_single_copy_mechanism",
+                 "none", "--mca", "btl_tcp_if_include", f"{SUBNET}.0/24",
+                 "--mca", "oob_tcp_if_include", f"{SUBNET}.0/24", "-x", "OMP_NUM_THREADS=1",
+                 "-x", "PATH"] + (["-x", "LD_LIBRARY_PATH"] if "LD_LIBRARY_PATH" in os.environ
+                                  else []))
+
     def mpirun_command(self, argv, slots, np=None, extra=()):
-        """mpirun on host 0 over all hosts with `slots` ranks each (filled host by host), TCP
-        between hosts restricted to the test subnet, shared memory inside a host."""
+        """mpirun on host 0 over all hosts with `slots` ranks each (mpirun_flags)."""
         np = np or slots * len(self.hosts)
-        mpirun = ["mpirun", "--allow-run-as-root", "--oversubscribe", "--bind-to", "none",
-                  "-np", str(np), "--host", ",".join(f"{h}:{slots}" for h in self.hosts),
-                  "--mca", "plm_rsh_agent", RSH_AGENT,
-                  "--mca", "btl", "self,vader,tcp", "--mca", "btl_vader_single_copy_mechanism",
-                  "none", "--mca", "btl_tcp_if_include", f"{SUBNET}.0/24",
-                  "--mca", "oob_tcp_if_include", f"{SUBNET}.0/24", "-x", "OMP_NUM_THREADS=1",
-                  "-x", "PATH"] + (["-x", "LD_LIBRARY_PATH"] if "LD_LIBRARY_PATH" in os.environ
-                                   else []) + list(extra)
+        mpirun = (["mpirun", "--allow-run-as-root", "-np", str(np)] + self.mpirun_flags(slots) +
+                  list(extra))
         return self.command(self.hosts[0], mpirun + list(argv))
+
+    def link(self, host, state):
+        """Takes host's eth0 "down" (a partition: its processes run on, nothing gets through)
+        or "up" again."""
+        sh("ip", "-n", host, "link", "set", "eth0", state)
 
     def mpirun(self, argv, slots, np=None, timeout=600, extra=()):
         return subprocess.run(self.mpirun_command(argv, slots, np, extra), capture_output=True,

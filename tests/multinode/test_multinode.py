@@ -26,13 +26,9 @@ import h5py
 import numpy as np
 
 import cluster
+from support import TRAIN, must, progress_step, tx_bytes
 
 CASE, BUILD, SCRATCH = sys.argv[1], os.path.abspath(sys.argv[2]), os.path.abspath(sys.argv[3])
-
-
-def must(p, what):
-    assert p.returncode == 0, f"{what}: exit {p.returncode}\n--- stdout\n{p.stdout[-4000:]}\n--- stderr\n{p.stderr[-4000:]}"
-    return p
 
 
 def case_harness():
@@ -73,11 +69,6 @@ def case_harness():
         assert not os.path.exists(cluster.NETNS_ETC), "an empty /etc/netns was left"
 
 
-def tx_bytes(c, host):
-    """Bytes host's eth0 has sent (its namespace's own /sys)."""
-    return int(must(c.run(host, ["cat", "/sys/class/net/eth0/statistics/tx_bytes"]), "tx").stdout)
-
-
 def case_equivalence():
     binary = os.path.join(BUILD, "tests", "test_parallel_equivalence")
     with cluster.Cluster(2) as c:
@@ -101,21 +92,6 @@ def case_mesh_hosts():
         # And the check can fail: tp4 over 2 hosts x 2 puts a TP group on both.
         p = c.mpirun([binary, "--tp", "4", "--pp", "1", "--hosts", "2"], slots=2)
         assert p.returncode != 0 and "spans 2 hosts" in p.stdout + p.stderr, p.stdout[-2000:]
-
-
-# A small run that saves every 2 steps: 4 ranks = tp2 x dp2, two per host.
-TRAIN = ["train", "--model", "tiny", "--n-layer", "2", "--n-embd", "64", "--n-head", "4",
-         "--vocab-size", "512", "--max-seq-len", "32", "--seq-len", "32", "--micro-batch", "2",
-         "--global-batch", "4", "--lr", "1e-3", "--warmup", "2", "--log-every", "1", "--steps",
-         "10", "--save-every", "2", "--tp", "2"]
-
-
-def progress_step(run_dir):
-    """The step rank 0 last reported (0 before the first)."""
-    try:
-        return int(open(os.path.join(run_dir, "progress", "rank_0.txt")).read().split()[0].split("=")[1])
-    except (OSError, IndexError, ValueError):
-        return 0
 
 
 def final_tensors(shardlm, run_dir):
@@ -148,7 +124,7 @@ def case_node_failure():
         # Which message Open MPI prints depends on what it sees die first (the rank, its orted, or
         # the rsh agent: "unable to reliably start one or more daemons", without a host name),
         # so the test does not hold mpirun to naming the host; naming the lost ranks is the
-        # launcher's job (issue 16, not built yet).
+        # launcher's job (test_faults.py host-failure).
         print(f"mpirun {'names' if lost in out else 'does not name'} the lost host {lost}")
         saved = sorted(d for d in os.listdir(os.path.join(run, "checkpoints")) if d.startswith("step_"))
         assert saved and saved[-1] < "step_00000010", saved

@@ -7,6 +7,7 @@
 #                          stop it again when the test exits, failing the test if that fails
 #   job_field JOB FIELD    one field of `scontrol show job` (JobState, Restarts, ExitCode, ...)
 #   wait_job_done JOB SEC  wait for a final state, print it
+#   cancel_job JOB SEC     scancel until the job is gone from the queue, print its final state
 #   progress_step RUN_DIR  the step rank 0 last reported in RUN_DIR/progress, 0 before the first
 #   reference_run BIN CONFIG [FLAGS..]  set ref_dir to the uninterrupted twin run: $REFERENCE
 #                          when set (CTest's fixture), else one made now in $scratch/ref
@@ -25,7 +26,7 @@ test_log() { echo "[$(date +%T)] $*"; }
 dump_logs() {
   [ -n "$scratch" ] || return 0
   local f
-  for f in "$scratch"/*.out "$scratch"/*/slurm_job.log "$scratch"/cluster/log/slurmctld.log "$scratch"/cluster/log/slurmd.log; do
+  for f in "$scratch"/*.out "$scratch"/*/slurm_job.log "$scratch"/cluster/log/slurmctld.log "$scratch"/cluster/log/slurmd*.log; do
     [ -f "$f" ] || continue
     echo "----- tail of $f" >&2
     tail -n 40 "$f" >&2
@@ -82,6 +83,20 @@ wait_job_done() {  # job seconds
     sleep 0.5
   done
   fail "job $1 not finished after $2 s (state ${state:-unknown})"
+}
+
+# Cancels a job for good and prints its final state. A cancel's SIGTERM makes the trainer save
+# and exit 75, and the batch script may then requeue the job before slurmctld has finished
+# cancelling it (seen with a job on 2 nodes, which stays COMPLETING until both are done): so
+# scancel again until squeue no longer lists the job.
+cancel_job() {  # job seconds
+  local deadline=$((SECONDS + $2))
+  while [ -n "$(squeue -h -j "$1" -o %i 2>/dev/null || true)" ]; do
+    [ $SECONDS -lt $deadline ] || fail "job $1 still listed $2 s after the first scancel"
+    scancel "$1" 2>/dev/null || true
+    sleep 1
+  done
+  job_field "$1" JobState
 }
 
 progress_step() {  # run_dir

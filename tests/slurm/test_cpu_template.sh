@@ -15,9 +15,15 @@
 #                  save and requeue itself before the limit, and the next start resume from
 #                  that checkpoint and train on (then the test cancels it). TRAINER_FLAGS must
 #                  make the run longer than a minute, so that only the warning can end the start.
+#                  With TIMELIMIT_COMPARE=1 the test cancels once the resumed start has
+#                  committed a checkpoint of its own, and that one must equal the same step of
+#                  an uninterrupted run, bit for bit (stopped there: UNTIL of
+#                  tests/launcher/reference_run.sh; TRAINER_FLAGS then need --keep-every
+#                  SAVE_EVERY, so that the twin keeps that checkpoint while it saves on).
 # signal, early and requeue must end COMPLETED with final weights bit-identical to an uninterrupted
 # run of the same command under plain mpirun.
-# Environment: RANKS (default 2), LAUNCHER (mpirun|srun|shardlm-launch, default the
+# Environment: RANKS (default 2), NODES (sbatch --nodes, RANKS/NODES tasks per node; default:
+# the template's one node), LAUNCHER (mpirun|srun|shardlm-launch, default the
 # template's), SAVE_EVERY (default 5), REFERENCE (a finished uninterrupted run of the same
 # command, from tests/launcher/reference_run.sh; made here when unset), MPIRUN_ARGS,
 # CKPT_COMPARE_IGNORE (compare_checkpoints.sh).
@@ -32,12 +38,15 @@ start_cluster
 export RUN_DIR=$scratch/run SHARDLM_BIN=$bin CONFIG=$config SAVE_EVERY=$save_every TRAIN_ARGS="${flags[*]}"
 export MPIRUN_ARGS
 [ "${LAUNCHER:-}" != shardlm-launch ] || export LAUNCH_ARGS="--poll-interval 0.25"
-time_args=()
+time_args=() node_args=()
 # slurmctld checks limits every 30 s and sends the warning at the first check that leaves less
 # than @<sec> + 30 s: with --time=1 that is 10-40 s into the start, when the trainer is up.
 [ "$mode" != timelimit ] || time_args=(--time=1 --signal=B:USR1@20)
+# Several nodes: RANKS/NODES ranks on each (TP groups, which the mesh puts on consecutive ranks,
+# then inside a node).
+[ -z "${NODES:-}" ] || node_args+=(--nodes="$NODES" --ntasks-per-node=$((ranks / NODES)))
 job=$(sbatch --parsable -n "$ranks" -J "cpu-$mode" -o "$scratch/job.out" -D "$scratch" \
-  "${time_args[@]}" "$REPO_DIR/slurm/shardlm-cpu.sbatch")
+  "${time_args[@]}" "${node_args[@]}" "$REPO_DIR/slurm/shardlm-cpu.sbatch")
 test_log "job $job submitted ($mode, LAUNCHER=${LAUNCHER:-template default})"
 
 job_ended() {
@@ -83,9 +92,19 @@ else
   ! job_ended || fail "job ended $(job_field "$job" JobState) before it resumed after the time-limit warning"
   [ -n "$resumed" ] || fail "no start resumed after the time-limit warning in 150 s"
   [ "$(progress_step "$RUN_DIR")" -gt "$resumed" ] || fail "the resumed start made no progress past step $resumed"
+  if [ -n "${TIMELIMIT_COMPARE:-}" ]; then
+    # A checkpoint of the resumed start: what it trained after the time-limit save.
+    deadline=$((SECONDS + 60))
+    until [ "$(sed -n 's/^step_0*//p' "$RUN_DIR/checkpoints/latest")" -gt "$resumed" ]; do
+      [ $SECONDS -lt $deadline ] || fail "the resumed start committed no checkpoint past step $resumed in 60 s"
+      ! job_ended || fail "job ended before the resumed start saved"
+      sleep 0.25
+    done
+    # Named now: the cancel's SIGTERM makes the trainer save once more, at a step of its own.
+    upto=$(cat "$RUN_DIR/checkpoints/latest")
+  fi
   test_log "restart 1 resumed from step $resumed and reached step $(progress_step "$RUN_DIR"); cancelling"
-  scancel "$job"
-  state=$(wait_job_done "$job" 60)
+  state=$(cancel_job "$job" 60)
 fi
 restarts=$(job_field "$job" Restarts)
 test_log "job $job: $state, Restarts=$restarts"
@@ -112,9 +131,23 @@ if [ "$mode" = timelimit ]; then
   [ "$saved" = "$resumed" ] || fail "the first start stopped at step '${saved}' on SIGUSR1, the second resumed from $resumed"
   grep -q "^resumed from .*step_0*$resumed at step $resumed " "$scratch/job.out" ||
     fail "the trainer did not report resuming at step $resumed"
+  if [ -n "${TIMELIMIT_COMPARE:-}" ]; then
+    ref_dir=$scratch/ref
+    RANKS=$ranks SAVE_EVERY=$save_every UNTIL=$upto "$REPO_DIR/tests/launcher/reference_run.sh" \
+      "$ref_dir" "$bin" "$config" "${flags[@]}" || fail "the reference run failed"
+    "$REPO_DIR/tests/launcher/compare_checkpoints.sh" "$ref_dir/checkpoints/$upto" "$RUN_DIR/checkpoints/$upto" ||
+      fail "$upto of the resumed start differs from the uninterrupted run's"
+    test_log "$upto, saved by the start resumed from step $resumed, equals the uninterrupted run's"
+  fi
 else
   [ "$state" = COMPLETED ] || fail "job ended $state"
   grep -q "job step finished (exit 0)" "$RUN_DIR/slurm_job.log" || fail "the last start did not finish"
   compare_final "$ref_dir" "$RUN_DIR"
+fi
+if [ -n "${NODES:-}" ]; then
+  # The ranks ran on NODES hosts (their heartbeats name them).
+  hosts=$(sed -n 's/.* host=\([^ ]*\).*/\1/p' "$RUN_DIR"/progress/rank_*.txt | sort -u)
+  [ "$(grep -c . <<<"$hosts")" -eq "$NODES" ] || fail "the ranks ran on $(echo $hosts), not $NODES nodes"
+  test_log "ranks ran on $(echo $hosts)"
 fi
 test_log "PASS"

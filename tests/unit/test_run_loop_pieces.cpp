@@ -126,6 +126,9 @@ TEST(RunDirectory, CreatesTheFoldersAndWritesTheConfigOnce) {
     dir.heartbeat(7);
     const std::string beat = read_file(root / "progress" / "rank_0.txt");
     EXPECT_EQ(beat.rfind("step=7 time=", 0), 0u) << beat;
+    char host[256] = {};
+    ASSERT_EQ(gethostname(host, sizeof host - 1), 0);
+    EXPECT_NE(beat.find(std::string(" host=") + host + "\n"), std::string::npos) << beat;
     EXPECT_EQ(beat.back(), '\n');
   }
   // A later start of the same model keeps the first config (steps may change).
