@@ -8,11 +8,13 @@ set -euo pipefail
 [ $# -eq 1 ] || { echo "usage: $0 BUILD_DIR" >&2; exit 2; }
 here=$(cd "$(dirname "$0")/.." && pwd)
 venv="$1/test-venv"
-requirements=("$here"/tests/python/requirements*.txt)
-# llama-cpp-python compiles llama.cpp (an hour on a loaded 2-core machine): on request only.
-if [ "${SHARDLM_TEST_LLAMACPP:-0}" = 1 ]; then
-  requirements+=("$here"/tests/python/optional/requirements-llamacpp.txt)
-fi
+# llama-cpp-python compiles llama.cpp (about 10 CPU-minutes, once per build folder: the wheel is
+# kept). SHARDLM_TEST_LLAMACPP=0 leaves it out; the convert_gguf-llamacpp-* tests then skip.
+requirements=()
+for r in "$here"/tests/python/requirements*.txt; do
+  [ "${SHARDLM_TEST_LLAMACPP:-1}" = 0 ] && [[ $r == *requirements-llamacpp.txt ]] && continue
+  requirements+=("$r")
+done
 stamp="$venv/.shardlm-requirements"
 want=$(cat "${requirements[@]}" | sha256sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
@@ -31,7 +33,9 @@ for spec in $(grep -h '# keep-wheel' "${requirements[@]}" | sed 's/#.*//'); do
   version=${spec##*==}
   if ! ls "$wheels/${name}-${version}-"*.whl >/dev/null 2>&1; then
     echo "$(basename "$0"): building the $spec wheel once into $wheels" >&2
-    "$venv/bin/pip" wheel --disable-pip-version-check -q --no-deps -w "$wheels" "$spec" >&2
+    # Only the library: llama-cpp-python's multimodal (llava/mtmd) part is not needed here.
+    CMAKE_ARGS="-DLLAVA_BUILD=OFF ${CMAKE_ARGS:-}" CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) \
+      "$venv/bin/pip" wheel --disable-pip-version-check -q --no-deps -w "$wheels" "$spec" >&2
   fi
 done
 for r in "${requirements[@]}"; do

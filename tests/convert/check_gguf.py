@@ -171,15 +171,15 @@ def case(family):
 
 if __name__ == "__main__":
     # gguf-FAMILY: gguf-py and a numpy forward of llama.cpp's graph check every export;
-    # gguf-llamacpp-FAMILY: llama.cpp itself loads them (llama-cpp-python compiles llama.cpp,
-    # too slow for every CI run: SHARDLM_TEST_LLAMACPP=1 scripts/test-venv.sh adds it).
+    # gguf-llamacpp-FAMILY: llama.cpp itself loads them (llama-cpp-python, in the test venv
+    # unless it was made with SHARDLM_TEST_LLAMACPP=0).
     with_llama_cpp = cc.CASE.startswith("gguf-llamacpp-")
     if with_llama_cpp:
         try:
             import llama_cpp  # noqa: F401
         except ImportError:
             print("llama-cpp-python is not in the test venv: run "
-                  "SHARDLM_TEST_LLAMACPP=1 scripts/test-venv.sh BUILD_DIR to check with llama.cpp")
+                  "scripts/test-venv.sh BUILD_DIR (without SHARDLM_TEST_LLAMACPP=0) to check with llama.cpp")
             sys.exit(77)
     os.makedirs(cc.SCRATCH, exist_ok=True)
     case(cc.CASE.rsplit("-", 1)[1])

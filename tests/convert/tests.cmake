@@ -8,8 +8,8 @@ foreach(case hf-gpt2 hf-llama import-gpt2 import-llama bad-input)
   set_tests_properties(convert_${case} PROPERTIES LABELS "convert" TIMEOUT 900 PROCESSORS 2
                        FIXTURES_REQUIRED test_venv SKIP_RETURN_CODE 77)
 endforeach()
-# gguf-llamacpp-*: llama.cpp itself; skipped (77) unless SHARDLM_TEST_LLAMACPP=1 put
-# llama-cpp-python into the venv (it compiles llama.cpp: long on 2 cores).
+# gguf-llamacpp-*: llama.cpp itself (llama-cpp-python in the venv); skipped (77) only when
+# the venv was made with SHARDLM_TEST_LLAMACPP=0.
 foreach(case gguf-gpt2 gguf-llama gguf-llamacpp-gpt2 gguf-llamacpp-llama)
   add_test(NAME convert_${case}
            COMMAND ${SHARDLM_TEST_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/convert/check_gguf.py ${case}
