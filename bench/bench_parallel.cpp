@@ -40,6 +40,7 @@
 #include "model/config.h"
 #include "parallel/mesh.h"
 #include "plan/traffic.h"
+#include "train/memory_preflight.h"
 #include "train/trainer.h"
 
 namespace {
@@ -104,15 +105,7 @@ void synthetic_batch(int vocab, int T, uint64_t first, int count, int32_t* token
 // The planner's formulas (plan/traffic.h) for this run's layout: the bench checks them.
 CommBytes analytical_bytes_per_step(const TrainSettings& st, const MeshShape& shape,
                                     const MeshCoord& at) {
-  Layout layout;
-  layout.tp = shape.tp;
-  layout.pp = shape.pp;
-  layout.dp = shape.dp;
-  layout.zero = st.zero_stage;
-  layout.micro_batch = st.micro_batch;
-  layout.micro_batches = st.micro_batches;
-  layout.pp_layers = st.pipeline_layers;
-  return step_bytes(st.model, layout, st.seq_len, at.pp);
+  return step_bytes(st.model, train_layout(st, shape), st.seq_len, at.pp);
 }
 
 CommBytes measured_bytes(Mesh& mesh) {

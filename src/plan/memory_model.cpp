@@ -57,14 +57,9 @@ RankMemory predict_rank_memory(const ModelConfig& cfg, const Layout& layout, int
   RankMemory r;
   r.pp_rank = pp_rank;
   add_model_state(r.persistent, layout, sp.flat, sp.largest_layer);
-  ShardSpec shard;
-  shard.tp_size = layout.tp;
-  shard.layer_begin = sp.layer_begin;
-  shard.layer_end = sp.layer_end;
-  shard.first_stage = sp.first;
-  shard.last_stage = sp.last;
-  const ActivationFootprint f =
-      model_family(cfg.family).activation_footprint(cfg, shard, layout.micro_batch, seq_len);
+  const ActivationFootprint f = model_family(cfg.family)
+                                    .activation_footprint(cfg, stage_shard(cfg, layout, pp_rank),
+                                                          layout.micro_batch, seq_len);
   add(r.persistent, MemoryRole::Activations,
       activation_bytes(f, layout, sp.layer_end - sp.layer_begin));
   // The pipeline's boundary buffers: a received activation and a received gradient [N,C].

@@ -41,7 +41,7 @@ StageParams compute(const ModelConfig& cfg, const ShardSpec& shard, int dp) {
 
 }  // namespace
 
-StageParams stage_params(const ModelConfig& cfg, const Layout& layout, int pp_rank) {
+ShardSpec stage_shard(const ModelConfig& cfg, const Layout& layout, int pp_rank) {
   const auto ranges = pipeline_stage_ranges(cfg.n_layer, layout.pp, layout.pp_layers);
   ShardSpec shard;
   shard.tp_size = layout.tp;
@@ -49,6 +49,11 @@ StageParams stage_params(const ModelConfig& cfg, const Layout& layout, int pp_ra
   shard.layer_end = ranges[static_cast<size_t>(pp_rank)].second;
   shard.first_stage = pp_rank == 0;
   shard.last_stage = pp_rank == layout.pp - 1;
+  return shard;
+}
+
+StageParams stage_params(const ModelConfig& cfg, const Layout& layout, int pp_rank) {
+  const ShardSpec shard = stage_shard(cfg, layout, pp_rank);
   using Key = std::tuple<std::string, int, int, int, bool, bool, bool, int>;
   thread_local std::map<Key, StageParams> memo;
   const Key key{model_config_to_ini(cfg), shard.tp_size,    shard.layer_begin, shard.layer_end,

@@ -6,6 +6,7 @@
 #include <cstddef>
 
 #include "model/config.h"
+#include "model/param_layout.h"
 #include "plan/layout.h"
 
 namespace shardlm {
@@ -20,5 +21,8 @@ struct StageParams {
 };
 
 StageParams stage_params(const ModelConfig& cfg, const Layout& layout, int pp_rank);
+
+// The ShardSpec of pipeline rank `pp_rank` under `layout` (its layers, first/last stage, TP).
+ShardSpec stage_shard(const ModelConfig& cfg, const Layout& layout, int pp_rank);
 
 }  // namespace shardlm
