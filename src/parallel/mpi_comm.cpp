@@ -231,16 +231,23 @@ VWindow v_window(const std::vector<size_t>& counts, int rank, size_t w0, size_t 
   }
   return w;
 }
+
+// The elements of a v-collective's blocks, one count per rank (checked).
+size_t v_total(const std::vector<size_t>& counts, int size, const std::string& name,
+               const char* op) {
+  SHARDLM_CHECK(counts.size() == static_cast<size_t>(size),
+                "communicator '" + name + "': " + op + " needs one count per rank");
+  size_t total = 0;
+  for (const size_t c : counts) total += c;
+  return total;
+}
 }  // namespace
 
 void MpiCommunicator::reduce_scatter_v(const void* send, void* recv,
                                        const std::vector<size_t>& counts, DType dtype,
                                        ReduceOp op) {
-  SHARDLM_CHECK(counts.size() == static_cast<size_t>(size_),
-                "communicator '" + name_ + "': reduce_scatter_v needs one count per rank");
+  const size_t total = v_total(counts, size_, name_, "reduce_scatter_v");
   const size_t es = dtype_size(dtype);
-  size_t total = 0;
-  for (const size_t c : counts) total += c;
   // Windows of at most max_chunk_ elements of the concatenated blocks keep MPI's int counts.
   for (const Chunk& c : split_into_chunks(total, max_chunk_)) {
     const VWindow w = v_window(counts, rank_, c.offset, c.offset + static_cast<size_t>(c.count));
@@ -254,11 +261,8 @@ void MpiCommunicator::reduce_scatter_v(const void* send, void* recv,
 
 void MpiCommunicator::all_gather_v(const void* send, void* recv, const std::vector<size_t>& counts,
                                    DType dtype) {
-  SHARDLM_CHECK(counts.size() == static_cast<size_t>(size_),
-                "communicator '" + name_ + "': all_gather_v needs one count per rank");
+  const size_t total = v_total(counts, size_, name_, "all_gather_v");
   const size_t es = dtype_size(dtype);
-  size_t total = 0;
-  for (const size_t c : counts) total += c;
   for (const Chunk& c : split_into_chunks(total, max_chunk_)) {
     const VWindow w = v_window(counts, rank_, c.offset, c.offset + static_cast<size_t>(c.count));
     const char* in = static_cast<const char*>(send) + w.mine_from * es;
