@@ -158,12 +158,7 @@ void print_model(const std::string& model, const std::vector<Result>& results,
       shapes.cfg.n_layer, overall, 100.0 * overall / peak.wall_gflops, total_seconds * 1e3);
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  std::vector<std::string> models;
-  for (int i = 1; i < argc; ++i) models.emplace_back(argv[i]);
-  if (models.empty()) models = {"mini", "gpt2"};
+int run(const std::vector<std::string>& models) {
   // Best of many short runs, like the GEMM timings (see bench_peak_fma); measured again at the
   // end and the higher value kept, so that a disturbed first measurement cannot inflate the
   // percentages.
@@ -179,4 +174,22 @@ int main(int argc, char** argv) {
       omp_get_max_threads(), peak.wall_gflops, peak.cpu_gflops);
   for (size_t i = 0; i < models.size(); ++i) print_model(models[i], results[i], peak);
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> models;
+  for (int i = 1; i < argc; ++i) models.emplace_back(argv[i]);
+  if (models.size() == 1 && (models[0] == "--help" || models[0] == "-h")) {
+    std::puts("usage: bench_gemm [PRESET...]   (the GEMMs of a training step; default mini gpt2)");
+    return 0;
+  }
+  if (models.empty()) models = {"mini", "gpt2"};
+  try {
+    return run(models);
+  } catch (const std::exception& e) {  // an unknown preset, for instance
+    std::fprintf(stderr, "bench_gemm: %s\n", e.what());
+    return 2;
+  }
 }

@@ -28,6 +28,7 @@
 #include "core/error.h"
 #include "data/synthetic.h"
 #include "kernels/backend.h"
+#include "kernels/cpu/gemm.h"
 #include "kernels/cpu/isa.h"
 #include "kernels/cpu/peak_flops.h"
 #include "model/config.h"
@@ -397,11 +398,11 @@ int run(const Options& o) {
   std::printf(
       "config: model=%s family=%s n_layer=%d n_head=%d n_kv_head=%d n_embd=%d intermediate_size=%d "
       "vocab_size=%d padded_vocab=%d max_seq_len=%d rope_theta=%.17g norm_eps=%.17g "
-      "tie_embeddings=%d seq_len=%d micro_batch=%d threads=%d isa=%s\n",
+      "tie_embeddings=%d seq_len=%d micro_batch=%d threads=%d isa=%s gemm_isa=%s\n",
       o.model.c_str(), cfg.family.c_str(), cfg.n_layer, cfg.n_head, cfg.kv_heads(), cfg.n_embd,
       cfg.intermediate_size, cfg.vocab_size, cfg.padded_vocab(), cfg.max_seq_len, cfg.rope_theta,
       cfg.norm_eps, cfg.tie_embeddings, o.seq_len, o.micro_batch, threads,
-      shardlm::cpu::cpu_isa_name(shardlm::cpu::running_cpu_isa()));
+      shardlm::cpu::cpu_isa_name(shardlm::cpu::running_cpu_isa()), shardlm::cpu::gemm_isa_name());
 
   TimingBackend backend(shardlm::cpu_backend(), cfg);
   std::unique_ptr<shardlm::Mesh> mesh = shardlm::Mesh::single_process();

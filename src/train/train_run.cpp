@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "core/exit_codes.h"
 #include "core/trace.h"
+#include "kernels/cpu/gemm.h"
 #include "kernels/cpu/isa.h"
 #include "kernels/cpu/threads.h"
 #include "kernels/cpu/wait_policy.h"
@@ -66,8 +67,9 @@ std::string set_up_threads(const RunConfig& cfg, Mesh& mesh) {
   const cpu::CpuThreads t = cpu::choose_cpu_threads(cfg.threads, std::getenv("OMP_NUM_THREADS"),
                                                     cpu::usable_cpu_count(), ranks_on_node);
   cpu::set_cpu_threads(t.threads);
-  return cfg.device + ", CPU kernels ISA " + cpu::cpu_isa_name(cpu::running_cpu_isa()) + ", " +
-         std::to_string(t.threads) + " OpenMP thread(s) per rank (" + t.reason + "), wait policy " +
+  return cfg.device + ", CPU kernels ISA " + cpu::cpu_isa_name(cpu::running_cpu_isa()) +
+         " (GEMMs: oneDNN " + cpu::gemm_isa_name() + "), " + std::to_string(t.threads) +
+         " OpenMP thread(s) per rank (" + t.reason + "), wait policy " +
          cpu::describe_wait_policy();
 }
 

@@ -163,8 +163,9 @@ void key_products(const FlashWorkspace& w, const float* a_rows, const float* blo
     tile_gemm(kBlock, kBlock, w.hd, a, b, kBlock, c, kBlock, false, FullK{});
     return;
   }
-  for (int r0 = 0; r0 < kBlock; r0 += kTileRows) {
-    const int rows = std::min(kTileRows, kBlock - r0);
+  constexpr int step = tile_rows_for(kBlock);  // the register block's rows on a full tile
+  for (int r0 = 0; r0 < kBlock; r0 += step) {
+    const int rows = std::min(step, kBlock - r0);
     const int cols = std::min(kBlock, (r0 + rows + kLanes - 1) / kLanes * kLanes);
     tile_gemm(rows, cols, w.hd, TileA{a.p + r0 * a.row, a.row, 1}, b, kBlock, c + r0 * kBlock,
               kBlock, false, FullK{});

@@ -20,4 +20,8 @@ void sgemm(Transpose trans_a, Transpose trans_b, int64_t M, int64_t N, int64_t K
            const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
            int64_t ldc);
 
+// The instruction set oneDNN's GEMMs run at (its effective ISA: the machine's best, or the
+// level SHARDLM_ISA forces, which caps oneDNN as well), e.g. "avx2", "avx512_core_bf16".
+const char* gemm_isa_name();
+
 }  // namespace shardlm::cpu

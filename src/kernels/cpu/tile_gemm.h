@@ -9,8 +9,9 @@
 // (a broadcast), at a[r * a_row + k * a_col], so a row-major A (a_col = 1) and a transposed one
 // (a_row = 1, e.g. P^T) cost the same. C is row-major (row stride ldc) and padded to N.
 //
-// The register block is kTileRows rows x kTileVecs 16-float column groups of C, sized to the
-// ISA's vector registers (32 zmm with AVX-512, 16 ymm with AVX2), so that neither spills.
+// The register block is kTileRows rows x kTileVecs 16-float column groups of C (6 x 4 on C tiles
+// 64 columns wide with AVX-512: tile_rows_for), sized to the ISA's vector registers (32 zmm
+// with AVX-512, 16 ymm with AVX2), so that neither spills.
 #pragma once
 
 #include "kernels/cpu/isa_namespace.h"
@@ -73,34 +74,32 @@ inline void tile_block(TileA a, const float* b, size_t ldb, int K, float* c, siz
     for (int v = 0; v < V; ++v) store_native(c + r * ldc + v * kNativeLanes, acc[r][v]);
 }
 
-// Rows [0, MR) of C over all N columns, kTileVecs vectors at a time (fewer at the end).
-template <int MR>
+// Rows [0, MR) of C over all N columns, NV vectors at a time (one at a time at the end).
+template <int MR, int NV>
 inline void tile_rows(TileA a, const float* b, size_t ldb, int N, int K, float* c, size_t ldc,
                       bool accumulate) {
   int j = 0;
-  for (; j + kTileVecs * kLanes <= N; j += kTileVecs * kLanes)
-    tile_block<MR, kTileVecs>(a, b + j, ldb, K, c + j, ldc, accumulate);
+  for (; j + NV * kLanes <= N; j += NV * kLanes)
+    tile_block<MR, NV>(a, b + j, ldb, K, c + j, ldc, accumulate);
   for (; j < N; j += kLanes) tile_block<MR, 1>(a, b + j, ldb, K, c + j, ldc, accumulate);
 }
 
-// The rows of C that a tile holds past the last whole register block (fewer than kTileRows).
-template <int MR = kTileRows - 1>
+// The rows of C that a tile holds past the last whole register block (fewer than MR).
+template <int NV, int MR>
 inline void tile_remainder_rows(int rows, TileA a, const float* b, size_t ldb, int N, int K,
                                 float* c, size_t ldc, bool accumulate) {
   if constexpr (MR > 0) {
-    if (rows == MR) return tile_rows<MR>(a, b, ldb, N, K, c, ldc, accumulate);
-    tile_remainder_rows<MR - 1>(rows, a, b, ldb, N, K, c, ldc, accumulate);
+    if (rows == MR) return tile_rows<MR, NV>(a, b, ldb, N, K, c, ldc, accumulate);
+    tile_remainder_rows<NV, MR - 1>(rows, a, b, ldb, N, K, c, ldc, accumulate);
   }
 }
 
-// C[M, N] (+)= A @ B (N a multiple of kLanes). k_range(r0, rows) may narrow the K range of a
-// block of rows [r0, r0 + rows) to [k0, k1) where A is known to be zero elsewhere (the causal
-// triangle); C is then as if the full range were summed.
-template <typename KRange>
-inline void tile_gemm(int M, int N, int K, TileA a, const float* b, size_t ldb, float* c,
-                      size_t ldc, bool accumulate, KRange k_range) {
-  for (int r0 = 0; r0 < M; r0 += kTileRows) {
-    const int rows = std::min(kTileRows, M - r0);
+// tile_gemm (below) with an MR x NV register block.
+template <int MR, int NV, typename KRange>
+inline void tile_gemm_blocked(int M, int N, int K, TileA a, const float* b, size_t ldb, float* c,
+                              size_t ldc, bool accumulate, KRange k_range) {
+  for (int r0 = 0; r0 < M; r0 += MR) {
+    const int rows = std::min(MR, M - r0);
     auto [k0, k1] = k_range(r0, rows);
     k0 = std::max(k0, 0);
     k1 = std::min(k1, K);
@@ -112,11 +111,40 @@ inline void tile_gemm(int M, int N, int K, TileA a, const float* b, size_t ldb, 
     }
     const TileA ar{a.p + r0 * a.row + k0 * a.col, a.row, a.col};
     const float* br = b + k0 * ldb;
-    if (rows == kTileRows)
-      tile_rows<kTileRows>(ar, br, ldb, N, k1 - k0, cr, ldc, accumulate);
+    if (rows == MR)
+      tile_rows<MR, NV>(ar, br, ldb, N, k1 - k0, cr, ldc, accumulate);
     else
-      tile_remainder_rows(rows, ar, br, ldb, N, k1 - k0, cr, ldc, accumulate);
+      tile_remainder_rows<NV, MR - 1>(rows, ar, br, ldb, N, k1 - k0, cr, ldc, accumulate);
   }
+}
+
+// Rows per register block for a C of N columns. With AVX-512, C tiles 64 columns wide (the
+// attention's 64-key tiles and 64-wide heads) take a 6 x 64 block: 6 x 4 accumulators + 4 B
+// vectors + 1 broadcast = 29 of 32 zmm, with no 16-column block left over as 8 x 48 leaves
+// (that one does 8 FMAs per 9 loads and bounds the tile by the load ports).
+#if defined(__AVX512F__)
+constexpr int kWideRows = 6;
+constexpr int kWideVecs = 4;
+#endif
+constexpr int tile_rows_for(int N) {
+#if defined(__AVX512F__)
+  if (N % (kWideVecs * kLanes) == 0) return kWideRows;
+#endif
+  (void)N;
+  return kTileRows;
+}
+
+// C[M, N] (+)= A @ B (N a multiple of kLanes). k_range(r0, rows) may narrow the K range of a
+// block of rows [r0, r0 + rows) to [k0, k1) where A is known to be zero elsewhere (the causal
+// triangle); C is then as if the full range were summed.
+template <typename KRange>
+inline void tile_gemm(int M, int N, int K, TileA a, const float* b, size_t ldb, float* c,
+                      size_t ldc, bool accumulate, KRange k_range) {
+#if defined(__AVX512F__)
+  if (tile_rows_for(N) == kWideRows)
+    return tile_gemm_blocked<kWideRows, kWideVecs>(M, N, K, a, b, ldb, c, ldc, accumulate, k_range);
+#endif
+  tile_gemm_blocked<kTileRows, kTileVecs>(M, N, K, a, b, ldb, c, ldc, accumulate, k_range);
 }
 
 // The full K range for every row block.
