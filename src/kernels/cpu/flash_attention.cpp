@@ -34,12 +34,27 @@ int round_up(int x, int m) {
   return (x + m - 1) / m * m;
 }
 
+// Rows this far ahead are prefetched: a head's rows lie ld floats apart (3C in the qkv
+// activation, more than a 4 KiB page), a stride the hardware prefetchers do not follow, so
+// without it every row of a head waits for its cache lines in turn.
+constexpr int kPrefetchRows = 8;
+
+// Asks for row t + kPrefetchRows of x (hd floats, row stride ld) if it is below `end`; for
+// writing when kWrite (the rows a kernel stores into are read first by the cache).
+template <bool kWrite = false>
+void prefetch_row_ahead(const float* x, size_t ld, int t, int end, int hd) {
+  if (t + kPrefetchRows >= end) return;
+  const float* ahead = x + (t + kPrefetchRows) * ld;
+  for (int d = 0; d < hd; d += 16) __builtin_prefetch(ahead + d, kWrite ? 1 : 0);
+}
+
 // dst [Tp, hdp] = scale * rows x[t*ld + 0..hd) for t < T, zero elsewhere.
 void pack_rows(float* dst, const float* x, size_t ld, int T, int Tp, int hd, int hdp,
                float scale = 1.0f) {
   for (int t = 0; t < T; ++t) {
     float* row = dst + static_cast<size_t>(t) * hdp;
     const float* src = x + t * ld;
+    prefetch_row_ahead(x, ld, t, T, hd);
 #pragma omp simd
     for (int d = 0; d < hd; ++d) row[d] = scale * src[d];
     std::memset(row + hd, 0, sizeof(float) * (hdp - hd));
@@ -85,19 +100,18 @@ void mask_row(float* row, int n) {
 // max over a row of kBlock floats, in native vectors (GCC's `omp simd reduction(max)` stalls
 // on a store-forwarding round trip per row here).
 float row_max_of(const float* row) {
-  NativeVec m = broadcast_native(-kInf);
-  for (int j = 0; j < kBlock; j += kNativeLanes) {
+  NativeVec m = load_native(row);
+  for (int j = kNativeLanes; j < kBlock; j += kNativeLanes) {
     const NativeVec x = load_native(row + j);
     m = x > m ? x : m;
   }
-  float out = m[0];
-  for (int i = 1; i < kNativeLanes; ++i) out = std::max(out, m[i]);
-  return out;
+  return horizontal_max_native(m);
 }
 
-// row = exp(row - shift) over kBlock floats; returns the row's sum. In native vectors: GCC
-// leaves fast_exp<float> scalar (with branches) in an `omp simd` loop here.
-float exp_row(float* row, float shift) {
+// row = exp(row - shift) over kBlock floats; returns the row's sum as lanes (summed by the
+// caller when it needs the scalar). In native vectors: GCC leaves fast_exp<float> scalar (with
+// branches) in an `omp simd` loop here.
+NativeVec exp_row(float* row, float shift) {
   const NativeVec shift_v = broadcast_native(shift);
   NativeVec s{};
   for (int j = 0; j < kBlock; j += kNativeLanes) {
@@ -105,22 +119,22 @@ float exp_row(float* row, float shift) {
     store_native(row + j, p);
     s += p;
   }
-  float out = 0.0f;
-  for (int i = 0; i < kNativeLanes; ++i) out += s[i];
-  return out;
+  return s;
 }
 
 // The online softmax step of one query block against one key tile: s holds the tile's
 // (scaled) scores and becomes exp(s - new max) (0 on masked keys); o rows are rescaled to the
-// new max and m, l (running max and sum) updated.
+// new max and m, l (running max, and the running sum kept as lanes: l[r * kNativeLanes ..])
+// updated.
 void online_softmax_tile(float* s, float* o, float* m, float* l, int i0, int j0, int hdp) {
   for (int r = 0; r < kBlock; ++r) {
     float* row = s + r * kBlock;
     mask_row(row, visible_keys(i0, r, j0));
     const float m_new = std::max(m[r], row_max_of(row));
-    const float sum = exp_row(row, m_new);
+    const NativeVec sum = exp_row(row, m_new);
     const float alpha = fast_exp(m[r] - m_new);  // 0 on the first tile (m = -inf)
-    l[r] = l[r] * alpha + sum;
+    float* lr = l + r * kNativeLanes;
+    store_native(lr, load_native(lr) * alpha + sum);
     m[r] = m_new;
     if (alpha != 1.0f) {
       float* orow = o + r * hdp;
@@ -179,6 +193,7 @@ void unpack_rows(float* dst, size_t ld, const float* rows, int first, int last, 
   for (int t = first; t < last; ++t) {
     const float* src = rows + static_cast<size_t>(t - first) * hdp;
     float* out = dst + t * ld;
+    prefetch_row_ahead<true>(dst, ld, t, last, hd);
 #pragma omp simd
     for (int d = 0; d < hd; ++d) out[d] = scale * src[d];
   }
@@ -198,7 +213,7 @@ FlashWorkspace::FlashWorkspace(int T, int hd, int g)
                out_tile = static_cast<size_t>(kBlock) * hdp;
   // Every piece is a whole number of 16-float vectors (64 bytes), so each stays aligned.
   const size_t floats = 2 * rows + 2 * blocks + 3 * g * rows + 2 * static_cast<size_t>(g) * Tp +
-                        2 * tile + 2 * out_tile + 2 * kBlock;
+                        2 * tile + 2 * out_tile + kBlock + kBlock * kNativeLanes;
   const size_t bytes = floats * sizeof(float);
   memory_.reset(static_cast<float*>(std::aligned_alloc(64, bytes)));
   if (!memory_)
@@ -219,7 +234,7 @@ FlashWorkspace::FlashWorkspace(int T, int hd, int g)
   o_tile = take(out_tile);
   dv_tile = take(out_tile);
   row_max = take(kBlock);
-  row_sum = take(kBlock);
+  row_sum = take(kBlock * kNativeLanes);
 }
 
 void FlashWorkspace::Free::operator()(float* p) const {
@@ -245,7 +260,7 @@ void flash_forward_head(FlashWorkspace& w, const float* q, const float* k, const
     const int i0 = ib * kBlock;
     std::fill(o, o + kBlock * hdp, 0.0f);
     std::fill(m, m + kBlock, -kInf);
-    std::fill(l, l + kBlock, 0.0f);
+    std::fill(l, l + kBlock * kNativeLanes, 0.0f);
     for (int jb = 0; jb <= ib; ++jb) {
       const int j0 = jb * kBlock;
       key_products(w, w.q_rows, w.k_blocks, i0, jb, w.s_tile);
@@ -256,12 +271,14 @@ void flash_forward_head(FlashWorkspace& w, const float* q, const float* k, const
     }
     const int rows = std::min(kBlock, T - i0);
     for (int r = 0; r < rows; ++r) {
-      const float inv = 1.0f / l[r];
+      const float l_r = horizontal_sum_native(load_native(l + r * kNativeLanes));
+      const float inv = 1.0f / l_r;
       float* dst = out + (i0 + r) * ldo;
+      prefetch_row_ahead<true>(out, ldo, i0 + r, i0 + rows, hd);
       const float* src = o + r * hdp;
 #pragma omp simd
       for (int d = 0; d < hd; ++d) dst[d] = src[d] * inv;
-      lse[i0 + r] = m[r] + std::log(l[r]);
+      lse[i0 + r] = m[r] + std::log(l_r);
     }
   }
 }
@@ -286,6 +303,7 @@ void pack_query_head(FlashWorkspace& w, const FlashGroup& x, int i, float scale)
     }
     const float* o = x.out + i * x.o_head + t * x.ldo;
     const float* dy = x.dout + i * x.o_head + t * x.ldo;
+    prefetch_row_ahead(x.out + i * x.o_head, x.ldo, t, T, hd);
     float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
     for (int d = 0; d < hd; ++d) sum += o[d] * dy[d];

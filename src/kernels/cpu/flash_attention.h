@@ -44,7 +44,7 @@ class FlashWorkspace {
   float* o_tile;                    // [kBlock, hdp]   forward output accumulator / dk accumulator
   float* dv_tile;                   // [kBlock, hdp]
   float* row_max;                   // [kBlock]
-  float* row_sum;                   // [kBlock]
+  float* row_sum;                   // [kBlock, native lanes]: running sums, lane by lane
 
  private:
   struct Free {

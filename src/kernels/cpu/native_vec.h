@@ -9,6 +9,7 @@
 
 #include <immintrin.h>
 
+#include <cstdint>
 #include <cstring>
 
 namespace shardlm::cpu {
@@ -43,15 +44,32 @@ inline NativeVec broadcast_native(float x) {
 #endif
 }
 
-inline float horizontal_sum_native(NativeVec v) {
-  float s = 0.0f;
-  for (int i = 0; i < kNativeLanes; ++i) s += v[i];
-  return s;
+// v with lane i taken from lane i ^ kShift (a butterfly step of the reductions below).
+template <int kShift>
+inline NativeVec swap_lanes(NativeVec v) {
+  using Index = int32_t __attribute__((vector_size(sizeof(NativeVec))));
+  Index idx;
+  for (int i = 0; i < kNativeLanes; ++i) idx[i] = i ^ kShift;
+  return __builtin_shuffle(v, idx);
 }
+
+// Horizontal reductions as a butterfly (log2 lanes shuffles), not a chain of lane extracts:
+// the attention's softmax takes one per row of every tile.
+template <int kShift = kNativeLanes / 2>
+inline float horizontal_sum_native(NativeVec v) {
+  if constexpr (kShift == 0)
+    return v[0];
+  else
+    return horizontal_sum_native<kShift / 2>(v + swap_lanes<kShift>(v));
+}
+template <int kShift = kNativeLanes / 2>
 inline float horizontal_max_native(NativeVec v) {
-  float m = v[0];
-  for (int i = 1; i < kNativeLanes; ++i) m = v[i] > m ? v[i] : m;
-  return m;
+  if constexpr (kShift == 0) {
+    return v[0];
+  } else {
+    const NativeVec w = swap_lanes<kShift>(v);
+    return horizontal_max_native<kShift / 2>(w > v ? w : v);
+  }
 }
 
 }  // namespace SHARDLM_CPU_ISA
