@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """launch/shardlm-launch's naming of lost hosts, without a job or root: the heartbeats' host
 field grouped by host, the TCP probe (an accepted or refused connection is an answer, a name
-that does not resolve is not), this machine never probed, and the log line.
+that does not resolve is not), this machine never probed, the log lines, and a host that answers
+named as one whose ranks died from mpirun's report (the texts Open MPI 4.1 prints).
 (The real faults, a partition and a dead host across test hosts: tests/multinode/test_faults.py.)
 
     test_lost_hosts.py SCRATCH_DIR
@@ -31,6 +32,53 @@ def closed_port():
         return s.getsockname()[1]
 
 
+# mpirun's (Open MPI 4.1.4) stderr in tests/multinode's harness, host 1's processes killed, its
+# link up: the daemon's loss reported as a start failure, a rank's TCP peer gone; the same with
+# only the daemon killed; with only a rank killed (the daemon reports it).
+ALL_KILLED = """--------------------------------------------------------------------------
+ORTE was unable to reliably start one or more daemons.
+--------------------------------------------------------------------------
+An MPI communication peer process has unexpectedly disconnected.  This
+  Local host: nodeA
+  Local PID:  17206
+  Peer host:  localhost
+--------------------------------------------------------------------------
+"""
+DAEMON_KILLED = """ORTE has lost communication with a remote daemon.
+  HNP daemon   : [[53647,0],0] on node nodeA
+  Remote daemon: [[53647,0],1] on node localhost
+"""
+CONNECT_FAILED = """WARNING: Open MPI failed to TCP connect to a peer MPI process.  This
+  Local host: nodeA
+  Message:    connect() to 127.0.0.1:1025 failed
+  Error:      Operation now in progress (115)
+"""
+RANK_KILLED = ("mpirun noticed that process rank 2 with PID 19248 on node localhost exited on "
+               "signal 9 (Killed).\n")
+
+
+def check_report(launch, port, me):
+    """A host that answers (localhost: refused) is named as one whose ranks died when mpirun's
+    report says its processes vanished, and not when its daemon reported a rank's exit."""
+    hosts = {me: [0, 1], "localhost": [2, 3]}
+    for report, evidence in ((ALL_KILLED, "a peer process there hung up"),
+                             (DAEMON_KILLED, "mpirun lost its daemon there"),
+                             (CONNECT_FAILED, "connect() to 127.0.0.1 failed")):
+        lost, died = launch.failed_hosts(hosts, report.splitlines(True), port, 2)
+        assert lost == [] and died == [("localhost", [2, 3], f"tcp/{port}: refused; {evidence}")], died
+        line = launch.describe_hosts(launch.DIED_LABEL, died)
+        assert line == (f"host(s) that answer but whose ranks died: localhost (ranks 2, 3; "
+                        f"tcp/{port}: refused; {evidence})"), line
+    assert launch.failed_hosts(hosts, [RANK_KILLED], port, 2) == ([], [])
+    assert launch.failed_hosts(hosts, [ALL_KILLED, RANK_KILLED], port, 2) == ([], [])
+    assert launch.failed_hosts(hosts, ["Peer host: elsewhere\n"], port, 2) == ([], [])  # not the job's
+    lost, died = launch.failed_hosts({me: [0], "no-such-host.invalid": [1]},
+                                     ["Peer host: no-such-host.invalid\n"], port, 2)
+    assert [h for h, _, _ in lost] == ["no-such-host.invalid"] and died == [], (lost, died)
+    _, died = launch.failed_hosts({me: [0, 1], "localhost": [2]}, [f"Peer host: {me}\n"], port, 2)
+    assert died == [(me, [0, 1], "the launcher's host; a peer process there hung up")], died
+
+
 def main():
     launch = load_launcher()
     progress = os.path.join(sys.argv[1], "progress")
@@ -54,12 +102,15 @@ def main():
     assert not ok and why, why
 
     me = socket.gethostname()
-    lost = launch.lost_hosts({me: [0, 1], "localhost": [2], "no-such-host.invalid": [3, 4]}, port, 2)
+    hosts = {me: [0, 1], "localhost": [2], "no-such-host.invalid": [3, 4]}
+    lost, died = launch.failed_hosts(hosts, [], port, 2)
     assert [(h, ranks) for h, ranks, _ in lost] == [("no-such-host.invalid", [3, 4])], lost
-    line = launch.describe_lost_hosts(lost, port)
+    assert died == [], died
+    line = launch.describe_hosts(launch.LOST_LABEL, lost)
     assert line.startswith(f"lost host(s): no-such-host.invalid (ranks 3, 4; tcp/{port}: "), line
-    assert launch.describe_lost_hosts([], port) is None
-    assert launch.lost_hosts({me: [0]}, port, 2) == []  # one node: nothing to probe
+    assert launch.describe_hosts(launch.LOST_LABEL, []) is None
+    assert launch.failed_hosts({me: [0]}, [], port, 2) == ([], [])  # one node: nothing to probe
+    check_report(launch, port, me)
     print("lost-hosts: ok")
 
 

@@ -11,6 +11,10 @@ partition     host 1's link goes down (its processes run on, blocked): no rank a
               hang detector ends the attempt; the link comes back before the restart
 host-failure  every process of host 1 is killed and its link goes down (a node that died and no
               longer answers): mpirun fails; the host comes back before the restart
+host-processes-killed
+              every process of host 1 is killed, its link stays up (the host answers the probe):
+              mpirun fails, the launcher names host 1's ranks from mpirun's report as ranks that
+              died on a host that answers, not as a lost host
 """
 import os
 import shlex
@@ -55,7 +59,13 @@ def kill_host_processes(host):
             pass
 
 
-def run_with_fault(build, scratch, fault):
+LOST = "lost host(s)"
+DIED = "host(s) that answer but whose ranks died"
+
+
+def run_with_fault(build, scratch, fault, label=LOST):
+    """The fault at step 5; the launcher must name host 1's ranks under `label` (and not under
+    the other one), and the resumed run end bit-identical to the uninterrupted one."""
     shardlm = os.path.join(build, "shardlm")
     ref, run = os.path.join(scratch, "ref"), os.path.join(scratch, "run")
     with cluster.Cluster(2) as c:
@@ -68,7 +78,7 @@ def run_with_fault(build, scratch, fault):
             assert job.poll() is None, "the run ended before the fault"
             t0 = time.time()
             fault(c, lost)
-            named = f"lost host(s): {lost} (ranks 2, 3;"
+            named = f"{label}: {lost} (ranks 2, 3;"
             wait_until("the launcher names the lost host's ranks",
                        lambda: named in launcher_log(run) or job.poll() is not None, 240)
             detected_s = time.time() - t0
@@ -80,10 +90,12 @@ def run_with_fault(build, scratch, fault):
         log = launcher_log(run)
         assert job.returncode == 0, f"launcher exit {job.returncode}\n{log}\n{out[-3000:]}"
         assert named in log, log
+        other = DIED if label == LOST else LOST
+        assert f"{other}: " not in log, log
         resumed = [line for line in log.splitlines() if "attempt 2 of" in line]
         assert resumed and "resuming from checkpoints/step_" in resumed[0], log
         print(f"fault at step 5, named after {detected_s:.0f} s:")
-        print("\n".join(line for line in log.splitlines() if "lost host" in line or "hang:" in line
+        print("\n".join(line for line in log.splitlines() if label in line or "hang:" in line
                         or "attempt 2 of" in line))
     assert_same_final_checkpoint(ref, run)
 
@@ -97,6 +109,10 @@ def host_failure(c, host):
     kill_host_processes(host)
 
 
+def case_host_processes_killed(build, scratch):
+    run_with_fault(build, scratch, lambda c, host: kill_host_processes(host), DIED)
+
+
 def case_partition(build, scratch):
     run_with_fault(build, scratch, partition)
 
@@ -106,4 +122,5 @@ def case_host_failure(build, scratch):
 
 
 if __name__ == "__main__":
-    main({"partition": case_partition, "host-failure": case_host_failure})
+    main({"partition": case_partition, "host-failure": case_host_failure,
+          "host-processes-killed": case_host_processes_killed})

@@ -22,6 +22,7 @@ shardlm_multinode_test(test_traffic.py traffic-bytes 600)  # link bytes vs plan/
 shardlm_multinode_test(test_traffic.py traffic-rate 300)   # step time over rate-limited links
 shardlm_multinode_test(test_faults.py partition 900)       # link down: hang, lost ranks named
 shardlm_multinode_test(test_faults.py host-failure 900)    # host dead: crash, lost ranks named
+shardlm_multinode_test(test_faults.py host-processes-killed 900)  # host answers, its ranks died
 # SLURM across the hosts (tests/slurm/slurm_cluster.sh with SLURM_TEST_HOSTS): sbatch --nodes=2
 # of slurm/shardlm-cpu.sbatch through shardlm-launch and srun --mpi=pmix.
 shardlm_multinode_test(test_slurm.py slurm-timelimit 600)  # warning save, requeue, resume
