@@ -40,6 +40,7 @@ int cmd_train(const std::vector<std::string>& args) {
   for (const auto& group : setting_options()) all.add(group);
   std::string config_file;
   bool print_config = false;
+  bool print_binding = false;
   int world_size = 1;
   po::options_description actions("Config file and actions");
   actions.add_options()(
@@ -49,7 +50,10 @@ int cmd_train(const std::vector<std::string>& args) {
       "print-config", po::bool_switch(&print_config),
       "print the effective config these settings give (run_config.ini's form) and exit without "
       "training or writing anything")("world-size", po::value(&world_size)->default_value(1),
-                                      "with --print-config: resolve for a job of this many ranks");
+                                      "with --print-config: resolve for a job of this many ranks")(
+      "print-device-binding", po::bool_switch(&print_binding),
+      "print the GPU each rank of this job would use with --device cuda (its node-local rank; "
+      "SHARDLM_FAKE_CUDA_DEVICE_COUNT fakes the device count) and exit without training");
   all.add(actions);
 
   po::variables_map vm;
@@ -61,6 +65,7 @@ int cmd_train(const std::vector<std::string>& args) {
   RunFlags flags = config_file.empty() ? RunFlags{} : read_run_config_file(config_file);
   for (const RunFlagSpec& spec : run_flag_specs())
     if (vm.count(spec.name)) flags.values[spec.name] = vm[spec.name].as<std::string>();
+  if (print_binding) return print_device_binding();
   if (print_config) {
     std::cout << effective_config_text(flags, world_size);
     return kExitOk;

@@ -2,20 +2,15 @@
 
 #include <hdf5.h>
 #include <mpi.h>
-#include <unistd.h>
 
 #include <sstream>
+
+#include "core/host_name.h"
 
 namespace shardlm {
 
 namespace {
 int g_rank = -1;
-
-std::string host_name() {
-  char buf[256] = {0};
-  if (gethostname(buf, sizeof(buf) - 1) != 0) return "?";
-  return buf;
-}
 
 std::string where() {
   std::ostringstream os;

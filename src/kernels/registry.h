@@ -25,4 +25,18 @@ std::vector<std::string> backend_names();
 // used here (unknown name, not built, no device).
 KernelBackend& resolve_backend(const std::string& device);
 
+// The environment variable that stands in for the CUDA runtime's device count (tests: a build
+// without CUDA, or a machine without GPUs, computes the GPU binding of --device cuda).
+inline constexpr const char* kFakeCudaDeviceCountVar = "SHARDLM_FAKE_CUDA_DEVICE_COUNT";
+
+// The CUDA devices this process sees: SHARDLM_FAKE_CUDA_DEVICE_COUNT when set (a whole number,
+// else an error naming it), otherwise the CUDA runtime's count (CUDA_VISIBLE_DEVICES applies; 0
+// without a driver). Throws in a build without CUDA when the variable is unset.
+int cuda_device_count();
+
+// Makes `device` the CUDA device the backend is created on (before the first
+// resolve_backend("cuda")). Does nothing when the count is faked (no such device need exist) or
+// in a build without CUDA (which refuses --device cuda in resolve_backend).
+void select_cuda_device(int device);
+
 }  // namespace shardlm

@@ -53,6 +53,9 @@ class Communicator {
   // CPU cores of a node are divided among them, and a GPU rank picks its device by it.
   // Collective over the group.
   virtual int ranks_on_my_node() = 0;
+  // This rank's place among them, 0 .. ranks_on_my_node()-1 in rank order (a GPU rank's device
+  // index). Collective over the group.
+  virtual int rank_on_my_node() = 0;
   // Collective over the group: ranks passing the same color form a new group, ordered by key
   // (MPI_Comm_split). The new communicator is independent of this one.
   virtual std::unique_ptr<Communicator> split(int color, int key, std::string name) = 0;

@@ -353,10 +353,18 @@ void MpiCommunicator::send_recv(const void* send_buf, size_t send_count, int dst
 }
 
 int MpiCommunicator::ranks_on_my_node() {
+  return node_query(MPI_Comm_size);
+}
+
+int MpiCommunicator::rank_on_my_node() {
+  return node_query(MPI_Comm_rank);
+}
+
+int MpiCommunicator::node_query(int (*query)(MPI_Comm, int*)) {
   MPI_Comm node = MPI_COMM_NULL;
   MPI_CHECK(MPI_Comm_split_type(comm_, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node));
-  int n = 1;
-  const int rc = MPI_Comm_size(node, &n);
+  int n = 0;
+  const int rc = query(node, &n);
   MPI_Comm_free(&node);
   MPI_CHECK(rc);
   return n;

@@ -68,6 +68,7 @@ class MpiCommunicator : public Communicator {
                  size_t recv_count, int src, int recv_tag, DType dtype) override;
   void barrier() override;
   int ranks_on_my_node() override;
+  int rank_on_my_node() override;
   std::unique_ptr<Communicator> split(int color, int key, std::string name) override {
     return split(comm_, color, key, std::move(name));
   }
@@ -85,6 +86,8 @@ class MpiCommunicator : public Communicator {
   // Per-rank block limit for reduce_scatter/all_gather, so one call moves <= max_chunk_ in all.
   size_t max_block_chunk() const;
   void check_peer(int peer, const char* what) const;
+  // `query` (MPI_Comm_size or MPI_Comm_rank) of the ranks sharing this rank's node. Collective.
+  int node_query(int (*query)(MPI_Comm, int*));
   // Throws unless the message behind `status` filled the whole chunk.
   void check_received(const MPI_Status& status, const Chunk& chunk, DType dtype, int src,
                       int tag) const;

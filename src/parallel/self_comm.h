@@ -34,6 +34,7 @@ class SelfCommunicator : public Communicator {
                  size_t recv_count, int src, int recv_tag, DType dtype) override;
   void barrier() override {}
   int ranks_on_my_node() override { return 1; }
+  int rank_on_my_node() override { return 0; }
   std::unique_ptr<Communicator> split(int, int, std::string name) override {
     return std::make_unique<SelfCommunicator>(std::move(name));
   }

@@ -1,26 +1,14 @@
 #include "train/run_directory.h"
 
-#include <unistd.h>
-
 #include <ctime>
 
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/host_name.h"
 
 namespace fs = std::filesystem;
 
 namespace shardlm {
-
-namespace {
-
-// The node this rank runs on: the launcher names the ranks of a lost host from it.
-std::string host_name() {
-  char name[256] = {};
-  if (gethostname(name, sizeof name - 1) != 0) return "unknown";
-  return name;
-}
-
-}  // namespace
 
 RunDirectory::RunDirectory(fs::path root, const std::string& config_text, const ModelConfig& model,
                            Communicator& world)

@@ -16,8 +16,10 @@
 #include "model/family.h"
 #include "parallel/consistency.h"
 #include "parallel/mesh.h"
+#include "parallel/mpi_comm.h"
 #include "parallel/mpi_runtime.h"
 #include "plan/memory_model.h"
+#include "train/gpu_binding.h"
 #include "train/memory_preflight.h"
 #include "train/memory_report.h"
 #include "train/metrics_log.h"
@@ -47,10 +49,18 @@ bool launched_under_mpi() {
   return false;
 }
 
-// The kernel backend for --device. The CUDA backend runs one rank on one GPU for now: the
-// communicators pass host pointers (MPI without CUDA awareness), so several ranks or ZeRO-1's
-// host-side all-gather would hand them device memory.
-KernelBackend& select_backend(const RunConfig& cfg, const Mesh& mesh) {
+// Every rank's GPU binding line (collective), in world-rank order as far as stdout allows.
+void print_binding(Communicator& world) {
+  const RankDevice rd = bind_cuda_device(world);
+  std::cout << describe_device_binding(rd.place, rd.binding) << std::endl;
+}
+
+// The kernel backend for --device. With cuda, first every rank's GPU (its node-local rank;
+// refused when a node has more ranks than devices). The CUDA backend runs one rank on one GPU
+// for now: the communicators pass host pointers (MPI without CUDA awareness), so several ranks
+// or ZeRO-1's host-side all-gather would hand them device memory.
+KernelBackend& select_backend(const RunConfig& cfg, Mesh& mesh) {
+  if (cfg.device == "cuda") print_binding(mesh.world());
   KernelBackend& backend = resolve_backend(cfg.device);
   if (!backend.host_memory() && (mesh.world_size() != 1 || cfg.zero != 0))
     fail("--device " + cfg.device + " runs one rank on one GPU without ZeRO for now (got " +
@@ -209,6 +219,13 @@ Inputs resolve_inputs(const RunFlags& flags, int world_size) {
 
 std::string effective_config_text(const RunFlags& flags, int world_size) {
   return resolve_inputs(flags, world_size).resolved.config.to_ini();
+}
+
+int print_device_binding() {
+  std::optional<MpiRuntime> mpi;
+  if (launched_under_mpi()) mpi.emplace();
+  print_binding(*world_communicator());
+  return kExitOk;
 }
 
 int run_training(const RunFlags& flags) {

@@ -19,4 +19,9 @@ int run_training(const RunFlags& flags);
 // tokenizer (--data) for the vocabulary, like a run.
 std::string effective_config_text(const RunFlags& flags, int world_size);
 
+// `shardlm train --print-device-binding`: MPI start-up (under mpirun/srun), then the GPU this
+// rank's --device cuda run would use, as the run prints it ("rank 3 on host B: local rank 1 of 2,
+// device 1 of 2"), from the same code. Errors throw (a node with more ranks than devices).
+int print_device_binding();
+
 }  // namespace shardlm

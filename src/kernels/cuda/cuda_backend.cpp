@@ -74,13 +74,23 @@ KernelBackend& cuda_backend() {
 }
 
 bool cuda_device_available() {
+  return cuda_runtime_device_count() > 0;
+}
+
+int cuda_runtime_device_count() {
   int count = 0;
   const cudaError_t rc = cudaGetDeviceCount(&count);
   if (rc != cudaSuccess) {
-    cudaGetLastError();  // no driver or no device: clear the sticky error, report false
-    return false;
+    cudaGetLastError();  // no driver or no device: clear the sticky error, report none
+    return 0;
   }
-  return count > 0;
+  return count;
+}
+
+void use_cuda_device(int device) {
+  const cudaError_t rc = cudaSetDevice(device);
+  if (rc != cudaSuccess)
+    fail("cudaSetDevice(" + std::to_string(device) + "): " + cudaGetErrorString(rc));
 }
 
 }  // namespace shardlm

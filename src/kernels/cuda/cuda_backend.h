@@ -178,4 +178,12 @@ KernelBackend& cuda_backend();
 // True when the CUDA runtime sees at least one device. Never throws.
 bool cuda_device_available();
 
+// The devices the CUDA runtime sees (CUDA_VISIBLE_DEVICES applies); 0 with no driver or device.
+// Never throws.
+int cuda_runtime_device_count();
+
+// Makes `device` the current CUDA device (cudaSetDevice) before cuda_backend() first runs: the
+// backend is created on it. Throws shardlm::Error naming the device when the runtime refuses.
+void use_cuda_device(int device);
+
 }  // namespace shardlm
