@@ -224,7 +224,9 @@ std::string effective_config_text(const RunFlags& flags, int world_size) {
 int print_device_binding() {
   std::optional<MpiRuntime> mpi;
   if (launched_under_mpi()) mpi.emplace();
-  print_binding(*world_communicator());
+  const std::unique_ptr<Communicator> world = world_communicator();
+  set_error_rank(world->rank());
+  print_binding(*world);
   return kExitOk;
 }
 

@@ -196,13 +196,17 @@ class Cluster:
         return subprocess.run(self.command(host, argv), capture_output=True, text=True,
                               timeout=timeout, env=env)
 
+    def slots_of(self, slots):
+        """Ranks per host: `slots` on each, or a list with one count per host."""
+        return list(slots) if isinstance(slots, (list, tuple)) else [slots] * len(self.hosts)
+
     def mpirun_flags(self, slots):
-        """mpirun's flags (after -np) for all hosts with `slots` ranks each (filled host by
-        host): TCP between hosts restricted to the test subnet, shared memory inside a host,
+        """mpirun's flags (after -np) for all hosts with `slots` ranks each, or slots[i] on host
+        i (filled host by host): TCP between hosts restricted to the test subnet, shared memory inside a host,
         the rsh agent that starts Open MPI's daemons inside the hosts. Also what a launcher
         passes on (shardlm-launch --mpirun-args)."""
         return (["--oversubscribe", "--bind-to", "none",
-                 "--host", ",".join(f"{h}:{slots}" for h in self.hosts),
+                 "--host", ",".join(f"{h}:{n}" for h, n in zip(self.hosts, self.slots_of(slots))),
                  "--mca", "plm_rsh_agent", RSH_AGENT,
                  "--mca", "btl", "self,vader,tcp", "--mca", "btl_vader_single_copy_mechanism",
                  "none", "--mca", "btl_tcp_if_include", f"{SUBNET}.0/24",
@@ -212,7 +216,7 @@ class Cluster:
 
     def mpirun_command(self, argv, slots, np=None, extra=()):
         """mpirun on host 0 over all hosts with `slots` ranks each (mpirun_flags)."""
-        np = np or slots * len(self.hosts)
+        np = np or sum(self.slots_of(slots))
         mpirun = (["mpirun", "--allow-run-as-root", "-np", str(np)] + self.mpirun_flags(slots) +
                   list(extra))
         return self.command(self.hosts[0], mpirun + list(argv))

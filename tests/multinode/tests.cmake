@@ -18,6 +18,7 @@ endfunction()
 foreach(case harness equivalence mesh-hosts node-failure)
   shardlm_multinode_test(test_multinode.py ${case} 900)
 endforeach()
+shardlm_multinode_test(test_gpu_binding.py gpu-binding 300)  # device = node-local rank, fake count
 shardlm_multinode_test(test_traffic.py traffic-bytes 600)  # link bytes vs plan/traffic.h
 shardlm_multinode_test(test_traffic.py traffic-rate 300)   # step time over rate-limited links
 shardlm_multinode_test(test_faults.py partition 900)       # link down: hang, lost ranks named
