@@ -5,13 +5,21 @@
 
 namespace shardlm {
 
+namespace {
+std::string visible_note(const std::string& visible_devices) {
+  return visible_devices.empty() ? "" : " (CUDA_VISIBLE_DEVICES=" + visible_devices + ")";
+}
+}  // namespace
+
 DeviceBinding choose_device(const NodePlace& place, int device_count,
                             const std::string& visible_devices) {
+  if (device_count == 0)
+    fail("--device cuda: host " + place.host + " sees no CUDA device" +
+         visible_note(visible_devices) + ": run on a node with a GPU, or use --device cpu");
   if (place.local_ranks > device_count)
     fail("host " + place.host + " runs " + std::to_string(place.local_ranks) +
          " rank(s) but sees " + std::to_string(device_count) + " CUDA device(s)" +
-         (visible_devices.empty() ? std::string()
-                                  : " (CUDA_VISIBLE_DEVICES=" + visible_devices + ")") +
+         visible_note(visible_devices) +
          ": each rank of a node needs a GPU of its own; start at most " +
          std::to_string(device_count) +
          " rank(s) per node (--ntasks-per-node, mpirun --map-by ppr:N:node) or give the job more "

@@ -41,7 +41,8 @@ TEST(DeviceBinding, DescribesRankHostLocalRankAndDevice) {
 TEST(DeviceBinding, RefusesMoreRanksOnANodeThanDevicesNamingTheHost) {
   expect_error([] { choose_device(place(2, 0, 3), 2, ""); },
                {"host nodeB", "runs 3 rank(s)", "sees 2 CUDA device(s)", "--gpus-per-node"});
-  expect_error([] { choose_device(place(0, 0, 1), 0, ""); }, {"host nodeB", "sees 0 CUDA"});
+  expect_error([] { choose_device(place(0, 0, 1), 0, ""); },
+               {"--device cuda", "host nodeB", "sees no CUDA device", "--device cpu"});
   // Every rank of the node is refused, not only those past the last device.
   expect_error([] { choose_device(place(5, 2, 3), 2, "0,1"); },
                {"host nodeB", "runs 3 rank(s)", "(CUDA_VISIBLE_DEVICES=0,1)"});
