@@ -49,7 +49,8 @@ bool launched_under_mpi() {
   return false;
 }
 
-// Every rank's GPU binding line (collective), in world-rank order as far as stdout allows.
+// Chooses and selects this rank's GPU and prints its binding line (every rank prints its own;
+// collective: counts the ranks per node).
 void print_binding(Communicator& world) {
   const RankDevice rd = bind_cuda_device(world);
   std::cout << describe_device_binding(rd.place, rd.binding) << std::endl;
