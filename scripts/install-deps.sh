@@ -12,7 +12,7 @@ packages=(
   libboost-program-options-dev nlohmann-json3-dev
   libgtest-dev libbenchmark-dev
   libdnnl-dev
-  libsentencepiece-dev sentencepiece
+  libsentencepiece-dev sentencepiece libicu-dev
   python3-torch python3-h5py python3-numpy python3-matplotlib
 )
 [ $# -gt 0 ] && packages=("$@")

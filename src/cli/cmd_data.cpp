@@ -65,9 +65,9 @@ int data_prepare(const std::vector<std::string>& args) {
       "input", po::value(&o.input_files)->multitoken()->required(),
       "UTF-8 text files; each file is one document (documents are separated by EOS)")(
       "tokenizer", po::value(&o.tokenizer_path)->required(),
-      "the tokenizer .model (copied into --out)")(
-      "out", po::value(&o.out_dir)->required(),
-      "output directory for the shards, tokenizer.model and index.txt")(
+      "a SentencePiece .model or a byte-level BPE tokenizer.json (GPT-2's kind; copied into "
+      "--out)")("out", po::value(&o.out_dir)->required(),
+                "output directory for the shards, the tokenizer and index.txt")(
       "val-fraction", po::value(&o.val_fraction)->default_value(o.val_fraction, "0.01"),
       "fraction of text blocks that go to the val split, in [0, 1)")(
       "shard-tokens", po::value(&shard_tokens)->default_value(shard_tokens),
@@ -125,12 +125,12 @@ int data_inspect(const std::vector<std::string>& args) {
     return *rc;
 
   const DatasetIndex index = read_dataset_index(dir);
-  open_dataset_tokenizer(dir, index);  // refuses a damaged tokenizer.model
+  open_dataset_tokenizer(dir, index);  // refuses a damaged tokenizer file
   char fingerprint[19];
   std::snprintf(fingerprint, sizeof fingerprint, "0x%016llx",
                 static_cast<unsigned long long>(index.tokenizer_fingerprint));
   std::cout << "dataset        " << dir << "\n"
-            << "tokenizer      " << kDatasetTokenizerFile << "  fingerprint " << fingerprint
+            << "tokenizer      " << index.tokenizer_file << "  fingerprint " << fingerprint
             << "  vocab " << index.vocab_size << "\n"
             << "prepared with  val_fraction " << index.val_fraction << "  block_bytes "
             << index.block_bytes << "  shard_tokens " << index.shard_tokens << "\n\n";

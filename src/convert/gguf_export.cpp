@@ -24,6 +24,8 @@ int32_t token_type(Tokenizer::PieceType t) {
       return 5;
     case Tokenizer::PieceType::kByte:
       return 6;
+    case Tokenizer::PieceType::kUserDefined:
+      return 4;
   }
   return 1;
 }

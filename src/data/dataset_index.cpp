@@ -80,7 +80,7 @@ void write_dataset_index(const std::string& dir, const DatasetIndex& index) {
   const auto fraction_end =
       std::to_chars(fraction, fraction + sizeof fraction, index.val_fraction).ptr;
   out << "format " << kIndexFormat << "\n"
-      << "tokenizer " << kDatasetTokenizerFile << "\n"
+      << "tokenizer " << index.tokenizer_file << "\n"
       << "tokenizer_fingerprint " << fingerprint << "\n"
       << "vocab_size " << index.vocab_size << "\n"
       << "val_fraction " << std::string_view(fraction, static_cast<size_t>(fraction_end - fraction))
@@ -137,8 +137,10 @@ DatasetIndex read_dataset_index(const std::string& dir) {
       seen_format = true;
     } else if (key == "tokenizer") {
       std::string file;
-      if (!(fields >> file) || file != kDatasetTokenizerFile)
-        bad("expected 'tokenizer " + std::string(kDatasetTokenizerFile) + "'");
+      if (!(fields >> file) || (file != kDatasetTokenizerFile && file != kDatasetTokenizerJsonFile))
+        bad("expected 'tokenizer " + std::string(kDatasetTokenizerFile) + "' or 'tokenizer " +
+            kDatasetTokenizerJsonFile + "'");
+      index.tokenizer_file = file;
     } else if (key == "tokenizer_fingerprint") {
       const std::string hex = next("tokenizer_fingerprint");
       index.tokenizer_fingerprint =
@@ -179,22 +181,25 @@ DatasetIndex read_dataset_index(const std::string& dir) {
 }
 
 Tokenizer open_dataset_tokenizer(const std::string& dir, const DatasetIndex& index) {
-  const auto path = (std::filesystem::path(dir) / kDatasetTokenizerFile).string();
+  const auto path = (std::filesystem::path(dir) / index.tokenizer_file).string();
   if (!std::filesystem::is_regular_file(path))
-    fail("dataset '" + dir + "' has no " + kDatasetTokenizerFile +
+    fail("dataset '" + dir + "' has no " + index.tokenizer_file +
          " (prepare it with `shardlm data prepare`)");
-  // Compared before parsing: the model's bytes never reach SentencePiece unless they are the
-  // ones the dataset was prepared with.
+  // Compared before parsing: the file's bytes never reach a parser unless they are the ones
+  // the dataset was prepared with.
   std::string bytes = read_file(path);
   if (const uint64_t fingerprint = fnv1a64(bytes); fingerprint != index.tokenizer_fingerprint) {
     char got[19], want[19];
     std::snprintf(got, sizeof got, "0x%016llx", static_cast<unsigned long long>(fingerprint));
     std::snprintf(want, sizeof want, "0x%016llx",
                   static_cast<unsigned long long>(index.tokenizer_fingerprint));
-    fail("tokenizer model '" + path + "' has fingerprint " + got + ", the dataset index records " +
-         want + ": the file is damaged or was replaced");
+    fail("tokenizer '" + path + "' has fingerprint " + got + ", the dataset index records " + want +
+         ": the file is damaged or was replaced");
   }
-  return Tokenizer::from_serialized(std::move(bytes), "'" + path + "'");
+  Tokenizer tok = Tokenizer::from_serialized(std::move(bytes), "'" + path + "'");
+  if (index.tokenizer_file != tok.file_name())
+    fail("tokenizer '" + path + "' holds a " + tok.file_name() + ", not a " + index.tokenizer_file);
+  return tok;
 }
 
 }  // namespace shardlm

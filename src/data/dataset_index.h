@@ -12,7 +12,9 @@
 namespace shardlm {
 
 constexpr const char* kDatasetIndexFile = "index.txt";
+// The tokenizer's copy in the directory, by kind (Tokenizer::file_name()).
 constexpr const char* kDatasetTokenizerFile = "tokenizer.model";
+constexpr const char* kDatasetTokenizerJsonFile = "tokenizer.json";
 
 struct DatasetShardEntry {
   std::string split;  // "train" or "val"
@@ -23,6 +25,7 @@ struct DatasetShardEntry {
 };
 
 struct DatasetIndex {
+  std::string tokenizer_file = kDatasetTokenizerFile;  // or kDatasetTokenizerJsonFile
   uint64_t tokenizer_fingerprint = 0;
   uint32_t vocab_size = 0;
   // How the data was split, recorded so a dataset can be reproduced.
@@ -38,8 +41,8 @@ struct DatasetIndex {
 void write_dataset_index(const std::string& dir, const DatasetIndex& index);
 // Reads <dir>/index.txt; throws Error naming the file and line on anything malformed.
 DatasetIndex read_dataset_index(const std::string& dir);
-// <dir>/tokenizer.model, refused naming the file unless its fingerprint is the one the index
-// records (a damaged model file may still parse).
+// <dir>/<index.tokenizer_file> (tokenizer.model or tokenizer.json), refused naming the file
+// unless its fingerprint is the one the index records (a damaged file may still parse).
 Tokenizer open_dataset_tokenizer(const std::string& dir, const DatasetIndex& index);
 
 }  // namespace shardlm

@@ -61,7 +61,7 @@ TokenDataset::TokenDataset(const std::string& dir, const std::string& split,
 }
 
 std::string TokenDataset::tokenizer_path() const {
-  return (std::filesystem::path(dir_) / kDatasetTokenizerFile).string();
+  return (std::filesystem::path(dir_) / index_.tokenizer_file).string();
 }
 
 void TokenDataset::read(uint64_t first, uint64_t n, int32_t* out) const {

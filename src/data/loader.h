@@ -36,7 +36,7 @@ class TokenDataset {
   uint64_t text_bytes() const { return text_bytes_; }
   uint64_t tokenizer_fingerprint() const { return index_.tokenizer_fingerprint; }
   uint32_t vocab_size() const { return index_.vocab_size; }
-  // <dir>/tokenizer.model, the tokenizer the shards were encoded with.
+  // <dir>/tokenizer.model or tokenizer.json, the tokenizer the shards were encoded with.
   std::string tokenizer_path() const;
   const DatasetIndex& index() const { return index_; }
   const std::vector<TokenShardReader>& shards() const { return shards_; }

@@ -35,8 +35,9 @@ struct TextBlock {
 // boundary (or, for a longer line, at a UTF-8 character boundary). Holds one read buffer.
 class BlockReader {
  public:
-  BlockReader(const std::vector<std::string>& files, uint64_t block_bytes)
-      : files_(files), block_bytes_(block_bytes) {}
+  BlockReader(const std::vector<std::string>& files, uint64_t block_bytes,
+              const Tokenizer& tokenizer)
+      : files_(files), block_bytes_(block_bytes), tokenizer_(tokenizer) {}
 
   // Fills `block` with the next block; false after the last file. Empty files give no block.
   bool next(TextBlock& block) {
@@ -83,12 +84,12 @@ class BlockReader {
     if (in_.eof()) eof_ = true;
   }
 
-  // Where to end a block when more than block_bytes remain: after the last newline in the
-  // window, else before the UTF-8 character that straddles the window's end.
+  // Where to end a block when more than block_bytes remain: the last place in the window where
+  // the tokenizer's encoding does not depend on the cut (Tokenizer::independent_cut: after a
+  // newline for SentencePiece), else before the UTF-8 character that straddles its end.
   size_t cut_point() const {
-    const std::string_view window(buffer_.data() + pos_, block_bytes_);
-    const size_t newline = window.rfind('\n');
-    if (newline != std::string_view::npos) return newline + 1;
+    const std::string_view rest(buffer_.data() + pos_, available());
+    if (const size_t cut = tokenizer_.independent_cut(rest, block_bytes_)) return cut;
     size_t cut = block_bytes_;
     while (cut > 0 && (static_cast<unsigned char>(buffer_[pos_ + cut]) & 0xC0) == 0x80) --cut;
     return cut > 0 ? cut : block_bytes_;  // not UTF-8 at all: cut anywhere
@@ -96,6 +97,7 @@ class BlockReader {
 
   const std::vector<std::string>& files_;
   const uint64_t block_bytes_;
+  const Tokenizer& tokenizer_;
   size_t next_file_ = 0;
   std::ifstream in_;
   std::string buffer_;
@@ -220,7 +222,9 @@ class SplitWriter {
 
 bool is_dataset_file(const fs::path& p) {
   const std::string name = p.filename().string();
-  if (name == kDatasetIndexFile || name == kDatasetTokenizerFile) return true;
+  if (name == kDatasetIndexFile || name == kDatasetTokenizerFile ||
+      name == kDatasetTokenizerJsonFile)
+    return true;
   const bool shard_prefix = name.rfind("train_", 0) == 0 || name.rfind("val_", 0) == 0;
   return shard_prefix && (p.extension() == ".bin" || name.ends_with(".bin.tmp"));
 }
@@ -277,12 +281,17 @@ PrepareResult prepare_token_shards(const PrepareOptions& options,
   const Tokenizer tokenizer = Tokenizer::from_file(options.tokenizer_path);
   if (tokenizer.eos_id() < 0)
     fail("tokenizer '" + options.tokenizer_path +
-         "' has no EOS id; documents are separated by EOS");
+         "' has no EOS id; documents are separated by EOS" +
+         (tokenizer.kind() == TokenizerKind::kByteLevelBpe
+              ? " (a tokenizer.json's EOS is its special added token <|endoftext|>, "
+                "<|end_of_text|> or </s>)"
+              : ""));
 
   prepare_output_dir(options);
-  tokenizer.save((fs::path(options.out_dir) / kDatasetTokenizerFile).string());
+  tokenizer.save((fs::path(options.out_dir) / tokenizer.file_name()).string());
 
   DatasetIndex index;
+  index.tokenizer_file = tokenizer.file_name();
   index.tokenizer_fingerprint = tokenizer.fingerprint();
   index.vocab_size = static_cast<uint32_t>(tokenizer.vocab_size());
   index.val_fraction = options.val_fraction;
@@ -305,7 +314,7 @@ PrepareResult prepare_token_shards(const PrepareOptions& options,
   progress.bytes_total = bytes_total;
   double last_report = -1.0;
 
-  BlockReader reader(options.input_files, options.block_bytes);
+  BlockReader reader(options.input_files, options.block_bytes, tokenizer);
   uint64_t next_block_index = 0;
   {
     EncodePool pool(tokenizer, threads);

@@ -1,7 +1,8 @@
 // `shardlm data prepare`: text files -> token shards, streamed with bounded memory.
 //
-// Each input file is one document. Files are cut into blocks of about block_bytes at line
-// boundaries (a line longer than a block is cut at a UTF-8 character boundary); blocks are
+// Each input file is one document. Files are cut into blocks of about block_bytes where the
+// tokenizer's encoding does not depend on the cut (Tokenizer::independent_cut: line ends for
+// SentencePiece; a line longer than a block is cut at a UTF-8 character boundary); blocks are
 // encoded in parallel and written in input order. Block index i (counted over all files in
 // input order) belongs to the val split iff is_validation_block(i, val_fraction); the last
 // block of a document ends with EOS. A shard is closed before a block would take it past
@@ -19,7 +20,9 @@ namespace shardlm {
 
 struct PrepareOptions {
   std::vector<std::string> input_files;
-  std::string tokenizer_path;  // a SentencePiece .model; copied to <out_dir>/tokenizer.model
+  // A SentencePiece .model or a byte-level BPE tokenizer.json; copied into out_dir under its
+  // kind's name (tokenizer.model or tokenizer.json).
+  std::string tokenizer_path;
   std::string out_dir;
   double val_fraction = 0.01;
   uint64_t shard_tokens = 100'000'000;

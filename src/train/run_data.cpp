@@ -13,9 +13,10 @@ namespace shardlm {
 
 std::optional<Tokenizer> open_run_tokenizer(const std::string& data) {
   if (data == kSyntheticData) return std::nullopt;
-  const fs::path path = fs::path(data) / "tokenizer.model";
-  if (!fs::exists(path))
-    fail("--data " + data + ": no tokenizer.model (prepare it with `shardlm data prepare`)");
+  if (!fs::exists(fs::path(data) / kDatasetTokenizerFile) &&
+      !fs::exists(fs::path(data) / kDatasetTokenizerJsonFile))
+    fail("--data " + data + ": no " + kDatasetTokenizerFile + " or " + kDatasetTokenizerJsonFile +
+         " (prepare it with `shardlm data prepare`)");
   return open_dataset_tokenizer(data, read_dataset_index(data));
 }
 
@@ -24,7 +25,7 @@ RunFacts run_facts(int world_size, const std::string& data, const Tokenizer* tok
   facts.world_size = world_size;
   if (tokenizer) {
     facts.tokenizer_vocab = tokenizer->vocab_size();
-    facts.tokenizer_path = (fs::path(data) / "tokenizer.model").string();
+    facts.tokenizer_path = (fs::path(data) / tokenizer->file_name()).string();
   }
   return facts;
 }

@@ -15,7 +15,8 @@
 
 namespace shardlm {
 
-// The tokenizer of the dataset at `data` (its tokenizer.model); nullopt for synthetic data.
+// The tokenizer of the dataset at `data` (its tokenizer.model or tokenizer.json); nullopt for
+// synthetic data.
 // Throws naming --data when the directory has none.
 std::optional<Tokenizer> open_run_tokenizer(const std::string& data);
 
