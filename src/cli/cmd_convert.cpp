@@ -26,7 +26,8 @@ constexpr const char* kUsage =
     "--to hf: a Hugging Face directory (GPT2LMHeadModel or LlamaForCausalLM: config.json,\n"
     "safetensors, generation_config.json, tokenizer). --to gguf: one GGUF v3 file for llama.cpp.\n"
     "--from hf: a Hugging Face GPT-2 or Llama directory becomes a checkpoint (step 0) under\n"
-    "CKPT_DIR, for `shardlm train --init-from` or `shardlm generate`.\n"
+    "CKPT_DIR, for `shardlm train --init-from` or `shardlm generate`; its tokenizer.model, or a\n"
+    "byte-level BPE tokenizer.json, is also written to CKPT_DIR for `shardlm data prepare`.\n"
     "CKPT: a checkpoint directory, a run directory or a checkpoint root (its newest checkpoint).";
 
 DType hf_dtype(const std::string& name) {
@@ -78,9 +79,14 @@ int to_gguf(const fs::path& ckpt, const fs::path& out, const std::string& dtype)
 
 int from_hf(const fs::path& hf_dir, const fs::path& root) {
   const HfImportReport r = import_hf(hf_dir, root);
-  std::cout << "wrote " << r.checkpoint.string() << ": " << r.tensors << " tensors"
-            << (r.tokenizer ? ", tokenizer.model" : ", no tokenizer (no tokenizer.model found)")
-            << "\n";
+  std::cout << "wrote " << r.checkpoint.string() << ": " << r.tensors << " tensors";
+  if (!r.tokenizer.empty())
+    std::cout << ", its tokenizer (also " << (root / r.tokenizer).string()
+              << ", for shardlm data prepare --tokenizer)\n";
+  else if (!r.tokenizer_note.empty())
+    std::cout << ", no tokenizer: " << r.tokenizer_note << "\n";
+  else
+    std::cout << ", no tokenizer (no tokenizer.model or tokenizer.json found)\n";
   return kExitOk;
 }
 

@@ -45,7 +45,10 @@ uint32_t file_type(GgufType type) {
   return 0;
 }
 
-void add_tokenizer(GgufMetadata& md, const Tokenizer& tok) {
+// The vocabulary: SentencePiece as llama.cpp's "llama" tokenizer (tokens, scores, types);
+// byte-level BPE as its "gpt2" tokenizer with GPT-2's pre-tokenizer (tokens, types, merges).
+void add_vocabulary(GgufMetadata& md, const Tokenizer& tok) {
+  const bool bpe = tok.kind() == TokenizerKind::kByteLevelBpe;
   std::vector<std::string> tokens;
   std::vector<float> scores;
   std::vector<int32_t> types;
@@ -54,10 +57,20 @@ void add_tokenizer(GgufMetadata& md, const Tokenizer& tok) {
     scores.push_back(tok.piece_score(id));
     types.push_back(token_type(tok.piece_type(id)));
   }
-  md.emplace_back("tokenizer.ggml.model", std::string("llama"));  // SentencePiece
+  md.emplace_back("tokenizer.ggml.model", std::string(bpe ? "gpt2" : "llama"));
+  if (bpe) md.emplace_back("tokenizer.ggml.pre", std::string("gpt-2"));
   md.emplace_back("tokenizer.ggml.tokens", std::move(tokens));
-  md.emplace_back("tokenizer.ggml.scores", std::move(scores));
+  if (!bpe) md.emplace_back("tokenizer.ggml.scores", std::move(scores));
   md.emplace_back("tokenizer.ggml.token_type", std::move(types));
+  if (bpe) {
+    std::vector<std::string> merges;
+    for (const auto& [a, b] : tok.merges()) merges.push_back(a + " " + b);
+    md.emplace_back("tokenizer.ggml.merges", std::move(merges));
+  }
+}
+
+void add_tokenizer(GgufMetadata& md, const Tokenizer& tok) {
+  add_vocabulary(md, tok);
   auto id = [&](const char* key, int v) {
     if (v >= 0) md.emplace_back(key, static_cast<uint32_t>(v));
   };
@@ -65,7 +78,7 @@ void add_tokenizer(GgufMetadata& md, const Tokenizer& tok) {
   id("tokenizer.ggml.eos_token_id", tok.eos_id());
   id("tokenizer.ggml.unknown_token_id", tok.unk_id());
   id("tokenizer.ggml.padding_token_id", tok.pad_id());
-  // shardlm's SentencePiece model adds nothing: no BOS/EOS, no leading space.
+  // shardlm's tokenizers add nothing: no BOS/EOS, no leading space.
   md.emplace_back("tokenizer.ggml.add_bos_token", false);
   md.emplace_back("tokenizer.ggml.add_eos_token", false);
   md.emplace_back("tokenizer.ggml.add_space_prefix", false);

@@ -107,12 +107,25 @@ ModelConfig import_config(const fs::path& dir, const FamilyInterchange*& mapping
   return cfg;
 }
 
-std::optional<Tokenizer> import_tokenizer(const fs::path& dir, const ModelConfig& cfg) {
-  const fs::path path = dir / "tokenizer.model";
-  if (!fs::exists(path)) return std::nullopt;
-  Tokenizer tok = Tokenizer::from_file(path.string());
-  if (tok.vocab_size() != cfg.vocab_size)
-    fail(path.string() + " has " + std::to_string(tok.vocab_size()) +
+// HF_DIR's tokenizer.model, else its tokenizer.json if shardlm reads it (`note` says why not).
+std::optional<Tokenizer> import_tokenizer(const fs::path& dir, const ModelConfig& cfg,
+                                          std::string& note) {
+  fs::path path = dir / "tokenizer.model";
+  std::optional<Tokenizer> tok;
+  if (fs::exists(path)) {
+    tok = Tokenizer::from_file(path.string());
+  } else if (path = dir / "tokenizer.json"; fs::exists(path)) {
+    try {
+      tok = Tokenizer::from_file(path.string());
+    } catch (const Error& e) {
+      note = e.what();
+      return std::nullopt;
+    }
+  } else {
+    return std::nullopt;
+  }
+  if (tok->vocab_size() != cfg.vocab_size)
+    fail(path.string() + " has " + std::to_string(tok->vocab_size()) +
          " pieces but config.json's vocab_size is " + std::to_string(cfg.vocab_size) +
          ": they are not one model's");
   return tok;
@@ -123,7 +136,8 @@ std::optional<Tokenizer> import_tokenizer(const fs::path& dir, const ModelConfig
 HfImportReport import_hf(const fs::path& hf_dir, const fs::path& root) {
   const FamilyInterchange* mapping = nullptr;
   const ModelConfig cfg = import_config(hf_dir, mapping);
-  const std::optional<Tokenizer> tok = import_tokenizer(hf_dir, cfg);
+  HfImportReport report;
+  const std::optional<Tokenizer> tok = import_tokenizer(hf_dir, cfg, report.tokenizer_note);
   HfWeights weights(hf_dir);
 
   std::map<std::string, std::vector<float>> params;  // global tensors, padded rows stay 0
@@ -167,10 +181,12 @@ HfImportReport import_hf(const fs::path& hf_dir, const fs::path& root) {
                    {"layout.zero", int64_t{0}},
                    {"imported_from", fs::absolute(hf_dir).string()}};
   SelfCommunicator self;
-  HfImportReport report;
   report.checkpoint = save_checkpoint(self, root, 0, slices, info);
   report.tensors = static_cast<int>(plan.size());
-  report.tokenizer = tok.has_value();
+  if (tok) {
+    report.tokenizer = tok->file_name();
+    tok->save((root / report.tokenizer).string());  // for `shardlm data prepare --tokenizer`
+  }
   return report;
 }
 

@@ -1,9 +1,11 @@
 // `shardlm convert --from hf`: a Hugging Face GPT-2 or Llama directory (config.json and
 // model.safetensors, or shards listed in model.safetensors.index.json) becomes a shardlm
 // checkpoint (step 0, parameters only, stored f32) under CKPT_DIR, loadable into any layout
-// (`shardlm train --init-from`, `shardlm generate`). A SentencePiece tokenizer.model next to
-// it is imported as is. The parameters are assembled in memory (f32, the model's size) because
-// save_checkpoint writes a rank's tensors together; the files are read tensor by tensor.
+// (`shardlm train --init-from`, `shardlm generate`). The directory's tokenizer goes into the
+// checkpoint and, as a file for `shardlm data prepare`, next to it (CKPT_DIR/tokenizer.model or
+// CKPT_DIR/tokenizer.json): a SentencePiece tokenizer.model as is, else a tokenizer.json that is
+// byte-level BPE of GPT-2's kind (data/tokenizer_json.h); another tokenizer.json is left out,
+// with the reason in the report.
 #pragma once
 
 #include <filesystem>
@@ -13,7 +15,8 @@ namespace shardlm {
 struct HfImportReport {
   std::filesystem::path checkpoint;  // the committed step_00000000 directory
   int tensors = 0;
-  bool tokenizer = false;
+  std::string tokenizer;       // the file carried ("tokenizer.model", "tokenizer.json") or ""
+  std::string tokenizer_note;  // why HF_DIR's tokenizer.json was not carried, or ""
 };
 
 HfImportReport import_hf(const std::filesystem::path& hf_dir, const std::filesystem::path& root);

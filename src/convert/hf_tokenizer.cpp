@@ -108,7 +108,8 @@ SpecialIds special_ids(const Tokenizer& tok) {
 
 void write_hf_tokenizer(const Tokenizer& tok, int model_max_length,
                         const std::filesystem::path& dir) {
-  write_file_atomic(dir / "tokenizer.json", tokenizer_json(tok).dump(1));
+  const bool bpe = tok.kind() == TokenizerKind::kByteLevelBpe;
+  write_file_atomic(dir / "tokenizer.json", bpe ? tok.serialized() : tokenizer_json(tok).dump(1));
   nlohmann::ordered_json special;
   put_token(special, "bos_token", tok, tok.bos_id());
   put_token(special, "eos_token", tok, tok.eos_id());
@@ -122,7 +123,7 @@ void write_hf_tokenizer(const Tokenizer& tok, int model_max_length,
   config["clean_up_tokenization_spaces"] = false;
   config["model_max_length"] = model_max_length;
   write_file_atomic(dir / "tokenizer_config.json", config.dump(2));
-  tok.save((dir / "tokenizer.model").string());
+  if (!bpe) tok.save((dir / "tokenizer.model").string());
 }
 
 }  // namespace shardlm

@@ -96,8 +96,9 @@ nlohmann::ordered_json hf_config_begin(const std::string& architecture,
 void hf_config_end(nlohmann::ordered_json& j, bool tie_word_embeddings, const SpecialIds& ids) {
   j["tie_word_embeddings"] = tie_word_embeddings;
   j["use_cache"] = true;
-  j["bos_token_id"] = ids.bos;
-  j["eos_token_id"] = ids.eos;
+  const auto id = [](int v) { return v >= 0 ? nlohmann::ordered_json(v) : nullptr; };
+  j["bos_token_id"] = id(ids.bos);  // null: the tokenizer has none
+  j["eos_token_id"] = id(ids.eos);
   if (ids.pad >= 0) j["pad_token_id"] = ids.pad;
 }
 

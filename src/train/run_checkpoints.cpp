@@ -1,10 +1,12 @@
 #include "train/run_checkpoints.h"
 
 #include <chrono>
+#include <cstdio>
 
 #include "checkpoint/checkpoint.h"
 #include "checkpoint/checkpoint_save.h"
 #include "core/error.h"
+#include "core/hash.h"
 #include "core/trace.h"
 #include "train/checkpointing.h"
 
@@ -88,6 +90,23 @@ TrainingPosition RunCheckpoints::resume(const std::string& resume) {
   return pos;
 }
 
+// A checkpoint that carries a tokenizer was trained on its ids: data encoded with another
+// would be another language to it.
+void RunCheckpoints::check_same_tokenizer(const fs::path& dir,
+                                          const std::vector<uint8_t>& theirs) const {
+  if (theirs.empty() || tokenizer_model_.empty() || theirs == tokenizer_model_) return;
+  const auto hex = [](const std::vector<uint8_t>& bytes) {
+    char buf[19];
+    std::snprintf(buf, sizeof buf, "0x%016llx",
+                  static_cast<unsigned long long>(fnv1a64(bytes.data(), bytes.size())));
+    return std::string(buf);
+  };
+  fail("--init-from: checkpoint " + dir.string() + " carries another tokenizer (fingerprint " +
+       hex(theirs) + ") than --data's (" + hex(tokenizer_model_) +
+       "): prepare the data with the checkpoint's tokenizer (convert --from hf writes it next "
+       "to the checkpoint)");
+}
+
 void RunCheckpoints::init_from(const std::string& source) {
   fs::path dir;
   try {
@@ -100,6 +119,7 @@ void RunCheckpoints::init_from(const std::string& source) {
       model_config_diff(model_config_from_ini(reader.config_text()), trainer_.settings().model);
   if (!diff.empty())
     fail("--init-from: checkpoint " + dir.string() + " holds a different model (" + diff + ")");
+  check_same_tokenizer(dir, reader.tokenizer_model());
   load_model_params(trainer_.model().weights(), reader);
   out_.resumed(dir, 0, "parameters only (--init-from), a fresh optimizer");
 }

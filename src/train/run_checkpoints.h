@@ -40,7 +40,8 @@ class RunCheckpoints {
   // continues (step 0 when fresh).
   TrainingPosition resume(const std::string& resume);
   // --init-from: loads only the parameters of `source` (any layout; the model must be the
-  // run's), for a run that did not resume. Throws naming the flag and the checkpoint.
+  // run's, and a tokenizer it carries the dataset's), for a run that did not resume. Throws
+  // naming the flag and the checkpoint.
   void init_from(const std::string& source);
   bool resumed() const { return last_saved_ >= 0; }  // resume() loaded a checkpoint
 
@@ -55,6 +56,8 @@ class RunCheckpoints {
   void wait();
 
  private:
+  void check_same_tokenizer(const std::filesystem::path& dir,
+                            const std::vector<uint8_t>& theirs) const;
   std::optional<std::filesystem::path> resume_source(const std::string& resume) const;
   // What a save writes, pointing into the trainer's buffers (backend memory).
   std::vector<CheckpointSlice> state_slices();

@@ -17,3 +17,12 @@ foreach(case gguf-gpt2 gguf-llama gguf-llamacpp-gpt2 gguf-llamacpp-llama)
   set_tests_properties(convert_${case} PROPERTIES LABELS "convert" TIMEOUT 900 PROCESSORS 2
                        FIXTURES_REQUIRED test_venv SKIP_RETURN_CODE 77)
 endforeach()
+# Byte-level BPE tokenizers (a tokenizer.json of GPT-2's kind) against `tokenizers`,
+# transformers and llama.cpp (check_bpe.py).
+foreach(case bpe-tokenizer bpe-flow bpe-bad-input)
+  add_test(NAME convert_${case}
+           COMMAND ${SHARDLM_TEST_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/convert/check_bpe.py ${case}
+                   $<TARGET_FILE:shardlm> ${CMAKE_CURRENT_BINARY_DIR}/convert/${case})
+  set_tests_properties(convert_${case} PROPERTIES LABELS "convert" TIMEOUT 900 PROCESSORS 2
+                       FIXTURES_REQUIRED test_venv SKIP_RETURN_CODE 77)
+endforeach()
