@@ -97,11 +97,6 @@ GgufExportReport export_gguf(const fs::path& checkpoint, const fs::path& out_fil
   const ModelConfig cfg = checkpoint_model_config(reader);
   const FamilyInterchange& mapping = family_interchange(cfg.family);
   const std::optional<Tokenizer> tok = checkpoint_tokenizer(reader, cfg);
-  // llama.cpp takes Llama 3.1's rescale as a rope_freqs tensor of per-frequency factors, which
-  // this exporter does not write yet; a file without it would run the unscaled model.
-  if (!cfg.rope_scaling.empty())
-    fail("checkpoint " + checkpoint.string() + ": rope_scaling '" + cfg.rope_scaling +
-         "' is not exported to GGUF yet (use --to hf)");
   if (!tok)
     fail("checkpoint " + checkpoint.string() +
          " carries no tokenizer, and a GGUF file needs its vocabulary: train on a dataset "
@@ -122,14 +117,18 @@ GgufExportReport export_gguf(const fs::path& checkpoint, const fs::path& out_fil
   }
   add_tokenizer(md, *tok);
 
+  const std::vector<ComputedTensor> computed = mapping.gguf_computed_tensors(cfg);
   const std::vector<ExternalTensor> tensors = mapping.gguf_tensors(cfg);
   std::vector<GgufTensorInfo> infos;
+  for (const ComputedTensor& t : computed) infos.push_back({t.name, t.shape, GgufType::kF32});
   for (const ExternalTensor& t : tensors) infos.push_back({t.name, t.shape, tensor_type(t, type)});
   GgufWriter writer(out_file, md, infos);
+  for (const ComputedTensor& t : computed)
+    writer.append(t.values.data(), static_cast<int64_t>(t.values.size()));
   for (const ExternalTensor& t : tensors)
     read_external(reader, t, [&](const float* values, int64_t n) { writer.append(values, n); });
   writer.finish();
-  return {static_cast<int>(tensors.size()), static_cast<uint64_t>(fs::file_size(out_file))};
+  return {static_cast<int>(infos.size()), static_cast<uint64_t>(fs::file_size(out_file))};
 }
 
 }  // namespace shardlm

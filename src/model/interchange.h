@@ -37,6 +37,14 @@ struct ExternalTensor {
   int head_dim = 0;  // kRopeInterleaved
 };
 
+// A tensor an engine needs that no checkpoint holds: computed from the config (llama.cpp's
+// rope_freqs for Llama 3.1's rope scaling), written f32.
+struct ComputedTensor {
+  std::string name;
+  std::vector<int64_t> shape;
+  std::vector<float> values;  // row-major
+};
+
 // The tokenizer's special ids, as config.json and GGUF name them (-1: none).
 struct SpecialIds {
   int bos = -1, eos = -1, pad = -1, unk = -1;
@@ -68,6 +76,10 @@ class FamilyInterchange {
   virtual std::vector<std::pair<std::string, InterchangeValue>> gguf_hparams(
       const ModelConfig& cfg) const = 0;
   virtual std::vector<ExternalTensor> gguf_tensors(const ModelConfig& cfg) const = 0;
+  // Tensors written before gguf_tensors that come from the config alone.
+  virtual std::vector<ComputedTensor> gguf_computed_tensors(const ModelConfig& cfg) const {
+    return {};
+  }
 };
 
 // The mapping of `family`; throws listing the families that have one.

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """`shardlm convert --to gguf` checked by llama.cpp (llama-cpp-python) and gguf-py.
 
-    check_gguf.py gguf-gpt2|gguf-llama SHARDLM_BIN SCRATCH_DIR
+    check_gguf.py gguf-gpt2|gguf-llama|gguf-llamacpp-gpt2|gguf-llamacpp-llama SHARDLM_BIN SCRATCH_DIR
+    check_gguf.py gguf-llamacpp-rope-scaling SHARDLM_BIN SCRATCH_DIR
 
 A short real training run of the family is exported in f32, f16, bf16 and q8_0. gguf-py reads
 each file (architecture, tensor types, vocabulary and special ids), and the f32 file's tensors
@@ -10,8 +11,11 @@ llama: what the q/k permutation is for) give shardlm's logits; llama.cpp loads
 each, and its logits for every position of a prompt match shardlm's forward: f32 within 1e-4 of
 the logit range, f16 and bf16 within their rounding, q8_0 with the same top-1 token at >= 95% of
 positions. llama.cpp's tokenizer gives shardlm's ids on sample text.
+gguf-llamacpp-rope-scaling: Llama 3.1's rope scaling through import, export and GGUF's
+rope_freqs.weight (rope_scaling_case).
 """
 import os
+import shutil
 import sys
 
 import numpy as np
@@ -88,9 +92,11 @@ def gpt2_forward(path, ids):
     return layer_norm(x, W["output_norm.weight"], W["output_norm.bias"]) @ W["output.weight"].T
 
 
-def llama_forward(path, ids):
+def llama_forward(path, ids, rope_freqs=True):
     """llama.cpp's llama graph in numpy over the GGUF tensors: RoPE on adjacent pairs
-    (rope type NORM), which is what the q/k row permutation of the export is for."""
+    (rope type NORM), which is what the q/k row permutation of the export is for, with each
+    frequency divided by rope_freqs.weight where the file has it (Llama 3.1's scaling;
+    rope_freqs=False ignores it, to show what it changes)."""
     r, W = gguf_tensors(path)
     H, KV = int(value(r, "llama.attention.head_count")), int(value(r, "llama.attention.head_count_kv"))
     L, eps = int(value(r, "llama.block_count")), float(value(r, "llama.attention.layer_norm_rms_epsilon"))
@@ -102,7 +108,10 @@ def llama_forward(path, ids):
     def rope(z, heads):
         z = z.reshape(T, heads, -1).copy()
         hd = z.shape[-1]
-        theta = np.arange(T)[:, None] * base ** (-np.arange(0, hd, 2) / hd)[None, :]
+        freqs = base ** (-np.arange(0, hd, 2) / hd)
+        if rope_freqs and "rope_freqs.weight" in W:
+            freqs = freqs / W["rope_freqs.weight"]
+        theta = np.arange(T)[:, None] * freqs[None, :]
         c, s = np.cos(theta)[:, None, :], np.sin(theta)[:, None, :]
         a, b = z[..., 0::2].copy(), z[..., 1::2].copy()
         z[..., 0::2], z[..., 1::2] = a * c - b * s, a * s + b * c
@@ -169,6 +178,98 @@ def case(family):
         del llm
 
 
+ROPE_SCALING = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                "original_max_position_embeddings": 32}
+
+
+def llama3_factors(head_dim, theta, s):
+    """convert_hf_to_gguf.py's rope_freqs for rope_type llama3, in float32 as its torch code."""
+    f32 = np.float32
+    freqs = f32(1.0) / (f32(theta) ** (np.arange(0, head_dim, 2, dtype=f32) / f32(head_dim)))
+    orig, low, high, factor = f32(s["original_max_position_embeddings"]), f32(s["low_freq_factor"]), \
+        f32(s["high_freq_factor"]), f32(s["factor"])
+    out = []
+    for freq in freqs:
+        wavelen = f32(2 * np.pi) / freq
+        if wavelen < orig / high:
+            out.append(f32(1))
+        elif wavelen > orig / low:
+            out.append(factor)
+        else:
+            smooth = (orig / wavelen - low) / (high - low)
+            out.append(f32(1) / ((f32(1) - smooth) / factor + smooth))
+    return np.array(out, dtype=f32)
+
+
+def rope_scaling_case():
+    """Llama 3.1's rope scaling at a context where it matters: head_dim 16 and an original
+    context of 32, so that the 8 frequencies fall in all three bands and positions run past 32.
+    A transformers model imports (logits equal), exports back to transformers (equal again) and to
+    GGUF, whose rope_freqs.weight is the converter's; numpy's llama.cpp graph and llama.cpp
+    itself match shardlm's logits, and without the factors they would not."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+    cc.dataset()  # tok.model, the vocabulary the file needs
+    with open(os.path.join(cc.REPO, "data", "tinyshakespeare.txt")) as f:
+        text = f.read()[:20000]
+    tokens = [int(x) for x in cc.run(["tokenizer", "encode", "--model", os.path.join(cc.SCRATCH, "tok.model")],
+                                     stdin=text).stdout.split()]
+    torch.manual_seed(11)
+    model = LlamaForCausalLM(LlamaConfig(
+        vocab_size=cc.VOCAB, hidden_size=64, intermediate_size=344, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=cc.SEQ, rope_theta=10000.0, rms_norm_eps=1e-5,
+        tie_word_embeddings=False, bos_token_id=2, eos_token_id=3, rope_scaling=dict(ROPE_SCALING)))
+    # 40 AdamW steps on Shakespeare: logits of a trained model's range (about 10, not 1 at init),
+    # as the trained runs of the other cases have (llama.cpp's own f32 error is a fixed size).
+    opt, rng = torch.optim.AdamW(model.parameters(), lr=3e-3), np.random.default_rng(0)
+    for _ in range(40):
+        x = torch.tensor([tokens[a:a + cc.SEQ] for a in rng.integers(0, len(tokens) - cc.SEQ, size=8)])
+        opt.zero_grad()
+        model(x, labels=x).loss.backward()
+        opt.step()
+    model.eval()
+    hf_dir, ckpt = os.path.join(cc.SCRATCH, "hf_rope"), os.path.join(cc.SCRATCH, "rope_ckpt")
+    for d in (hf_dir, ckpt):
+        shutil.rmtree(d, ignore_errors=True)
+    model.save_pretrained(hf_dir)
+    shutil.copy(os.path.join(cc.SCRATCH, "tok.model"), os.path.join(hf_dir, "tokenizer.model"))
+    cc.run(["convert", "--from", "hf", hf_dir, ckpt])
+    ids = tokens[1000:1000 + cc.SEQ - 4]
+    ref = cc.shardlm_logits(ckpt, ids).astype(np.float64)
+    err = float(np.abs(cc.hf_logits(model, ids) - ref).max())
+    print(f"import: transformers (rope_scaling llama3) vs shardlm logits max |diff| {err:.2e}")
+    assert err <= 1e-4, err
+    back = os.path.join(cc.SCRATCH, "hf_rope_back")
+    shutil.rmtree(back, ignore_errors=True)
+    cc.run(["convert", "--to", "hf", ckpt, back])
+    err = float(np.abs(cc.hf_logits(cc.hf_model(back), ids) - ref).max())
+    print(f"export: transformers loads the rope-scaled export, logits max |diff| {err:.2e}")
+    assert err <= 1e-4, err
+
+    path = os.path.join(cc.SCRATCH, "rope.gguf")
+    if os.path.exists(path):
+        os.remove(path)
+    cc.run(["convert", "--to", "gguf", ckpt, path])
+    r, W = gguf_tensors(path)
+    want = llama3_factors(16, 10000.0, ROPE_SCALING)
+    assert {t.name: t.tensor_type.name for t in r.tensors}["rope_freqs.weight"] == "F32"
+    assert np.array_equal(W["rope_freqs.weight"].astype(np.float32), want), (W["rope_freqs.weight"], want)
+    bands = int((want == 1).sum()), int(((want > 1) & (want < 8)).sum()), int((want == 8).sum())
+    assert all(n > 0 for n in bands), bands
+    print(f"gguf: rope_freqs.weight {want.tolist()} equals convert_hf_to_gguf.py's (bands {bands})")
+    span = ref.max() - ref.min()
+    err = float(np.abs(llama_forward(path, ids) - ref).max() / span)
+    unscaled = float(np.abs(llama_forward(path, ids, rope_freqs=False) - ref).max() / span)
+    print(f"gguf: numpy llama.cpp graph vs shardlm {err:.2e} of the logit range; ignoring rope_freqs {unscaled:.2e}")
+    assert err <= 1e-5 and unscaled > 5 * BOUNDS["f32"], (err, unscaled)
+    from llama_cpp import Llama
+    llm = Llama(model_path=path, n_ctx=cc.SEQ, logits_all=True, n_threads=2, n_batch=cc.SEQ, verbose=False)
+    got = llama_cpp_logits(llm, ids)
+    err = float(np.abs(got - ref).max() / span)
+    print(f"gguf: llama.cpp vs shardlm logits max |diff| / range {err:.2e} (bound {BOUNDS['f32']})")
+    assert err <= BOUNDS["f32"], err
+
+
 if __name__ == "__main__":
     # gguf-FAMILY: gguf-py and a numpy forward of llama.cpp's graph check every export;
     # gguf-llamacpp-FAMILY: llama.cpp itself loads them (llama-cpp-python, in the test venv
@@ -182,5 +283,8 @@ if __name__ == "__main__":
                   "scripts/test-venv.sh BUILD_DIR (without SHARDLM_TEST_LLAMACPP=0) to check with llama.cpp")
             sys.exit(77)
     os.makedirs(cc.SCRATCH, exist_ok=True)
-    case(cc.CASE.rsplit("-", 1)[1])
+    if cc.CASE == "gguf-llamacpp-rope-scaling":
+        rope_scaling_case()
+    else:
+        case(cc.CASE.rsplit("-", 1)[1])
     print(f"{cc.CASE}: ok")

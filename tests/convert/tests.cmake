@@ -10,7 +10,7 @@ foreach(case hf-gpt2 hf-llama import-gpt2 import-llama bad-input)
 endforeach()
 # gguf-llamacpp-*: llama.cpp itself (llama-cpp-python in the venv); skipped (77) only when
 # the venv was made with SHARDLM_TEST_LLAMACPP=0.
-foreach(case gguf-gpt2 gguf-llama gguf-llamacpp-gpt2 gguf-llamacpp-llama)
+foreach(case gguf-gpt2 gguf-llama gguf-llamacpp-gpt2 gguf-llamacpp-llama gguf-llamacpp-rope-scaling)
   add_test(NAME convert_${case}
            COMMAND ${SHARDLM_TEST_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/convert/check_gguf.py ${case}
                    $<TARGET_FILE:shardlm> ${CMAKE_CURRENT_BINARY_DIR}/convert/${case})

@@ -109,5 +109,28 @@ TEST(LlamaRopeScaling, FrequenciesFollowTheThreeBands) {
   EXPECT_FLOAT_EQ(t.cos[static_cast<size_t>(100) * 4 + 3], std::cos(100.0f * scaled[3]));
 }
 
+// llama.cpp's rope_freqs (GGUF export): the factor each frequency is divided by, in the same
+// three bands, so that dividing the unscaled frequencies gives shardlm's scaled ones.
+TEST(LlamaRopeScaling, LlamaCppFrequencyFactorsDivideIntoTheScaledFrequencies) {
+  ModelConfig c = scaled_tiny();
+  c.n_embd = 32;
+  c.n_head = 4;
+  ModelConfig plain = c;
+  plain.rope_scaling = "";
+  plain.rope_scaling_factor = plain.rope_scaling_low_freq_factor = 0;
+  plain.rope_scaling_high_freq_factor = 0;
+  plain.rope_scaling_original_max_position_embeddings = 0;
+  const std::vector<float> base = rope_inv_freq(plain), scaled = rope_inv_freq(c);
+  const std::vector<float> f = llama3_frequency_factors(c);
+  ASSERT_EQ(f.size(), 4u);
+  EXPECT_EQ(f[0], 1.0f);
+  EXPECT_GT(f[1], 1.0f);
+  EXPECT_LT(f[1], 8.0f);
+  EXPECT_EQ(f[2], 8.0f);
+  EXPECT_EQ(f[3], 8.0f);
+  for (size_t i = 0; i < f.size(); ++i) EXPECT_NEAR(base[i] / f[i], scaled[i], 2e-7 * base[i]) << i;
+  expect_error([&] { llama3_frequency_factors(plain); }, {"llama3 frequency factors"});
+}
+
 }  // namespace
 }  // namespace shardlm

@@ -6,6 +6,7 @@
 #include "model/llama/interchange.h"
 
 #include "core/error.h"
+#include "model/llama/rope.h"
 
 namespace shardlm {
 
@@ -150,6 +151,16 @@ class LlamaInterchange final : public FamilyInterchange {
             {"attention.layer_norm_rms_epsilon", c.norm_eps},
             {"rope.freq_base", c.rope_theta},
             {"vocab_size", int64_t{c.vocab_size}}};
+  }
+
+  // Llama 3.1's rope scaling: llama.cpp divides frequency i by rope_freqs[i]
+  // (LLM_TENSOR_ROPE_FREQS, what convert_hf_to_gguf.py's LlamaModel.generate_extra_tensors writes
+  // for rope_type llama3).
+  std::vector<ComputedTensor> gguf_computed_tensors(const ModelConfig& c) const override {
+    if (c.rope_scaling.empty()) return {};
+    std::vector<float> factors = llama3_frequency_factors(c);
+    const auto n = static_cast<int64_t>(factors.size());
+    return {{"rope_freqs.weight", {n}, std::move(factors)}};
   }
 
   // llama.cpp's llama names (llama-arch.cpp); output.weight is written even when tied (a copy

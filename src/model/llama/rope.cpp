@@ -17,6 +17,12 @@ bool any_scaling_field_set(const ModelConfig& c) {
          c.rope_scaling_original_max_position_embeddings != 0;
 }
 
+// RoPE's unscaled inverse frequency i: 1 / theta^(2i/hd) (transformers' inv_freq, float32).
+float unscaled_inv_freq(const ModelConfig& cfg, int i) {
+  return static_cast<float>(1.0 /
+                            std::pow(cfg.rope_theta, static_cast<double>(2 * i) / cfg.head_dim()));
+}
+
 // Llama 3.1's rescale of one frequency, in float32 as transformers does it.
 float llama3_scaled(float inv_freq, const ModelConfig& c) {
   const float factor = static_cast<float>(c.rope_scaling_factor);
@@ -63,12 +69,33 @@ std::vector<float> rope_inv_freq(const ModelConfig& cfg) {
   const int half = cfg.head_dim() / 2;
   std::vector<float> inv_freq(half);
   for (int i = 0; i < half; ++i) {
-    // transformers: inv_freq = 1 / theta^(arange(0, hd, 2) / hd), in float32.
-    inv_freq[i] = static_cast<float>(
-        1.0 / std::pow(cfg.rope_theta, static_cast<double>(2 * i) / cfg.head_dim()));
+    inv_freq[i] = unscaled_inv_freq(cfg, i);
     if (cfg.rope_scaling == kLlama3) inv_freq[i] = llama3_scaled(inv_freq[i], cfg);
   }
   return inv_freq;
+}
+
+std::vector<float> llama3_frequency_factors(const ModelConfig& c) {
+  SHARDLM_CHECK(c.rope_scaling == kLlama3,
+                "llama3 frequency factors of rope_scaling '" + c.rope_scaling + "'");
+  const float factor = static_cast<float>(c.rope_scaling_factor);
+  const float low = static_cast<float>(c.rope_scaling_low_freq_factor);
+  const float high = static_cast<float>(c.rope_scaling_high_freq_factor);
+  const float old_context = static_cast<float>(c.rope_scaling_original_max_position_embeddings);
+  std::vector<float> out(static_cast<size_t>(c.head_dim() / 2));
+  for (size_t i = 0; i < out.size(); ++i) {
+    const float wavelen =
+        static_cast<float>(2.0 * M_PI) / unscaled_inv_freq(c, static_cast<int>(i));
+    if (wavelen < old_context / high) {
+      out[i] = 1.0f;
+    } else if (wavelen > old_context / low) {
+      out[i] = factor;
+    } else {
+      const float smooth = (old_context / wavelen - low) / (high - low);
+      out[i] = 1.0f / ((1.0f - smooth) / factor + smooth);
+    }
+  }
+  return out;
 }
 
 RopeTables rope_tables(const ModelConfig& cfg) {

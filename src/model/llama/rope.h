@@ -21,6 +21,13 @@ void validate_rope_scaling(const ModelConfig& cfg);
 // between interpolate smoothly (transformers' _compute_llama3_parameters).
 std::vector<float> rope_inv_freq(const ModelConfig& cfg);
 
+// llama.cpp's form of the "llama3" rescale: [hd/2] factors by which it divides each frequency
+// (GGUF tensor rope_freqs.weight), computed as its convert_hf_to_gguf.py does (float32): 1 for
+// wavelengths shorter than orig/high_freq_factor, factor for those longer than
+// orig/low_freq_factor, 1 / ((1 - smooth) / factor + smooth) between; that is
+// inv_freq / rope_inv_freq(cfg) of the unscaled frequencies. Needs rope_scaling "llama3".
+std::vector<float> llama3_frequency_factors(const ModelConfig& cfg);
+
 // RoPE's cos and sin tables [max_seq, hd/2] (host): angle = float(position) * inv_freq[i].
 struct RopeTables {
   std::vector<float> cos, sin;
