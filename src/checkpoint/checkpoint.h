@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -50,6 +51,16 @@ struct CheckpointSlice {
   std::vector<int64_t> count;         // the rectangle's extent
   const void* data = nullptr;         // [prod(count)] elements of `dtype`, row-major
   DType dtype = DType::F32;
+};
+
+// Where a slice's elements come from when they are not in the caller's memory (an import
+// streaming another engine's file): fills `out` with elements [first, first + n) of the
+// rectangle (row-major, the slice's dtype), in increasing order of first and at most 2^20 at a
+// time, while that slice is written (after the slices before it).
+using SliceSource = std::function<void(int64_t first, int64_t n, void* out)>;
+struct SourcedSlice {
+  CheckpointSlice slice;  // its data is null
+  SliceSource source;
 };
 
 // Key/value metadata: integers, doubles, text and opaque byte strings (RNG states).
@@ -96,6 +107,11 @@ std::string checkpoint_dir_name(int64_t step);
 // directory on every rank. Throws on every rank if any rank fails (never hangs on one).
 std::filesystem::path save_checkpoint(Communicator& world, const std::filesystem::path& root,
                                       int64_t step, const std::vector<CheckpointSlice>& slices,
+                                      const CheckpointInfo& info);
+
+// The same for slices whose elements come from their sources: memory stays at one block.
+std::filesystem::path save_checkpoint(Communicator& world, const std::filesystem::path& root,
+                                      int64_t step, const std::vector<SourcedSlice>& slices,
                                       const CheckpointInfo& info);
 
 // Steps of the committed checkpoints under root (step_XXXXXXXX dirs with a manifest), ascending.

@@ -34,9 +34,11 @@ struct GatheredRankFiles {
 class CheckpointSave {
  public:
   // Collective: checks the slices and metadata; rank 0 creates step_X.tmp/ (removing one an
-  // interrupted save of the same step left).
+  // interrupted save of the same step left). `sources` (empty, or one per slice): where the
+  // elements of a slice with null data come from.
   CheckpointSave(Communicator& world, std::filesystem::path root, int64_t step,
-                 std::vector<CheckpointSlice> slices, CheckpointInfo info);
+                 std::vector<CheckpointSlice> slices, CheckpointInfo info,
+                 std::vector<SliceSource> sources = {});
 
   // Local (no communicator): writes, fsyncs and checksums this rank's file. Returns "" or what
   // went wrong, naming the file; never throws.
@@ -59,6 +61,7 @@ class CheckpointSave {
   int64_t step_;
   int rank_, world_size_;
   std::vector<CheckpointSlice> slices_;
+  std::vector<SliceSource> sources_;
   CheckpointInfo info_;
   std::vector<StoredSlice> written_;  // this rank's records, from write_rank_file
   int64_t file_bytes_ = 0;

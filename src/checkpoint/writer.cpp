@@ -42,8 +42,13 @@ bool valid_tensor_name(const std::string& name) {
   return valid_key(name) && name.find('@') == std::string::npos;
 }
 
-void validate_slices(const std::vector<CheckpointSlice>& slices) {
-  for (const auto& s : slices) {
+void validate_slices(const std::vector<CheckpointSlice>& slices,
+                     const std::vector<SliceSource>& sources) {
+  if (!sources.empty() && sources.size() != slices.size())
+    fail("checkpoint save: " + std::to_string(sources.size()) + " sources for " +
+         std::to_string(slices.size()) + " slices");
+  for (size_t i = 0; i < slices.size(); ++i) {
+    const CheckpointSlice& s = slices[i];
     const std::string label = "checkpoint slice " + tensor_label(s.role, s.name) + ": ";
     if (s.role != kRoleParam && s.role != kRoleExpAvg && s.role != kRoleExpAvgSq)
       fail(label + "role must be param, exp_avg or exp_avg_sq");
@@ -62,7 +67,7 @@ void validate_slices(const std::vector<CheckpointSlice>& slices) {
     if (!is_stored_dtype(s.dtype))
       fail(label + "dtype " + dtype_name(s.dtype) + " cannot be stored (f32, bf16 or f16)");
     if (Rect{s.offset, s.count}.numel() == 0) continue;
-    if (!s.data) fail(label + "data is null");
+    if (!s.data && (sources.empty() || !sources[i])) fail(label + "data is null");
   }
 }
 
@@ -97,8 +102,20 @@ void agree_on_phase(Communicator& world, int64_t step, const char* phase,
 }
 
 // Writes and fsyncs this rank's file; returns what the manifest lists for it.
+// The slice's elements, block by block: from its memory, or from its source into `scratch`.
+const void* block_data(const CheckpointSlice& s, const SliceSource* source, int64_t first,
+                       int64_t n, std::vector<uint8_t>& scratch) {
+  const size_t element_bytes = dtype_size(s.dtype);
+  if (s.data)
+    return static_cast<const uint8_t*>(s.data) + static_cast<size_t>(first) * element_bytes;
+  scratch.resize(static_cast<size_t>(n) * element_bytes);
+  (*source)(first, n, scratch.data());
+  return scratch.data();
+}
+
 std::vector<StoredSlice> write_rank_h5(const fs::path& path, int rank, int world_size, int64_t step,
                                        const std::vector<CheckpointSlice>& slices,
+                                       const std::vector<SliceSource>& sources,
                                        const Metadata& rank_metadata) {
   h5::Handle file = h5::create_file(path);
   h5::write_attr_string(file, "format", kCheckpointFormatName);
@@ -109,20 +126,21 @@ std::vector<StoredSlice> write_rank_h5(const fs::path& path, int rank, int world
   h5::write_metadata(file, "metadata", rank_metadata);
   std::vector<StoredSlice> stored;
   std::map<std::pair<std::string, std::string>, int> rectangles_so_far;
-  for (const auto& s : slices) {
+  std::vector<uint8_t> scratch;  // one block of a sourced slice
+  for (size_t i = 0; i < slices.size(); ++i) {
+    const CheckpointSlice& s = slices[i];
+    const SliceSource* source = sources.empty() ? nullptr : &sources[i];
     const int64_t numel = Rect{s.offset, s.count}.numel();
     if (numel == 0) continue;
     const int k = rectangles_so_far[{s.role, s.name}]++;
     std::string path = slice_dataset_path(s.role, s.name);
     if (k) path.append(1, '@').append(std::to_string(k));  // (not "@" + ...: GCC 12 -Wrestrict)
     h5::Handle dataset = create_tensor_dataset(file, s.role, path, s.count, s.dtype);
-    const auto* bytes = static_cast<const uint8_t*>(s.data);
-    const size_t element_bytes = dtype_size(s.dtype);
     uint32_t checksum = 0;
     int64_t done = 0;  // elements written: blocks come in the slice's row-major order
     for_each_block(Rect{std::vector<int64_t>(s.count.size(), 0), s.count}, kStreamBlockElements,
                    [&](const Rect& block) {
-                     const void* data = bytes + static_cast<size_t>(done) * element_bytes;
+                     const void* data = block_data(s, source, done, block.numel(), scratch);
                      checksum = write_block(dataset, block, s.dtype, data, checksum);
                      done += block.numel();
                    });
@@ -228,7 +246,8 @@ void commit_checkpoint(const fs::path& root, const fs::path& tmp_dir, const fs::
 }  // namespace
 
 CheckpointSave::CheckpointSave(Communicator& world, fs::path root, int64_t step,
-                               std::vector<CheckpointSlice> slices, CheckpointInfo info)
+                               std::vector<CheckpointSlice> slices, CheckpointInfo info,
+                               std::vector<SliceSource> sources)
     : root_(std::move(root)),
       tmp_dir_(root_ / (checkpoint_dir_name(step) + ".tmp")),
       final_dir_(root_ / checkpoint_dir_name(step)),
@@ -236,9 +255,10 @@ CheckpointSave::CheckpointSave(Communicator& world, fs::path root, int64_t step,
       rank_(world.rank()),
       world_size_(world.size()),
       slices_(std::move(slices)),
+      sources_(std::move(sources)),
       info_(std::move(info)) {
   agree_on_phase(world, step_, "preparing", error_of([&] {
-                   validate_slices(slices_);
+                   validate_slices(slices_, sources_);
                    validate_metadata(info_.rank_metadata, "rank metadata");
                    if (!leader()) return;
                    validate_metadata(info_.metadata, "metadata");
@@ -262,7 +282,8 @@ std::string CheckpointSave::write_rank_file() {
       // The new folder's entry in root, durable before anything is committed from it; here
       // rather than in the constructor, so that --async-save's training thread does not wait.
       if (leader()) fsync_path(root_);
-      written_ = write_rank_h5(path, rank_, world_size_, step_, slices_, info_.rank_metadata);
+      written_ =
+          write_rank_h5(path, rank_, world_size_, step_, slices_, sources_, info_.rank_metadata);
       file_bytes_ = static_cast<int64_t>(fs::file_size(path));
       file_crc_ = crc32c_file(path);  // read back from the page cache: what a loader will see
     } catch (const std::exception& e) {
@@ -289,10 +310,9 @@ fs::path CheckpointSave::committed(Communicator& world, const std::string& commi
   return final_dir_;
 }
 
-std::filesystem::path save_checkpoint(Communicator& world, const fs::path& root, int64_t step,
-                                      const std::vector<CheckpointSlice>& slices,
-                                      const CheckpointInfo& info) {
-  CheckpointSave save(world, root, step, slices, info);
+namespace {
+// The phases of one save in a row (checkpoint_save.h).
+fs::path run_save(Communicator& world, CheckpointSave& save) {
   std::string error;
   {
     const trace::Span span("write_rank_file", trace::Kind::Checkpoint, 0, -1, "checkpoint");
@@ -304,6 +324,27 @@ std::filesystem::path save_checkpoint(Communicator& world, const fs::path& root,
     error = save.commit();
   }
   return save.committed(world, error);
+}
+}  // namespace
+
+std::filesystem::path save_checkpoint(Communicator& world, const fs::path& root, int64_t step,
+                                      const std::vector<CheckpointSlice>& slices,
+                                      const CheckpointInfo& info) {
+  CheckpointSave save(world, root, step, slices, info);
+  return run_save(world, save);
+}
+
+std::filesystem::path save_checkpoint(Communicator& world, const fs::path& root, int64_t step,
+                                      const std::vector<SourcedSlice>& slices,
+                                      const CheckpointInfo& info) {
+  std::vector<CheckpointSlice> plain;
+  std::vector<SliceSource> sources;
+  for (const SourcedSlice& s : slices) {
+    plain.push_back(s.slice);
+    sources.push_back(s.source);
+  }
+  CheckpointSave save(world, root, step, std::move(plain), info, std::move(sources));
+  return run_save(world, save);
 }
 
 }  // namespace shardlm

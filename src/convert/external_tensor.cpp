@@ -103,21 +103,11 @@ void read_external(CheckpointReader& reader, const ExternalTensor& t,
   sink(out.data(), external_numel(t));
 }
 
-void scatter_external(const ExternalTensor& t, const float* external, float* source,
-                      const std::vector<int64_t>& source_shape) {
-  std::vector<float> ordered;
-  const float* src = external;
-  if (t.layout != ExternalLayout::kSame) {
-    ordered.resize(static_cast<size_t>(external_numel(t)));
-    from_external(t, external, ordered.data());
-    src = ordered.data();
-  }
-  const Rect whole{std::vector<int64_t>(source_shape.size(), 0), source_shape};
-  for (const ExternalPiece& p : t.pieces) {
-    const Rect piece{p.offset, p.count};
-    copy_region(src, piece, source, whole, piece);
-    src += piece.numel();
-  }
+void external_to_piece_order(const ExternalTensor& t, const float* external, float* pieces) {
+  if (t.layout == ExternalLayout::kSame)
+    std::copy(external, external + external_numel(t), pieces);
+  else
+    from_external(t, external, pieces);
 }
 
 }  // namespace shardlm

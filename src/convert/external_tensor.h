@@ -23,9 +23,9 @@ int64_t external_numel(const ExternalTensor& t);
 void read_external(CheckpointReader& reader, const ExternalTensor& t,
                    const std::function<void(const float* values, int64_t n)>& sink);
 
-// The inverse for import: `external` [external_numel(t)] in the external order goes into the
-// shardlm tensor `source` (row-major over source_shape) at the tensor's pieces.
-void scatter_external(const ExternalTensor& t, const float* external, float* source,
-                      const std::vector<int64_t>& source_shape);
+// The inverse for import: `external` [external_numel(t)] in the external order, rearranged into
+// the order of t's pieces (each row-major, one after the other), so that the k-th piece's
+// rectangle of the shardlm tensor holds the next prod(count) elements. For kSame a copy.
+void external_to_piece_order(const ExternalTensor& t, const float* external, float* pieces);
 
 }  // namespace shardlm

@@ -7,8 +7,8 @@
 #include <set>
 
 #include "checkpoint/checkpoint.h"
-#include "checkpoint/rect.h"
-#include "convert/external_tensor.h"
+#include "checkpoint/rect.h"  // shape_string
+#include "convert/import_slices.h"
 #include "convert/safetensors.h"
 #include "core/error.h"
 #include "core/fs.h"
@@ -140,15 +140,14 @@ HfImportReport import_hf(const fs::path& hf_dir, const fs::path& root) {
   const std::optional<Tokenizer> tok = import_tokenizer(hf_dir, cfg, report.tokenizer_note);
   HfWeights weights(hf_dir);
 
-  std::map<std::string, std::vector<float>> params;  // global tensors, padded rows stay 0
   const TensorPlan plan = model_family(cfg.family).tensor_plan(cfg);
-  for (const TensorSpec& s : plan) params[s.name].assign(Rect{{}, s.shape}.numel(), 0.0f);
   auto spec_of = [&](const std::string& name) -> const TensorSpec& {
     for (const TensorSpec& s : plan)
       if (s.name == name) return s;
     fail("conversion mapping names '" + name + "', which the " + cfg.family + " plan lacks");
   };
-  std::vector<float> buffer;
+  // Every tensor is found and checked before anything is written; the save then streams them.
+  std::vector<SourcedSlice> slices;
   for (const ExternalTensor& t : mapping->hf_tensors(cfg)) {
     const auto found = weights.find(t.name);
     if (!found)
@@ -157,19 +156,14 @@ HfImportReport import_hf(const fs::path& hf_dir, const fs::path& root) {
     if (e.shape != t.shape)
       fail(weights.where(*found) + ": tensor '" + e.name + "' has shape " + shape_string(e.shape) +
            " but config.json asks for " + shape_string(t.shape));
-    buffer.resize(static_cast<size_t>(e.numel()));
-    found->reader->read(e, 0, e.numel(), buffer.data());
-    scatter_external(t, buffer.data(), params[t.source].data(), spec_of(t.source).shape);
+    add_streamed_slices(t, *found->reader, e, spec_of(t.source).shape, slices);
   }
   for (const std::string& name : weights.unused())
     if (!mapping->hf_ignorable(name, cfg))
       fail(hf_dir.string() + ": tensor '" + name + "' is not part of a " + cfg.family +
            " model shardlm runs (unexpected in its safetensors files)");
+  for (const TensorSpec& s : plan) add_zero_slices(s.name, s.shape, slices);  // padded rows
 
-  std::vector<CheckpointSlice> slices;
-  for (const TensorSpec& s : plan)
-    slices.push_back({kRoleParam, s.name, s.shape, std::vector<int64_t>(s.shape.size(), 0), s.shape,
-                      params[s.name].data(), DType::F32});
   CheckpointInfo info;
   info.config_text = model_config_to_ini(cfg);
   if (tok) info.tokenizer_model.assign(tok->serialized().begin(), tok->serialized().end());

@@ -5,7 +5,9 @@
 // checkpoint and, as a file for `shardlm data prepare`, next to it (CKPT_DIR/tokenizer.model or
 // CKPT_DIR/tokenizer.json): a SentencePiece tokenizer.model as is, else a tokenizer.json that is
 // byte-level BPE of GPT-2's kind (data/tokenizer_json.h); another tokenizer.json is left out,
-// with the reason in the report.
+// with the reason in the report. The tensors stream from the safetensors files into the
+// checkpoint's rank file block by block (convert/import_slices.h): memory stays near one block,
+// plus one whole tensor for those whose layout moves elements, not the model.
 #pragma once
 
 #include <filesystem>

@@ -26,3 +26,10 @@ foreach(case bpe-tokenizer bpe-flow bpe-bad-input)
   set_tests_properties(convert_${case} PROPERTIES LABELS "convert" TIMEOUT 900 PROCESSORS 2
                        FIXTURES_REQUIRED test_venv SKIP_RETURN_CODE 77)
 endforeach()
+# Peak resident memory of import and exports: near the largest tensor, not the model
+# (check_memory.py).
+add_test(NAME convert_memory
+         COMMAND ${SHARDLM_TEST_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/convert/check_memory.py memory
+                 $<TARGET_FILE:shardlm> ${CMAKE_CURRENT_BINARY_DIR}/convert/memory)
+set_tests_properties(convert_memory PROPERTIES LABELS "convert" TIMEOUT 900 PROCESSORS 2
+                     FIXTURES_REQUIRED test_venv SKIP_RETURN_CODE 77)
