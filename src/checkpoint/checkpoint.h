@@ -109,10 +109,11 @@ std::filesystem::path save_checkpoint(Communicator& world, const std::filesystem
                                       int64_t step, const std::vector<CheckpointSlice>& slices,
                                       const CheckpointInfo& info);
 
-// The same for slices whose elements come from their sources: memory stays at one block.
-std::filesystem::path save_checkpoint(Communicator& world, const std::filesystem::path& root,
-                                      int64_t step, const std::vector<SourcedSlice>& slices,
-                                      const CheckpointInfo& info);
+// save_checkpoint for slices whose elements come from their sources: memory stays at one block.
+std::filesystem::path save_sourced_checkpoint(Communicator& world,
+                                              const std::filesystem::path& root, int64_t step,
+                                              const std::vector<SourcedSlice>& slices,
+                                              const CheckpointInfo& info);
 
 // Steps of the committed checkpoints under root (step_XXXXXXXX dirs with a manifest), ascending.
 std::vector<int64_t> list_checkpoints(const std::filesystem::path& root);

@@ -334,9 +334,9 @@ std::filesystem::path save_checkpoint(Communicator& world, const fs::path& root,
   return run_save(world, save);
 }
 
-std::filesystem::path save_checkpoint(Communicator& world, const fs::path& root, int64_t step,
-                                      const std::vector<SourcedSlice>& slices,
-                                      const CheckpointInfo& info) {
+std::filesystem::path save_sourced_checkpoint(Communicator& world, const fs::path& root,
+                                              int64_t step, const std::vector<SourcedSlice>& slices,
+                                              const CheckpointInfo& info) {
   std::vector<CheckpointSlice> plain;
   std::vector<SliceSource> sources;
   for (const SourcedSlice& s : slices) {

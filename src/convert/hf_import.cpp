@@ -175,7 +175,7 @@ HfImportReport import_hf(const fs::path& hf_dir, const fs::path& root) {
                    {"layout.zero", int64_t{0}},
                    {"imported_from", fs::absolute(hf_dir).string()}};
   SelfCommunicator self;
-  report.checkpoint = save_checkpoint(self, root, 0, slices, info);
+  report.checkpoint = save_sourced_checkpoint(self, root, 0, slices, info);
   report.tensors = static_cast<int>(plan.size());
   if (tok) {
     report.tokenizer = tok->file_name();

@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <random>
 #include <string>
 #include <thread>
@@ -342,6 +343,46 @@ TEST(Checkpoint, StreamsTensorsLargerThanTheBlockBuffer) {
   EXPECT_EQ(read_rect(reader, kRoleParam, "long", {1234567}, {1000000}),
             make_block(2, vector, {1234567}, {1000000}));
   EXPECT_EQ(verify_checkpoint(dir).bytes, (2100 * 1000 + 2500000) * 4);
+}
+
+// Slices whose elements come from a source (an import streaming another file): asked for in
+// order, a block at a time, and stored exactly as slices from memory would be.
+TEST(Checkpoint, SourcedSlicesAreFilledBlockByBlockInOrder) {
+  ScratchDir root;
+  const std::vector<int64_t> shape{2100, 1000};
+  const auto blocks = split(shape, 0, 2);
+  std::vector<SourcedSlice> slices;
+  std::vector<std::vector<std::pair<int64_t, int64_t>>> asked(blocks.size());
+  for (size_t b = 0; b < blocks.size(); ++b) {
+    const auto& [offset, count] = blocks[b];
+    const auto values = std::make_shared<std::vector<float>>(make_block(7, shape, offset, count));
+    slices.push_back({{kRoleParam, "big", shape, offset, count, nullptr, DType::F32},
+                      [values, &asked, b](int64_t first, int64_t n, void* out) {
+                        asked[b].emplace_back(first, n);
+                        std::copy_n(values->data() + first, n, static_cast<float*>(out));
+                      }});
+  }
+  SelfCommunicator world("world");
+  const fs::path dir = save_sourced_checkpoint(world, root.path(), 1, slices, CheckpointInfo{});
+  CheckpointReader reader(dir);
+  EXPECT_EQ(read_rect(reader, kRoleParam, "big", {0, 0}, shape),
+            make_block(7, shape, {0, 0}, shape));
+  for (const auto& calls : asked) {
+    int64_t next = 0;
+    for (const auto& [first, n] : calls) {
+      EXPECT_EQ(first, next);
+      EXPECT_LE(n, int64_t{1} << 20);
+      next = first + n;
+    }
+    EXPECT_EQ(next, 1050 * 1000);
+    EXPECT_GT(calls.size(), 1u);
+  }
+  // A slice with neither data nor a source is refused.
+  slices[1].source = nullptr;
+  EXPECT_NE(error_of([&] {
+              save_sourced_checkpoint(world, root.path(), 2, slices, CheckpointInfo{});
+            }).find("data is null"),
+            std::string::npos);
 }
 
 TEST(Checkpoint, OverlappingRectanglesReadFromTheFirst) {
