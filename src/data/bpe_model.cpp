@@ -135,30 +135,13 @@ struct StringHash {
 
 class ByteLevelBpeModel final : public TokenizerModel {
  public:
-  ByteLevelBpeModel(ByteLevelBpeSpec spec, const std::string& origin) {
-    pieces_ = std::move(spec.vocab);
-    const int n_vocab = static_cast<int>(pieces_.size());
+  ByteLevelBpeModel(ByteLevelBpeSpec spec, const std::string& origin)
+      : pieces_(std::move(spec.vocab)), ignore_merges_(spec.ignore_merges) {
     std::unordered_map<std::string, int> ids;
-    for (int id = 0; id < n_vocab; ++id) ids.emplace(pieces_[id], id);
-    ignore_merges_ = spec.ignore_merges;
+    for (size_t id = 0; id < pieces_.size(); ++id) ids.emplace(pieces_[id], static_cast<int>(id));
     if (ignore_merges_) vocab_ids_ = ids;
-    for (int b = 0; b < 256; ++b) {
-      const auto it = ids.find(byte_level_char(static_cast<uint8_t>(b)));
-      if (it == ids.end()) {
-        char hex[8];
-        std::snprintf(hex, sizeof hex, "0x%02X", b);
-        fail("tokenizer.json " + origin + ": model.vocab lacks '" +
-             byte_level_char(static_cast<uint8_t>(b)) + "', the byte-level character of byte " +
-             hex + " (a byte-level BPE vocabulary starts from all 256)");
-      }
-      byte_ids_[b] = it->second;
-    }
-    for (size_t rank = 0; rank < spec.merges.size(); ++rank) {
-      const auto& [a, b] = spec.merges[rank];
-      // A pair listed twice keeps its last rank, as the library's map does.
-      merges_[pair_key(ids.at(a), ids.at(b))] = {static_cast<uint32_t>(rank), ids.at(a + b)};
-      merge_text_.emplace_back(a, b);
-    }
+    index_bytes(ids, origin);
+    index_merges(std::move(spec.merges), ids);
     unk_id_ = spec.unk_token.empty() ? -1 : ids.at(spec.unk_token);
     types_.assign(pieces_.size(), PieceType::kNormal);
     if (unk_id_ >= 0) types_[unk_id_] = PieceType::kUnknown;
@@ -213,6 +196,31 @@ class ByteLevelBpeModel final : public TokenizerModel {
     std::vector<TextChar> chars;
     std::vector<Symbol> symbols;
   };
+
+  // The id of each byte's character; all 256 must be in the vocabulary.
+  void index_bytes(const std::unordered_map<std::string, int>& ids, const std::string& origin) {
+    for (int b = 0; b < 256; ++b) {
+      const auto it = ids.find(byte_level_char(static_cast<uint8_t>(b)));
+      if (it == ids.end()) {
+        char hex[8];
+        std::snprintf(hex, sizeof hex, "0x%02X", b);
+        fail("tokenizer.json " + origin + ": model.vocab lacks '" +
+             byte_level_char(static_cast<uint8_t>(b)) + "', the byte-level character of byte " +
+             hex + " (a byte-level BPE vocabulary starts from all 256)");
+      }
+      byte_ids_[b] = it->second;
+    }
+  }
+
+  void index_merges(std::vector<std::pair<std::string, std::string>> merges,
+                    const std::unordered_map<std::string, int>& ids) {
+    for (size_t rank = 0; rank < merges.size(); ++rank) {
+      const auto& [a, b] = merges[rank];
+      // A pair listed twice keeps its last rank, as the library's map does.
+      merges_[pair_key(ids.at(a), ids.at(b))] = {static_cast<uint32_t>(rank), ids.at(a + b)};
+    }
+    merge_text_ = std::move(merges);
+  }
 
   void add_tokens(const std::vector<AddedTokenSpec>& added) {
     for (const AddedTokenSpec& t : added) {
