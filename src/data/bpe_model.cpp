@@ -98,8 +98,9 @@ using CandidateQueue = std::priority_queue<Candidate, std::vector<Candidate>, La
 
 void push_pair(const std::vector<Symbol>& s, const MergeMap& merges, int32_t left,
                CandidateQueue& queue) {
+  if (left < 0) return;
   const int32_t right = s[left].next;
-  if (left < 0 || right < 0) return;
+  if (right < 0) return;
   const auto it = merges.find(pair_key(s[left].id, s[right].id));
   if (it != merges.end()) queue.push({it->second.rank, static_cast<uint32_t>(left), it->second.id});
 }
