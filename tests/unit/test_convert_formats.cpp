@@ -4,6 +4,7 @@
 // same files in tests/convert/ (label `convert`).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -180,6 +181,48 @@ TEST(Gguf, TruncatedOrCorruptRefusedNamingFileAndField) {
   bytes[4] = 2;  // version
   write_file_atomic(path, bytes);
   testing::expect_error([&] { GgufReader{path}; }, {path.string(), "version 2"});
+}
+
+// The fuzzers' seeds (tests/fuzz/make_convert_seeds.py, encoded from the specs, not by the
+// writers above) are files the readers accept and read whole: a refused seed would leave its
+// fuzzer mutating a file that never gets past the first check. Regression inputs (regress_*)
+// beside them are the fuzzers' findings, refused.
+std::vector<fs::path> fuzz_seeds(const std::string& corpus, const std::string& prefix) {
+  std::vector<fs::path> out;
+  for (const auto& f :
+       fs::directory_iterator(fs::path(SHARDLM_REPO_DIR) / "tests/fuzz/corpus" / corpus))
+    if (f.path().filename().string().starts_with(prefix)) out.push_back(f.path());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+TEST(Convert, FuzzSeedsAreValidFiles) {
+  const std::vector<fs::path> st = fuzz_seeds("safetensors", "valid_");
+  EXPECT_EQ(st.size(), 2u);
+  for (const fs::path& p : st) {
+    SCOPED_TRACE(p.string());
+    SafetensorsReader r(p);
+    EXPECT_FALSE(r.entries().empty());
+    for (const SafetensorsEntry& e : r.entries()) {
+      std::vector<float> v(static_cast<size_t>(e.numel()));  // [numel]
+      r.read(e, 0, e.numel(), v.data());
+    }
+  }
+  const std::vector<fs::path> gg = fuzz_seeds("gguf", "valid_");
+  EXPECT_EQ(gg.size(), 3u);
+  for (const fs::path& p : gg) {
+    SCOPED_TRACE(p.string());
+    GgufReader r(p);
+    EXPECT_FALSE(r.metadata().empty());
+    for (const GgufTensorInfo& t : r.tensors()) EXPECT_EQ(r.read(t).size(), t.numel());
+  }
+}
+
+TEST(Convert, FuzzRegressionInputsAreRefused) {
+  for (const fs::path& p : fuzz_seeds("safetensors", "regress_"))
+    testing::expect_error([&] { SafetensorsReader{p}; }, {p.string()});
+  for (const fs::path& p : fuzz_seeds("gguf", "regress_"))
+    testing::expect_error([&] { GgufReader{p}; }, {p.string()});
 }
 
 }  // namespace
