@@ -4,6 +4,7 @@
 #include <sentencepiece_trainer.h>
 
 #include <algorithm>
+#include <exception>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -67,7 +68,14 @@ Tokenizer::Tokenizer(std::string serialized, const std::string& origin)
     : serialized_(std::move(serialized)),
       fingerprint_(fnv1a64(serialized_)),
       processor_(std::make_unique<sentencepiece::SentencePieceProcessor>()) {
-  const auto status = processor_->LoadFromSerializedProto(serialized_);
+  // SentencePiece refuses a bad model with a Status, but its trie builder (darts) throws on some
+  // (a zero-length piece: fuzz_tokenizer): both are the same refusal.
+  sentencepiece::util::Status status;
+  try {
+    status = processor_->LoadFromSerializedProto(serialized_);
+  } catch (const std::exception& e) {
+    fail("cannot load tokenizer model from " + origin + ": " + e.what());
+  }
   if (!status.ok()) fail("cannot load tokenizer model from " + origin + ": " + status.ToString());
 }
 
