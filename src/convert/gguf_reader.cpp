@@ -3,6 +3,7 @@
 #include <cstring>
 #include <memory>
 
+#include "convert/file_shape.h"
 #include "convert/gguf.h"
 #include "core/dtype.h"
 #include "core/error.h"
@@ -24,10 +25,17 @@ class Decoder {
   Decoder(std::FILE* f, uint64_t size, std::string where)
       : f_(f), size_(size), where_(std::move(where)) {}
   uint64_t position() const { return pos_; }
-  void bytes(void* out, uint64_t n, const std::string& field) {
-    if (n > size_ - pos_ || std::fread(out, 1, n, f_) != n)
+  const std::string& where() const { return where_; }
+  // Refuses, naming `field`, when fewer than n bytes are left: before anything is allocated
+  // for them.
+  void require(uint64_t n, const std::string& field) const {
+    if (n > size_ - pos_)
       fail(where_ + ": " + field + " runs past the end of the file at byte " +
            std::to_string(pos_) + " (" + std::to_string(size_) + " bytes): truncated");
+  }
+  void bytes(void* out, uint64_t n, const std::string& field) {
+    require(n, field);
+    if (std::fread(out, 1, n, f_) != n) fail(where_ + ": cannot read " + field);
     pos_ += n;
   }
   template <typename T>
@@ -38,7 +46,7 @@ class Decoder {
   }
   std::string string(const std::string& field) {
     const auto n = scalar<uint64_t>(field + " (length)");
-    if (n > size_ - pos_) bytes(nullptr, n, field);  // refuses with the message above
+    require(n, field);
     std::string s(n, '\0');
     bytes(s.data(), n, field);
     return s;
@@ -109,8 +117,9 @@ GgufValue read_value(Decoder& d, uint32_t type, const std::string& field) {
           v.push_back(d.string(field + "[" + std::to_string(i) + "]"));
         return v;
       }
-      const uint64_t es = scalar_size(et, field);
-      if (n > (1ull << 40) / es) fail(field + ": array of " + std::to_string(n) + " elements");
+      const uint64_t es = scalar_size(et, d.where() + ": " + field);
+      if (n > UINT64_MAX / es) d.require(UINT64_MAX, field);
+      d.require(n * es, field);
       std::vector<uint8_t> raw(n * es);
       d.bytes(raw.data(), raw.size(), field);
       if (et == kF32)
@@ -122,7 +131,7 @@ GgufValue read_value(Decoder& d, uint32_t type, const std::string& field) {
       return std::vector<int32_t>();  // other element types: skipped
     }
   }
-  std::vector<uint8_t> skip(scalar_size(type, field));
+  std::vector<uint8_t> skip(scalar_size(type, d.where() + ": " + field));
   d.bytes(skip.data(), skip.size(), field);
   return uint32_t{0};
 }
@@ -183,16 +192,22 @@ GgufReader::GgufReader(fs::path path) : path_(std::move(path)) {
     for (uint32_t k = 0; k < n_dims; ++k)
       t.shape[n_dims - 1 - k] = static_cast<int64_t>(d.scalar<uint64_t>(field + " ne"));
     t.type = tensor_type(d.scalar<uint32_t>(field + " type"), where + ": " + field);
+    (void)checked_numel(t.shape, size, where + ": " + field);  // ne above 2^63 is negative
+    if (t.type == GgufType::kQ8_0 && t.shape.back() % kQ8BlockElements != 0)
+      fail(where + ": " + field + " is q8_0 with rows of " + std::to_string(t.shape.back()) +
+           " elements, not whole blocks of " + std::to_string(kQ8BlockElements));
     t.offset = d.scalar<uint64_t>(field + " offset");
     if (t.offset % alignment != 0) fail(where + ": " + field + " offset is not aligned");
     tensors_.push_back(std::move(t));
   }
   data_start_ = (d.position() + alignment - 1) / alignment * alignment;
   for (const GgufTensorInfo& t : tensors_) {
-    const uint64_t end = data_start_ + t.offset + gguf_bytes(t.type, t.numel());
-    if (end > size)
-      fail(where + ": tensor '" + t.name + "' data ends at byte " + std::to_string(end) +
-           " but the file has " + std::to_string(size) + ": truncated");
+    const uint64_t bytes = gguf_bytes(t.type, t.numel());
+    const uint64_t room = data_start_ < size ? size - data_start_ : 0;  // the data section's
+    if (t.offset > room || bytes > room - t.offset)
+      fail(where + ": tensor '" + t.name + "' data (" + std::to_string(bytes) +
+           " bytes at offset " + std::to_string(t.offset) + ") runs past the " +
+           std::to_string(room) + " bytes of the data section: truncated");
   }
 }
 

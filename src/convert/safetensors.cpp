@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
+#include "convert/file_shape.h"
 #include "core/error.h"
 #include "core/fs.h"
 
@@ -154,6 +155,7 @@ SafetensorsReader::SafetensorsReader(fs::path path) : path_(std::move(path)) {
         fail(field + ": shape holds a value that is not a non-negative integer");
       e.shape.push_back(d.get<int64_t>());
     }
+    (void)checked_numel(e.shape, size, field);  // entry_bytes(e) below cannot overflow
     for (const auto& o : t["data_offsets"])
       if (!o.is_number_unsigned()) fail(field + ": data_offsets are not non-negative integers");
     e.begin = t["data_offsets"][0].get<uint64_t>();
@@ -161,9 +163,9 @@ SafetensorsReader::SafetensorsReader(fs::path path) : path_(std::move(path)) {
     if (e.end < e.begin || e.end - e.begin != entry_bytes(e))
       fail(field + ": data_offsets [" + std::to_string(e.begin) + ", " + std::to_string(e.end) +
            "] do not hold its shape's " + std::to_string(entry_bytes(e)) + " bytes");
-    if (data_start_ + e.end > size)
-      fail(field + ": its bytes end at " + std::to_string(data_start_ + e.end) +
-           " but the file has " + std::to_string(size) + ": truncated");
+    if (e.end > size - data_start_)
+      fail(field + ": its bytes end at " + std::to_string(e.end) + " of the data section but the " +
+           "file has " + std::to_string(size - data_start_) + " after the header: truncated");
     entries_.push_back(std::move(e));
   }
   std::vector<const SafetensorsEntry*> order;

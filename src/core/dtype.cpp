@@ -83,6 +83,7 @@ float f16_to_float(f16 x) {
 }
 
 void convert_to_float(DType dtype, const void* src, float* dst, size_t n) {
+  if (n == 0) return;  // an empty range may come with null pointers, which memcpy may not take
   switch (dtype) {
     case DType::F32:
       std::memcpy(dst, src, n * sizeof(float));
@@ -99,6 +100,7 @@ void convert_to_float(DType dtype, const void* src, float* dst, size_t n) {
 }
 
 void convert_from_float(const float* src, DType dtype, void* dst, size_t n) {
+  if (n == 0) return;
   switch (dtype) {
     case DType::F32:
       std::memcpy(dst, src, n * sizeof(float));

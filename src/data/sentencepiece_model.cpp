@@ -4,6 +4,7 @@
 #include <sentencepiece_trainer.h>
 
 #include <algorithm>
+#include <exception>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -64,7 +65,14 @@ class LineIterator : public sentencepiece::SentenceIterator {
 class SentencePieceModel final : public TokenizerModel {
  public:
   SentencePieceModel(const std::string& serialized, const std::string& origin) {
-    const auto status = processor_.LoadFromSerializedProto(serialized);
+    // SentencePiece refuses a bad model with a Status, but its trie builder (darts) throws on
+    // some (a zero-length piece: fuzz_tokenizer): both are the same refusal.
+    sentencepiece::util::Status status;
+    try {
+      status = processor_.LoadFromSerializedProto(serialized);
+    } catch (const std::exception& e) {
+      fail("cannot load tokenizer model from " + origin + ": " + e.what());
+    }
     if (!status.ok()) fail("cannot load tokenizer model from " + origin + ": " + status.ToString());
   }
 

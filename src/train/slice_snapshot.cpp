@@ -27,7 +27,8 @@ void SliceSnapshot::grow(size_t bytes) {
 
 void SliceSnapshot::reserve_for(const std::vector<CheckpointSlice>& slices) {
   grow(total_bytes(slices));
-  std::memset(buffer_.get(), 0, capacity_);
+  // A rank that saves nothing (a data-parallel replica) has no buffer: memset may not take null.
+  if (capacity_ != 0) std::memset(buffer_.get(), 0, capacity_);
 }
 
 std::vector<CheckpointSlice> SliceSnapshot::place(std::vector<CheckpointSlice> slices) {

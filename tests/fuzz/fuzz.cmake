@@ -4,9 +4,8 @@
 # (read only; new inputs go to the build folder); a crash, a sanitizer report or a leak fails it
 # and leaves the input as build/tests/fuzz/<name>/crash-*. Longer runs: docs/fuzzing.md.
 #
-# A new reader (the safetensors and GGUF readers of src/convert/, when they land): add
-# tests/fuzz/fuzz_<name>.cpp with LLVMFuzzerTestOneInput, seeds in tests/fuzz/corpus/<name>/, and
-# a line `shardlm_fuzz_test(<name>)` below.
+# A new reader: add tests/fuzz/fuzz_<name>.cpp with LLVMFuzzerTestOneInput, seeds in
+# tests/fuzz/corpus/<name>/, and a line `shardlm_fuzz_test(<name>)` below.
 if(NOT (SHARDLM_SANITIZE AND CMAKE_CXX_COMPILER_ID STREQUAL "Clang"))
   return()
 endif()
@@ -38,3 +37,6 @@ shardlm_fuzz_test(tokenizer_json)
 set(_ckpt SHARDLM_FUZZ_CHECKPOINT_DIR="${CMAKE_CURRENT_SOURCE_DIR}/fuzz/checkpoint")
 shardlm_fuzz_test(manifest SOURCE fuzz_checkpoint_file.cpp DEFINES ${_ckpt} FUZZ_FILE="manifest.h5")
 shardlm_fuzz_test(rank_file SOURCE fuzz_checkpoint_file.cpp DEFINES ${_ckpt} FUZZ_FILE="rank_00000.h5")
+# The converters' readers (src/convert/); seeds from tests/fuzz/make_convert_seeds.py.
+shardlm_fuzz_test(safetensors)
+shardlm_fuzz_test(gguf)

@@ -4,6 +4,7 @@
 // same files in tests/convert/ (label `convert`).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -12,6 +13,7 @@
 #include <unistd.h>
 #include "convert/gguf.h"
 #include "convert/safetensors.h"
+#include "core/error.h"
 #include "core/fs.h"
 
 #include "support_errors.h"
@@ -180,6 +182,86 @@ TEST(Gguf, TruncatedOrCorruptRefusedNamingFileAndField) {
   bytes[4] = 2;  // version
   write_file_atomic(path, bytes);
   testing::expect_error([&] { GgufReader{path}; }, {path.string(), "version 2"});
+}
+
+// The fuzzers' inputs (tests/fuzz/corpus/<name>/): valid_* seeds, encoded from the specs by
+// tests/fuzz/make_convert_seeds.py (not by the writers above), and regress_* inputs the
+// fuzzers found. Each is read whole or refused naming the file, as the fuzzers require
+// (the sanitizer build replays them there; these tests replay them in every build).
+std::vector<fs::path> fuzz_inputs(const std::string& corpus, const std::string& prefix) {
+  std::vector<fs::path> out;
+  for (const auto& f :
+       fs::directory_iterator(fs::path(SHARDLM_REPO_DIR) / "tests/fuzz/corpus" / corpus))
+    if (f.path().filename().string().starts_with(prefix)) out.push_back(f.path());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+void read_safetensors_whole(const fs::path& p) {
+  SafetensorsReader r(p);
+  for (const SafetensorsEntry& e : r.entries()) {
+    std::vector<float> v(static_cast<size_t>(e.numel()));  // [numel]
+    r.read(e, 0, e.numel(), v.data());
+  }
+}
+
+void read_gguf_whole(const fs::path& p) {
+  GgufReader r(p);
+  for (const GgufTensorInfo& t : r.tensors()) EXPECT_EQ(r.read(t).size(), t.numel());
+}
+
+// A refusal must name the file; an input that is a valid file reads whole.
+template <typename Read>
+void expect_read_or_refused(const fs::path& p, Read read) {
+  SCOPED_TRACE(p.string());
+  try {
+    read(p);
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(p.string()), std::string::npos) << e.what();
+  }
+}
+
+// A refused seed would leave its fuzzer mutating a file that never gets past the first check.
+TEST(Convert, FuzzSeedsAreValidFiles) {
+  const std::vector<fs::path> st = fuzz_inputs("safetensors", "valid_");
+  EXPECT_EQ(st.size(), 2u);
+  for (const fs::path& p : st) EXPECT_NO_THROW(read_safetensors_whole(p)) << p;
+  const std::vector<fs::path> gg = fuzz_inputs("gguf", "valid_");
+  EXPECT_EQ(gg.size(), 3u);
+  for (const fs::path& p : gg) EXPECT_NO_THROW(read_gguf_whole(p)) << p;
+}
+
+// What the fuzzers and their review found, refused naming the tensor or key and the fault:
+// shapes whose element count overflows, offsets that wrap around past the end (they read the
+// header as data), an array count that sized a 512 GB allocation, q8_0 rows that are not
+// whole blocks (the last elements were dropped).
+TEST(Convert, HostileShapesCountsAndOffsetsRefusedNamingTheField) {
+  const fs::path st = fs::path(SHARDLM_REPO_DIR) / "tests/fuzz/corpus/safetensors";
+  const fs::path st_numel = st / "regress_numel_overflow", st_wrap = st / "regress_offsets_wrap";
+  testing::expect_error(
+      [&] { read_safetensors_whole(st_numel); },
+      {st_numel.string(), "tensor 'a'", "[4294967296, 4294967296]", "more elements"});
+  testing::expect_error([&] { read_safetensors_whole(st_wrap); },
+                        {st_wrap.string(), "tensor 'a'", "18446744073709551612", "truncated"});
+  const fs::path gg = fs::path(SHARDLM_REPO_DIR) / "tests/fuzz/corpus/gguf";
+  const fs::path numel = gg / "regress_numel_overflow", wrap = gg / "regress_offset_wrap",
+                 array = gg / "regress_huge_array", q8 = gg / "regress_q8_partial_block";
+  testing::expect_error(
+      [&] { read_gguf_whole(numel); },
+      {numel.string(), "tensor 'm'", "[4294967296, 4294967296]", "more elements"});
+  testing::expect_error([&] { read_gguf_whole(wrap); },
+                        {wrap.string(), "tensor 'm'", "offset 18446744073709551584", "truncated"});
+  testing::expect_error([&] { read_gguf_whole(array); },
+                        {array.string(), "metadata 'k'", "truncated"});
+  testing::expect_error([&] { read_gguf_whole(q8); },
+                        {q8.string(), "tensor 'q'", "q8_0", "rows of 33"});
+}
+
+TEST(Convert, FuzzRegressionInputsAreReadOrRefusedNamingTheFile) {
+  for (const fs::path& p : fuzz_inputs("safetensors", "regress_"))
+    expect_read_or_refused(p, read_safetensors_whole);
+  for (const fs::path& p : fuzz_inputs("gguf", "regress_"))
+    expect_read_or_refused(p, read_gguf_whole);
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "core/error.h"
+#include "core/fs.h"
 #include "data/tokenizer.h"
 #include "data_test_support.h"
 #include "support_errors.h"
@@ -110,6 +111,13 @@ TEST_F(TokenizerTest, Refusals) {
   expect_error([&] { Tokenizer::from_file((dir_ / "missing.model").string()); }, {"missing.model"});
   expect_error([&] { Tokenizer::from_serialized("definitely not a protobuf"); },
                {"cannot load tokenizer model"});
+  // A model with a zero-length piece, which SentencePiece's trie builder throws on (found by
+  // fuzz_tokenizer; it ended the process).
+  const std::string empty_piece =
+      read_file(std::string(SHARDLM_REPO_DIR) +
+                "/tests/fuzz/corpus/tokenizer/regress_zero_length_piece_darts_throws");
+  expect_error([&] { Tokenizer::from_serialized(empty_piece, "'damaged.model'"); },
+               {"cannot load tokenizer model from 'damaged.model'", "zero-length key"});
 
   TokenizerTrainOptions options;
   options.input_files = {(dir_ / "tiny-train.txt").string()};

@@ -30,8 +30,11 @@ inline T fast_exp(T x) {
   const T max_arg = splat(88.72283f);        // above this exp(x) overflows to +inf
   const T round_magic = splat(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer
   const T xc = x > max_arg ? max_arg : (x < min_arg ? min_arg : x);
+  // The same with NaN taken to min_arg: n, which is converted to an integer, stays finite (a
+  // NaN there is undefined); r, and so the result, stay NaN.
+  const T xn = x > max_arg ? max_arg : (x >= min_arg ? x : min_arg);
   // x = n*ln2 + r with |r| <= ln2/2, so exp(x) = 2^n * exp(r).
-  const T n = (xc * 1.44269504088896341f + round_magic) - round_magic;
+  const T n = (xn * 1.44269504088896341f + round_magic) - round_magic;
   T r = xc - n * 0.693359375f;
   r = r - n * -2.12194440e-4f;
   T p = splat(1.9875691500e-4f);

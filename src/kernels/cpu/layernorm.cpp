@@ -21,16 +21,23 @@ void CpuBackend::layernorm_forward(float* out, float* mean, float* rstd, const f
   for (int n = 0; n < N; ++n) {
     const float* x = inp + static_cast<size_t>(n) * C;
     float* y = out + static_cast<size_t>(n) * C;
-    float sum = 0.0f;
+    // The sums accumulate in double. x - m cancels where the row's mean is large against its
+    // spread (the residual stream), so an error in m reaches every output times rstd; a float
+    // sum's error grows with C and with the order the compiler picks (16 lanes or, where the
+    // loop is not vectorized as under ASan, one: 16 ulps of the output's scale at C = 768).
+    double sum = 0.0;
 #pragma omp simd reduction(+ : sum)
     for (int c = 0; c < C; ++c) sum += x[c];
-    const float m = sum / C;
+    const float m = static_cast<float>(sum / C);
     // Two passes (mean, then squared deviations) keep the variance accurate for rows with a
     // large mean, where E[x^2] - m^2 would cancel.
-    float sq = 0.0f;
+    double sq = 0.0;
 #pragma omp simd reduction(+ : sq)
-    for (int c = 0; c < C; ++c) sq += (x[c] - m) * (x[c] - m);
-    const float s = 1.0f / std::sqrt(sq / C + kLayerNormEps);
+    for (int c = 0; c < C; ++c) {
+      const float d = x[c] - m;
+      sq += static_cast<double>(d) * d;
+    }
+    const float s = static_cast<float>(1.0 / std::sqrt(sq / C + kLayerNormEps));
 #pragma omp simd
     for (int c = 0; c < C; ++c) y[c] = (x[c] - m) * s * weight[c] + bias[c];
     mean[n] = m;

@@ -36,9 +36,26 @@ std::string cpu_isa_names() {
   return out;
 }
 
-bool cpu_supports(CpuIsa isa) {
-  __builtin_cpu_init();
-  // The same micro-architecture levels the kernels are compiled for (-march=x86-64-vN).
+namespace {
+
+#if defined(__clang__) && __clang_major__ < 19
+// clang before 19 (the sanitizer build's) takes no level names: each level's features that it
+// can test. The levels' others (CX16, LAHF; F16C, LZCNT, MOVBE) came before or with these in
+// every CPU made; gcc's build, the one that ships, tests the levels exactly.
+bool cpu_supports_level(CpuIsa isa) {
+  const bool v2 = __builtin_cpu_supports("popcnt") && __builtin_cpu_supports("sse3") &&
+                  __builtin_cpu_supports("ssse3") && __builtin_cpu_supports("sse4.1") &&
+                  __builtin_cpu_supports("sse4.2");
+  const bool v3 = v2 && __builtin_cpu_supports("avx") && __builtin_cpu_supports("avx2") &&
+                  __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2") &&
+                  __builtin_cpu_supports("fma");
+  const bool v4 = v3 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                  __builtin_cpu_supports("avx512cd") && __builtin_cpu_supports("avx512dq") &&
+                  __builtin_cpu_supports("avx512vl");
+  return isa == CpuIsa::sse ? v2 : isa == CpuIsa::avx2 ? v3 : v4;
+}
+#else
+bool cpu_supports_level(CpuIsa isa) {
   switch (isa) {
     case CpuIsa::sse:
       return __builtin_cpu_supports("x86-64-v2");
@@ -48,6 +65,15 @@ bool cpu_supports(CpuIsa isa) {
       return __builtin_cpu_supports("x86-64-v4");
   }
   return false;
+}
+#endif
+
+}  // namespace
+
+bool cpu_supports(CpuIsa isa) {
+  __builtin_cpu_init();
+  // The same micro-architecture levels the kernels are compiled for (-march=x86-64-vN).
+  return cpu_supports_level(isa);
 }
 
 std::vector<CpuIsa> supported_cpu_isas() {
