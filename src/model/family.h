@@ -14,6 +14,7 @@
 #include "model/param_layout.h"
 #include "model/recompute.h"
 #include "model/tensor_plan.h"
+#include "parallel/flat_buffer.h"
 
 namespace shardlm {
 
@@ -41,7 +42,7 @@ class CachedDecoder;
 // What a training stage is built for (ModelFamily::make_stage): one rank's `shard` of `cfg`,
 // B x T micro-batches with `slots` of them in flight, flat buffers of at least flat_capacity
 // elements (ZeRO pads them), activations kept or recomputed by `recompute`
-// (model/recompute.h), tensor parallelism over `tp`.
+// (model/recompute.h), tensor parallelism over `tp`, the flat buffers stored as `storage` says.
 struct StageRequest {
   const ModelConfig& cfg;
   const ShardSpec& shard;
@@ -50,6 +51,7 @@ struct StageRequest {
   int B, T, slots;
   size_t flat_capacity;
   Recompute recompute;
+  StageStorage storage;  // what the flat buffers keep (ZeRO-2/3: GradientSync::storage)
 };
 
 class ModelFamily {

@@ -5,7 +5,7 @@
 namespace shardlm {
 
 TransformerStage::TransformerStage(const ModelFamily& family, const StageRequest& r)
-    : ModelStage(family, r.cfg, r.shard, r.backend, r.B, r.T, r.flat_capacity),
+    : ModelStage(family, r.cfg, r.shard, r.backend, r.B, r.T, r.flat_capacity, r.storage),
       tp_(r.tp),
       block_acts_(r.recompute, [this](size_t n) { return alloc_floats(n); }),
       requested_slots_(r.slots) {

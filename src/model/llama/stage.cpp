@@ -61,8 +61,9 @@ class LlamaStage final : public TransformerStage {
       backend().rope_forward(qkv, rope_cos_, rope_sin_, B_, T_, 0, dims_.KVl, dims_.g, dims_.hd);
       attend(att_out, qkv);
     };
-    llama_block_forward(backend(), tp(), dims_, llama_block_tensors(layout(), params(), layer),
-                        a.block, in, out, attention);
+    llama_block_forward(backend(), tp(), dims_,
+                        llama_block_tensors(layout(), layer_params(layer), layer), a.block, in, out,
+                        attention);
   }
   void block_recompute_selective(int slot, int layer) override {
     LlamaLayerActs& a = acts(slot, layer);
@@ -137,9 +138,10 @@ void LlamaStage::block_backward(int slot, int layer, const float* in, float* dre
                                      dims_.g, dims_.hd);
     backend().rope_backward(dqkv, rope_cos_, rope_sin_, B_, T_, 0, dims_.KVl, dims_.g, dims_.hd);
   };
-  llama_block_backward(backend(), tp(), dims_, llama_block_tensors(layout(), params(), layer),
-                       llama_block_tensors(layout(), grads(), layer), a.block, in, dresid, scratch_,
-                       attention_backward);
+  llama_block_backward(backend(), tp(), dims_,
+                       llama_block_tensors(layout(), layer_params(layer), layer),
+                       llama_block_tensors(layout(), layer_grads(layer), layer), a.block, in,
+                       dresid, scratch_, attention_backward);
 }
 
 }  // namespace
