@@ -24,13 +24,16 @@ namespace shardlm {
 struct ActivationFootprint {
   // Per micro-batch slot and local layer:
   size_t layer_input = 0;  // the block input [N,C]: kept by every recompute mode
-  size_t layer_cheap = 0;  // attention probabilities, the MLP nonlinearity's output: what
-                           // selective recomputation drops
+  size_t layer_cheap = 0;  // the attention's statistics and output, the MLP nonlinearity's
+                           // output: what selective recomputation drops
   size_t layer_rest = 0;   // the block's other saved tensors: dropped by full recomputation
   // Per slot, outside the layers: tokens, targets, the stage output, final norm, logits.
   size_t slot_extra = 0;
   // Once per stage: the backward's gradient scratch, tables.
   size_t fixed = 0;
+  // Once per stage with full recomputation only: the output its re-run block forward writes
+  // (and discards, as the next layer's input is kept).
+  size_t full_recompute_output = 0;
   size_t layer_total() const { return layer_input + layer_cheap + layer_rest; }
 };
 

@@ -45,6 +45,7 @@ ActivationFootprint transformer_stage_footprint(const ModelConfig& cfg, const Sh
   if (shard.first_stage) f.slot_extra += 4 * N;  // tokens
   if (shard.last_stage) f.slot_extra += 4 * (N + N * C + N * Vl + 4 * N);  // targets, normed, loss
   f.fixed = 4 * 2 * N * C;                                                 // dresid, dnorm
+  f.full_recompute_output = 4 * N * C;                                     // recompute_out_
   return f;
 }
 

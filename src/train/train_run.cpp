@@ -235,7 +235,7 @@ int run_training(const RunFlags& flags) {
     std::cout << memory_start_line(
                      backend.memory().live(),
                      predict_rank_memory(cfg.model, train_layout(in.resolved.train, mesh.sizes()),
-                                         cfg.seq_len, 0)
+                                         cfg.seq_len, 0, 0)
                          .peak)
               << std::endl;
   RunCheckpoints checkpoints(trainer, dir.checkpoints(), config_text, tok, cfg.keep_last,

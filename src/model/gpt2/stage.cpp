@@ -142,9 +142,9 @@ ActivationFootprint gpt2_activation_footprint(const ModelConfig& cfg, const Shar
   const size_t Cl = C / shard.tp_size, Fl = 4 * C / shard.tp_size;
   const size_t lse = static_cast<size_t>(B) * (cfg.n_head / shard.tp_size) * T;
   ActivationFootprint f = transformer_stage_footprint(cfg, shard, B, T);
-  f.layer_cheap = 4 * (lse + N * Fl);                 // lse, fc_gelu
+  f.layer_cheap = 4 * (lse + N * Cl + N * Fl);        // lse, atty, fc_gelu
   f.layer_rest = 4 * (N * C + 2 * N + N * 3 * Cl      // ln1 (+ mean, rstd), qkv
-                      + N * Cl + 2 * N * C            // atty, attproj, resid2
+                      + 2 * N * C                     // attproj, resid2
                       + N * C + 2 * N + N * Fl        // ln2 (+ mean, rstd), fc
                       + N * C);                       // fcproj
   if (shard.last_stage) f.slot_extra += 4 * 2 * N;    // final LayerNorm mean, rstd

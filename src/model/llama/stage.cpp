@@ -159,11 +159,11 @@ ActivationFootprint llama_activation_footprint(const ModelConfig& cfg, const Sha
   const size_t Fl = cfg.intermediate_size / shard.tp_size;
   const size_t lse = static_cast<size_t>(B) * KVl * g * T;
   ActivationFootprint f = transformer_stage_footprint(cfg, shard, B, T);
-  f.layer_cheap = 4 * (lse + N * Fl);                 // lse, act
-  f.layer_rest = 4 * (N * C + N + N * qkv + N * attn  // norm1 (+ rstd), qkv, atty
-                      + 2 * N * C + N * C + N         // attproj, resid2, norm2 (+ rstd)
-                      + N * 2 * Fl + N * C);          // gate_up, mlp
-  if (shard.last_stage) f.slot_extra += 4 * N;        // final RMSNorm rstd
+  f.layer_cheap = 4 * (lse + N * attn + N * Fl);  // lse, atty, act
+  f.layer_rest = 4 * (N * C + N + N * qkv         // norm1 (+ rstd), qkv
+                      + 2 * N * C + N * C + N     // attproj, resid2, norm2 (+ rstd)
+                      + N * 2 * Fl + N * C);      // gate_up, mlp
+  if (shard.last_stage) f.slot_extra += 4 * N;    // final RMSNorm rstd
   const size_t rope = 2 * static_cast<size_t>(cfg.max_seq_len) * (hd / 2);
   f.fixed += 4 * (rope + N * qkv + N * attn + 3 * N * Fl);  // rope tables, the block scratch
   return f;
