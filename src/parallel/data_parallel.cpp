@@ -13,8 +13,15 @@ namespace shardlm {
 
 namespace {
 
-// The flat ranges of [0, flat_size) outside every unit (sorted, disjoint units).
-std::vector<FlatRange> outside_units(size_t flat_size, const std::vector<FlatRange>& units) {
+FlatRange overlap(const FlatRange& r, const FlatRange& part) {
+  const size_t lo = std::max(r.begin, part.begin), hi = std::min(r.end, part.end);
+  return hi > lo ? FlatRange{lo, hi} : FlatRange{lo, lo};
+}
+
+}  // namespace
+
+std::vector<FlatRange> GradientSync::outside_units(size_t flat_size,
+                                                   const std::vector<FlatRange>& units) {
   std::vector<FlatRange> out;
   size_t at = 0;
   for (const FlatRange& r : units) {
@@ -24,13 +31,6 @@ std::vector<FlatRange> outside_units(size_t flat_size, const std::vector<FlatRan
   if (at < flat_size) out.push_back({at, flat_size});
   return out;
 }
-
-FlatRange overlap(const FlatRange& r, const FlatRange& part) {
-  const size_t lo = std::max(r.begin, part.begin), hi = std::min(r.end, part.end);
-  return hi > lo ? FlatRange{lo, hi} : FlatRange{lo, lo};
-}
-
-}  // namespace
 
 size_t GradientSync::padded_flat_size(size_t total, int dp, size_t align) {
   const size_t unit = static_cast<size_t>(dp) * align;

@@ -40,6 +40,10 @@ class GradientSync : public ParamUnitHooks {
 
   // The flat buffer size that splits into dp equal partitions of whole `align` units.
   static size_t padded_flat_size(size_t total, int dp, size_t align);
+  // The flat ranges of [0, flat_size) outside every unit (sorted, disjoint units): handled as
+  // in ZeRO-1 at every stage.
+  static std::vector<FlatRange> outside_units(size_t flat_size,
+                                              const std::vector<FlatRange>& units);
   // DP rank `rank`'s partition of a flat buffer of flat_size elements (ZeRO's shard).
   static FlatRange partition(size_t flat_size, int dp, int rank);
   // What ZeRO stage `zero` keeps of the buffers, for the rank whose partition is `part`:
