@@ -136,7 +136,8 @@ StepMetrics step_metrics(Run& run, const TrainingPosition& pos, const StepResult
                      .bubble_s = split.bubble_s,
                      .peak_mem_bytes = peak_memory_bytes_over_ranks(run.mesh.world()),
                      .skipped = r.skipped,
-                     .peak_alloc = gather_peaks(run.mesh.world(), run.backend.memory())};
+                     .peak_alloc = gather_peaks(run.mesh.world(), run.backend.memory()),
+                     .cpu_s = split.cpu_s};
 }
 
 // Trains from `pos` to --steps, or until a stop request; returns the exit code.
