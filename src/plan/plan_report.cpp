@@ -72,6 +72,7 @@ nlohmann::ordered_json candidate_json(const PlanRequest& req, const Candidate& c
   j["bubble_s"] = c.time.bubble_s;
   j["comm_s"] = c.time.comm_s;
   j["optimizer_s"] = c.time.optimizer_s;
+  j["node_s"] = c.time.node_s;
   j["comm_bytes_per_stage"] = comm_bytes_json(req, l);
   j["tokens_per_s"] = c.time.tokens_per_s;
   j["mfu"] = c.time.mfu;
