@@ -2,6 +2,8 @@
 """The planner against measurement on this machine (docs/planner.md's table).
 
     bench/planner_check.py BUILD_DIR [--steps N] [--only NAME,NAME..] [--copy-binary]
+    bench/planner_check.py BUILD_DIR --memory-grid
+
 
 For each configuration (both families, 1-8 ranks, ZeRO 0-3, recompute none/selective/full):
 `shardlm plan --json` predicts the worst rank's allocator peak and the step time; `mpirun
@@ -11,6 +13,9 @@ rank, the step time (median over the steps after the first two of compute_s + co
 bubble_s, the time of Trainer::train_step) and the CPU seconds per step (cpu_s, mean over the
 ranks); /usr/bin/time gives each rank's peak RSS. Prints a Markdown table with the 1-minute load
 average when each row finished: timings on a shared machine are only as good as that column.
+--memory-grid instead trains the GPT-2 model on dp 2 for 2 steps with every ZeRO stage and
+recompute mode and prints the measured peak per rank (the largest rank's) by role next to the
+plan's.
 """
 import json
 import os
@@ -113,5 +118,30 @@ def main():
               f"| {m['cpu_s']:.3f} | {load} |", flush=True)
 
 
+def memory_grid():
+    tmp = tempfile.mkdtemp(prefix="planner_grid_")
+    cfg = os.path.join(tmp, "gpt2.ini")
+    with open(cfg, "w") as f:
+        f.write(sh([SHARDLM, "train"] + GPT2 + ["--seq-len", SEQ, "--print-config", "--out", tmp]).stdout)
+    print("GPT-2 (4 layers, C 256, vocab 4096), seq-len 128, dp 2, micro-batch 4 x 1 per rank; MiB per rank, "
+          "measured (the largest rank's peak) / planned\n")
+    roles = ["parameters", "gradients", "optimizer", "activations", "communication"]
+    print("| zero | recompute | peak | " + " | ".join(roles) + " |")
+    print("|---|---|---|" + "---|" * len(roles), flush=True)
+    for zero in range(4):
+        for recompute in ("none", "selective", "full"):
+            c = predicted(cfg, 2, 1, 1, zero, recompute, 4, 8)
+            out = os.path.join(tmp, f"z{zero}_{recompute}")
+            sh(MPIRUN + ["-np", "2", SHARDLM, "train", "--config", cfg, "--seq-len", SEQ, "--global-batch", "8",
+                         "--micro-batch", "4", "--zero", str(zero), "--recompute", recompute, "--steps", "2",
+                         "--out", out, "--eval-steps", "1", "--tensorboard", "off"])
+            last = [json.loads(line) for line in open(os.path.join(out, "metrics.jsonl")) if '"loss"' in line][-1]
+            worst = max(range(2), key=lambda r: last["peak_alloc_bytes"][r])
+            cells = [f"{last['peak_alloc_bytes'][worst] / MIB:.2f} / {c['peak_bytes']['total'] / MIB:.2f}"]
+            cells += [f"{last['peak_alloc_bytes_by_role'][r][worst] / MIB:.2f} / {c['peak_bytes'][r] / MIB:.2f}"
+                      for r in roles]
+            print(f"| {zero} | {recompute} | " + " | ".join(cells) + " |", flush=True)
+
+
 if __name__ == "__main__":
-    main()
+    memory_grid() if "--memory-grid" in sys.argv else main()
