@@ -49,12 +49,9 @@ StageStorage GradientSync::storage(int zero, const std::vector<FlatRange>& units
   return s;
 }
 
-size_t GradientSync::receive_elements(size_t flat_size, const std::vector<FlatRange>& units,
-                                      FlatRange part) {
+size_t GradientSync::receive_elements(const std::vector<FlatRange>& units, FlatRange part) {
   size_t most = 0;
   for (const FlatRange& r : units) most = std::max(most, overlap(r, part).size());
-  for (const FlatRange& r : outside_units(flat_size, units))
-    most = std::max(most, overlap(r, part).size());
   return most;
 }
 
@@ -85,8 +82,7 @@ GradientSync::GradientSync(Communicator& dp, KernelBackend& backend, size_t flat
     end_ = flat_size;
   }
   if (shards_gradients())
-    received_ =
-        be_.alloc_floats(receive_elements(flat_size_, units_, part), MemoryRole::Communication);
+    received_ = be_.alloc_floats(receive_elements(units_, part), MemoryRole::Communication);
 }
 
 GradientSync::~GradientSync() {
@@ -128,13 +124,15 @@ FlatRange GradientSync::mine(const FlatRange& r) const {
   return overlap(r, {begin_, end_});
 }
 
-void GradientSync::reduce_range_into_shard(const float* grads, const FlatRange& r) {
+void GradientSync::reduce_range_into_shard(const float* grads, const FlatRange& r,
+                                           bool accumulate) {
   const FlatRange m = mine(r);
+  float* part = grad_shard_ + (m.begin - begin_);
   const HostStaged send(be_, grads, r.size());
-  HostStaged recv(be_, received_, m.size(), HostStaged::Mode::Write);
+  HostStaged recv(be_, accumulate ? received_ : part, m.size(), HostStaged::Mode::Write);
   dp_.reduce_scatter_v(send.data(), recv.data(), split_counts(r), DType::F32, ReduceOp::Sum);
   recv.flush();
-  if (m.size() != 0) be_.add_inplace(grad_shard_ + (m.begin - begin_), received_, m.size());
+  if (accumulate && m.size() != 0) be_.add_inplace(part, received_, m.size());
 }
 
 void GradientSync::gather_range(float* dest, const FlatRange& r) {
@@ -162,7 +160,8 @@ void GradientSync::reduce() {
   FlatBuffer& g = grads();
   if (shards_gradients()) {
     // The units were reduced during backward; the rest now (after the tied-tensor exchange).
-    for (const FlatRange& r : outside_) reduce_range_into_shard(g.at(r.begin, r.size()), r);
+    for (const FlatRange& r : outside_)
+      reduce_range_into_shard(g.at(r.begin, r.size()), r, /*accumulate=*/false);
     be_.scale_inplace(grad_shard_, inv, end_ - begin_);
     return;
   }
@@ -216,7 +215,7 @@ void GradientSync::after_backward(int u) {
   if (!shards_gradients()) return;
   const FlatRange& r = unit(u);
   FlatBuffer& g = grads();
-  reduce_range_into_shard(g.window(), r);
+  reduce_range_into_shard(g.window(), r, /*accumulate=*/true);
   be_.fill_zero(g.window(), r.size());
   g.close();
   if (shards_params()) params().close();

@@ -49,10 +49,9 @@ class GradientSync : public ParamUnitHooks {
   // What ZeRO stage `zero` keeps of the buffers, for the rank whose partition is `part`:
   // ZeRO-2/3 hold the units' gradients in a window, ZeRO-3 the units' parameters outside `part`.
   static StageStorage storage(int zero, const std::vector<FlatRange>& units, FlatRange part);
-  // ZeRO-2/3: elements of the buffer a reduce-scattered unit (or range outside the units)
-  // arrives in before it is added to the partition: the largest part of one inside `part`.
-  static size_t receive_elements(size_t flat_size, const std::vector<FlatRange>& units,
-                                 FlatRange part);
+  // ZeRO-2/3: elements of the buffer a reduce-scattered unit arrives in before it is added to
+  // the partition: the largest part of one inside `part`.
+  static size_t receive_elements(const std::vector<FlatRange>& units, FlatRange part);
 
   int zero_stage() const { return zero_stage_; }
   bool sharded() const { return zero_stage_ >= 1; }
@@ -101,9 +100,10 @@ class GradientSync : public ParamUnitHooks {
   // Per-rank element counts of `r` cut at the partition boundaries, and this rank's part.
   std::vector<size_t> split_counts(const FlatRange& r) const;
   FlatRange mine(const FlatRange& r) const;
-  // Reduce-scatters r's gradients (at `grads`, r.size() elements) and adds this rank's part
-  // into the accumulated partition.
-  void reduce_range_into_shard(const float* grads, const FlatRange& r);
+  // Reduce-scatters r's gradients (at `grads`, r.size() elements) into this rank's partition:
+  // added to it (a unit, once per micro-batch), or written there (a range outside the units,
+  // reduced once per step, whose part of the partition nothing else writes).
+  void reduce_range_into_shard(const float* grads, const FlatRange& r, bool accumulate);
   // All of r's parameters into `dest` (r.size() elements) from every rank's in-place part.
   void gather_range(float* dest, const FlatRange& r);
   const FlatRange& unit(int u) const;

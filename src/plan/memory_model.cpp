@@ -32,7 +32,7 @@ MemoryTotals model_state(const Layout& layout, const StageParams& sp, int dp_ran
   if (layout.zero >= 1) add(t, MemoryRole::Gradients, kFloat * part.size());  // averaged shard
   add(t, MemoryRole::Optimizer, 2 * kFloat * (layout.zero >= 1 ? part.size() : F));
   if (layout.zero >= 2)
-    add(t, MemoryRole::Communication, kFloat * GradientSync::receive_elements(F, sp.units, part));
+    add(t, MemoryRole::Communication, kFloat * GradientSync::receive_elements(sp.units, part));
   return t;
 }
 
