@@ -1,5 +1,5 @@
 // Throughput, communication volume and pipeline bubble of one dp x tp x pp layout.
-//   usage: mpirun -np N bench_parallel --tp T --pp P [--zero 1] [--pp-layers a,b,..]
+//   usage: mpirun -np N bench_parallel --tp T --pp P [--zero 0..3] [--pp-layers a,b,..]
 //          [--model mini] [--n-head H] [--seq-len 256] [--micro-batch 2] [--micro-batches 8]
 //          [--steps 3] [--warmup 1] [--name LABEL]
 // dp = N / (T*P). Each DP rank runs --micro-batches micro-batches per step on synthetic tokens.
@@ -69,7 +69,7 @@ struct Options {
 std::optional<Options> parse_options(int argc, char** argv) {
   Options o;
   bench::Flags flags(
-      "usage: mpirun -np N bench_parallel --tp T --pp P [--zero 1] [--pp-layers a,b,..]\n"
+      "usage: mpirun -np N bench_parallel --tp T --pp P [--zero 0..3] [--pp-layers a,b,..]\n"
       "       [--model mini] [--n-head H] [--seq-len 256] [--micro-batch 2] [--micro-batches 8]\n"
       "       [--steps 3] [--warmup 1] [--name LABEL]");
   flags.add("tp", &o.tp)
@@ -298,12 +298,12 @@ int run_bench(const Options& o) {
   const double tokens_per_step = static_cast<double>(trainer.samples_per_step()) * T;
   const char* threads = std::getenv("OMP_NUM_THREADS");
   std::printf(
-      "bench_parallel: %s (%d layers, %d heads, C %d, %.1fM params), dp %d x tp %d x pp %d%s, "
-      "micro-batch %d x %d, "
+      "bench_parallel: %s (%d layers, %d heads, C %d, %.1fM params), dp %d x tp %d x pp %d, "
+      "ZeRO-%d, micro-batch %d x %d, "
       "M %d per DP rank, %.0f tokens/step; %d warm-up + %d timed steps; OMP_NUM_THREADS=%s\n",
       o.model.c_str(), st.model.n_layer, st.model.n_head, st.model.n_embd,
-      st.model.num_parameters() / 1e6, shape.dp, shape.tp, shape.pp, o.zero ? ", ZeRO-1" : "",
-      st.micro_batch, T, M, tokens_per_step, o.warmup, o.steps, threads ? threads : "(unset)");
+      st.model.num_parameters() / 1e6, shape.dp, shape.tp, shape.pp, o.zero, st.micro_batch, T, M,
+      tokens_per_step, o.warmup, o.steps, threads ? threads : "(unset)");
   std::printf("step time: median %.3f s (min %.3f, max %.3f) -> %.0f tokens/s\n", step,
               *std::min_element(step_s.begin(), step_s.end()),
               *std::max_element(step_s.begin(), step_s.end()), tokens_per_step / step);

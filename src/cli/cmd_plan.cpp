@@ -11,6 +11,7 @@
 #include "core/parse.h"
 #include "model/family.h"
 #include "plan/plan_report.h"
+#include "train/run_flags.h"
 
 namespace shardlm::cli {
 namespace {
@@ -59,12 +60,18 @@ double parse_rate(const std::string& text) {
 // A preset name, or a `--config` file with its [model] section (a run's run_config.ini,
 // `shardlm train --print-config` output).
 ModelConfig load_model(const std::string& arg) {
-  if (std::filesystem::is_regular_file(arg)) return model_config_from_ini(read_file(arg));
   try {
-    return model_preset(arg);
+    return model_preset_or_file(arg);
   } catch (const Error& e) {
     throw UsageError(std::string("--model: ") + e.what() + " (or give a config file)");
   }
+}
+
+// A file of shardlm train settings (not only a [model] section): the command then runs it as
+// --config FILE, keeping its other settings.
+bool is_train_config(const std::string& arg) {
+  return std::filesystem::is_regular_file(arg) &&
+         !parse_run_config_text(read_file(arg), arg).values.empty();
 }
 
 int cmd_plan(const std::vector<std::string>& args) {
@@ -99,7 +106,7 @@ int cmd_plan(const std::vector<std::string>& args) {
           opts, args, vm))
     return *rc;
   req.model = load_model(req.model_arg);
-  req.model_is_file = std::filesystem::is_regular_file(req.model_arg);
+  req.model_is_config = is_train_config(req.model_arg);
   req.model.validate();
   if (req.seq_len == 0) req.seq_len = req.model.max_seq_len;
   if (req.seq_len < 1 || req.seq_len > req.model.max_seq_len)

@@ -52,10 +52,6 @@ class KernelBackend {
   virtual void copy_to_host(void* dst_host, const void* src, size_t bytes) = 0;
   virtual void copy(void* dst, const void* src, size_t bytes) = 0;
   virtual void fill_zero(float* p, size_t n) = 0;
-  // fill_zero, and the whole memory pages inside [p, p+n) go back to the system where the
-  // backend can (CPU: madvise MADV_DONTNEED; they read as zero and return on the next write).
-  // ZeRO-2/3 drop the gradients and parameters a rank does not keep this way.
-  virtual void release(float* p, size_t n) { fill_zero(p, n); }
   virtual void synchronize() = 0;
   // True when backend memory is ordinary host memory, so host code (checkpoint I/O, MPI) may
   // use the pointers directly instead of staging through host copies.

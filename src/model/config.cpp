@@ -1,10 +1,12 @@
 #include "model/config.h"
 
+#include <filesystem>
 #include <iomanip>
 #include <map>
 #include <sstream>
 
 #include "core/error.h"
+#include "core/fs.h"
 #include "core/parse.h"
 #include "model/family.h"
 
@@ -187,6 +189,15 @@ std::vector<std::string> model_preset_names() {
   for (const ModelFamily* fam : model_families())
     for (const auto& [name, cfg] : fam->presets()) names.push_back(name);
   return names;
+}
+
+ModelConfig model_preset_or_file(const std::string& arg) {
+  if (!std::filesystem::is_regular_file(arg)) return model_preset(arg);
+  try {
+    return model_config_from_ini(read_file(arg));
+  } catch (const Error& e) {
+    fail(arg + ": " + e.what());
+  }
 }
 
 ModelConfig model_preset(const std::string& name) {

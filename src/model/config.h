@@ -63,5 +63,9 @@ std::string model_config_diff(const ModelConfig& from, const ModelConfig& to);
 // Throws on an unknown name (the message lists the known ones).
 ModelConfig model_preset(const std::string& name);
 std::vector<std::string> model_preset_names();
+// What `--model` names (shardlm train and plan): the [model] section of `arg` when it is a
+// file (a run's run_config.ini, `--print-config` output, or just that section), else the
+// preset `arg`. Throws naming the file or the preset.
+ModelConfig model_preset_or_file(const std::string& arg);
 
 }  // namespace shardlm

@@ -14,6 +14,7 @@
 #include "model/param_layout.h"
 #include "model/recompute.h"
 #include "model/tensor_plan.h"
+#include "parallel/flat_buffer.h"
 
 namespace shardlm {
 
@@ -23,13 +24,16 @@ namespace shardlm {
 struct ActivationFootprint {
   // Per micro-batch slot and local layer:
   size_t layer_input = 0;  // the block input [N,C]: kept by every recompute mode
-  size_t layer_cheap = 0;  // attention probabilities, the MLP nonlinearity's output: what
-                           // selective recomputation drops
+  size_t layer_cheap = 0;  // the attention's statistics and output, the MLP nonlinearity's
+                           // output: what selective recomputation drops
   size_t layer_rest = 0;   // the block's other saved tensors: dropped by full recomputation
   // Per slot, outside the layers: tokens, targets, the stage output, final norm, logits.
   size_t slot_extra = 0;
   // Once per stage: the backward's gradient scratch, tables.
   size_t fixed = 0;
+  // Once per stage with full recomputation only: the output its re-run block forward writes
+  // (and discards, as the next layer's input is kept).
+  size_t full_recompute_output = 0;
   size_t layer_total() const { return layer_input + layer_cheap + layer_rest; }
 };
 
@@ -41,7 +45,7 @@ class CachedDecoder;
 // What a training stage is built for (ModelFamily::make_stage): one rank's `shard` of `cfg`,
 // B x T micro-batches with `slots` of them in flight, flat buffers of at least flat_capacity
 // elements (ZeRO pads them), activations kept or recomputed by `recompute`
-// (model/recompute.h), tensor parallelism over `tp`.
+// (model/recompute.h), tensor parallelism over `tp`, the flat buffers stored as `storage` says.
 struct StageRequest {
   const ModelConfig& cfg;
   const ShardSpec& shard;
@@ -50,6 +54,7 @@ struct StageRequest {
   int B, T, slots;
   size_t flat_capacity;
   Recompute recompute;
+  StageStorage storage;  // what the flat buffers keep (ZeRO-2/3: GradientSync::storage)
 };
 
 class ModelFamily {

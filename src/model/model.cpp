@@ -25,11 +25,12 @@ const ShardSpec& checked(const ModelFamily& family, const ModelConfig& cfg, cons
 }  // namespace
 
 ModelStage::ModelStage(const ModelFamily& family, const ModelConfig& cfg, const ShardSpec& shard,
-                       KernelBackend& backend, int B, int T, size_t flat_capacity)
+                       KernelBackend& backend, int B, int T, size_t flat_capacity,
+                       const StageStorage& storage)
     : family_(family),
       cfg_(cfg),
       weights_(family, cfg, checked(family, cfg, shard, B, T), backend, flat_capacity,
-               /*with_grads=*/true),
+               /*with_grads=*/true, storage),
       B_(B),
       T_(T) {
   vocab_local_ = cfg.padded_vocab() / shard.tp_size;
@@ -73,27 +74,12 @@ void ModelStage::check_ids(const int32_t* ids, const char* what) const {
   }
 }
 
-std::vector<FlatRange> ModelStage::layer_units() const {
-  std::vector<FlatRange> units;
-  for (int l = shard().layer_begin; l < shard().layer_end; ++l) {
-    const std::string prefix = layer_param_name(l, "");
-    FlatRange u{SIZE_MAX, 0};
-    for (const TensorView& v : layout().views()) {
-      if (v.name.compare(0, prefix.size(), prefix) != 0) continue;
-      u.begin = std::min(u.begin, v.flat_offset);
-      u.end = std::max(u.end, v.flat_offset + v.numel);
-    }
-    SHARDLM_CHECK(u.begin < u.end, "layer " + std::to_string(l) + " holds no parameters");
-    units.push_back(u);
-  }
-  return units;
-}
-
 std::unique_ptr<ModelStage> make_model_stage(const ModelConfig& cfg, const ShardSpec& shard,
                                              KernelBackend& backend, Communicator& tp, int B, int T,
-                                             int slots, size_t flat_capacity, Recompute recompute) {
+                                             int slots, size_t flat_capacity, Recompute recompute,
+                                             const StageStorage& storage) {
   return model_family(cfg.family)
-      .make_stage({cfg, shard, backend, tp, B, T, slots, flat_capacity, recompute});
+      .make_stage({cfg, shard, backend, tp, B, T, slots, flat_capacity, recompute, storage});
 }
 
 }  // namespace shardlm

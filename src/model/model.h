@@ -23,7 +23,8 @@ namespace shardlm {
 class ModelStage : public PipelineStage {
  public:
   ModelStage(const ModelFamily& family, const ModelConfig& cfg, const ShardSpec& shard,
-             KernelBackend& backend, int B, int T, size_t flat_capacity);
+             KernelBackend& backend, int B, int T, size_t flat_capacity,
+             const StageStorage& storage = {});
   ~ModelStage() override;
   ModelStage(const ModelStage&) = delete;
   ModelStage& operator=(const ModelStage&) = delete;
@@ -40,13 +41,17 @@ class ModelStage : public PipelineStage {
   size_t flat_capacity() const { return weights_.capacity(); }
 
   // Flat buffers (backend memory), flat_capacity() elements each (the tail past
-  // layout().total() is padding that stays zero).
+  // layout().total() is padding that stays zero); throws where ZeRO-2/3 keep only part of
+  // them (weights().param_buffer() / grad_buffer() then, or the layer spans).
   float* params() { return weights_.params(); }
   const float* params() const { return weights_.params(); }
   float* grads() { return weights_.grads(); }
   const float* grads() const { return weights_.grads(); }
   float* param(const std::string& name) { return weights_.param(name); }
   float* grad(const std::string& name) { return weights_.grad(name); }
+  // Where global layer `layer`'s parameters / gradients are (in place, or a ZeRO window).
+  FlatSpan layer_params(int layer) { return weights_.layer_params(layer - shard().layer_begin); }
+  FlatSpan layer_grads(int layer) { return weights_.layer_grads(layer - shard().layer_begin); }
 
   // Bytes of block-internal activations (model/recompute.h) over all layers and slots: the
   // buffers kept per layer and slot, and those shared by all of them (refilled by
@@ -58,7 +63,7 @@ class ModelStage : public PipelineStage {
   // a layer's parameters are read and after its forward and backward. Null: nobody to tell.
   void set_unit_hooks(ParamUnitHooks* hooks) { hooks_ = hooks; }
   // The flat range of each local layer's parameters, in order.
-  std::vector<FlatRange> layer_units() const;
+  std::vector<FlatRange> layer_units() const { return shardlm::layer_units(layout()); }
 
   void init_weights(uint64_t seed) { weights_.init(seed); }
   void zero_grads() { weights_.zero_grads(); }
@@ -112,6 +117,7 @@ class ModelStage : public PipelineStage {
 std::unique_ptr<ModelStage> make_model_stage(const ModelConfig& cfg, const ShardSpec& shard,
                                              KernelBackend& backend, Communicator& tp, int B, int T,
                                              int slots = 1, size_t flat_capacity = 0,
-                                             Recompute recompute = Recompute::None);
+                                             Recompute recompute = Recompute::None,
+                                             const StageStorage& storage = {});
 
 }  // namespace shardlm

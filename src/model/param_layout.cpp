@@ -1,5 +1,8 @@
 #include "model/param_layout.h"
 
+#include <algorithm>
+#include <cstdint>
+
 #include "core/error.h"
 #include "model/family.h"
 
@@ -77,6 +80,23 @@ const TensorView& ParamLayout::get(const std::string& name) const {
   const TensorView* v = find(name);
   if (!v) fail("parameter '" + name + "' is not held by this rank");
   return *v;
+}
+
+std::vector<FlatRange> layer_units(const ParamLayout& layout) {
+  std::vector<FlatRange> units;
+  const ShardSpec& shard = layout.shard();
+  for (int l = shard.layer_begin; l < shard.layer_end; ++l) {
+    const std::string prefix = layer_param_name(l, "");
+    FlatRange u{SIZE_MAX, 0};
+    for (const TensorView& v : layout.views()) {
+      if (v.name.compare(0, prefix.size(), prefix) != 0) continue;
+      u.begin = std::min(u.begin, v.flat_offset);
+      u.end = std::max(u.end, v.flat_offset + v.numel);
+    }
+    SHARDLM_CHECK(u.begin < u.end, "layer " + std::to_string(l) + " holds no parameters");
+    units.push_back(u);
+  }
+  return units;
 }
 
 }  // namespace shardlm

@@ -15,6 +15,7 @@
 
 #include "model/config.h"
 #include "model/tensor_plan.h"
+#include "parallel/param_units.h"
 
 namespace shardlm {
 
@@ -73,5 +74,9 @@ class ParamLayout {
   size_t total_ = 0;
   ShardSpec shard_;
 };
+
+// The flat range of each of the layout's layers (its blocks, in order): the parameter units
+// ZeRO-2/3 reduce and gather one at a time (parallel/param_units.h).
+std::vector<FlatRange> layer_units(const ParamLayout& layout);
 
 }  // namespace shardlm

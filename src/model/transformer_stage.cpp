@@ -5,7 +5,7 @@
 namespace shardlm {
 
 TransformerStage::TransformerStage(const ModelFamily& family, const StageRequest& r)
-    : ModelStage(family, r.cfg, r.shard, r.backend, r.B, r.T, r.flat_capacity),
+    : ModelStage(family, r.cfg, r.shard, r.backend, r.B, r.T, r.flat_capacity, r.storage),
       tp_(r.tp),
       block_acts_(r.recompute, [this](size_t n) { return alloc_floats(n); }),
       requested_slots_(r.slots) {
@@ -45,6 +45,7 @@ ActivationFootprint transformer_stage_footprint(const ModelConfig& cfg, const Sh
   if (shard.first_stage) f.slot_extra += 4 * N;  // tokens
   if (shard.last_stage) f.slot_extra += 4 * (N + N * C + N * Vl + 4 * N);  // targets, normed, loss
   f.fixed = 4 * 2 * N * C;                                                 // dresid, dnorm
+  f.full_recompute_output = 4 * N * C;                                     // recompute_out_
   return f;
 }
 

@@ -5,19 +5,22 @@
 //   0  gradients all-reduced (bucketed); every rank updates everything;
 //   1  AdamW state sharded: gradients reduce-scattered into the rank's partition after the
 //      pipeline, the partition updated, the parameters all-gathered;
-//   2  gradients sharded: each parameter unit's (layer's) gradients are reduce-scattered
-//      during backward, after every micro-batch's backward of that unit, into the owners'
-//      accumulated partitions, and the unit's full gradients are dropped (backend release);
-//   3  parameters sharded: a unit's parameters outside this rank's partition are dropped,
-//      all-gathered before each forward/backward use of the unit and dropped after.
+//   2  gradients sharded: each parameter unit's (layer's) gradients accumulate in one window
+//      during that unit's backward and are reduce-scattered after every micro-batch's backward
+//      of it into the owners' accumulated partitions; no rank allocates the full gradient
+//      buffer (parallel/flat_buffer.h);
+//   3  parameters sharded: a rank keeps only its partition of each unit, gathers the unit into
+//      a window before each forward/backward use and lets the window go to the next unit after.
 // What is not in a unit (embeddings, final norm, head, tied copies: their gradients are
-// exchanged between pipeline stages first) is handled as in ZeRO-1 at every stage.
+// exchanged between pipeline stages first) is kept in full and handled as in ZeRO-1 at every
+// stage.
 #pragma once
 
 #include <cstddef>
 #include <vector>
 
 #include "parallel/comm.h"
+#include "parallel/flat_buffer.h"
 #include "parallel/param_units.h"
 
 namespace shardlm {
@@ -27,14 +30,28 @@ class KernelBackend;
 class GradientSync : public ParamUnitHooks {
  public:
   // flat_size: elements of the flat parameter/gradient buffers, a multiple of dp * alignment
-  // (padded_flat_size) so that partitions are equal and aligned. zero_stage: 0..3.
-  GradientSync(Communicator& dp, KernelBackend& backend, size_t flat_size, int zero_stage);
+  // (padded_flat_size) so that partitions are equal and aligned. zero_stage: 0..3. units: the
+  // stage's parameter units (sorted, disjoint; model/param_layout.h's layer_units).
+  GradientSync(Communicator& dp, KernelBackend& backend, size_t flat_size, int zero_stage,
+               std::vector<FlatRange> units);
   ~GradientSync() override;
   GradientSync(const GradientSync&) = delete;
   GradientSync& operator=(const GradientSync&) = delete;
 
   // The flat buffer size that splits into dp equal partitions of whole `align` units.
   static size_t padded_flat_size(size_t total, int dp, size_t align);
+  // The flat ranges of [0, flat_size) outside every unit (sorted, disjoint units): handled as
+  // in ZeRO-1 at every stage.
+  static std::vector<FlatRange> outside_units(size_t flat_size,
+                                              const std::vector<FlatRange>& units);
+  // DP rank `rank`'s partition of a flat buffer of flat_size elements (ZeRO's shard).
+  static FlatRange partition(size_t flat_size, int dp, int rank);
+  // What ZeRO stage `zero` keeps of the buffers, for the rank whose partition is `part`:
+  // ZeRO-2/3 hold the units' gradients in a window, ZeRO-3 the units' parameters outside `part`.
+  static StageStorage storage(int zero, const std::vector<FlatRange>& units, FlatRange part);
+  // ZeRO-2/3: elements of the buffer a reduce-scattered unit arrives in before it is added to
+  // the partition: the largest part of one inside `part`.
+  static size_t receive_elements(const std::vector<FlatRange>& units, FlatRange part);
 
   int zero_stage() const { return zero_stage_; }
   bool sharded() const { return zero_stage_ >= 1; }
@@ -42,32 +59,33 @@ class GradientSync : public ParamUnitHooks {
   bool shards_params() const { return zero_stage_ == 3; }
   size_t shard_begin() const { return begin_; }
   size_t shard_end() const { return end_; }
+  // This rank's storage (the stage's buffers must be made with it).
+  StageStorage storage() const { return storage(zero_stage_, units_, {begin_, end_}); }
 
-  // ZeRO-2/3: the flat buffers (flat_size elements, backend memory) and the stage's units
-  // (sorted, disjoint). Must precede the hooks, begin_step and release_params.
-  void bind(float* params, float* grads, std::vector<FlatRange> units);
+  // The stage's flat buffers (flat_size elements each, made with storage()). Must precede
+  // everything below.
+  void bind(FlatBuffer& params, FlatBuffer& grads);
 
-  // Start of a step: zeroes the gradients (ZeRO-2/3: releases the whole gradient buffer and
-  // zeroes the accumulated partition).
-  void begin_step(float* grads);
-  // Averages `grads` [flat_size] over DP. Without ZeRO every rank ends with the averaged
-  // buffer; with ZeRO this rank's partition of the average lands in shard_grads() (ZeRO-2/3:
-  // the units were reduced during backward, the rest is reduced now).
-  void reduce(float* grads);
-  // The averaged gradients of [shard_begin, shard_end): grads + shard_begin without ZeRO.
-  const float* shard_grads(const float* grads) const;
+  // Start of a step: zeroes the gradients (and with ZeRO the accumulated partition).
+  void begin_step();
+  // Averages the gradients over DP. Without ZeRO every rank ends with the averaged buffer;
+  // with ZeRO this rank's partition of the average lands in shard_grads() (ZeRO-2/3: the units
+  // were reduced during backward, the rest is reduced now).
+  void reduce();
+  // The averaged gradients of [shard_begin, shard_end).
+  const float* shard_grads() const;
   // Whether this rank's shard counts in the global gradient norm (DP replicas hold the same
   // averaged gradients without ZeRO, so only DP rank 0 counts them).
   bool counts_in_grad_norm() const { return sharded() || dp_.rank() == 0; }
-  // After the optimizer updated [shard_begin, shard_end) of `params`: every rank gets the
-  // others' updated partitions (ZeRO-1/2; ZeRO-3 only outside the units); a no-op without ZeRO.
-  void gather_params(float* params);
-  // ZeRO-3: drops the other ranks' parts of every unit (after initialisation or loading).
-  void release_params(float* params);
-  // All of `params` on every rank (ZeRO-3 inspection and tests; a full all-gather).
-  void materialize_params(float* params);
+  // After the optimizer updated [shard_begin, shard_end) of the parameters: every rank gets
+  // the others' updated partitions (ZeRO-1/2; ZeRO-3 only outside the units, which it gathers
+  // when used); a no-op without ZeRO.
+  void gather_params();
 
-  // ParamUnitHooks (ZeRO-2/3; no-ops below their stage).
+  // ParamUnitHooks (ZeRO-2/3; no-ops below their stage). before_use gives the windows to unit
+  // u (ZeRO-3 gathers its parameters there); after_forward takes them back; after_backward
+  // reduce-scatters the unit's gradients, clears the gradient window and takes both back.
+  // Tests and inspection read a ZeRO-3 unit's parameters between before_use and after_forward.
   void before_use(int u) override;
   void after_forward(int u) override;
   void after_backward(int u) override;
@@ -82,24 +100,27 @@ class GradientSync : public ParamUnitHooks {
   // Per-rank element counts of `r` cut at the partition boundaries, and this rank's part.
   std::vector<size_t> split_counts(const FlatRange& r) const;
   FlatRange mine(const FlatRange& r) const;
-  // Reduce-scatters grads[r] and adds this rank's part into the accumulated partition.
-  void reduce_range_into_shard(const float* grads, const FlatRange& r);
-  void gather_range(float* params, const FlatRange& r);
-  void release_others(float* params, const FlatRange& r);
-  // The flat ranges outside every unit (ZeRO-1-style handling).
-  std::vector<FlatRange> outside_units() const;
+  // Reduce-scatters r's gradients (at `grads`, r.size() elements) into this rank's partition:
+  // added to it (a unit, once per micro-batch), or written there (a range outside the units,
+  // reduced once per step, whose part of the partition nothing else writes).
+  void reduce_range_into_shard(const float* grads, const FlatRange& r, bool accumulate);
+  // All of r's parameters into `dest` (r.size() elements) from every rank's in-place part.
+  void gather_range(float* dest, const FlatRange& r);
   const FlatRange& unit(int u) const;
+  FlatBuffer& params() const;
+  FlatBuffer& grads() const;
 
   Communicator& dp_;
   KernelBackend& be_;
   size_t flat_size_;
   int zero_stage_;
-  size_t begin_ = 0, end_ = 0;
-  float* grad_shard_ = nullptr;  // ZeRO: this rank's averaged gradient partition
-  float* params_ = nullptr;      // bound buffers (ZeRO-2/3)
-  float* grads_ = nullptr;
   std::vector<FlatRange> units_;
-  float* received_ = nullptr;  // ZeRO-2/3: one unit's reduced part before it is accumulated
+  std::vector<FlatRange> outside_;  // the flat ranges outside every unit
+  size_t begin_ = 0, end_ = 0;
+  float* grad_shard_ = nullptr;   // ZeRO: this rank's averaged gradient partition
+  float* received_ = nullptr;     // ZeRO-2/3: one unit's reduced part before it is accumulated
+  FlatBuffer* params_ = nullptr;  // bound buffers
+  FlatBuffer* grads_ = nullptr;
 };
 
 }  // namespace shardlm

@@ -14,6 +14,14 @@ struct FlatRange {
   size_t size() const { return end - begin; }
 };
 
+// Elements of a flat range held somewhere else than at their flat offset (a unit in a
+// FlatBuffer's window, parallel/flat_buffer.h): flat element o is data[o - origin].
+struct FlatSpan {
+  float* data = nullptr;
+  size_t origin = 0;
+  float* at(size_t o) const { return data + (o - origin); }
+};
+
 class ParamUnitHooks {
  public:
   virtual ~ParamUnitHooks() = default;

@@ -4,6 +4,8 @@
 #include <cstdint>
 
 #include "model/family.h"
+#include "parallel/data_parallel.h"
+#include "parallel/flat_buffer.h"
 #include "plan/stage_params.h"
 
 namespace shardlm {
@@ -11,26 +13,32 @@ namespace shardlm {
 namespace {
 
 constexpr size_t kFloat = sizeof(float);
-// ZeRO-2/3's gradient bucket: the same 2^24 elements as the DP all-reduce's buckets.
-constexpr size_t kGradBucket = size_t{1} << 24;
 
 void add(MemoryTotals& t, MemoryRole role, size_t bytes) {
   t.by_role[static_cast<size_t>(role)] += bytes;
   t.total += bytes;
 }
 
-// Parameters, gradients and AdamW moments over the flat buffer of F elements (padded to dp
-// equal partitions, as the trainer pads it), by ZeRO stage.
-void add_model_state(MemoryTotals& t, const Layout& layout, size_t F, size_t largest_layer) {
-  const size_t part = F / static_cast<size_t>(layout.dp);
-  // ZeRO-3 keeps its partition and all-gathers one layer's parameters at a time.
-  add(t, MemoryRole::Parameters,
-      kFloat * (layout.zero >= 3 ? part + std::min(F, largest_layer) : F));
-  if (layout.zero <= 1) add(t, MemoryRole::Gradients, kFloat * F);     // the full buffer
-  if (layout.zero == 1) add(t, MemoryRole::Gradients, kFloat * part);  // the reduced shard
-  // ZeRO-2/3: the shard plus one bucket being reduce-scattered.
-  if (layout.zero >= 2) add(t, MemoryRole::Gradients, kFloat * (part + std::min(F, kGradBucket)));
-  add(t, MemoryRole::Optimizer, 2 * kFloat * (layout.zero >= 1 ? part : F));
+// Parameters, gradients and AdamW moments of DP rank `dp_rank` over the stage's flat buffer of
+// F elements (padded to dp equal partitions, as the trainer pads it), and ZeRO-2/3's receive
+// buffer: what the stage's FlatBuffers and GradientSync allocate, by their own rules.
+MemoryTotals model_state(const Layout& layout, const StageParams& sp, int dp_rank) {
+  const size_t F = sp.flat;
+  const FlatRange part = GradientSync::partition(F, layout.dp, dp_rank);
+  const StageStorage storage = GradientSync::storage(layout.zero, sp.units, part);
+  MemoryTotals t;
+  add(t, MemoryRole::Parameters, kFloat * FlatBuffer::allocated_elements(F, storage.params));
+  add(t, MemoryRole::Gradients, kFloat * FlatBuffer::allocated_elements(F, storage.grads));
+  if (layout.zero >= 1) add(t, MemoryRole::Gradients, kFloat * part.size());  // averaged shard
+  add(t, MemoryRole::Optimizer, 2 * kFloat * (layout.zero >= 1 ? part.size() : F));
+  if (layout.zero >= 2)
+    add(t, MemoryRole::Communication, kFloat * GradientSync::receive_elements(sp.units, part));
+  return t;
+}
+
+void add_totals(MemoryTotals& t, const MemoryTotals& more) {
+  for (size_t i = 0; i < t.by_role.size(); ++i) t.by_role[i] += more.by_role[i];
+  t.total += more.total;
 }
 
 // The stage's saved activations: every in-flight slot keeps what the recompute mode keeps,
@@ -44,19 +52,16 @@ size_t activation_bytes(const ActivationFootprint& f, const Layout& layout, int 
     working = f.layer_cheap;
   } else if (layout.recompute == Recompute::Full) {
     kept = f.layer_input;
-    working = f.layer_cheap + f.layer_rest;
+    working = f.layer_cheap + f.layer_rest + f.full_recompute_output;
   }
   return slots * (L * kept + f.slot_extra) + working + f.fixed;
 }
 
-}  // namespace
-
-RankMemory predict_rank_memory(const ModelConfig& cfg, const Layout& layout, int seq_len,
-                               int pp_rank) {
-  const StageParams sp = stage_params(cfg, layout, pp_rank);
+// Everything of a stage's rank but the model state (the same on every DP rank).
+RankMemory stage_rank_memory(const ModelConfig& cfg, const Layout& layout, int seq_len, int pp_rank,
+                             const StageParams& sp) {
   RankMemory r;
   r.pp_rank = pp_rank;
-  add_model_state(r.persistent, layout, sp.flat, sp.largest_layer);
   const ActivationFootprint f = model_family(cfg.family)
                                     .activation_footprint(cfg, stage_shard(cfg, layout, pp_rank),
                                                           layout.micro_batch, seq_len);
@@ -67,17 +72,41 @@ RankMemory predict_rank_memory(const ModelConfig& cfg, const Layout& layout, int
   add(r.persistent, MemoryRole::Communication, 2 * kFloat * NC);
   if (layout.pp > 1 && (sp.first || sp.last))
     add(r.transient, MemoryRole::Communication, kFloat * sp.largest_tied);
-  r.peak = r.persistent;
-  for (size_t i = 0; i < r.peak.by_role.size(); ++i) r.peak.by_role[i] += r.transient.by_role[i];
-  r.peak.total += r.transient.total;
   return r;
+}
+
+RankMemory with_model_state(RankMemory r, const MemoryTotals& state, int dp_rank) {
+  r.dp_rank = dp_rank;
+  add_totals(r.persistent, state);
+  r.peak = r.persistent;
+  add_totals(r.peak, r.transient);
+  return r;
+}
+
+}  // namespace
+
+RankMemory predict_rank_memory(const ModelConfig& cfg, const Layout& layout, int seq_len,
+                               int pp_rank, int dp_rank) {
+  const StageParams sp = stage_params(cfg, layout, pp_rank);
+  return with_model_state(stage_rank_memory(cfg, layout, seq_len, pp_rank, sp),
+                          model_state(layout, sp, dp_rank), dp_rank);
 }
 
 std::vector<RankMemory> predict_stage_memory(const ModelConfig& cfg, const Layout& layout,
                                              int seq_len) {
   std::vector<RankMemory> stages;
-  for (int s = 0; s < layout.pp; ++s)
-    stages.push_back(predict_rank_memory(cfg, layout, seq_len, s));
+  for (int s = 0; s < layout.pp; ++s) {
+    const StageParams sp = stage_params(cfg, layout, s);
+    const RankMemory rest = stage_rank_memory(cfg, layout, seq_len, s, sp);
+    // Below ZeRO-2 every DP rank holds the same sizes; above, the partitions differ.
+    const int ranks = layout.zero >= 2 ? layout.dp : 1;
+    RankMemory worst;
+    for (int d = 0; d < ranks; ++d) {
+      RankMemory r = with_model_state(rest, model_state(layout, sp, d), d);
+      if (d == 0 || r.peak.total > worst.peak.total) worst = r;
+    }
+    stages.push_back(worst);
+  }
   return stages;
 }
 

@@ -1,7 +1,9 @@
 // Predicted bytes per rank, by role (kernels/memory_account.h's roles), for a model, a layout
-// and a sequence length: what that rank's backend allocator will count. Exact for the layouts
-// the trainer runs (ZeRO 0/1, no recompute; checked against the allocator by
-// test_memory_model and docs/planner.md's table); a model of the design for the others.
+// and a sequence length: what that rank's backend allocator will count, to the byte (checked
+// against the allocator by test_memory_model and docs/planner.md's table, for every ZeRO
+// stage and recompute mode). The model state is sized by the same rules the trainer
+// allocates by (GradientSync's storage, FlatBuffer), the activations by the family's
+// footprint.
 #pragma once
 
 #include <vector>
@@ -13,16 +15,17 @@
 namespace shardlm {
 
 struct RankMemory {
-  int pp_rank = 0;
+  int pp_rank = 0, dp_rank = 0;
   MemoryTotals persistent;  // allocated at start and held for the run
   MemoryTotals transient;   // the largest buffer allocated and freed within a step
   MemoryTotals peak;        // persistent + transient, per role and in total
 };
 
-// One rank of pipeline stage `pp_rank` (every TP and DP rank of a stage holds the same sizes).
+// The rank of pipeline stage `pp_rank` and DP rank `dp_rank` (every TP rank of it holds the
+// same sizes; DP ranks differ with ZeRO-2/3, whose partitions cover different tensors).
 RankMemory predict_rank_memory(const ModelConfig& cfg, const Layout& layout, int seq_len,
-                               int pp_rank);
-// Every stage's ranks, and the one with the highest peak.
+                               int pp_rank, int dp_rank);
+// Each stage's DP rank with the highest peak, and the highest of them.
 std::vector<RankMemory> predict_stage_memory(const ModelConfig& cfg, const Layout& layout,
                                              int seq_len);
 RankMemory predict_worst_rank(const ModelConfig& cfg, const Layout& layout, int seq_len);

@@ -64,6 +64,7 @@ nlohmann::ordered_json candidate_json(const PlanRequest& req, const Candidate& c
   j["micro_batches"] = l.micro_batches;
   j["pp_layers"] = l.pp_layers;
   j["worst_pp_rank"] = c.memory.pp_rank;
+  j["worst_dp_rank"] = c.memory.dp_rank;
   j["peak_bytes"] = roles_json(c.memory.peak);
   j["need_bytes"] = c.need_bytes;
   j["step_s"] = c.time.total_s;
@@ -71,6 +72,7 @@ nlohmann::ordered_json candidate_json(const PlanRequest& req, const Candidate& c
   j["bubble_s"] = c.time.bubble_s;
   j["comm_s"] = c.time.comm_s;
   j["optimizer_s"] = c.time.optimizer_s;
+  j["node_s"] = c.time.node_s;
   j["comm_bytes_per_stage"] = comm_bytes_json(req, l);
   j["tokens_per_s"] = c.time.tokens_per_s;
   j["mfu"] = c.time.mfu;
@@ -131,8 +133,9 @@ std::string plan_text(const PlanRequest& req, const Plan& plan, int top) {
   }
   const Candidate& best = plan.ranked.front();
   out += "\nbest: " + describe_layout(best.layout) + "; worst rank (stage " +
-         std::to_string(best.memory.pp_rank) + ") peak " +
-         format_bytes(static_cast<double>(best.memory.peak.total)) + ": " +
+         std::to_string(best.memory.pp_rank) +
+         (best.layout.zero >= 2 ? ", DP rank " + std::to_string(best.memory.dp_rank) : "") +
+         ") peak " + format_bytes(static_cast<double>(best.memory.peak.total)) + ": " +
          role_breakdown(best.memory.peak) + "\nrun it with:\n  " + train_command(req, best.layout) +
          "\n";
   return out;

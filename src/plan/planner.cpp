@@ -115,7 +115,7 @@ Plan make_plan(const PlanRequest& req) {
 
 std::string train_command(const PlanRequest& req, const Layout& l) {
   std::string cmd = l.world() > 1 ? "mpirun -n " + std::to_string(l.world()) + " " : "";
-  cmd += std::string("shardlm train ") + (req.model_is_file ? "--config " : "--model ") +
+  cmd += std::string("shardlm train ") + (req.model_is_config ? "--config " : "--model ") +
          req.model_arg + " --seq-len " + std::to_string(req.seq_len) + " --global-batch " +
          std::to_string(req.global_batch) + " --micro-batch " + std::to_string(l.micro_batch) +
          " --tp " + std::to_string(l.tp) + " --pp " + std::to_string(l.pp);

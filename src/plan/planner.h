@@ -18,8 +18,10 @@ namespace shardlm {
 
 struct PlanRequest {
   ModelConfig model;
-  std::string model_arg;       // as given to --model (a preset name or a config file)
-  bool model_is_file = false;  // then the command runs it as `--config FILE`
+  std::string model_arg;  // as given to --model (a preset name or a config file)
+  // A file of train settings: the command runs it as `--config FILE` (else `--model ARG`: a
+  // preset, or a file holding only a [model] section).
+  bool model_is_config = false;
   int seq_len = 0;
   int global_batch = 0;  // sequences per step
   int nodes = 1, gpus_per_node = 1;

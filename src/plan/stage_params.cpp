@@ -13,28 +13,15 @@ namespace shardlm {
 
 namespace {
 
-// A block's tensors are named "h.<layer>.<...>" in every family's plan (layer_param_name).
-std::string layer_of(const std::string& name) {
-  if (name.rfind("h.", 0) != 0) return "";
-  return name.substr(0, name.find('.', 2));
-}
-
 StageParams compute(const ModelConfig& cfg, const ShardSpec& shard, int dp) {
   const ParamLayout pl(cfg, shard);
   StageParams s;
   s.flat = GradientSync::padded_flat_size(pl.total(), dp, ParamLayout::kAlign);
-  size_t layer = 0;
-  std::string current;
+  s.units = layer_units(pl);
   for (const TensorView& v : pl.views()) {
-    if (v.tied_across_stages) {
-      s.largest_tied = std::max(s.largest_tied, v.numel);
-      s.tied_total += v.numel;
-    }
-    const std::string here = layer_of(v.name);
-    if (here != current) layer = 0;
-    current = here;
-    layer += v.numel;
-    if (!here.empty()) s.largest_layer = std::max(s.largest_layer, layer);
+    if (!v.tied_across_stages) continue;
+    s.largest_tied = std::max(s.largest_tied, v.numel);
+    s.tied_total += v.numel;
   }
   return s;
 }

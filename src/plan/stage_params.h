@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <vector>
 
 #include "model/config.h"
 #include "model/param_layout.h"
@@ -12,10 +13,10 @@
 namespace shardlm {
 
 struct StageParams {
-  size_t flat = 0;           // the flat buffer's elements, padded to dp partitions
-  size_t largest_layer = 0;  // elements of the stage's largest block (ZeRO-3's gather unit)
-  size_t largest_tied = 0;   // elements of the largest tensor tied across stages
-  size_t tied_total = 0;     // elements of every tensor tied across stages
+  size_t flat = 0;               // the flat buffer's elements, padded to dp partitions
+  std::vector<FlatRange> units;  // its layers' flat ranges (ZeRO-2/3's units, layer_units)
+  size_t largest_tied = 0;       // elements of the largest tensor tied across stages
+  size_t tied_total = 0;         // elements of every tensor tied across stages
   bool first = false, last = false;
   int layer_begin = 0, layer_end = 0;
 };

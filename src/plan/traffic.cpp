@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "parallel/data_parallel.h"
 #include "parallel/pipeline.h"
 #include "plan/stage_params.h"
 
@@ -32,9 +33,15 @@ CommBytes step_bytes(const ModelConfig& m, const Layout& layout, int seq_len, in
   const StageParams sp = stage_params(m, layout, pp_rank);
   const uint64_t F = sp.flat;
   b.dp = ring_bytes(2 * 8, d);
-  if (layout.zero >= 3) {
-    // The gradient reduce-scatter, and each micro-batch's forward and backward gathers.
-    b.dp += (1 + 2 * M) * ring_bytes(4 * F, d);
+  if (layout.zero >= 2) {
+    // Each unit's gradients are reduce-scattered after every micro-batch's backward of it, the
+    // rest once (parallel/data_parallel.h); ZeRO-3 gathers each unit before every forward and
+    // backward use of it and the rest after the update, ZeRO-2 the whole buffer then.
+    for (const FlatRange& u : sp.units)
+      b.dp += (layout.zero == 3 ? 3 : 1) * M * ring_bytes(4 * u.size(), d);
+    for (const FlatRange& r : GradientSync::outside_units(F, sp.units))
+      b.dp += (layout.zero == 3 ? 2 : 1) * ring_bytes(4 * r.size(), d);
+    if (layout.zero == 2) b.dp += ring_bytes(4 * F, d);
   } else if (layout.zero >= 1) {
     b.dp += 2 * ring_bytes(4 * F, d);
   } else {

@@ -17,9 +17,10 @@ struct CommBytes {
 // What a ring over p ranks sends of `bytes` moved in total: (p-1)/p of it.
 uint64_t ring_bytes(uint64_t bytes, int p);
 
-// One rank of pipeline stage `pp_rank`. ZeRO-2 sends what ZeRO-1 does (reduce-scatter plus
-// parameter all-gather); ZeRO-3 all-gathers the parameters for every micro-batch's forward
-// and backward instead of once after the update.
+// One rank of pipeline stage `pp_rank`. ZeRO-2 reduce-scatters each layer's gradients after
+// every micro-batch's backward of it (M times per step, the rest of the buffer once) and
+// all-gathers the parameters once after the update; ZeRO-3 also all-gathers each layer for
+// every micro-batch's forward and backward (2M times) instead of after the update.
 CommBytes step_bytes(const ModelConfig& cfg, const Layout& layout, int seq_len, int pp_rank);
 
 }  // namespace shardlm

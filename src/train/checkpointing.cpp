@@ -77,6 +77,11 @@ std::vector<Rect> range_to_rects(const Rect& block, int64_t begin, int64_t end) 
   return out;
 }
 
+FlatRange written_param_range(Trainer& trainer) {
+  if (trainer.gradient_sync().shards_params()) return {trainer.shard_begin(), trainer.shard_end()};
+  return {0, trainer.model().layout().total()};
+}
+
 std::vector<CheckpointSlice> training_checkpoint_slices(Trainer& trainer, const float* params,
                                                         const float* m, const float* v) {
   ModelStage& model = trainer.model();
@@ -101,7 +106,7 @@ std::vector<CheckpointSlice> training_checkpoint_slices(Trainer& trainer, const 
     if (!view.primary) continue;
     // ZeRO-3: each DP rank writes the parameters of its partition (it holds no others).
     if (sync.shards_params())
-      add_range(view, kRoleParam, opt.begin(), opt.end(), params + opt.begin());
+      add_range(view, kRoleParam, opt.begin(), opt.end(), params);
     else if (sync.writes_params())
       slices.push_back({kRoleParam, view.name, view.global_shape, view.offset, view.local_shape,
                         params + view.flat_offset});
@@ -137,7 +142,9 @@ std::filesystem::path save_training_checkpoint(Trainer& trainer, const std::file
   // Slices are written straight from the flat buffers when they are host memory (CPU); a
   // device backend stages them through host copies.
   KernelBackend& be = model.backend();
-  const HostStaged params(be, model.params(), model.layout().total());
+  const FlatRange written = written_param_range(trainer);
+  const HostStaged params(be, model.weights().param_buffer().at(written.begin, written.size()),
+                          written.size());
   const HostStaged m(be, opt.exp_avg(), opt.end() - opt.begin());
   const HostStaged v(be, opt.exp_avg_sq(), opt.end() - opt.begin());
   return save_checkpoint(trainer.mesh().world(), root, info.step,
@@ -157,18 +164,27 @@ void check_shape(CheckpointReader& reader, const std::string& role, const Tensor
 
 void load_model_params(ModelWeights& weights, CheckpointReader& reader) {
   KernelBackend& be = weights.backend();
+  FlatBuffer& params = weights.param_buffer();
+  std::vector<float> host;
   for (const auto& view : weights.layout().views()) {
     check_shape(reader, kRoleParam, view);
-    HostStaged dest(be, weights.params() + view.flat_offset, view.numel, HostStaged::Mode::Write);
-    reader.read(kRoleParam, view.name, view.offset, view.local_shape, dest.data());
-    dest.flush();
+    if (params.in_place(view.flat_offset, view.numel)) {
+      HostStaged dest(be, params.at(view.flat_offset, view.numel), view.numel,
+                      HostStaged::Mode::Write);
+      reader.read(kRoleParam, view.name, view.offset, view.local_shape, dest.data());
+      dest.flush();
+      continue;
+    }
+    // ZeRO-3 keeps part of a layer's tensor: read it whole, keep that part.
+    host.resize(view.numel);
+    reader.read(kRoleParam, view.name, view.offset, view.local_shape, host.data());
+    params.store(view.flat_offset, host.data(), view.numel);
   }
 }
 
 void load_training_checkpoint(Trainer& trainer, CheckpointReader& reader) {
   ModelStage& model = trainer.model();
   load_model_params(model.weights(), reader);
-  trainer.gradient_sync().release_params(model.params());  // ZeRO-3 keeps only its partition
   AdamW& opt = trainer.optimizer();
   KernelBackend& be = model.backend();
   // Read straight into the moment buffers when they are host memory; else stage on the host.

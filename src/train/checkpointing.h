@@ -34,9 +34,13 @@ struct TrainingCheckpointInfo {
   std::vector<uint8_t> tokenizer_model;
 };
 
-// The rectangles this rank writes (the ownership rules above), pointing into `params` (the flat
-// parameter buffer) and the AdamW moments `m`, `v` (the optimizer's flat range): host memory
-// for save_checkpoint, backend memory for a snapshot (train/slice_snapshot.h).
+// The flat range of parameters this rank writes: its partition with ZeRO-3 (it holds no
+// others in place), else the whole buffer (written by DP rank 0 only).
+FlatRange written_param_range(Trainer& trainer);
+// The rectangles this rank writes (the ownership rules above), pointing into `params` (the
+// elements of written_param_range, from its first) and the AdamW moments `m`, `v` (the
+// optimizer's flat range): host memory for save_checkpoint, backend memory for a snapshot
+// (train/slice_snapshot.h).
 std::vector<CheckpointSlice> training_checkpoint_slices(Trainer& trainer, const float* params,
                                                         const float* m, const float* v);
 // The run-wide metadata of a training checkpoint (step, data position, layout, seed).

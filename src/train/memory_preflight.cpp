@@ -16,8 +16,8 @@ namespace shardlm {
 namespace {
 
 // One rank's figures, gathered as doubles: [need, free, predicted peak, pp rank, node ranks,
-// --async-save snapshot].
-constexpr size_t kFields = 6;
+// --async-save snapshot, dp rank].
+constexpr size_t kFields = 7;
 
 // The planner's request for this run on `world` ranks of `per_node` per node, each with
 // `free_bytes` (device figures for the time ranking: this machine's for cpu, an H100's as a
@@ -79,6 +79,7 @@ Layout train_layout(const TrainSettings& st, const MeshShape& shape) {
   l.pp = shape.pp;
   l.dp = shape.dp;
   l.zero = st.zero_stage;
+  l.recompute = st.recompute;
   l.micro_batch = st.micro_batch;
   l.micro_batches = st.micro_batches;
   l.pp_layers = st.pipeline_layers;
@@ -89,8 +90,8 @@ void check_memory_fits(const RunConfig& cfg, const TrainSettings& st, Mesh& mesh
                        KernelBackend& backend) {
   if (!cfg.memory_check) return;
   const int per_node = mesh.world().ranks_on_my_node();
-  const RankMemory mine =
-      predict_rank_memory(st.model, train_layout(st, mesh.sizes()), st.seq_len, mesh.pp_rank());
+  const RankMemory mine = predict_rank_memory(st.model, train_layout(st, mesh.sizes()), st.seq_len,
+                                              mesh.pp_rank(), mesh.dp_rank());
   const double free_bytes = backend.host_memory()
                                 ? static_cast<double>(read_host_memory().usable()) / per_node
                                 : static_cast<double>(backend.device_free_bytes());
@@ -101,7 +102,8 @@ void check_memory_fits(const RunConfig& cfg, const TrainSettings& st, Mesh& mesh
       static_cast<double>(mine.peak.total),
       static_cast<double>(mesh.pp_rank()),
       static_cast<double>(per_node),
-      snapshot};
+      snapshot,
+      static_cast<double>(mesh.dp_rank())};
   std::vector<double> all(kFields * static_cast<size_t>(mesh.world_size()));
   mesh.world().all_gather(row, all.data(), kFields, DType::F64);
   // The rank with the largest shortfall, the same on every rank.
@@ -113,8 +115,9 @@ void check_memory_fits(const RunConfig& cfg, const TrainSettings& st, Mesh& mesh
   }
   if (worst < 0) return;
   const double* w = &all[kFields * static_cast<size_t>(worst)];
-  const RankMemory theirs = predict_rank_memory(st.model, train_layout(st, mesh.sizes()),
-                                                st.seq_len, static_cast<int>(w[3]));
+  const RankMemory theirs =
+      predict_rank_memory(st.model, train_layout(st, mesh.sizes()), st.seq_len,
+                          static_cast<int>(w[3]), static_cast<int>(w[6]));
   const std::string where =
       backend.host_memory() ? "host memory (" + read_host_memory().describe() + ", shared by " +
                                   std::to_string(static_cast<int>(w[4])) + " rank(s) on its node)"

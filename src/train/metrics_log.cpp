@@ -58,6 +58,7 @@ void MetricsLog::step(const StepMetrics& m) {
   j["compute_s"] = m.compute_s;
   j["comm_s"] = m.comm_s;
   j["bubble_s"] = m.bubble_s;
+  j["cpu_s"] = m.cpu_s;
   j["peak_mem_bytes"] = m.peak_mem_bytes;
   if (m.skipped) j["skipped"] = true;
   if (!m.peak_alloc.empty()) {

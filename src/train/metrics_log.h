@@ -2,7 +2,7 @@
 // starts, and the same numbers as TensorBoard scalars (<out>/tensorboard/, unless
 // --tensorboard off). One object per logged step:
 //   {"step","loss","lr","grad_norm","tokens","tokens_per_s","mfu","elapsed_s","compute_s",
-//    "comm_s","bubble_s","peak_mem_bytes"[,"skipped":true],
+//    "comm_s","bubble_s","cpu_s","peak_mem_bytes"[,"skipped":true],
 //    "peak_alloc_bytes":[per world rank],"peak_alloc_bytes_by_role":{"parameters":[per rank],..}}
 // and one per evaluation: {"step","val_loss"[,"val_bpb"]}. Numbers are written in full
 // precision (the shortest text that reads back as the same double; lr as the same float), so
@@ -42,6 +42,7 @@ struct StepMetrics {
   bool skipped = false;         // non-finite, no update (--on-nan skip)
   // The backend allocator's peak so far, per world rank (kernels/memory_account.h).
   std::vector<MemoryTotals> peak_alloc;
+  double cpu_s = 0;  // CPU seconds per step of a rank's process, averaged like the split
 };
 
 class MetricsLog {

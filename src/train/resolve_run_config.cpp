@@ -76,13 +76,15 @@ class Settings {
   const RunFlags& flags_;
 };
 
-// The preset, its overrides, and the vocabulary (the tokenizer's unless given).
+// The preset (or a file's [model] section), its overrides, and the vocabulary (the
+// tokenizer's unless given).
 ModelConfig resolve_model(const Settings& s, const RunFacts& facts, bool synthetic) {
   ModelConfig m;
   try {
-    m = model_preset(s.text("model"));
+    m = model_preset_or_file(s.text("model"));
   } catch (const Error& e) {
-    throw UsageError(std::string("--model: ") + e.what());
+    throw UsageError(std::string("--model: ") + e.what() +
+                     " (or give a file with a [model] section)");
   }
   if (s.given("n-layer")) m.n_layer = s.number<int>("n-layer");
   if (s.given("n-head")) m.n_head = s.number<int>("n-head");
@@ -107,6 +109,13 @@ ModelConfig resolve_model(const Settings& s, const RunFacts& facts, bool synthet
                  std::to_string(m.vocab_size));
   m.validate();
   return m;
+}
+
+// --model as the effective config records it: a model file by its absolute path, so that the
+// run's run_config.ini runs again from any directory.
+std::string model_setting(const std::string& text) {
+  if (!std::filesystem::is_regular_file(text)) return text;
+  return std::filesystem::absolute(text).lexically_normal().string();
 }
 
 void check_recorded_model(const RunFlags& flags, const ModelConfig& model) {
@@ -265,7 +274,7 @@ ResolvedRun resolve_run_config(const RunFlags& flags, const RunFacts& facts) {
     const Settings s(flags);
     ResolvedRun r;
     RunConfig& c = r.config;
-    c.model_preset = s.text("model");
+    c.model_preset = model_setting(s.text("model"));
     c.data = s.text("data");
     c.model = resolve_model(s, facts, c.data == kSyntheticData);
     check_recorded_model(flags, c.model);

@@ -42,9 +42,9 @@ RunCheckpoints::~RunCheckpoints() {
 }
 
 bool RunCheckpoints::snapshot_on_writer_thread() {
-  // Host memory only: a device copy would need its own stream. Not with ZeRO-3, whose forward
-  // gathers parameters into the buffer the copy reads.
-  return trainer_.model().backend().host_memory() && !trainer_.gradient_sync().shards_params();
+  // Host memory only: a device copy would need its own stream. (ZeRO-3 gathers a layer into
+  // its window, never into the partition the copy reads; only the update writes that.)
+  return trainer_.model().backend().host_memory();
 }
 
 void RunCheckpoints::wait_for_snapshot() {
@@ -55,7 +55,10 @@ void RunCheckpoints::wait_for_snapshot() {
 std::vector<CheckpointSlice> RunCheckpoints::state_slices() {
   ModelStage& model = trainer_.model();
   AdamW& opt = trainer_.optimizer();
-  return training_checkpoint_slices(trainer_, model.params(), opt.exp_avg(), opt.exp_avg_sq());
+  const FlatRange written = written_param_range(trainer_);
+  return training_checkpoint_slices(
+      trainer_, model.weights().param_buffer().at(written.begin, written.size()), opt.exp_avg(),
+      opt.exp_avg_sq());
 }
 
 std::optional<fs::path> RunCheckpoints::resume_source(const std::string& resume) const {

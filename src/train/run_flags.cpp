@@ -18,8 +18,9 @@ constexpr const char* kRun = "run directory, checkpoints, logging";
 const std::vector<RunFlagSpec>& run_flag_specs() {
   static const std::vector<RunFlagSpec> specs = {
       {"model", kModel, "tiny",
-       "preset of any family, e.g. tiny, mini, gpt2 (GPT-2) or llama-tiny, llama-3-8b (Llama); "
-       "an unknown name is refused with the list of all",
+       "preset of any family, e.g. tiny, mini, gpt2 (GPT-2) or llama-tiny, llama-3-8b (Llama), "
+       "or a file with a [model] section (a run's run_config.ini, --print-config output; what "
+       "shardlm plan --model takes); an unknown name is refused with the list of all",
        true},
       {"n-layer", kModel, "", "number of blocks (default: the preset's)", true},
       {"n-head", kModel, "", "attention heads (default: the preset's)", true},

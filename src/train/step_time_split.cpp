@@ -1,5 +1,7 @@
 #include "train/step_time_split.h"
 
+#include <time.h>
+
 #include <chrono>
 
 namespace shardlm {
@@ -8,30 +10,39 @@ namespace {
 double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
+// CPU seconds of every thread of this process so far.
+double process_cpu_s() {
+  timespec t{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
+}
 }  // namespace
 
 void StepTimeSplit::begin_step() {
   at_start_ = trace::time_totals();
   start_s_ = now_s();
+  start_cpu_s_ = process_cpu_s();
 }
 
 void StepTimeSplit::end_step() {
   const trace::TimeTotals now = trace::time_totals();
   step_s_ += now_s() - start_s_;
+  cpu_s_ += process_cpu_s() - start_cpu_s_;
   comm_s_ += now.comm_s - at_start_.comm_s;
   bubble_s_ += now.pipeline_s - at_start_.pipeline_s;
   ++steps_;
 }
 
 StepTimeSplit::Split StepTimeSplit::take(Communicator& world) {
-  double sums[3] = {step_s_, comm_s_, bubble_s_};  // [step, comm, bubble] summed over ranks
-  world.all_reduce(sums, 3, DType::F64, ReduceOp::Sum);
+  double sums[4] = {step_s_, comm_s_, bubble_s_, cpu_s_};  // summed over ranks
+  world.all_reduce(sums, 4, DType::F64, ReduceOp::Sum);
   const double per = steps_ > 0 ? 1.0 / (static_cast<double>(steps_) * world.size()) : 0.0;
   Split s;
   s.comm_s = sums[1] * per;
   s.bubble_s = sums[2] * per;
   s.compute_s = sums[0] * per - s.comm_s - s.bubble_s;
-  step_s_ = comm_s_ = bubble_s_ = 0;
+  s.cpu_s = sums[3] * per;
+  step_s_ = comm_s_ = bubble_s_ = cpu_s_ = 0;
   steps_ = 0;
   return s;
 }

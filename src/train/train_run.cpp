@@ -149,7 +149,8 @@ StepMetrics step_metrics(Run& run, const TrainingPosition& pos, const StepResult
                      .bubble_s = split.bubble_s,
                      .peak_mem_bytes = peak_memory_bytes_over_ranks(run.mesh.world()),
                      .skipped = r.skipped,
-                     .peak_alloc = gather_peaks(run.mesh.world(), run.backend.memory())};
+                     .peak_alloc = gather_peaks(run.mesh.world(), run.backend.memory()),
+                     .cpu_s = split.cpu_s};
 }
 
 // Trains from `pos` to --steps, or until a stop request; returns the exit code.
@@ -257,7 +258,7 @@ int run_training(const RunFlags& flags) {
     std::cout << memory_start_line(
                      backend.memory().live(),
                      predict_rank_memory(cfg.model, train_layout(in.resolved.train, mesh.sizes()),
-                                         cfg.seq_len, 0)
+                                         cfg.seq_len, 0, 0)
                          .peak)
               << std::endl;
   RunCheckpoints checkpoints(trainer, dir.checkpoints(), config_text, tok, cfg.keep_last,

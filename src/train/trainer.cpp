@@ -44,17 +44,20 @@ Trainer::Trainer(const TrainSettings& settings, Mesh& mesh, KernelBackend& backe
   validate_layout(settings_, mesh.sizes());
   const ShardSpec spec = shard_for(settings_, mesh);
   // Flat buffers padded so that they split into dp equal, aligned ZeRO partitions.
-  const size_t flat_size = GradientSync::padded_flat_size(
-      ParamLayout(settings_.model, spec).total(), mesh.sizes().dp, ParamLayout::kAlign);
+  const ParamLayout layout(settings_.model, spec);
+  const size_t flat_size =
+      GradientSync::padded_flat_size(layout.total(), mesh.sizes().dp, ParamLayout::kAlign);
+  // ZeRO-2/3 work per layer: the gradient sync decides what the stage's buffers keep, and the
+  // stage reports each layer's use to it.
+  grad_sync_ = std::make_unique<GradientSync>(mesh.dp(), backend, flat_size, settings_.zero_stage,
+                                              layer_units(layout));
   const int slots = std::min(settings_.micro_batches, mesh.sizes().pp);
   model_ = make_model_stage(settings_.model, spec, backend, mesh.tp(), settings_.micro_batch,
-                            settings_.seq_len, slots, flat_size, settings_.recompute);
+                            settings_.seq_len, slots, flat_size, settings_.recompute,
+                            grad_sync_->storage());
   model_->init_weights(settings_.seed);
-  grad_sync_ = std::make_unique<GradientSync>(mesh.dp(), backend, flat_size, settings_.zero_stage);
-  // ZeRO-2/3 work per layer: the stage reports each layer's use to the gradient sync.
-  grad_sync_->bind(model_->params(), model_->grads(), model_->layer_units());
+  grad_sync_->bind(model_->weights().param_buffer(), model_->weights().grad_buffer());
   if (grad_sync_->shards_gradients()) model_->set_unit_hooks(grad_sync_.get());
-  grad_sync_->release_params(model_->params());
   optimizer_ = std::make_unique<AdamW>(settings_.optim, model_->layout(), backend,
                                        grad_sync_->shard_begin(), grad_sync_->shard_end());
   pipeline_ = std::make_unique<Pipeline>(*model_, mesh.pp());
@@ -94,7 +97,7 @@ void Trainer::sync_tied_tensors() {
   const int peer = s == 0 ? S - 1 : 0;
   for (const TensorView& v : model_->layout().views()) {
     if (!v.tied_across_stages) continue;
-    float* g = model_->grads() + v.flat_offset;
+    float* g = model_->grad(v.name);
     float* other = be_.alloc_floats(
         v.numel, MemoryRole::Communication);  // the peer's gradient, then summed on the backend
     const HostStaged mine(be_, g, v.numel);
@@ -113,7 +116,7 @@ double Trainer::global_grad_norm() {
   double ss = 0.0;
   if (grad_sync_->counts_in_grad_norm()) {
     const size_t begin = shard_begin(), end = shard_end();
-    const float* g = grad_sync_->shard_grads(model_->grads());
+    const float* g = grad_sync_->shard_grads();
     for (const auto& v : model_->layout().views()) {
       if (!v.primary) continue;
       const size_t lo = std::max(begin, v.flat_offset);
@@ -128,12 +131,12 @@ double Trainer::global_grad_norm() {
 StepResult Trainer::train_step(int step, uint64_t first_sample, const BatchSource& data,
                                bool skip_non_finite) {
   const trace::Span span("train_step", trace::Kind::Step, 0, -1, "step");
-  grad_sync_->begin_step(model_->grads());
+  grad_sync_->begin_step();
   const double loss_sum = run_micro_batches(first_sample, data, true);
   {
     const trace::Span phase("gradient_sync", trace::Kind::Step, 0, -1, "step");
     sync_tied_tensors();
-    grad_sync_->reduce(model_->grads());
+    grad_sync_->reduce();
   }
   StepResult r;
   r.loss = average_loss(loss_sum, settings_.micro_batches);
@@ -154,9 +157,9 @@ StepResult Trainer::train_step(int step, uint64_t first_sample, const BatchSourc
   r.clipped = scale < 1.0f;
   if (before_update_) before_update_();
   const trace::Span phase("optimizer", trace::Kind::Step, 0, -1, "step");
-  float* params = model_->params();
-  optimizer_->update(params + shard_begin(), grad_sync_->shard_grads(model_->grads()), step, scale);
-  grad_sync_->gather_params(params);
+  float* shard = model_->weights().param_buffer().at(shard_begin(), shard_end() - shard_begin());
+  optimizer_->update(shard, grad_sync_->shard_grads(), step, scale);
+  grad_sync_->gather_params();
   return r;
 }
 

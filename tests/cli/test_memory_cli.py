@@ -8,7 +8,9 @@ Cases: refused (the issue's gpt2-xl command is refused quickly, exit 1, on 1 and
 just-under (a fake MemAvailable 1% above the need runs, 1% below is refused), cgroup (a real
 memory cgroup's limit is honoured both ways; exit 77 = skipped where none can be made), and
 plan-best (the plan's best command runs and its measured allocator peak is within 10% of the
-plan's prediction), and plan-network (--inter-node-bw and comm_bytes_per_stage).
+plan's prediction), plan-model-section (for a file holding only a [model] section the printed
+command is `--model FILE` and runs, its peak equal to the prediction), and plan-network
+(--inter-node-bw and comm_bytes_per_stage).
 """
 import json
 import os
@@ -147,6 +149,30 @@ def case_plan_best():
     predicted = best["peak_bytes"]["total"]
     print(f"best {best['command']}: predicted {predicted}, measured {steps[-1]['peak_alloc_bytes']}")
     assert abs(measured - predicted) <= 0.10 * predicted, (measured, predicted)
+
+
+def case_plan_model_section():
+    """`shardlm plan --model FILE` where FILE holds only the [model] section (no settings): the
+    printed command must run as it is (for two steps, on its ranks) and use the planned memory."""
+    with open(tiny_model_flags()[1]) as f:
+        text = f.read()
+    path = os.path.join(SCRATCH, "model-only.ini")
+    with open(path, "w") as f:
+        f.write(text[text.index("[model]"):])
+    p = run(["plan", "--json", "--device", "cpu", "--gpus-per-node", "2", "--global-batch", "4",
+             "--mem-per-device", "4GiB", "--model", path, "--seq-len", "32"], check=0)
+    best = json.loads(p.stdout)["ranked"][0]
+    words = best["command"].split()
+    assert words[:4] == ["mpirun", "-n", "2", "shardlm"] and words[5:7] == ["--model", path], words
+    out = os.path.join(SCRATCH, "model-only")
+    cmd = MPIRUN + ["-np", "2", SHARDLM] + words[4:] + ["--steps", "2", "--out", out]
+    r = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, f"{' '.join(cmd)}\nexit {r.returncode}\n{r.stderr[-2000:]}"
+    steps = [json.loads(line) for line in open(os.path.join(out, "metrics.jsonl")) if '"loss"' in line]
+    assert len(steps) == 2, steps
+    assert max(steps[-1]["peak_alloc_bytes"]) == best["peak_bytes"]["total"], (steps[-1], best)
+    with open(os.path.join(out, "run_config.ini")) as f:  # the run records the model file
+        assert f"model = {path}\n" in f.read()
 
 
 def case_plan_network():

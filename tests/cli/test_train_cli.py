@@ -377,7 +377,8 @@ def case_legacy_checkpoint():
 
 def metrics_lines(run_dir):
     """Every line of a run's metrics with the timing keys dropped (they differ between runs)."""
-    timing = ("tokens_per_s", "mfu", "elapsed_s", "compute_s", "comm_s", "bubble_s", "peak_mem_bytes")
+    timing = ("tokens_per_s", "mfu", "elapsed_s", "compute_s", "comm_s", "bubble_s", "cpu_s",
+              "peak_mem_bytes")
     return [{k: v for k, v in json.loads(l).items() if k not in timing} for l in open(os.path.join(run_dir, "metrics.jsonl"))]
 
 

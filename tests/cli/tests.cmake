@@ -10,7 +10,7 @@ foreach(case config-errors resume-bit-exact signal-requeue kill-during-save corr
 endforeach()
 # The memory preflight and `shardlm plan` (issues 12 and 18); cli_memory-cgroup needs a memory
 # cgroup it can create (root), and is skipped (exit 77) where it cannot.
-foreach(case refused just-under cgroup plan-best plan-network)
+foreach(case refused just-under cgroup plan-best plan-model-section plan-network)
   add_test(NAME cli_memory-${case}
            COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/cli/test_memory_cli.py ${case}
                    $<TARGET_FILE:shardlm> ${CMAKE_CURRENT_BINARY_DIR}/cli/memory-${case})

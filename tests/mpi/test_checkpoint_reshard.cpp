@@ -22,10 +22,12 @@
 #include "data/synthetic.h"
 #include "parallel/mesh.h"
 #include "parallel/mpi_comm.h"
+#include "support_params.h"
 #include "train/checkpointing.h"
 #include "train/trainer.h"
 
 using namespace shardlm;
+using shardlm::testing::stage_params_on_host;
 namespace fs = std::filesystem;
 
 namespace {
@@ -102,10 +104,9 @@ fs::path shared_temp_dir() {
   return path;
 }
 
-std::vector<float> host_params(ModelStage& model, const TensorView& v) {
-  std::vector<float> out(v.numel);
-  model.backend().copy_to_host(out.data(), model.params() + v.flat_offset, v.numel * sizeof(float));
-  return out;
+std::vector<float> view_of(const std::vector<float>& flat, const TensorView& v) {
+  const auto first = flat.begin() + static_cast<std::ptrdiff_t>(v.flat_offset);
+  return std::vector<float>(first, first + static_cast<std::ptrdiff_t>(v.numel));
 }
 
 // Every layout of `layouts` resumes every other's checkpoint (the file comment).
@@ -166,11 +167,11 @@ void check_reshard_matrix(const ModelConfig& model, const std::vector<Layout>& l
             EXPECT_NEAR(got, want, 1e-5 * want) << pair << " step " << s;
         }
         CheckpointReader final_a(*find_latest_checkpoint(root / A.name / "final"));
-        tr.gradient_sync().materialize_params(tr.model().params());  // ZeRO-3: every layer
+        const std::vector<float> all_params = stage_params_on_host(tr);  // ZeRO-3: every layer
         for (const auto& v : tr.model().layout().views()) {
           std::vector<float> want(v.numel);
           final_a.read(kRoleParam, v.name, v.offset, v.local_shape, want.data());
-          const std::vector<float> got = host_params(tr.model(), v);
+          const std::vector<float> got = view_of(all_params, v);
           if (a == b) {
             EXPECT_EQ(0, std::memcmp(got.data(), want.data(), v.numel * sizeof(float)))
                 << pair << ": " << v.name;

@@ -21,9 +21,11 @@
 #include "model/recompute.h"
 #include "parallel/mesh.h"
 #include "support_args.h"
+#include "support_params.h"
 #include "train/trainer.h"
 
 using namespace shardlm;
+using shardlm::testing::stage_params_on_host;
 using shardlm::testing::test_option;
 using shardlm::testing::test_option_int;
 
@@ -144,34 +146,50 @@ TEST(ParallelEquivalence, TenStepsMatchSingleRank) {
   }
   EXPECT_GT(clipped, 0) << "gradient clipping never triggered: the test would not cover it";
 
-  // ZeRO-2/3 keep no layer's full gradients after a step, ZeRO-3 no other rank's layer
-  // parameters: outside this rank's partition they were dropped (read as zero).
+  // ZeRO-2/3 hold no layer's gradients in place (one window for the layer in backward), ZeRO-3
+  // no other rank's layer parameters: their buffers allocate only what the rank keeps.
   if (st.zero_stage >= 2 && dp > 1) {
     const GradientSync& sync = run.gradient_sync();
-    size_t nonzero_grads = 0, nonzero_params = 0, outside = 0;
-    for (const FlatRange& u : run.model().layer_units())
+    FlatBuffer& grads = run.model().weights().grad_buffer();
+    FlatBuffer& params = run.model().weights().param_buffer();
+    const std::vector<FlatRange> units = run.model().layer_units();
+    size_t held_grads = 0, held_params = 0, outside = 0, largest = 0, in_units = 0;
+    for (const FlatRange& u : units) {
+      largest = std::max(largest, u.size());
+      in_units += u.size();
       for (size_t i = u.begin; i < u.end; ++i) {
-        nonzero_grads += run.model().grads()[i] != 0.0f;
+        held_grads += grads.in_place(i, 1);
         if (i >= sync.shard_begin() && i < sync.shard_end()) continue;
         ++outside;
-        nonzero_params += run.model().params()[i] != 0.0f;
+        held_params += params.in_place(i, 1);
       }
-    EXPECT_EQ(nonzero_grads, 0u) << "layer gradients kept after the step";
+    }
+    EXPECT_EQ(held_grads, 0u) << "layer gradients held in place";
+    EXPECT_EQ(grads.window_size(), largest);
+    EXPECT_EQ(FlatBuffer::allocated_elements(grads.size(), sync.storage().grads),
+              grads.size() - in_units + largest);
     EXPECT_GT(outside, 0u) << "no layer lies outside this rank's partition: nothing to check";
-    if (st.zero_stage == 3) EXPECT_EQ(nonzero_params, 0u) << "other ranks' parameters kept";
+    if (st.zero_stage == 3) {
+      EXPECT_EQ(held_params, 0u) << "other ranks' parameters held";
+    }
   }
 
   // Every block this rank owns equals the same block of the reference model (ZeRO-3 holds
-  // only its partition of each layer: gather the rest for the comparison).
+  // only its partition of each layer: stage_params_on_host gathers the rest).
   KernelBackend& be = cpu_backend();
   ModelStage& model = run.model();
-  run.gradient_sync().materialize_params(model.params());
+  const std::vector<float> all_params = stage_params_on_host(run);
+  auto params_of = [&](const TensorView& v) {
+    return std::vector<float>(
+        all_params.begin() + static_cast<std::ptrdiff_t>(v.flat_offset),
+        all_params.begin() + static_cast<std::ptrdiff_t>(v.flat_offset + v.numel));
+  };
   double worst = 0.0;
   for (const auto& v : model.layout().views()) {
     const TensorView& rv = ref.model().layout().get(v.name);
     const std::vector<float> full = host_copy(be, ref.model().params() + rv.flat_offset, rv.numel);
     const std::vector<float> want = extract_block(full, v);
-    const std::vector<float> got = host_copy(be, model.params() + v.flat_offset, v.numel);
+    const std::vector<float> got = params_of(v);
     // The k third of the qkv bias has an exactly-zero true gradient (softmax ignores it); Adam
     // amplifies fp32 rounding noise there into steps that depend on summation order, so it is
     // checked against an absolute bound (1% of the peak lr) instead of relative to its size.
@@ -198,7 +216,7 @@ TEST(ParallelEquivalence, TenStepsMatchSingleRank) {
 
   // Replicas are bit-identical: TP-replicated tensors across TP, everything across DP.
   auto expect_identical_over = [&](Communicator& group, const TensorView& v, const char* what) {
-    const std::vector<float> mine = host_copy(be, model.params() + v.flat_offset, v.numel);
+    const std::vector<float> mine = params_of(v);
     std::vector<float> all(v.numel * static_cast<size_t>(group.size()));
     group.all_gather(mine.data(), all.data(), v.numel, DType::F32);
     // EXPECT, not ASSERT: every rank must reach the next collective whatever happens here.
@@ -220,7 +238,7 @@ TEST(ParallelEquivalence, TenStepsMatchSingleRank) {
     for (const TensorView& v : model.layout().views()) {
       if (!v.tied_across_stages) continue;
       ++tied;
-      const std::vector<float> mine = host_copy(be, model.params() + v.flat_offset, v.numel);
+      const std::vector<float> mine = params_of(v);
       std::vector<float> other(v.numel);
       const int peer = mesh.pp_rank() == 0 ? pp - 1 : 0;
       mesh.pp().send_recv(mine.data(), v.numel, peer, 5, other.data(), v.numel, peer, 5,

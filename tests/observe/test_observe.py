@@ -197,11 +197,14 @@ def case_trace():
     bad = run(["trace", "merge", os.path.join(out, "run_config.ini"), "-o", merged], check=1)
     assert "run_config.ini is not JSON" in bad.stderr, bad.stderr
 
-    # The split: every logged step has it, communication (tp) and the bubble (pp) are non-zero.
+    # The split: every logged step has it, communication (tp) and the bubble (pp) are non-zero;
+    # a rank's CPU seconds per step are positive and no more than all cores for the step.
     steps = [r for r in records(out) if "loss" in r]
     assert len(steps) == 4
     for r in steps:
         assert r["compute_s"] > 0 and r["comm_s"] > 0 and r["bubble_s"] > 0, r
+        step_s = r["compute_s"] + r["comm_s"] + r["bubble_s"]
+        assert 0 < r["cpu_s"] <= 1.1 * os.cpu_count() * step_s + 0.01, r
         assert r["peak_mem_bytes"] > 1 << 20, r
 
 

@@ -186,7 +186,7 @@ TEST(MemoryPreflight, RefusesWithTheNeedByRoleWhatIsFreeAndALayoutThatFits) {
   st.micro_batch = 8;
   st.micro_batches = 1;
   Mesh mesh(1, 1);
-  const RankMemory need = predict_rank_memory(st.model, train_layout(st, mesh.sizes()), 256, 0);
+  const RankMemory need = predict_rank_memory(st.model, train_layout(st, mesh.sizes()), 256, 0, 0);
   // Free memory: a little under what micro-batch 8 needs with the margin, so that
   // micro-batch 1 x 8 fits.
   const auto free_kib =

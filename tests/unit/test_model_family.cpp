@@ -157,22 +157,27 @@ TEST(GradientSyncRules, OneRankWithAndWithoutZero) {
   EXPECT_EQ(GradientSync::padded_flat_size(32, 2, 16), 32u);
   SelfCommunicator dp("dp");
   KernelBackend& be = cpu_backend();
-  std::vector<float> grads(32);
-  std::iota(grads.begin(), grads.end(), 1.0f);
-  GradientSync plain(dp, be, 32, 0);
+  FlatBuffer params(be, 32, MemoryRole::Parameters), grads(be, 32, MemoryRole::Gradients);
+  std::vector<float> host(32);
+  std::iota(host.begin(), host.end(), 1.0f);
+  grads.store(0, host.data(), 32);
+  GradientSync plain(dp, be, 32, 0, {});
+  plain.bind(params, grads);
   EXPECT_EQ(plain.shard_begin(), 0u);
   EXPECT_EQ(plain.shard_end(), 32u);
-  plain.reduce(grads.data());
-  EXPECT_EQ(plain.shard_grads(grads.data()), grads.data());  // in place, nothing to average
+  plain.reduce();
+  EXPECT_EQ(plain.shard_grads(), grads.at(0, 32));  // in place, nothing to average
   EXPECT_TRUE(plain.writes_params() && plain.writes_optimizer_state());
   // ZeRO-1 with dp = 1: the reduce-scatter is a copy into the shard buffer.
-  GradientSync zero(dp, be, 32, 1);
-  zero.reduce(grads.data());
-  const float* shard = zero.shard_grads(grads.data());
-  EXPECT_NE(shard, grads.data());
-  for (size_t i = 0; i < 32; ++i) EXPECT_EQ(shard[i], grads[i]);
+  GradientSync zero(dp, be, 32, 1, {});
+  zero.bind(params, grads);
+  zero.reduce();
+  const float* shard = zero.shard_grads();
+  EXPECT_NE(shard, grads.at(0, 32));
+  for (size_t i = 0; i < 32; ++i) EXPECT_EQ(shard[i], host[i]);
   EXPECT_TRUE(zero.counts_in_grad_norm());
-  expect_error([&] { GradientSync(dp, be, 32, 4); }, {"ZeRO stage must be 0, 1, 2 or 3, got 4"});
+  expect_error([&] { GradientSync(dp, be, 32, 4, {}); },
+               {"ZeRO stage must be 0, 1, 2 or 3, got 4"});
 }
 
 TEST(HostStagedView, IsTheBufferItselfOnTheCpu) {

@@ -68,8 +68,21 @@ TEST(MetricsLog, StepAndEvalLinesHaveTheKeysInOrderAndFullPrecision) {
   {
     MetricsLog log(path);
     log.eval(0, 6.954123456789012, 2.152987654321);
-    log.step({1, 1.0 / 3.0, 3e-3f, 0.1 + 0.2, 4096, 12345.678901234, 0.4123456789, 1.5, 0.25, 0.125,
-              1.0 / 16, 123456789, false});
+    log.step({1,
+              1.0 / 3.0,
+              3e-3f,
+              0.1 + 0.2,
+              4096,
+              12345.678901234,
+              0.4123456789,
+              1.5,
+              0.25,
+              0.125,
+              1.0 / 16,
+              123456789,
+              false,
+              {},
+              0.4375});
     log.eval(2, 5.5, std::nullopt);
   }
   MetricsLog(path).step({3, 2.0, 6e-4f, 1.0, 8192, 1.0, 0.5, 2.0, 1.0, 0, 0, 1, true});  // appends
@@ -79,7 +92,8 @@ TEST(MetricsLog, StepAndEvalLinesHaveTheKeysInOrderAndFullPrecision) {
   EXPECT_EQ(lines[1],
             R"({"step":1,"loss":0.3333333333333333,"lr":0.003,"grad_norm":0.30000000000000004,)"
             R"("tokens":4096,"tokens_per_s":12345.678901234,"mfu":0.4123456789,"elapsed_s":1.5,)"
-            R"("compute_s":0.25,"comm_s":0.125,"bubble_s":0.0625,"peak_mem_bytes":123456789})");
+            R"("compute_s":0.25,"comm_s":0.125,"bubble_s":0.0625,"cpu_s":0.4375,)"
+            R"("peak_mem_bytes":123456789})");
   EXPECT_EQ(lines[2], R"({"step":2,"val_loss":5.5})");
   EXPECT_NE(lines[3].find(R"("lr":0.0006,)"), std::string::npos) << lines[3];
   EXPECT_NE(lines[3].find(R"(,"skipped":true})"), std::string::npos) << lines[3];

@@ -24,7 +24,6 @@ class CpuBackend final : public KernelBackend {
   void copy_to_host(void* dst_host, const void* src, size_t bytes) override;
   void copy(void* dst, const void* src, size_t bytes) override;
   void fill_zero(float* p, size_t n) override;
-  void release(float* p, size_t n) override;
   void synchronize() override;
   bool host_memory() const override { return true; }
 

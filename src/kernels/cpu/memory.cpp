@@ -1,9 +1,5 @@
 // Host memory for the CPU backend: 64-byte aligned (one cache line, one AVX-512 vector) and
 // zero-filled, as KernelBackend promises.
-#include <sys/mman.h>
-#include <unistd.h>
-
-#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -52,24 +48,6 @@ void CpuBackend::copy(void* dst, const void* src, size_t bytes) {
 
 void CpuBackend::fill_zero(float* p, size_t n) {
   if (n != 0) std::memset(p, 0, n * sizeof(float));
-}
-
-void CpuBackend::release(float* p, size_t n) {
-  if (n == 0) return;
-  static const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
-  const auto begin = reinterpret_cast<uintptr_t>(p);
-  const uintptr_t end = begin + n * sizeof(float);
-  const uintptr_t lo = (begin + page - 1) / page * page, hi = end / page * page;
-  if (lo >= hi) {
-    fill_zero(p, n);
-    return;
-  }
-  // The partial pages at either end are zeroed by hand; whole pages are dropped (anonymous
-  // private memory reads back as zero) and, should madvise refuse, zeroed instead.
-  std::memset(p, 0, lo - begin);
-  std::memset(reinterpret_cast<void*>(hi), 0, end - hi);
-  if (madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED) != 0)
-    std::memset(reinterpret_cast<void*>(lo), 0, hi - lo);
 }
 
 // Every CPU kernel has finished when it returns.

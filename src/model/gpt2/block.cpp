@@ -4,9 +4,9 @@
 
 namespace shardlm {
 
-Gpt2BlockTensors gpt2_block_tensors(const ParamLayout& layout, float* flat, int layer) {
+Gpt2BlockTensors gpt2_block_tensors(const ParamLayout& layout, FlatSpan flat, int layer) {
   auto at = [&](const char* s) {
-    return flat + layout.get(layer_param_name(layer, s)).flat_offset;
+    return flat.at(layout.get(layer_param_name(layer, s)).flat_offset);
   };
   return {at("ln_1.weight"),      at("ln_1.bias"),          at("attn.c_attn.weight"),
           at("attn.c_attn.bias"), at("attn.c_proj.weight"), at("attn.c_proj.bias"),

@@ -26,12 +26,13 @@ struct Gpt2Dims {
   int Fl;  // this rank's MLP channels
 };
 
-// A block's tensors in a flat buffer (parameters or their gradients).
+// A block's tensors in a flat buffer (parameters or their gradients): the layer's span of it
+// (ModelWeights::layer_params / layer_grads; a ZeRO window holds the layer's elements only).
 struct Gpt2BlockTensors {
   float *ln1_w, *ln1_b, *qkv_w, *qkv_b, *attproj_w, *attproj_b;
   float *ln2_w, *ln2_b, *fc_w, *fc_b, *fcproj_w, *fcproj_b;
 };
-Gpt2BlockTensors gpt2_block_tensors(const ParamLayout& layout, float* flat, int layer);
+Gpt2BlockTensors gpt2_block_tensors(const ParamLayout& layout, FlatSpan flat, int layer);
 
 // What a block's forward writes (and backward reads). Generation may alias the
 // per-sublayer buffers (it keeps nothing for backward).

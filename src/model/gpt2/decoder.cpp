@@ -36,8 +36,8 @@ class Gpt2Decoder final : public KvCacheDecoder {
     };
     const Gpt2Dims dims{n, C, C, 4 * C};
     gpt2_block_forward(backend(), tp(), dims,
-                       gpt2_block_tensors(weights().layout(), weights().params(), layer), acts_,
-                       resid, resid, attention);
+                       gpt2_block_tensors(weights().layout(), weights().layer_params(layer), layer),
+                       acts_, resid, resid, attention);
   }
 
   const float* final_norm_forward(const float* row) override {

@@ -45,8 +45,9 @@ class Gpt2Stage final : public TransformerStage {
 
   void block_forward(int slot, int layer, const float* in, float* out) override {
     Gpt2LayerActs& a = acts(slot, layer);
-    gpt2_block_forward(backend(), tp(), dims_, gpt2_block_tensors(layout(), params(), layer),
-                       a.block, in, out, causal_attention(a));
+    gpt2_block_forward(backend(), tp(), dims_,
+                       gpt2_block_tensors(layout(), layer_params(layer), layer), a.block, in, out,
+                       causal_attention(a));
   }
   void block_recompute_selective(int slot, int layer) override {
     Gpt2LayerActs& a = acts(slot, layer);
@@ -122,9 +123,10 @@ void Gpt2Stage::block_backward(int slot, int layer, const float* in, float* dres
   const auto attention_backward = [&](float* dqkv, const float* datty, const float* qkv) {
     backend().attention_backward(dqkv, datty, qkv, a.block.atty, a.lse, B_, T_, H_local_, hd_);
   };
-  gpt2_block_backward(backend(), tp(), dims_, gpt2_block_tensors(layout(), params(), layer),
-                      gpt2_block_tensors(layout(), grads(), layer), a.block, in, dresid, scratch_,
-                      attention_backward);
+  gpt2_block_backward(backend(), tp(), dims_,
+                      gpt2_block_tensors(layout(), layer_params(layer), layer),
+                      gpt2_block_tensors(layout(), layer_grads(layer), layer), a.block, in, dresid,
+                      scratch_, attention_backward);
 }
 
 }  // namespace
@@ -140,9 +142,9 @@ ActivationFootprint gpt2_activation_footprint(const ModelConfig& cfg, const Shar
   const size_t Cl = C / shard.tp_size, Fl = 4 * C / shard.tp_size;
   const size_t lse = static_cast<size_t>(B) * (cfg.n_head / shard.tp_size) * T;
   ActivationFootprint f = transformer_stage_footprint(cfg, shard, B, T);
-  f.layer_cheap = 4 * (lse + N * Fl);                 // lse, fc_gelu
+  f.layer_cheap = 4 * (lse + N * Cl + N * Fl);        // lse, atty, fc_gelu
   f.layer_rest = 4 * (N * C + 2 * N + N * 3 * Cl      // ln1 (+ mean, rstd), qkv
-                      + N * Cl + 2 * N * C            // atty, attproj, resid2
+                      + 2 * N * C                     // attproj, resid2
                       + N * C + 2 * N + N * Fl        // ln2 (+ mean, rstd), fc
                       + N * C);                       // fcproj
   if (shard.last_stage) f.slot_extra += 4 * 2 * N;    // final LayerNorm mean, rstd

@@ -2,9 +2,9 @@
 
 namespace shardlm {
 
-LlamaBlockTensors llama_block_tensors(const ParamLayout& layout, float* flat, int layer) {
+LlamaBlockTensors llama_block_tensors(const ParamLayout& layout, FlatSpan flat, int layer) {
   auto at = [&](const char* s) {
-    return flat + layout.get(layer_param_name(layer, s)).flat_offset;
+    return flat.at(layout.get(layer_param_name(layer, s)).flat_offset);
   };
   return {at("input_norm.weight"),     at("attn.qkv.weight"),    at("attn.o_proj.weight"),
           at("post_attn_norm.weight"), at("mlp.gate_up.weight"), at("mlp.down.weight")};

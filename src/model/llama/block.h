@@ -32,11 +32,12 @@ struct LlamaDims {
   int attn() const { return KVl * g * hd; }
 };
 
-// A block's tensors in a flat buffer (parameters or their gradients).
+// A block's tensors in a flat buffer (parameters or their gradients): the layer's span of it
+// (ModelWeights::layer_params / layer_grads; a ZeRO window holds the layer's elements only).
 struct LlamaBlockTensors {
   float *norm1_w, *qkv_w, *o_w, *norm2_w, *gate_up_w, *down_w;
 };
-LlamaBlockTensors llama_block_tensors(const ParamLayout& layout, float* flat, int layer);
+LlamaBlockTensors llama_block_tensors(const ParamLayout& layout, FlatSpan flat, int layer);
 
 struct LlamaBlockActs {
   float* norm1;       // [N,C]

@@ -50,9 +50,10 @@ class LlamaDecoder final : public KvCacheDecoder {
     };
     LlamaDims d = dims_;
     d.N = n;
-    llama_block_forward(backend(), tp(), d,
-                        llama_block_tensors(weights().layout(), weights().params(), layer), acts_,
-                        resid, resid, attention);
+    llama_block_forward(
+        backend(), tp(), d,
+        llama_block_tensors(weights().layout(), weights().layer_params(layer), layer), acts_, resid,
+        resid, attention);
   }
 
   const float* final_norm_forward(const float* row) override {

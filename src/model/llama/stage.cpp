@@ -61,8 +61,9 @@ class LlamaStage final : public TransformerStage {
       backend().rope_forward(qkv, rope_cos_, rope_sin_, B_, T_, 0, dims_.KVl, dims_.g, dims_.hd);
       attend(att_out, qkv);
     };
-    llama_block_forward(backend(), tp(), dims_, llama_block_tensors(layout(), params(), layer),
-                        a.block, in, out, attention);
+    llama_block_forward(backend(), tp(), dims_,
+                        llama_block_tensors(layout(), layer_params(layer), layer), a.block, in, out,
+                        attention);
   }
   void block_recompute_selective(int slot, int layer) override {
     LlamaLayerActs& a = acts(slot, layer);
@@ -137,9 +138,10 @@ void LlamaStage::block_backward(int slot, int layer, const float* in, float* dre
                                      dims_.g, dims_.hd);
     backend().rope_backward(dqkv, rope_cos_, rope_sin_, B_, T_, 0, dims_.KVl, dims_.g, dims_.hd);
   };
-  llama_block_backward(backend(), tp(), dims_, llama_block_tensors(layout(), params(), layer),
-                       llama_block_tensors(layout(), grads(), layer), a.block, in, dresid, scratch_,
-                       attention_backward);
+  llama_block_backward(backend(), tp(), dims_,
+                       llama_block_tensors(layout(), layer_params(layer), layer),
+                       llama_block_tensors(layout(), layer_grads(layer), layer), a.block, in,
+                       dresid, scratch_, attention_backward);
 }
 
 }  // namespace
@@ -157,11 +159,11 @@ ActivationFootprint llama_activation_footprint(const ModelConfig& cfg, const Sha
   const size_t Fl = cfg.intermediate_size / shard.tp_size;
   const size_t lse = static_cast<size_t>(B) * KVl * g * T;
   ActivationFootprint f = transformer_stage_footprint(cfg, shard, B, T);
-  f.layer_cheap = 4 * (lse + N * Fl);                 // lse, act
-  f.layer_rest = 4 * (N * C + N + N * qkv + N * attn  // norm1 (+ rstd), qkv, atty
-                      + 2 * N * C + N * C + N         // attproj, resid2, norm2 (+ rstd)
-                      + N * 2 * Fl + N * C);          // gate_up, mlp
-  if (shard.last_stage) f.slot_extra += 4 * N;        // final RMSNorm rstd
+  f.layer_cheap = 4 * (lse + N * attn + N * Fl);  // lse, atty, act
+  f.layer_rest = 4 * (N * C + N + N * qkv         // norm1 (+ rstd), qkv
+                      + 2 * N * C + N * C + N     // attproj, resid2, norm2 (+ rstd)
+                      + N * 2 * Fl + N * C);      // gate_up, mlp
+  if (shard.last_stage) f.slot_extra += 4 * N;    // final RMSNorm rstd
   const size_t rope = 2 * static_cast<size_t>(cfg.max_seq_len) * (hd / 2);
   f.fixed += 4 * (rope + N * qkv + N * attn + 3 * N * Fl);  // rope tables, the block scratch
   return f;
