@@ -2,7 +2,7 @@
 """Runs a command (e.g. mpirun ... shardlm train ...) and samples the resident memory (VmRSS)
 of every descendant process named `shardlm` every 0.2 s. Prints, per rank process, the peak
 over the whole run (what initialisation touched) and the peak over the second half of the run
-(the steady state, after ZeRO-2/3 released what a rank does not keep). Stdlib only.
+(the steady state). Stdlib only.
 
     bench/rss_sampler.py -- mpirun -np 2 build/shardlm train --zero 3 ...
 """
