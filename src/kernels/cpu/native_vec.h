@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <utility>
 
 namespace shardlm::cpu {
 inline namespace SHARDLM_CPU_ISA {
@@ -45,12 +46,14 @@ inline NativeVec broadcast_native(float x) {
 }
 
 // v with lane i taken from lane i ^ kShift (a butterfly step of the reductions below).
+// __builtin_shufflevector (clang, GCC 12+) takes the lane indices as constants.
+template <int kShift, size_t... kLane>
+inline NativeVec swap_lanes(NativeVec v, std::index_sequence<kLane...>) {
+  return __builtin_shufflevector(v, v, (static_cast<int>(kLane) ^ kShift)...);
+}
 template <int kShift>
 inline NativeVec swap_lanes(NativeVec v) {
-  using Index = int32_t __attribute__((vector_size(sizeof(NativeVec))));
-  Index idx;
-  for (int i = 0; i < kNativeLanes; ++i) idx[i] = i ^ kShift;
-  return __builtin_shuffle(v, idx);
+  return swap_lanes<kShift>(v, std::make_index_sequence<kNativeLanes>{});
 }
 
 // Horizontal reductions as a butterfly (log2 lanes shuffles), not a chain of lane extracts:
