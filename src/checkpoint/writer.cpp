@@ -101,7 +101,6 @@ void agree_on_phase(Communicator& world, int64_t step, const char* phase,
          std::to_string(first_failed) + " (" + phase + "); its message says why");
 }
 
-// Writes and fsyncs this rank's file; returns what the manifest lists for it.
 // The slice's elements, block by block: from its memory, or from its source into `scratch`.
 const void* block_data(const CheckpointSlice& s, const SliceSource* source, int64_t first,
                        int64_t n, std::vector<uint8_t>& scratch) {
@@ -113,6 +112,7 @@ const void* block_data(const CheckpointSlice& s, const SliceSource* source, int6
   return scratch.data();
 }
 
+// Writes and fsyncs this rank's file; returns what the manifest lists for it.
 std::vector<StoredSlice> write_rank_h5(const fs::path& path, int rank, int world_size, int64_t step,
                                        const std::vector<CheckpointSlice>& slices,
                                        const std::vector<SliceSource>& sources,

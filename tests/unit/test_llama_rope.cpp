@@ -26,6 +26,23 @@ ModelConfig scaled_tiny() {
   return c;
 }
 
+// scaled_tiny with head_dim 8 (4 frequencies), for the band tests.
+ModelConfig scaled_head_dim_8() {
+  ModelConfig c = scaled_tiny();
+  c.n_embd = 32;
+  c.n_head = 4;
+  return c;
+}
+
+// c with no rope scaling: the unscaled frequencies to compare against.
+ModelConfig without_scaling(ModelConfig c) {
+  c.rope_scaling = "";
+  c.rope_scaling_factor = c.rope_scaling_low_freq_factor = 0;
+  c.rope_scaling_high_freq_factor = 0;
+  c.rope_scaling_original_max_position_embeddings = 0;
+  return c;
+}
+
 TEST(LlamaRopeScaling, PresetsCarryThePublishedValues) {
   for (const auto& [name, factor] :
        {std::pair{"llama-3.2-1b", 32.0}, {"llama-3.2-3b", 32.0}, {"llama-3.1-405b", 8.0}}) {
@@ -87,14 +104,8 @@ TEST(LlamaRopeScaling, RefusalsNameTheKey) {
 // 64, low 1 and high 4 the first is below 16 (kept), the second between 16 and 64
 // (interpolated), the last two above 64 (divided by the factor).
 TEST(LlamaRopeScaling, FrequenciesFollowTheThreeBands) {
-  ModelConfig c = scaled_tiny();
-  c.n_embd = 32;
-  c.n_head = 4;
-  ModelConfig plain = c;
-  plain.rope_scaling = "";
-  plain.rope_scaling_factor = plain.rope_scaling_low_freq_factor = 0;
-  plain.rope_scaling_high_freq_factor = 0;
-  plain.rope_scaling_original_max_position_embeddings = 0;
+  const ModelConfig c = scaled_head_dim_8();
+  const ModelConfig plain = without_scaling(c);
   const std::vector<float> base = rope_inv_freq(plain), scaled = rope_inv_freq(c);
   ASSERT_EQ(base.size(), 4u);
   EXPECT_EQ(scaled[0], base[0]);
@@ -112,14 +123,8 @@ TEST(LlamaRopeScaling, FrequenciesFollowTheThreeBands) {
 // llama.cpp's rope_freqs (GGUF export): the factor each frequency is divided by, in the same
 // three bands, so that dividing the unscaled frequencies gives shardlm's scaled ones.
 TEST(LlamaRopeScaling, LlamaCppFrequencyFactorsDivideIntoTheScaledFrequencies) {
-  ModelConfig c = scaled_tiny();
-  c.n_embd = 32;
-  c.n_head = 4;
-  ModelConfig plain = c;
-  plain.rope_scaling = "";
-  plain.rope_scaling_factor = plain.rope_scaling_low_freq_factor = 0;
-  plain.rope_scaling_high_freq_factor = 0;
-  plain.rope_scaling_original_max_position_embeddings = 0;
+  const ModelConfig c = scaled_head_dim_8();
+  const ModelConfig plain = without_scaling(c);
   const std::vector<float> base = rope_inv_freq(plain), scaled = rope_inv_freq(c);
   const std::vector<float> f = llama3_frequency_factors(c);
   ASSERT_EQ(f.size(), 4u);
