@@ -22,8 +22,8 @@ DeviceSpec gpu(const char* name, double mem, double tflops, double hbm, double n
   return d;
 }
 
-// This machine: the host memory shardlm may still use, the reference core's fp32 FMA peak on
-// every core (the MFU yardstick, kernels/cpu/peak_flops.h), and the rates measured on one
+// This machine: the host memory shardlm may still use, its core's fp32 FMA peak measured now
+// on every core (the MFU yardstick, kernels/cpu/peak_flops.h), and the rates measured on one
 // thread of the reference machine for docs/planner.md (traces of 4-layer GPT-2 with C 128,
 // 256, 512 and Llama with C 128; seq-len 128): dense matmuls at 76-79% of the core's peak,
 // the attention kernels at 20-27%, the element-wise kernels 13 GB/s of saved activations,
@@ -36,7 +36,7 @@ DeviceSpec this_cpu() {
   const int cores = cpu::usable_cpu_count();
   DeviceSpec d{"cpu",
                static_cast<double>(read_host_memory().usable()),
-               cores * cpu::kReferenceCorePeakFlops,
+               cores * cpu::core_peak_flops(),
                cores * 45 * kGB,
                2 * kGB,
                1.25 * kGB,  // 10 Gb/s Ethernet between nodes

@@ -3,12 +3,8 @@
 #include <algorithm>
 #include <chrono>
 
-#include <omp.h>
-
 #include "kernels/cpu/peak_flops.h"
 #include "kernels/cpu/threads.h"
-
-#include "kernels/cpu/peak_flops.h"
 
 namespace shardlm {
 
@@ -16,14 +12,6 @@ namespace {
 
 double now_seconds() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-// fp32 FMA peak of one core at the ISA level the kernels run (kernels/cpu/peak_flops.h): each
-// thread's rate per CPU-second of its own, so a loaded machine does not lower it. A few 20 ms
-// runs: about 0.1 s at start-up.
-double cpu_core_peak_flops() {
-  const cpu::FmaPeak peak = cpu::measure_fma_peak(0.02, 5);
-  return peak.cpu_gflops * 1e9 / omp_get_max_threads();
 }
 
 }  // namespace
@@ -58,7 +46,7 @@ double Throughput::elapsed_s() const {
 double peak_flops_per_rank(double peak_tflops, Communicator& world) {
   // The same settings on every rank: all of them take the collective branch or none.
   if (peak_tflops > 0) return peak_tflops * 1e12;
-  return cpu_core_peak_flops() * cpu::usable_cpu_count() / world.ranks_on_my_node();
+  return cpu::core_peak_flops() * cpu::usable_cpu_count() / world.ranks_on_my_node();
 }
 
 }  // namespace shardlm

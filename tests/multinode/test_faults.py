@@ -50,13 +50,21 @@ def launcher_log(run_dir):
         return ""
 
 
-def kill_host_processes(host):
-    """SIGKILL to every process of the host's namespace: what a node failure leaves."""
-    for pid in cluster.sh("ip", "netns", "pids", host).split():
+def signal_all(pids, sig):
+    for pid in pids:
         try:
-            os.kill(int(pid), signal.SIGKILL)
+            os.kill(pid, sig)
         except ProcessLookupError:
             pass
+
+
+def kill_host_processes(host):
+    """Every process of the host's namespace killed at once: what a node failure leaves. They
+    are stopped first, so that none sees another die: killed one by one, Open MPI's daemon there
+    could report a rank's exit before its own kill, and the host would look alive."""
+    pids = [int(p) for p in cluster.sh("ip", "netns", "pids", host).split()]
+    signal_all(pids, signal.SIGSTOP)
+    signal_all(pids, signal.SIGKILL)
 
 
 LOST = "lost host(s)"
@@ -89,7 +97,7 @@ def run_with_fault(build, scratch, fault, label=LOST):
                 job.kill()
         log = launcher_log(run)
         assert job.returncode == 0, f"launcher exit {job.returncode}\n{log}\n{out[-3000:]}"
-        assert named in log, log
+        assert named in log, f"{log}\n{out[-3000:]}"
         other = DIED if label == LOST else LOST
         assert f"{other}: " not in log, log
         resumed = [line for line in log.splitlines() if "attempt 2 of" in line]

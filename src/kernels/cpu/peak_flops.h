@@ -6,10 +6,6 @@
 
 namespace shardlm::cpu {
 
-// fp32 FMA peak of one core of the reference machine (bench_peak_fma, docs/performance.md):
-// MFU's yardstick and the planner's CPU peak.
-constexpr double kReferenceCorePeakFlops = 0.27e12;
-
 struct FmaPeak {
   // Best wall-clock rate of all OpenMP threads together.
   double wall_gflops;
@@ -24,5 +20,10 @@ struct FmaPeak {
 // lane). Many short runs find an undisturbed one on a shared machine more often than a few
 // long ones.
 FmaPeak measure_fma_peak(double seconds, int repeats);
+
+// fp32 FMA peak of one core, in FLOP/s, at the ISA level the kernels run: each thread's rate
+// per CPU-second of its own, so a loaded machine does not lower it. A few 20 ms runs: about
+// 0.1 s. MFU's yardstick and the planner's CPU peak.
+double core_peak_flops();
 
 }  // namespace shardlm::cpu

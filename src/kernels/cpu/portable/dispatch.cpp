@@ -1,4 +1,6 @@
 // The CPU backend and FMA probe of the running ISA level (kernels/cpu/isa.h).
+#include <omp.h>
+
 #include "core/error.h"
 #include "kernels/backend.h"
 #include "kernels/cpu/isa.h"
@@ -24,6 +26,10 @@ const CpuIsaKernels& cpu_isa_kernels(CpuIsa isa) {
 
 FmaPeak measure_fma_peak(double seconds, int repeats) {
   return cpu_isa_kernels(running_cpu_isa()).measure_fma_peak(seconds, repeats);
+}
+
+double core_peak_flops() {
+  return measure_fma_peak(0.02, 5).cpu_gflops * 1e9 / omp_get_max_threads();
 }
 
 }  // namespace cpu
