@@ -45,13 +45,17 @@ for spec in $(grep -h '# keep-wheel' "${requirements[@]}" | sed 's/#.*//'); do
     CMAKE_ARGS="$llama_flags" CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) \
       "$venv/bin/pip" wheel --disable-pip-version-check -q --no-cache-dir --no-deps -w "$wheels" "$spec" >&2
   fi
-  # The same version built with other flags may be installed: this wheel replaces it.
-  "$venv/bin/pip" install --disable-pip-version-check -q --no-deps --force-reinstall \
-    "$wheels/${name}-${version}-"*.whl >&2
 done
 for r in "${requirements[@]}"; do
   echo "$(basename "$0"): installing $(basename "$r") into $venv" >&2
   "$venv/bin/pip" install --disable-pip-version-check -q --find-links "$wheels" -r "$r" >&2
+done
+# The same version built with other flags may be installed already (pip kept it above): the
+# wheel of these flags replaces it.
+for spec in $(grep -h '# keep-wheel' "${requirements[@]}" | sed 's/#.*//'); do
+  name=$(echo "${spec%%==*}" | tr '-' '_')
+  "$venv/bin/pip" install --disable-pip-version-check -q --no-deps --force-reinstall \
+    "$wheels/${name}-${spec##*==}-"*.whl >&2
 done
 echo "$want" > "$stamp"
 echo "$venv/bin/python"
