@@ -155,26 +155,30 @@ void expect_max_rel(const Vec& got, const Vec& want, double tol, const std::stri
 
 using LossFn = std::function<double(const DVec&)>;
 
-// Central finite differences of a double-precision loss at `at`, compared with the kernel's
-// gradient `grad`, on every coordinate of `candidates` (all of `at` when empty) or on
-// `max_coords` sampled ones. The tolerance is relative to each entry and to the largest
-// gradient (fp32 kernels vs exact derivatives).
-void expect_gradient(const std::string& what, const LossFn& loss, const Vec& at, const Vec& grad,
-                     size_t max_coords, double rtol, std::vector<size_t> coords = {}) {
-  ASSERT_EQ(at.size(), grad.size()) << what;
-  if (coords.empty()) {
-    coords.resize(at.size());
-    for (size_t i = 0; i < coords.size(); ++i) coords[i] = i;
+// Central finite differences of a double-precision loss at `at`, on every coordinate of
+// `candidates` (all of `at` when empty) or on `max_coords` sampled ones.
+struct NumericGradient {
+  std::vector<size_t> coords;  // the coordinates differentiated
+  DVec values;                 // d loss / d at[coords[k]]
+  double max_abs = 0.0;        // the largest |values[k]|
+};
+
+NumericGradient central_differences(const LossFn& loss, const Vec& at, size_t max_coords,
+                                    std::vector<size_t> candidates) {
+  NumericGradient g;
+  g.coords = std::move(candidates);
+  if (g.coords.empty()) {
+    g.coords.resize(at.size());
+    for (size_t i = 0; i < g.coords.size(); ++i) g.coords[i] = i;
   }
-  if (max_coords != 0 && coords.size() > max_coords) {
-    std::shuffle(coords.begin(), coords.end(), std::mt19937(1234));
-    coords.resize(max_coords);
+  if (max_coords != 0 && g.coords.size() > max_coords) {
+    std::shuffle(g.coords.begin(), g.coords.end(), std::mt19937(1234));
+    g.coords.resize(max_coords);
   }
   DVec x = to_double(at);
-  DVec numeric(coords.size());
-  double max_abs = 0.0;
-  for (size_t k = 0; k < coords.size(); ++k) {
-    const size_t i = coords[k];
+  g.values.resize(g.coords.size());
+  for (size_t k = 0; k < g.coords.size(); ++k) {
+    const size_t i = g.coords[k];
     const double h = 1e-5 * std::max(1.0, std::abs(x[i]));
     const double x0 = x[i];
     x[i] = x0 + h;
@@ -182,16 +186,25 @@ void expect_gradient(const std::string& what, const LossFn& loss, const Vec& at,
     x[i] = x0 - h;
     const double down = loss(x);
     x[i] = x0;
-    numeric[k] = (up - down) / (2 * h);
-    max_abs = std::max(max_abs, std::abs(numeric[k]));
+    g.values[k] = (up - down) / (2 * h);
+    g.max_abs = std::max(g.max_abs, std::abs(g.values[k]));
   }
+  return g;
+}
+
+// The kernel's gradient `grad` against the numeric one. The tolerance is relative to each
+// entry and to the largest gradient (fp32 kernels vs exact derivatives).
+void expect_gradient(const std::string& what, const NumericGradient& numeric, const Vec& grad,
+                     double rtol) {
   int reported = 0;
-  for (size_t k = 0; k < coords.size(); ++k) {
-    const double analytic = grad[coords[k]];
-    const double err = std::abs(analytic - numeric[k]);
-    if (!(err <= rtol * (std::abs(numeric[k]) + max_abs) + 1e-7) && reported++ < 5) {
-      ADD_FAILURE() << what << " gradient [" << coords[k] << "]: kernel " << analytic
-                    << ", finite difference " << numeric[k] << " (max |grad| " << max_abs << ")";
+  for (size_t k = 0; k < numeric.coords.size(); ++k) {
+    const size_t i = numeric.coords[k];
+    ASSERT_LT(i, grad.size()) << what;
+    const double want = numeric.values[k];
+    const double err = std::abs(grad[i] - want);
+    if (!(err <= rtol * (std::abs(want) + numeric.max_abs) + 1e-7) && reported++ < 5) {
+      ADD_FAILURE() << what << " gradient [" << i << "]: kernel " << grad[i]
+                    << ", finite difference " << want << " (max |grad| " << numeric.max_abs << ")";
     }
   }
 }
@@ -236,7 +249,8 @@ struct Case {
   std::map<std::string, Ints> ints;  // int32 inputs (tokens, targets)
   std::function<void(KernelBackend&, Buffers&)> run;
   // Expected outputs by name, from every tensor's starting value (`before`, in double) and,
-  // for ops checked step by step from their own state, the results (`after`).
+  // for ops checked step by step from their own state, the results (`after`; a row with
+  // `grads` must not read it: its finite differences are shared by every backend).
   std::function<DTensors(const DTensors& before, const Tensors& after)> reference;
   std::vector<GradCheck> grads;
   // Exact facts checked on every backend, and gradient checks that are not a GradCheck.
@@ -1831,25 +1845,37 @@ TEST_P(BackendOp, MatchesReference) {
   if (case_.check) case_.check(before, after);
 }
 
+// The finite differences of a row depend only on its starting values and the
+// double-precision reference, so they are computed once and shared by every backend and ISA
+// level (they are most of this test's time). Key: row index and gradient name.
+const NumericGradient& row_numeric_gradient(size_t row, const Case& c, const GradCheck& g,
+                                            const Tensors& before) {
+  static std::map<std::pair<size_t, std::string>, NumericGradient> cache;
+  const auto key = std::make_pair(row, g.grad);
+  if (auto it = cache.find(key); it != cache.end()) return it->second;
+  const DTensors before_d = to_double(before);
+  const Vec weights = g.dout.empty() ? Vec() : before.at(g.dout);
+  const Tensors no_outputs;  // a gradient row's reference reads only its inputs
+  const LossFn loss = [&](const DVec& x) {
+    DTensors in = before_d;
+    in[g.wrt] = x;
+    const DVec out = c.reference(in, no_outputs).at(g.output);
+    if (!weights.empty()) return dot(out, weights);
+    double total = 0.0;
+    for (double o : out) total += g.scale * o;
+    return total;
+  };
+  return cache[key] = central_differences(loss, before.at(g.wrt), g.samples, g.coords);
+}
+
 TEST_P(BackendOpGradient, BackwardMatchesFiniteDifferences) {
   const Tensors before = case_.before();
   const Tensors after = run_case(be(), case_);
-  const DTensors before_d = to_double(before);
   for (const GradCheck& g : case_.grads) {
     Vec grad = after.at(g.grad);
     if (case_.spec(g.grad).role == Role::kAccumulated)
       for (size_t i = 0; i < grad.size(); ++i) grad[i] -= before.at(g.grad)[i];
-    const Vec weights = g.dout.empty() ? Vec() : before.at(g.dout);
-    const LossFn loss = [&](const DVec& x) {
-      DTensors in = before_d;
-      in[g.wrt] = x;
-      const DVec out = case_.reference(in, after).at(g.output);
-      if (!weights.empty()) return dot(out, weights);
-      double total = 0.0;
-      for (double o : out) total += g.scale * o;
-      return total;
-    };
-    expect_gradient(g.grad, loss, before.at(g.wrt), grad, g.samples, g.rtol, g.coords);
+    expect_gradient(g.grad, row_numeric_gradient(GetParam().row, case_, g, before), grad, g.rtol);
   }
   if (case_.gradient_check) case_.gradient_check(before, after);
 }
