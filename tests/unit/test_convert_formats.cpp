@@ -234,7 +234,8 @@ TEST(Convert, FuzzSeedsAreValidFiles) {
 // What the fuzzers and their review found, refused naming the tensor or key and the fault:
 // shapes whose element count overflows, offsets that wrap around past the end (they read the
 // header as data), an array count that sized a 512 GB allocation, q8_0 rows that are not
-// whole blocks (the last elements were dropped).
+// whole blocks (the last elements were dropped), a zero dimension after dimensions whose product
+// overflows (the count was multiplied before the 0: UBSan, in make test-sanitize's fuzz_gguf).
 TEST(Convert, HostileShapesCountsAndOffsetsRefusedNamingTheField) {
   const fs::path st = fs::path(SHARDLM_REPO_DIR) / "tests/fuzz/corpus/safetensors";
   const fs::path st_numel = st / "regress_numel_overflow", st_wrap = st / "regress_offsets_wrap";
@@ -245,7 +246,8 @@ TEST(Convert, HostileShapesCountsAndOffsetsRefusedNamingTheField) {
                         {st_wrap.string(), "tensor 'a'", "18446744073709551612", "truncated"});
   const fs::path gg = fs::path(SHARDLM_REPO_DIR) / "tests/fuzz/corpus/gguf";
   const fs::path numel = gg / "regress_numel_overflow", wrap = gg / "regress_offset_wrap",
-                 array = gg / "regress_huge_array", q8 = gg / "regress_q8_partial_block";
+                 array = gg / "regress_huge_array", q8 = gg / "regress_q8_partial_block",
+                 zero_dim = gg / "regress_zero_dim_overflow";
   testing::expect_error(
       [&] { read_gguf_whole(numel); },
       {numel.string(), "tensor 'm'", "[4294967296, 4294967296]", "more elements"});
@@ -255,6 +257,9 @@ TEST(Convert, HostileShapesCountsAndOffsetsRefusedNamingTheField) {
                         {array.string(), "metadata 'k'", "truncated"});
   testing::expect_error([&] { read_gguf_whole(q8); },
                         {q8.string(), "tensor 'q'", "q8_0", "rows of 33"});
+  testing::expect_error(
+      [&] { read_gguf_whole(zero_dim); },
+      {zero_dim.string(), "tensor 'q'", "[576460752343793664, 65536, 0, 0]", "overflows int64"});
 }
 
 TEST(Convert, FuzzRegressionInputsAreReadOrRefusedNamingTheFile) {
