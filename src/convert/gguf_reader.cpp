@@ -7,17 +7,13 @@
 #include "convert/gguf.h"
 #include "core/dtype.h"
 #include "core/error.h"
+#include "core/fs.h"
 
 namespace shardlm {
 
 namespace fs = std::filesystem;
 
 namespace {
-
-struct FileCloser {
-  void operator()(std::FILE* f) const { std::fclose(f); }
-};
-using File = std::unique_ptr<std::FILE, FileCloser>;
 
 // Sequential little-endian reads that refuse to run past the end of the file.
 class Decoder {
@@ -155,7 +151,7 @@ GgufType tensor_type(uint32_t t, const std::string& field) {
 
 GgufReader::GgufReader(fs::path path) : path_(std::move(path)) {
   const std::string where = path_.string();
-  File f(std::fopen(path_.c_str(), "rb"));
+  UniqueFile f(std::fopen(path_.c_str(), "rb"));
   if (!f) fail("cannot open " + where + ": " + std::strerror(errno));
   std::error_code ec;
   const uint64_t size = fs::file_size(path_, ec);
@@ -224,7 +220,7 @@ const GgufTensorInfo* GgufReader::find(const std::string& name) const {
 }
 
 std::vector<float> GgufReader::read(const GgufTensorInfo& t) const {
-  File f(std::fopen(path_.c_str(), "rb"));
+  UniqueFile f(std::fopen(path_.c_str(), "rb"));
   std::vector<uint8_t> raw(gguf_bytes(t.type, t.numel()));
   if (!f || std::fseek(f.get(), static_cast<long>(data_start_ + t.offset), SEEK_SET) != 0 ||
       std::fread(raw.data(), 1, raw.size(), f.get()) != raw.size())

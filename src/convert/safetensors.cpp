@@ -82,8 +82,13 @@ SafetensorsWriter::SafetensorsWriter(fs::path path, std::vector<SafetensorsEntry
   file_ = std::fopen(tmp_.c_str(), "wb");
   if (!file_) fail("cannot create " + tmp_.string() + ": " + std::strerror(errno));
   const uint64_t n = header.size();
-  if (std::fwrite(&n, 8, 1, file_) != 1 || std::fwrite(header.data(), 1, n, file_) != n)
-    fail("cannot write the header of " + tmp_.string() + ": " + std::strerror(errno));
+  if (std::fwrite(&n, 8, 1, file_) != 1 || std::fwrite(header.data(), 1, n, file_) != n) {
+    const std::string why = std::strerror(errno);
+    std::fclose(file_);  // the destructor does not run for a throwing constructor
+    std::error_code ec;
+    fs::remove(tmp_, ec);
+    fail("cannot write the header of " + tmp_.string() + ": " + why);
+  }
 }
 
 SafetensorsWriter::~SafetensorsWriter() {
@@ -119,18 +124,18 @@ void SafetensorsWriter::finish() {
 
 SafetensorsReader::SafetensorsReader(fs::path path) : path_(std::move(path)) {
   const std::string where = path_.string();
-  file_ = std::fopen(path_.c_str(), "rb");
+  file_.reset(std::fopen(path_.c_str(), "rb"));
   if (!file_) fail("cannot open " + where + ": " + std::strerror(errno));
   std::error_code ec;
   const uint64_t size = fs::file_size(path_, ec);
   uint64_t n = 0;
-  if (ec || size < 8 || std::fread(&n, 8, 1, file_) != 1)
+  if (ec || size < 8 || std::fread(&n, 8, 1, file_.get()) != 1)
     fail(where + ": not a safetensors file (shorter than its 8-byte header length)");
   if (n > kMaxHeaderBytes || 8 + n > size)
     fail(where + ": header length " + std::to_string(n) + " runs past the end of the file (" +
          std::to_string(size) + " bytes): truncated or not safetensors");
   std::string text(n, '\0');
-  if (std::fread(text.data(), 1, n, file_) != n) fail(where + ": cannot read its header");
+  if (std::fread(text.data(), 1, n, file_.get()) != n) fail(where + ": cannot read its header");
   data_start_ = 8 + n;
   nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) fail(where + ": the header is not a JSON object");
@@ -177,10 +182,6 @@ SafetensorsReader::SafetensorsReader(fs::path path) : path_(std::move(path)) {
            "' overlap in data_offsets");
 }
 
-SafetensorsReader::~SafetensorsReader() {
-  if (file_) std::fclose(file_);
-}
-
 const SafetensorsEntry* SafetensorsReader::find(const std::string& name) const {
   for (const auto& e : entries_)
     if (e.name == name) return &e;
@@ -194,8 +195,8 @@ void SafetensorsReader::read(const SafetensorsEntry& e, int64_t first, int64_t n
   const size_t es = dtype_size(e.dtype);
   std::vector<uint8_t> raw(static_cast<size_t>(n) * es);
   const uint64_t at = data_start_ + e.begin + static_cast<uint64_t>(first) * es;
-  if (std::fseek(file_, static_cast<long>(at), SEEK_SET) != 0 ||
-      std::fread(raw.data(), 1, raw.size(), file_) != raw.size())
+  if (std::fseek(file_.get(), static_cast<long>(at), SEEK_SET) != 0 ||
+      std::fread(raw.data(), 1, raw.size(), file_.get()) != raw.size())
     fail(path_.string() + ": cannot read tensor '" + e.name + "'");
   convert_to_float(e.dtype, raw.data(), dest, static_cast<size_t>(n));
 }

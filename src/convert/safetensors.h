@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/dtype.h"
+#include "core/fs.h"
 
 namespace shardlm {
 
@@ -61,7 +62,6 @@ class SafetensorsReader {
   // not JSON or not an object of tensors, an unknown dtype, a shape whose size disagrees with
   // data_offsets, overlapping ranges or ranges past the end of the file (truncated).
   explicit SafetensorsReader(std::filesystem::path path);
-  ~SafetensorsReader();
   SafetensorsReader(const SafetensorsReader&) = delete;
   SafetensorsReader& operator=(const SafetensorsReader&) = delete;
 
@@ -78,7 +78,7 @@ class SafetensorsReader {
   std::vector<SafetensorsEntry> entries_;
   std::map<std::string, std::string> metadata_;
   uint64_t data_start_ = 0;
-  std::FILE* file_ = nullptr;
+  UniqueFile file_;
 };
 
 }  // namespace shardlm

@@ -1,7 +1,9 @@
 // Durable file-system steps shared by checkpoints, run directories and heartbeats.
 #pragma once
 
+#include <cstdio>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -20,6 +22,13 @@ void commit_file(const std::filesystem::path& tmp, const std::filesystem::path& 
 // then the directory is fsynced. A reader sees the old file or the new one, never a part.
 // Throws shardlm::Error naming the path (the old file, if any, is left as it was).
 void write_file_atomic(const std::filesystem::path& path, std::string_view text);
+
+// An open std::FILE that closes itself, also when a constructor throws after opening it (a
+// raw FILE* member leaked one descriptor per refused file: fuzz_safetensors ran out of them).
+struct FileCloser {
+  void operator()(std::FILE* f) const { std::fclose(f); }
+};
+using UniqueFile = std::unique_ptr<std::FILE, FileCloser>;
 
 // The whole file; throws naming the path when it cannot be read.
 std::string read_file(const std::filesystem::path& path);
