@@ -7,6 +7,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config clang-format ccache
   clang libomp-dev
+  libclang-rt-14-dev llvm  # ASan/UBSan/libFuzzer runtimes and llvm-symbolizer: only Recommends of clang
   libopenmpi-dev openmpi-bin
   libhdf5-dev hdf5-tools
   libboost-program-options-dev nlohmann-json3-dev
