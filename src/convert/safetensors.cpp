@@ -82,13 +82,8 @@ SafetensorsWriter::SafetensorsWriter(fs::path path, std::vector<SafetensorsEntry
   file_ = std::fopen(tmp_.c_str(), "wb");
   if (!file_) fail("cannot create " + tmp_.string() + ": " + std::strerror(errno));
   const uint64_t n = header.size();
-  if (std::fwrite(&n, 8, 1, file_) != 1 || std::fwrite(header.data(), 1, n, file_) != n) {
-    const std::string why = std::strerror(errno);
-    std::fclose(file_);  // the destructor does not run for a throwing constructor
-    std::error_code ec;
-    fs::remove(tmp_, ec);
-    fail("cannot write the header of " + tmp_.string() + ": " + why);
-  }
+  if (std::fwrite(&n, 8, 1, file_) != 1 || std::fwrite(header.data(), 1, n, file_) != n)
+    fail("cannot write the header of " + tmp_.string() + ": " + std::strerror(errno));
 }
 
 SafetensorsWriter::~SafetensorsWriter() {
