@@ -13,7 +13,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -22,6 +21,7 @@
 
 #include "bench_args.h"
 #include "checkpoint/checkpoint.h"
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/parse.h"
 #include "parallel/mesh.h"
@@ -31,10 +31,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using namespace shardlm;
-
-double now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
 
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
@@ -176,10 +172,10 @@ int main(int argc, char** argv) {
         fs::remove(dd_file);
       }
       world.barrier();
-      double t0 = now();
+      double t0 = shardlm::monotonic_seconds();
       const fs::path ckpt = save_checkpoint(world, dir / "ckpt", it + 1, slices, {});
       world.barrier();
-      const double save_s = now() - t0;
+      const double save_s = shardlm::monotonic_seconds() - t0;
 
       char rank_file[32];
       std::snprintf(rank_file, sizeof(rank_file), "rank_%05d.h5", rank);
@@ -187,7 +183,7 @@ int main(int argc, char** argv) {
       world.barrier();
       std::vector<std::vector<float>> loaded(slices.size());
       for (size_t i = 0; i < slices.size(); ++i) loaded[i].resize(data[i].size());
-      t0 = now();
+      t0 = shardlm::monotonic_seconds();
       {
         CheckpointReader reader(ckpt);
         for (size_t i = 0; i < slices.size(); ++i)
@@ -195,12 +191,12 @@ int main(int argc, char** argv) {
                       loaded[i].data());
       }
       world.barrier();
-      const double load_s = now() - t0;
+      const double load_s = shardlm::monotonic_seconds() - t0;
       if (loaded != data) fail("the loaded tensors differ from the saved ones");
       loaded.clear();
 
       // Resharded: rank r reads column block r of every tensor (every stored file is touched).
-      t0 = now();
+      t0 = shardlm::monotonic_seconds();
       {
         CheckpointReader reader(ckpt);
         for (const auto& t : tensors) {
@@ -216,7 +212,7 @@ int main(int argc, char** argv) {
       dd_read.push_back(dd_read_s);
       save.push_back(save_s);
       load.push_back(load_s);
-      reshard.push_back(now() - t0);
+      reshard.push_back(shardlm::monotonic_seconds() - t0);
     }
     if (leader) {
       // MiB/s of the baselines.

@@ -5,7 +5,6 @@
 // Forward: out[N,OC] = inp[N,C] @ W[OC,C]^T; backward: dinp[N,C] = dout[N,OC] @ W and
 // dW[OC,C] += dout^T @ inp (beta = 1). N = B*T tokens per micro-batch.
 #include <omp.h>
-#include <time.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -14,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "core/clock.h"
 #include "kernels/backend.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/peak_flops.h"
@@ -28,12 +28,6 @@ struct Layer {
   int in, out;  // C -> OC
   int count;    // how many times one training step runs it
 };
-
-double process_cpu_seconds() {
-  timespec ts;
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
 
 struct Timing {
   double best_s, median_s;  // wall clock
@@ -52,10 +46,10 @@ Timing time_it(Fn fn, double min_seconds = 1.0) {
   double best_cpu = 1e30;
   const double start = omp_get_wtime();
   while (times.size() < 10 || omp_get_wtime() - start < min_seconds) {
-    const double t0 = omp_get_wtime(), c0 = process_cpu_seconds();
+    const double t0 = omp_get_wtime(), c0 = shardlm::process_cpu_seconds();
     fn();
     times.push_back(omp_get_wtime() - t0);
-    best_cpu = std::min(best_cpu, process_cpu_seconds() - c0);
+    best_cpu = std::min(best_cpu, shardlm::process_cpu_seconds() - c0);
   }
   std::sort(times.begin(), times.end());
   return {times.front(), times[times.size() / 2], best_cpu};

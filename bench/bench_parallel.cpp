@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "bench_args.h"
+#include "core/clock.h"
 #include "core/error.h"
 #include "data/synthetic.h"
 #include "kernels/backend.h"
@@ -46,10 +47,6 @@
 namespace {
 
 using namespace shardlm;
-
-double now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
 
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
@@ -156,11 +153,11 @@ void time_stage_alone(Trainer& trainer, Mesh& mesh, int reps, StageTimes& out) {
     if (mesh.pp_rank() != s) continue;
     std::vector<double> fwd, bwd;
     for (int r = 0; r <= reps; ++r) {  // r == 0 warms up
-      const double t0 = now();
+      const double t0 = shardlm::monotonic_seconds();
       model.forward(0, tokens.data(), targets.data(), first ? nullptr : input);
-      const double t1 = now();
+      const double t1 = shardlm::monotonic_seconds();
       model.backward(0, 1.0f, last ? nullptr : output_grad);
-      const double t2 = now();
+      const double t2 = shardlm::monotonic_seconds();
       if (r == 0) continue;
       fwd.push_back(t1 - t0);
       bwd.push_back(t2 - t1);
@@ -186,9 +183,9 @@ void time_pipeline_runs(Trainer& trainer, Mesh& mesh, int runs, StageTimes& out)
   for (int i = 0; i < runs; ++i) {
     trainer.model().zero_grads();
     mesh.world().barrier();
-    const double t0 = now();
+    const double t0 = shardlm::monotonic_seconds();
     trainer.pipeline().run(M, fetch, 1.0f / static_cast<float>(M), true);
-    wall.push_back(now() - t0);
+    wall.push_back(shardlm::monotonic_seconds() - t0);
     wait.push_back(trainer.pipeline().last_wait_seconds());
   }
   // The run with the median wall time, and its own wait.
@@ -252,9 +249,9 @@ int run_bench(const Options& o) {
   const CommBytes before = measured_bytes(mesh);
   std::vector<double> step_s(static_cast<size_t>(o.steps));
   for (int s = 0; s < o.steps; ++s) {
-    const double t0 = now();
+    const double t0 = shardlm::monotonic_seconds();
     trainer.train_step(o.warmup + s, data);
-    step_s[static_cast<size_t>(s)] = now() - t0;
+    step_s[static_cast<size_t>(s)] = shardlm::monotonic_seconds() - t0;
   }
   const CommBytes after = measured_bytes(mesh);
   const CommBytes analytical = analytical_bytes_per_step(

@@ -11,10 +11,8 @@
 // call is the kernel's time); two clock reads per call against steps of 100+ ms cost nothing
 // measurable. "outside kernels" is the rest of the step: the trainer's own host code.
 #include <omp.h>
-#include <time.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <exception>
@@ -25,6 +23,7 @@
 #include <vector>
 
 #include "bench_args.h"
+#include "core/clock.h"
 #include "core/error.h"
 #include "data/synthetic.h"
 #include "kernels/backend.h"
@@ -69,16 +68,6 @@ std::optional<Options> parse_options(int argc, char** argv) {
   if (o.warmup_steps < 0)
     shardlm::fail("--warmup-steps must be >= 0, got " + std::to_string(o.warmup_steps));
   return o;
-}
-
-double now_seconds() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-double process_cpu_seconds() {
-  timespec ts;
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return ts.tv_sec + 1e-9 * ts.tv_nsec;
 }
 
 struct OpStats {
@@ -293,11 +282,11 @@ class TimingBackend final : public KernelBackend {
       fn();
       return;
     }
-    const double start = now_seconds(), cpu_start = process_cpu_seconds();
+    const double start = shardlm::monotonic_seconds(), cpu_start = shardlm::process_cpu_seconds();
     fn();
     OpStats& s = stats_[family];
-    s.seconds += now_seconds() - start;
-    s.cpu_seconds += process_cpu_seconds() - cpu_start;
+    s.seconds += shardlm::monotonic_seconds() - start;
+    s.cpu_seconds += shardlm::process_cpu_seconds() - cpu_start;
     s.flops += flops;
     ++s.calls;
   }
@@ -418,13 +407,14 @@ int run(const Options& o) {
   backend.enabled = true;
   std::vector<double> step_seconds;
   double loss = 0.0;
-  const double cpu_start = process_cpu_seconds(), start = now_seconds();
+  const double cpu_start = shardlm::process_cpu_seconds(), start = shardlm::monotonic_seconds();
   for (int s = 0; s < o.steps; ++s) {
-    const double t0 = now_seconds();
+    const double t0 = shardlm::monotonic_seconds();
     loss = trainer.train_step(o.warmup_steps + s, data).loss;
-    step_seconds.push_back(now_seconds() - t0);
+    step_seconds.push_back(shardlm::monotonic_seconds() - t0);
   }
-  const double total = now_seconds() - start, cpu_used = process_cpu_seconds() - cpu_start;
+  const double total = shardlm::monotonic_seconds() - start,
+               cpu_used = shardlm::process_cpu_seconds() - cpu_start;
   backend.enabled = false;
 
   const double tokens_per_step = static_cast<double>(trainer.samples_per_step()) * T;

@@ -14,7 +14,6 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstdint>
 #include <exception>
 #include <memory>
@@ -24,6 +23,7 @@
 #include <vector>
 
 #include "bench_args.h"
+#include "core/clock.h"
 #include "core/error.h"
 #include "kernels/cuda/cuda_backend.h"
 #include "model/config.h"
@@ -70,10 +70,6 @@ std::optional<Options> parse_options(int argc, char** argv) {
   if (o.math != "fp32" && o.math != "tf32" && o.math != "both")
     shardlm::fail("--math must be fp32, tf32 or both, got '" + o.math + "'");
   return o;
-}
-
-double now_seconds() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
 void print_device() {
@@ -136,10 +132,10 @@ void gemm_table(CudaBackend& be, const shardlm::ModelConfig& cfg, int N, int rep
     auto time_it = [&](auto&& fn) {
       fn();  // warm-up (cuBLAS picks and loads its kernel)
       be.synchronize();
-      const double start = now_seconds();
+      const double start = shardlm::monotonic_seconds();
       for (int r = 0; r < reps; ++r) fn();
       be.synchronize();
-      return (now_seconds() - start) / reps;
+      return (shardlm::monotonic_seconds() - start) / reps;
     };
     const double flops = 2.0 * N * l.C * l.OC;
     const double fwd = time_it([&] { be.matmul_forward(out, inp, weight, b, N, l.C, l.OC); });
@@ -185,14 +181,14 @@ void train_steps(CudaBackend& be, const Options& o, const char* math) {
   be.synchronize();
   std::vector<double> step_seconds;
   double loss = 0.0;
-  const double start = now_seconds();
+  const double start = shardlm::monotonic_seconds();
   for (int s = 0; s < o.steps; ++s) {
-    const double t0 = now_seconds();
+    const double t0 = shardlm::monotonic_seconds();
     loss = trainer.train_step(o.warmup_steps + s, data).loss;
     be.synchronize();  // the AdamW kernels are still queued when train_step returns
-    step_seconds.push_back(now_seconds() - t0);
+    step_seconds.push_back(shardlm::monotonic_seconds() - t0);
   }
-  const double total = now_seconds() - start;
+  const double total = shardlm::monotonic_seconds() - start;
   size_t free_bytes = 0, total_bytes = 0;
   cudaMemGetInfo(&free_bytes, &total_bytes);
 

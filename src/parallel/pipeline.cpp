@@ -1,20 +1,14 @@
 #include "parallel/pipeline.h"
 
 #include <algorithm>
-#include <chrono>
 
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/trace.h"
 #include "kernels/backend.h"
 #include "parallel/message_tags.h"
 
 namespace shardlm {
-
-namespace {
-double now_seconds() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-}  // namespace
 
 std::vector<std::pair<int, int>> pipeline_stage_ranges(int n_layer, int pp,
                                                        const std::vector<int>& layers) {
@@ -91,9 +85,9 @@ double Pipeline::run(int M, const MicroBatchFetch& fetch, float loss_scale, bool
   // waiting for the neighbour, the transfer included); receives also count as wait_seconds_.
   auto timed = [&](const char* what, int peer, uint64_t bytes, auto&& fn) {
     const trace::Span span(what, trace::Kind::Pipeline, bytes, peer, "pipeline");
-    const double t0 = now_seconds();
+    const double t0 = monotonic_seconds();
     fn();
-    wait_seconds_ += now_seconds() - t0;
+    wait_seconds_ += monotonic_seconds() - t0;
   };
   auto recv_forward = [&] {
     if (!first)

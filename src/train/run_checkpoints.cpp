@@ -1,10 +1,10 @@
 #include "train/run_checkpoints.h"
 
-#include <chrono>
 #include <cstdio>
 
 #include "checkpoint/checkpoint.h"
 #include "checkpoint/checkpoint_save.h"
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/hash.h"
 #include "core/trace.h"
@@ -13,12 +13,6 @@
 namespace fs = std::filesystem;
 
 namespace shardlm {
-
-namespace {
-double now_seconds() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-}  // namespace
 
 RunCheckpoints::RunCheckpoints(Trainer& trainer, fs::path root, std::string config_text,
                                const Tokenizer* tokenizer, int keep_last, int keep_every,
@@ -48,8 +42,8 @@ bool RunCheckpoints::snapshot_on_writer_thread() {
 }
 
 void RunCheckpoints::wait_for_snapshot() {
-  const double t0 = now_seconds();
-  if (background_.wait_until_copied()) stalled_s_ += now_seconds() - t0;
+  const double t0 = monotonic_seconds();
+  if (background_.wait_until_copied()) stalled_s_ += monotonic_seconds() - t0;
 }
 
 std::vector<CheckpointSlice> RunCheckpoints::state_slices() {
@@ -138,17 +132,17 @@ void RunCheckpoints::save(const TrainingPosition& pos) {
 
 void RunCheckpoints::save_now(const TrainingPosition& pos) {
   const trace::Span span("save", trace::Kind::Checkpoint, 0, -1, "checkpoint");
-  const double t0 = now_seconds();
+  const double t0 = monotonic_seconds();
   const TrainingCheckpointInfo info{pos.step, pos.samples_consumed, config_text_, tokenizer_model_};
   const fs::path dir = save_training_checkpoint(trainer_, root_, info);
   if (trainer_.mesh().world_rank() == 0) apply_retention(root_, keep_last_, keep_every_);
-  out_.saved(dir, now_seconds() - t0);
+  out_.saved(dir, monotonic_seconds() - t0);
 }
 
 void RunCheckpoints::start_background_save(const TrainingPosition& pos) {
   wait();  // one save in flight at most: the snapshot buffer is the one it writes
   const trace::Span span("save_snapshot", trace::Kind::Checkpoint, 0, -1, "checkpoint");
-  const double t0 = now_seconds();
+  const double t0 = monotonic_seconds();
   KernelBackend& be = trainer_.model().backend();
   std::vector<CheckpointSlice> slices = snapshot_.place(state_slices());
   // The state changes at the next update, not before: the thread may copy it meanwhile, and
@@ -164,15 +158,15 @@ void RunCheckpoints::start_background_save(const TrainingPosition& pos) {
   background_.start(std::move(save), std::move(copy),
                     [this] { apply_retention(root_, keep_last_, keep_every_); });
   started_s_ = t0;
-  stalled_s_ = now_seconds() - t0;
+  stalled_s_ = monotonic_seconds() - t0;
 }
 
 template <typename Advance>
 void RunCheckpoints::advance_background_save(Advance advance) {
   if (!background_.in_flight()) return;
-  const double t0 = now_seconds();
+  const double t0 = monotonic_seconds();
   const std::optional<fs::path> dir = advance();
-  const double t1 = now_seconds();
+  const double t1 = monotonic_seconds();
   stalled_s_ += t1 - t0;
   if (dir) out_.saved_in_background(*dir, t1 - started_s_, stalled_s_);
 }

@@ -1,33 +1,19 @@
 #include "train/step_time_split.h"
 
-#include <time.h>
-
-#include <chrono>
+#include "core/clock.h"
 
 namespace shardlm {
 
-namespace {
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-// CPU seconds of every thread of this process so far.
-double process_cpu_s() {
-  timespec t{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-  return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
-}
-}  // namespace
-
 void StepTimeSplit::begin_step() {
   at_start_ = trace::time_totals();
-  start_s_ = now_s();
-  start_cpu_s_ = process_cpu_s();
+  start_s_ = monotonic_seconds();
+  start_cpu_s_ = process_cpu_seconds();
 }
 
 void StepTimeSplit::end_step() {
   const trace::TimeTotals now = trace::time_totals();
-  step_s_ += now_s() - start_s_;
-  cpu_s_ += process_cpu_s() - start_cpu_s_;
+  step_s_ += monotonic_seconds() - start_s_;
+  cpu_s_ += process_cpu_seconds() - start_cpu_s_;
   comm_s_ += now.comm_s - at_start_.comm_s;
   bubble_s_ += now.pipeline_s - at_start_.pipeline_s;
   ++steps_;

@@ -3,9 +3,10 @@
 #include <pthread.h>
 
 #include <algorithm>
-#include <chrono>
 #include <csignal>
 #include <ctime>
+
+#include "core/clock.h"
 
 namespace shardlm {
 
@@ -25,10 +26,6 @@ sigset_t stop_signals() {
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGUSR1);
   return set;
-}
-
-double now_seconds() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
 constexpr int kTimeBudget = 1;  // below every signal number
@@ -64,12 +61,12 @@ int StopRequest::take_signals() {
 }
 
 void StopRequest::set_time_budget(double minutes) {
-  deadline_ = minutes > 0 ? now_seconds() + minutes * 60.0 : 0.0;
+  deadline_ = minutes > 0 ? monotonic_seconds() + minutes * 60.0 : 0.0;
 }
 
 int StopRequest::agree(Communicator& world) {
   int reason = take_signals();
-  if (world.rank() == 0 && deadline_ > 0 && now_seconds() > deadline_)
+  if (world.rank() == 0 && deadline_ > 0 && monotonic_seconds() > deadline_)
     reason = std::max(reason, kTimeBudget);
   world.all_reduce(&reason, 1, DType::I32, ReduceOp::Max);
   return reason;

@@ -1,30 +1,22 @@
 #include "train/throughput.h"
 
 #include <algorithm>
-#include <chrono>
 
+#include "core/clock.h"
 #include "kernels/cpu/peak_flops.h"
 #include "kernels/cpu/threads.h"
 
 namespace shardlm {
 
-namespace {
-
-double now_seconds() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-}  // namespace
-
 Throughput::Throughput(double tokens_per_step, double flops_per_token, double peak_flops)
     : tokens_per_step_(tokens_per_step),
       flops_per_token_(flops_per_token),
       peak_flops_(peak_flops),
-      start_(now_seconds()),
+      start_(monotonic_seconds()),
       window_start_(start_) {}
 
 Throughput::Window Throughput::take() {
-  const double now = now_seconds();
+  const double now = monotonic_seconds();
   Window w;
   w.seconds_per_step = (now - window_start_) / std::max(1, window_steps_);
   w.tokens_per_s = tokens_per_step_ / w.seconds_per_step;
@@ -35,12 +27,12 @@ Throughput::Window Throughput::take() {
 }
 
 void Throughput::restart_window() {
-  window_start_ = now_seconds();
+  window_start_ = monotonic_seconds();
   window_steps_ = 0;
 }
 
 double Throughput::elapsed_s() const {
-  return now_seconds() - start_;
+  return monotonic_seconds() - start_;
 }
 
 double peak_flops_per_rank(double peak_tflops, Communicator& world) {
