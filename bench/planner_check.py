@@ -74,22 +74,24 @@ def predicted(cfg, ranks, tp, pp, zero, recompute, B, G):
                           "--gpus-per-node", str(ranks), "--device", "cpu", "--mem-per-device", "1TiB",
                           "--json", "--top", "100000"]).stdout)
     want = dict(tp=tp, pp=pp, zero=zero, micro_batch=B, recompute=recompute, pp_layers=[])
-    return next(c for c in plan["ranked"] if all(c[k] == v for k, v in want.items()))
+    best = next(c for c in plan["ranked"] if all(c[k] == v for k, v in want.items()))
+    return best, plan
 
 
 def measure(name, cfg, ranks, tp, pp, zero, recompute, B, G, tmp):
     out = os.path.join(tmp, name.replace(" ", "_"))
+    rss_file = out + ".rss"  # every rank appends its line (O_APPEND): none is lost with mpirun's output
     cmd = (MPIRUN + ["-np", str(ranks)] if ranks > 1 else []) + [
-        "/usr/bin/time", "-f", "RSS_KB %M", SHARDLM, "train", "--config", cfg, "--seq-len", SEQ,
+        "/usr/bin/time", "-a", "-o", rss_file, "-f", "RSS_KB %M", SHARDLM, "train", "--config", cfg, "--seq-len", SEQ,
         "--global-batch", str(G), "--micro-batch", str(B), "--tp", str(tp), "--pp", str(pp), "--zero", str(zero),
         "--recompute", recompute, "--steps", str(STEPS), "--out", out, "--eval-steps", "1", "--tensorboard", "off"]
-    p = sh(cmd)
-    rss = [int(line.split()[1]) * 1024 for line in p.stderr.splitlines() if line.startswith("RSS_KB")]
-    if not rss:
-        print(f"{name}: no RSS line from /usr/bin/time in:\n{p.stderr[-1500:]}", file=sys.stderr)
+    sh(cmd)
+    rss = [int(line.split()[1]) * 1024 for line in open(rss_file) if line.startswith("RSS_KB")]
+    if len(rss) != ranks:
+        raise SystemExit(f"{name}: {len(rss)} RSS lines from /usr/bin/time for {ranks} ranks in {rss_file}")
     steps = [json.loads(line) for line in open(os.path.join(out, "metrics.jsonl")) if '"loss"' in line]
     timed = steps[2:] if len(steps) > 2 else steps[-1:]
-    return dict(peak=max(steps[-1]["peak_alloc_bytes"]), rss=max(rss) if rss else float("nan"),
+    return dict(peak=max(steps[-1]["peak_alloc_bytes"]), rss=max(rss),
                 step_s=statistics.median(s["compute_s"] + s["comm_s"] + s["bubble_s"] for s in timed),
                 cpu_s=statistics.median(s["cpu_s"] for s in timed))
 
@@ -98,23 +100,26 @@ def main():
     tmp = tempfile.mkdtemp(prefix="planner_check_")
     print(f"{STEPS} steps, seq-len {SEQ}; step time = median of compute_s + comm_s + bubble_s over the steps "
           f"after the first two; cpu s = CPU seconds per step of a rank (median of cpu_s); load = 1-minute load "
-          f"average on this {os.cpu_count()}-core machine when the row finished\n")
+          f"average on this {os.cpu_count()}-core machine when the row finished; plan's rates = the dense matmuls' and "
+          f"the attention's efficiency and a thread's worth past a rank's first, as `shardlm plan` measured them "
+          f"for that row (plan/cpu_calibration.h)\n")
     print("| config | ranks | predicted peak/rank | measured peak (max rank) | error | max RSS | RSS - peak "
-          "| predicted step s | measured step s | error | cpu s/step | load |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
+          "| plan's rates | predicted step s | measured step s | error | cpu s/step | load |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
     for name, model, *layout in CONFIGS:
         if ONLY and name not in ONLY:
             continue
         cfg = os.path.join(tmp, name.replace(" ", "_") + ".ini")
         with open(cfg, "w") as f:
             f.write(sh([SHARDLM, "train"] + model + ["--seq-len", SEQ, "--print-config", "--out", tmp]).stdout)
-        c = predicted(cfg, *layout)
+        c, plan = predicted(cfg, *layout)
+        rates = f"{100 * plan['efficiency']:.0f}% / {100 * plan['attention_efficiency']:.0f}% / {plan['thread_scaling']:.2f}"
         m = measure(name, cfg, *layout, tmp)
         pred, pred_s = c["peak_bytes"]["total"], c["step_s"]
         load = open("/proc/loadavg").read().split()[0]
         print(f"| {name} | {layout[0]} | {pred / MIB:.2f} MiB | {m['peak'] / MIB:.2f} MiB "
               f"| {100 * (m['peak'] - pred) / pred:+.1f}% | {m['rss'] / MIB:.0f} MiB | {(m['rss'] - m['peak']) / MIB:.0f} MiB "
-              f"| {pred_s:.3f} | {m['step_s']:.3f} | {100 * (m['step_s'] - pred_s) / pred_s:+.0f}% "
+              f"| {rates} | {pred_s:.3f} | {m['step_s']:.3f} | {100 * (m['step_s'] - pred_s) / pred_s:+.0f}% "
               f"| {m['cpu_s']:.3f} | {load} |", flush=True)
 
 
@@ -130,7 +135,7 @@ def memory_grid():
     print("|---|---|---|" + "---|" * len(roles), flush=True)
     for zero in range(4):
         for recompute in ("none", "selective", "full"):
-            c = predicted(cfg, 2, 1, 1, zero, recompute, 4, 8)
+            c, _ = predicted(cfg, 2, 1, 1, zero, recompute, 4, 8)
             out = os.path.join(tmp, f"z{zero}_{recompute}")
             sh(MPIRUN + ["-np", "2", SHARDLM, "train", "--config", cfg, "--seq-len", SEQ, "--global-batch", "8",
                          "--micro-batch", "4", "--zero", str(zero), "--recompute", recompute, "--steps", "2",

@@ -10,6 +10,7 @@
 #include "core/fs.h"
 #include "core/parse.h"
 #include "model/family.h"
+#include "plan/cpu_calibration.h"
 #include "plan/plan_report.h"
 #include "train/run_flags.h"
 
@@ -78,7 +79,7 @@ int cmd_plan(const std::vector<std::string>& args) {
   PlanRequest req;
   std::string device, mem, inter_bw;
   int top = 10;
-  bool json = false;
+  bool json = false, no_calibrate = false;
   po::options_description opts("Options");
   opts.add_options()("model", po::value(&req.model_arg)->required(),
                      "a preset (gpt2-xl, llama-3.2-1b, ...) or a config file with a [model] "
@@ -95,8 +96,10 @@ int cmd_plan(const std::vector<std::string>& args) {
       "available memory shared by its ranks)")(
       "inter-node-bw", po::value(&inter_bw),
       "bytes/s one rank sends to another node, or e.g. 10gbit (default: the device's)")(
-      "top", po::value(&top)->default_value(10), "layouts to list")("json", po::bool_switch(&json),
-                                                                    "print the plan as JSON");
+      "top", po::value(&top)->default_value(10), "layouts to list")(
+      "no-calibrate", po::bool_switch(&no_calibrate),
+      "cpu: use the reference CPU's rates instead of timing the model's kernels here (about "
+      "0.1-0.8 s)")("json", po::bool_switch(&json), "print the plan as JSON");
   po::variables_map vm;
   if (auto rc = parse_options(
           "shardlm plan --model PRESET|CONFIG --global-batch G [options]\n\n"
@@ -117,6 +120,9 @@ int cmd_plan(const std::vector<std::string>& args) {
   if (req.gpus_per_node < 1) throw UsageError("--gpus-per-node must be >= 1");
   if (top < 0) throw UsageError("--top must be >= 0");
   req.device = device_spec(device);
+  if (req.device.shared_by_node && !no_calibrate)
+    apply_calibration(req.device, calibrate_cpu(req.model, req.seq_len,
+                                                req.device.peak_flops / req.device.cores));
   if (vm.count("inter-node-bw")) req.device.inter_bw = parse_rate(inter_bw);
   req.mem_per_device = vm.count("mem-per-device")  ? parse_size(mem)
                        : req.device.shared_by_node ? req.device.memory_bytes / req.gpus_per_node

@@ -19,6 +19,7 @@ constexpr double kGB = 1e9;
 DeviceSpec gpu(const char* name, double mem, double tflops, double hbm, double nvlink, double nic) {
   DeviceSpec d{name, mem, tflops * 1e12, hbm, nvlink, nic, 0.60, false};
   d.attention_efficiency = d.efficiency;
+  d.rates_source = "data-sheet peak, Megatron-LM's reported efficiency";
   return d;
 }
 
@@ -47,6 +48,7 @@ DeviceSpec this_cpu() {
   d.cores = cores;
   d.thread_scaling = 0.7;
   d.oversubscription_cost = 1.4;
+  d.rates_source = "the reference CPU's (AMD Zen 5, plan/device.cpp), not measured here";
   return d;
 }
 

@@ -28,6 +28,9 @@ struct DeviceSpec {
   // cpu: how much dearer a rank's computation is when ranks oversubscribe the cores (context
   // switches, cold caches)
   double oversubscription_cost = 1;
+  // Where the efficiencies come from (the plan prints it): data sheets, the reference CPU's
+  // figures, or a probe on this machine (plan/cpu_calibration.h).
+  std::string rates_source;
 };
 
 // Throws naming the known devices.

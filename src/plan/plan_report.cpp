@@ -104,17 +104,18 @@ std::string describe_layout(const Layout& l) {
 
 std::string plan_text(const PlanRequest& req, const Plan& plan, int top) {
   const ModelConfig& m = req.model;
-  char head[512];
+  char head[1024];
   std::snprintf(head, sizeof head,
                 "model %s (%s, %.3f B parameters), seq-len %d, global batch %d, %d node(s) x %d "
-                "rank(s), device %s: %s per rank, %.0f TFLOP/s peak at %.0f%% efficiency\n"
+                "rank(s), device %s: %s per rank, %.3g TFLOP/s peak at %.0f%% efficiency\n"
+                "rates: %s\n"
                 "need/rank = predicted allocator peak x %.2f + %s (the preflight's margin)\n\n",
                 req.model_arg.c_str(), m.family.c_str(),
                 static_cast<double>(model_family(m.family).num_parameters(m)) / 1e9, req.seq_len,
                 req.global_batch, req.nodes, req.gpus_per_node, req.device.name.c_str(),
                 format_bytes(req.mem_per_device).c_str(), req.device.peak_flops / 1e12,
-                100.0 * req.device.efficiency, 1.0 + kMemoryMarginFraction,
-                format_bytes(kMemoryMarginBytes).c_str());
+                100.0 * req.device.efficiency, req.device.rates_source.c_str(),
+                1.0 + kMemoryMarginFraction, format_bytes(kMemoryMarginBytes).c_str());
   std::string out = head;
   out += std::to_string(plan.ranked.size()) + " layout(s) fit and run, fastest first:\n";
   table(out, plan.ranked, top);
@@ -153,6 +154,9 @@ nlohmann::ordered_json plan_json(const PlanRequest& req, const Plan& plan, int t
   j["device"] = req.device.name;
   j["mem_per_device"] = req.mem_per_device;
   j["efficiency"] = req.device.efficiency;
+  j["attention_efficiency"] = req.device.attention_efficiency;
+  if (req.device.shared_by_node) j["thread_scaling"] = req.device.thread_scaling;
+  j["rates"] = req.device.rates_source;
   j["intra_node_bw"] = req.device.intra_bw;
   j["inter_node_bw"] = req.device.inter_bw;
   j["margin"] = {{"fraction", kMemoryMarginFraction}, {"bytes", kMemoryMarginBytes}};

@@ -182,6 +182,12 @@ def case_plan_network():
              "--global-batch", "4", "--inter-node-bw", "40mbit"] + tiny_model_flags(), check=0)
     plan = json.loads(p.stdout)
     assert plan["inter_node_bw"] == 5e6, plan["inter_node_bw"]
+    # The cpu rates come from timing the model's kernels here, unless --no-calibrate.
+    assert plan["rates"].startswith("measured here"), plan["rates"]
+    assert 0 < plan["efficiency"] <= 1.05 and 0 <= plan["thread_scaling"] <= 1, plan
+    ref = json.loads(run(["plan", "--json", "--top", "1", "--device", "cpu", "--global-batch", "4",
+                          "--no-calibrate"] + tiny_model_flags(), check=0).stdout)
+    assert "not measured here" in ref["rates"] and ref["efficiency"] == 0.78, ref["rates"]
     dp2 = [c for c in plan["ranked"] if c["dp"] == 2 and c["zero"] == 0]
     assert dp2, "no dp2 layout"
     (b,) = dp2[0]["comm_bytes_per_stage"]
