@@ -99,7 +99,7 @@ int cmd_plan(const std::vector<std::string>& args) {
       "top", po::value(&top)->default_value(10), "layouts to list")(
       "no-calibrate", po::bool_switch(&no_calibrate),
       "cpu: use the reference CPU's rates instead of timing the model's kernels here (about "
-      "0.1-0.8 s)")("json", po::bool_switch(&json), "print the plan as JSON");
+      "0.1-1 s)")("json", po::bool_switch(&json), "print the plan as JSON");
   po::variables_map vm;
   if (auto rc = parse_options(
           "shardlm plan --model PRESET|CONFIG --global-batch G [options]\n\n"

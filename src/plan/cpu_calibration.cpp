@@ -20,16 +20,15 @@ namespace shardlm {
 
 namespace {
 
-constexpr int kMaxDim = 1024;     // a GEMM this wide already runs at its asymptotic rate
-constexpr int kMinTokens = 512;   // the rows of the probe's GEMMs: a micro-batch's tokens
-constexpr int kMaxTokens = 1024;  //
-constexpr int kMaxSeq = 1024;     // the attention probe's sequence
+constexpr int kMaxDim = 1024;  // a GEMM this wide already runs near its asymptotic rate
+constexpr int kTokens = 512;   // the rows of the probe's GEMMs: a micro-batch's tokens
+constexpr int kMaxSeq = 512;   // the attention probe's sequence
 constexpr int kMaxAttentionHeads = 4;
 // Runs of each probe, the best kept (the first warms the caches and oneDNN's kernel cache).
 // Several threads need more: each parallel region wakes the team, and on a shared machine one
 // of the cores is often busy for a moment.
 constexpr int kRunsOneThread = 4;
-constexpr int kRunsAllThreads = 10;
+constexpr int kRunsAllThreads = 8;
 
 // One probed kernel: `run` does a forward + backward worth `probe_flops`, standing for
 // `model_flops` per token of the model (its count of such layers included).
@@ -100,7 +99,7 @@ struct AttentionBuffers {
 };
 
 // The causal attention of a few heads (grouped-query when the model groups its heads) over
-// min(seq_len, 1024) positions; the model's count is the part of flops_per_token that grows
+// min(seq_len, 512) positions; the model's count is the part of flops_per_token that grows
 // with T.
 Probe attention_probe(KernelBackend& be, const ModelConfig& cfg, int seq_len) {
   const int T = std::min(seq_len, kMaxSeq), hd = cfg.head_dim();
@@ -172,9 +171,8 @@ CpuCalibration calibrate_cpu(const ModelConfig& cfg, int seq_len, double core_pe
   SHARDLM_CHECK(core_peak > 0 && seq_len > 0, "calibrate_cpu needs a peak and a sequence length");
   const double start = monotonic_seconds();
   KernelBackend& be = cpu_backend();
-  const int tokens = std::clamp(seq_len, kMinTokens, kMaxTokens);
   std::vector<Probe> probes;
-  add_matmul_probes(probes, be, cfg, tokens);
+  add_matmul_probes(probes, be, cfg, kTokens);
   probes.push_back(attention_probe(be, cfg, seq_len));
   double dense_flops = 0, attention_flops = 0;
   for (const Probe& p : probes) (p.attention ? attention_flops : dense_flops) += p.model_flops;

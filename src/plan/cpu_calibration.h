@@ -21,8 +21,8 @@ struct CpuCalibration {
 };
 
 // Times one forward + backward of every matmul of a layer and of the LM head (dimensions
-// capped at 1024, 512-1024 tokens) and of the attention of up to 4 heads at min(seq_len,
-// 1024), weighted by each one's share of the model's FLOPs: about 0.1-0.8 s. `core_peak`:
+// capped at 1024, 512 tokens) and of the attention of up to 4 heads at min(seq_len, 512),
+// weighted by each one's share of the model's FLOPs: about 0.1 s (tiny models) to 1 s. `core_peak`:
 // the core's FMA peak in FLOP/s already measured (kernels/cpu/peak_flops.h); the probe
 // measures it again between its kernels and keeps the higher. Leaves the OpenMP thread count
 // as it found it.
