@@ -12,6 +12,18 @@ using namespace shardlm;
 
 namespace {
 
+// The sanitizer build (-O1, instrumented) runs the FMA probe's loop well below the peak while
+// oneDNN's GEMMs (not instrumented) keep their speed: the ratio can exceed 1 there.
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool kPeakIsReal = false;
+#else
+constexpr bool kPeakIsReal = true;
+#endif
+#else
+constexpr bool kPeakIsReal = true;
+#endif
+
 ModelConfig small_gpt2() {
   ModelConfig m = model_preset("tiny");
   m.n_layer = 2;
@@ -26,9 +38,11 @@ void expect_sane(const CpuCalibration& c) {
   // A rate above the FMA peak would be a timing error (the probe's FLOP count or clock); a
   // rate near 0 a probe that did not run its kernels.
   EXPECT_GT(c.dense_efficiency, 0.05);
-  EXPECT_LT(c.dense_efficiency, 1.05);
   EXPECT_GT(c.attention_efficiency, 0.005);
-  EXPECT_LT(c.attention_efficiency, 1.05);
+  if (kPeakIsReal) {
+    EXPECT_LT(c.dense_efficiency, 1.05);
+    EXPECT_LT(c.attention_efficiency, 1.05);
+  }
   EXPECT_GE(c.thread_scaling, 0.0);
   EXPECT_LE(c.thread_scaling, 1.0);
   EXPECT_GT(c.seconds, 0.0);
