@@ -3,10 +3,13 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <functional>
 #include <memory>
+#include <thread>
 #include <vector>
 
 #include "core/clock.h"
@@ -25,10 +28,19 @@ constexpr int kTokens = 512;   // the rows of the probe's GEMMs: a micro-batch's
 constexpr int kMaxSeq = 512;   // the attention probe's sequence
 constexpr int kMaxAttentionHeads = 4;
 // Runs of each probe, the best kept (the first warms the caches and oneDNN's kernel cache).
-// Several threads need more: each parallel region wakes the team, and on a shared machine one
-// of the cores is often busy for a moment.
 constexpr int kRunsOneThread = 4;
-constexpr int kRunsAllThreads = 8;
+// An all-core sample counts only when the process got this share of its cores (CPU seconds /
+// wall seconds x threads): below it another process had one of them, and the sample measures
+// the neighbour, not how the kernels scale. A sample runs its probe back to back for at least
+// kSampleSeconds, because the kernel books the other threads' CPU time at its ticks (1-4 ms):
+// over 3 ms a quiet machine reads a share of 0.5 to 1.15, over 30 ms 0.95 to 1.05. A probe
+// with no quiet sample gets kBusyRetries more, each after a pause that lets a neighbour's
+// burst (the last job's ranks exiting) end.
+constexpr double kMinCoreShare = 0.9;
+constexpr double kSampleSeconds = 0.03;
+constexpr int kSamplesAllThreads = 5;
+constexpr int kBusyRetries = 8;
+constexpr double kBusyPauseSeconds = 0.05;
 
 // One probed kernel: `run` does a forward + backward worth `probe_flops`, standing for
 // `model_flops` per token of the model (its count of such layers included).
@@ -138,27 +150,72 @@ Probe attention_probe(KernelBackend& be, const ModelConfig& cfg, int seq_len) {
 // Seconds the model's FLOPs per token take at the probes' rates (each one's best of several
 // back-to-back runs, its data warm in cache as in a step), dense and attention apart, and the
 // best FMA peak of a core, measured before each probe. On one thread: the calling thread's
-// CPU seconds (a busy machine does not lower it); on several, wall seconds. Interleaving the
-// peak with the kernels makes a neighbour on the host that slows the core for a while lower
-// both or neither.
+// CPU seconds (a busy machine does not lower it); on several, wall seconds of the runs that had
+// the cores to themselves. Interleaving the peak with the kernels makes a neighbour on the host
+// that slows the core for a while lower both or neither.
 struct ModelSeconds {
   double dense = 0, attention = 0;
-  double core_peak = 0;  // FLOP/s; one thread only
+  double core_peak = 0;     // FLOP/s; one thread only
+  bool cores_busy = false;  // several threads: a probe never had all cores to itself
 };
+
+// The best seconds of kRunsOneThread single-thread runs of `p`, in thread CPU time.
+double best_one_thread(const Probe& p) {
+  double best = 0;
+  for (int r = 0; r < kRunsOneThread; ++r) {
+    const double cpu0 = thread_cpu_seconds();
+    p.run();
+    const double t = std::max(thread_cpu_seconds() - cpu0, 1e-9);
+    if (r == 0 || t < best) best = t;
+  }
+  return best;
+}
+
+// One all-core sample of `p`: `runs` back-to-back runs.
+struct Sample {
+  double seconds_per_run = 0;
+  double core_share = 0;  // CPU seconds / (wall seconds x threads)
+};
+
+Sample all_core_sample(const Probe& p, int threads, int runs) {
+  const double wall0 = monotonic_seconds(), cpu0 = process_cpu_seconds();
+  for (int r = 0; r < runs; ++r) p.run();
+  const double wall = std::max(monotonic_seconds() - wall0, 1e-9);
+  return {wall / runs, (process_cpu_seconds() - cpu0) / (wall * threads)};
+}
+
+// The best seconds per run of the all-core samples of `p` that had kMinCoreShare of the
+// cores; 0 when none did.
+double best_all_threads(const Probe& p, int threads) {
+  const double warm = all_core_sample(p, threads, 1).seconds_per_run;
+  const int runs = static_cast<int>(std::clamp(std::ceil(kSampleSeconds / warm), 1.0, 1e4));
+  double best = 0;
+  for (int s = 0; s < kSamplesAllThreads + kBusyRetries; ++s) {
+    if (s >= kSamplesAllThreads) {
+      if (best > 0) break;
+      std::this_thread::sleep_for(std::chrono::duration<double>(kBusyPauseSeconds));
+    }
+    const Sample sample = all_core_sample(p, threads, runs);
+    if (sample.core_share >= kMinCoreShare && (best == 0 || sample.seconds_per_run < best))
+      best = sample.seconds_per_run;
+  }
+  return best;
+}
 
 ModelSeconds model_seconds(const std::vector<Probe>& probes, int threads) {
   cpu::set_cpu_threads(threads);
   ModelSeconds s;
   for (const Probe& p : probes) {
-    if (threads == 1)
-      s.core_peak = std::max(s.core_peak, cpu::measure_fma_peak(0.01, 1).cpu_gflops * 1e9);
     double best = 0;
-    const int runs = threads == 1 ? kRunsOneThread : kRunsAllThreads;
-    for (int r = 0; r < runs; ++r) {
-      const double wall0 = monotonic_seconds(), cpu0 = thread_cpu_seconds();
-      p.run();
-      const double t = threads == 1 ? thread_cpu_seconds() - cpu0 : monotonic_seconds() - wall0;
-      if (r == 0 || t < best) best = std::max(t, 1e-9);
+    if (threads == 1) {
+      s.core_peak = std::max(s.core_peak, cpu::measure_fma_peak(0.01, 1).cpu_gflops * 1e9);
+      best = best_one_thread(p);
+    } else {
+      best = best_all_threads(p, threads);
+      if (best == 0) {
+        s.cores_busy = true;
+        break;
+      }
     }
     (p.attention ? s.attention : s.dense) += best * p.model_flops / p.probe_flops;
   }
@@ -186,8 +243,11 @@ CpuCalibration calibrate_cpu(const ModelConfig& cfg, int seq_len, double core_pe
   c.attention_efficiency = attention_flops / one.attention / c.core_peak;
   if (c.threads > 1) {
     const ModelSeconds all = model_seconds(probes, c.threads);
-    const double speedup = (one.dense + one.attention) / (all.dense + all.attention);
-    c.thread_scaling = std::clamp((speedup - 1.0) / (c.threads - 1), 0.0, 1.0);
+    c.cores_busy = all.cores_busy;
+    if (!c.cores_busy) {
+      const double speedup = (one.dense + one.attention) / (all.dense + all.attention);
+      c.thread_scaling = std::clamp((speedup - 1.0) / (c.threads - 1), 0.0, 1.0);
+    }
   }
   cpu::set_cpu_threads(before);
   c.seconds = monotonic_seconds() - start;
@@ -198,13 +258,14 @@ void apply_calibration(DeviceSpec& device, const CpuCalibration& c) {
   device.peak_flops = device.cores * c.core_peak;
   device.efficiency = c.dense_efficiency;
   device.attention_efficiency = c.attention_efficiency;
-  if (c.threads > 1) device.thread_scaling = c.thread_scaling;
-  char what[160];
+  if (c.threads > 1 && !c.cores_busy) device.thread_scaling = c.thread_scaling;
+  char what[200];
   std::snprintf(what, sizeof what,
                 "measured here in %.2f s: matmuls %.0f%%, attention %.0f%% of a core's peak, "
-                "a thread past the first %.2f of a core",
+                "a thread past the first %.2f of a core%s",
                 c.seconds, 100 * c.dense_efficiency, 100 * c.attention_efficiency,
-                device.thread_scaling);
+                device.thread_scaling,
+                c.cores_busy ? " (reference: another process kept a core busy)" : "");
   device.rates_source = what;
 }
 

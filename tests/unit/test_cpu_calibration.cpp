@@ -2,8 +2,14 @@
 // machine, and what it reports is a rate the kernels can actually reach.
 #include <gtest/gtest.h>
 #include <omp.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <vector>
 
 #include "kernels/cpu/peak_flops.h"
+#include "kernels/cpu/threads.h"
 #include "model/config.h"
 #include "plan/cpu_calibration.h"
 #include "plan/device.h"
@@ -86,6 +92,44 @@ TEST(CpuCalibration, ApplyReplacesTheReferenceRatesAndSaysSo) {
   c.thread_scaling = 0;
   apply_calibration(one, c);
   EXPECT_EQ(one.thread_scaling, device_spec("cpu").thread_scaling);
+  // A probe that never had the cores to itself keeps the reference figure and says why.
+  DeviceSpec busy = device_spec("cpu");
+  c.threads = 2;
+  c.cores_busy = true;
+  apply_calibration(busy, c);
+  EXPECT_EQ(busy.thread_scaling, device_spec("cpu").thread_scaling);
+  EXPECT_NE(busy.rates_source.find("busy"), std::string::npos) << busy.rates_source;
+}
+
+// Child processes that keep every core busy until they are killed.
+class Spinners {
+ public:
+  explicit Spinners(int n) {
+    for (int i = 0; i < n; ++i) {
+      const pid_t pid = fork();
+      if (pid == 0) {
+        volatile unsigned x = 0;
+        for (;;) x = x + 1;
+      }
+      if (pid > 0) pids_.push_back(pid);
+    }
+  }
+  ~Spinners() {
+    for (pid_t pid : pids_) kill(pid, SIGKILL);
+    for (pid_t pid : pids_) waitpid(pid, nullptr, 0);
+  }
+
+ private:
+  std::vector<pid_t> pids_;
+};
+
+TEST(CpuCalibration, ANeighbourOnTheCoresIsNotTakenForPoorScaling) {
+  if (cpu::usable_cpu_count() < 2) GTEST_SKIP() << "one core: no all-core probe";
+  // As many spinning processes as cores: each of the probe's threads gets about half a core,
+  // which an all-core run must not count (before this check it read thread_scaling 0).
+  const Spinners neighbours(cpu::usable_cpu_count());
+  const CpuCalibration c = calibrate_cpu(small_gpt2(), 64, cpu::core_peak_flops());
+  EXPECT_TRUE(c.cores_busy) << "thread_scaling " << c.thread_scaling;
 }
 
 }  // namespace
