@@ -215,7 +215,7 @@ ByteLevelBpeSpec parse_tokenizer_json(std::string_view json, const std::string& 
   Json j;
   try {
     j = Json::parse(json);
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {  // a syntax error, or a number past a double's range
     fail("tokenizer.json " + origin + " is not valid JSON (truncated or damaged?): " + e.what());
   }
   if (!j.is_object()) fail("tokenizer.json " + origin + " is not a JSON object");

@@ -283,6 +283,11 @@ TEST(BpeTokenizer, RefusesWhatItDoesNotReadNamingFileAndField) {
   testing::write_file(dir / "cut.json", bytes.substr(0, bytes.size() / 2));
   expect_error([&] { Tokenizer::from_file((dir / "cut.json").string()); },
                {(dir / "cut.json").string(), "not valid JSON"});
+  // A number past a double's range is an out_of_range, not a parse_error, in nlohmann-json
+  // (found by fuzz_tokenizer_json: it ended the process).
+  testing::write_file(dir / "huge.json", R"({"model": {"dropout": 2e542}})");
+  expect_error([&] { Tokenizer::from_file((dir / "huge.json").string()); },
+               {(dir / "huge.json").string(), "not valid JSON", "number overflow"});
   fs::remove_all(dir);
 }
 
